@@ -1,0 +1,5 @@
+from shared.worker import run_worker
+
+from .worker import serve
+
+run_worker("asyncio", serve)

@@ -1,0 +1,127 @@
+"""The asyncio worker: one DEALER socket (``zmq.asyncio``), one task per call, sync tools in a thread pool.
+
+Cancellation: a CANCEL frame cancels the call's task; a sync tool's thread cannot be interrupted, so its
+context is marked cancelled (``ctx.cancelled``) and its result is dropped. A deadline that expires answers
+the call with a timeout error and cancels it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import zmq
+import zmq.asyncio
+
+from shared.tool_host import PreparedCall, ToolHost
+from shared.worker import EXIT_ORPHANED, WorkerBase, WorkerOptions
+
+logger = logging.getLogger("mcp_supervisor.worker")
+
+try:  # uvloop is optional: a faster loop when it is installed
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
+
+class AsyncioWorker(WorkerBase):
+    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
+        super().__init__(options, host)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="tool")
+        self._exit: asyncio.Future[int] | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def send(self, frame: bytes) -> None:
+        assert self._socket is not None
+        self._socket.send(frame, copy=False)
+
+    def send_threadsafe(self, frame: bytes) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.send, frame)
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def start_call(self, call: PreparedCall) -> None:
+        assert self._loop is not None
+        self._tasks[call.call_id] = self._loop.create_task(self._run(call))
+
+    def cancel_call(self, call_id: int) -> None:
+        task = self._tasks.get(call_id)
+        if task is not None:
+            task.cancel()
+
+    def request_exit(self, code: int) -> None:
+        if self._exit is not None and not self._exit.done():
+            self._exit.set_result(code)
+
+    async def _run(self, call: PreparedCall) -> None:
+        """Run one call and send its RESULT; sends nothing when the call is cancelled."""
+        try:
+            try:
+                async with asyncio.timeout(call.timeout) as deadline:
+                    if call.spec.is_async:
+                        value = await call.invoke()
+                    else:
+                        value = await self._loop.run_in_executor(self._pool, call.invoke)  # type: ignore[union-attr]
+            except TimeoutError as exc:
+                call.context.mark_cancelled()
+                frame = (
+                    self.host.timeout_frame(call)
+                    if deadline.expired()
+                    else self.host.failure_frame(call, exc)
+                )
+            except asyncio.CancelledError:
+                call.context.mark_cancelled()
+                raise
+            except Exception as exc:
+                frame = self.host.failure_frame(call, exc)
+            else:
+                frame = self.host.result_frame(call, value)
+            self.send(frame)
+        finally:
+            self._tasks.pop(call.call_id, None)
+
+    async def _heartbeats(self) -> None:
+        while self.heartbeat():
+            await asyncio.sleep(self.options.heartbeat_interval)
+        self.request_exit(EXIT_ORPHANED)
+
+    async def _receive(self) -> None:
+        assert self._socket is not None
+        while True:
+            self.handle(await self._socket.recv())
+
+    async def serve(self) -> int:
+        """Connect, announce READY and answer the router until STOP; returns the exit code."""
+        self._loop = asyncio.get_running_loop()
+        self.mark_loop_thread()
+        self._exit = self._loop.create_future()
+        context = zmq.asyncio.Context()
+        self._socket = context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.IDENTITY, self.options.identity)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
+        self._socket.connect(self.options.router)
+        self.send(self.ready_frame())
+        background = [self._loop.create_task(self._receive()), self._loop.create_task(self._heartbeats())]
+        try:
+            return await self._exit
+        finally:
+            for task in [*background, *self._tasks.values()]:
+                task.cancel()
+            await asyncio.gather(*background, *self._tasks.values(), return_exceptions=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._socket.close(linger=1000)
+            context.term()
+
+
+def serve(options: WorkerOptions, host: ToolHost) -> int:
+    """Run the asyncio worker to completion (uvloop when available); returns the exit code."""
+    worker = AsyncioWorker(options, host)
+    if uvloop is not None:
+        return uvloop.run(worker.serve())
+    return asyncio.run(worker.serve())

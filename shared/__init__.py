@@ -1,0 +1,42 @@
+"""The package every mcp-supervisor process imports: tool metadata, runtime detection, the tool context and
+the router⇄worker wire protocol. Runtime-neutral: nothing here depends on asyncio or Trio."""
+
+from .context import ToolContext
+from .detection import clear_cache, detect_runtime
+from .errors import (
+    CallError,
+    CallTimeoutError,
+    ConfigError,
+    InvalidArgumentsError,
+    NoWorkerError,
+    ProtocolError,
+    ServerBusyError,
+    SupervisorError,
+    ToolDefinitionError,
+    UnknownToolError,
+    WorkerLostError,
+)
+from .metadata import ToolMetadata, ToolMetadataRegistry, get_registry, tool_metadata
+from .protocol import PROTOCOL_VERSION
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "CallError",
+    "CallTimeoutError",
+    "ConfigError",
+    "InvalidArgumentsError",
+    "NoWorkerError",
+    "ProtocolError",
+    "ServerBusyError",
+    "SupervisorError",
+    "ToolContext",
+    "ToolDefinitionError",
+    "ToolMetadata",
+    "ToolMetadataRegistry",
+    "UnknownToolError",
+    "WorkerLostError",
+    "clear_cache",
+    "detect_runtime",
+    "get_registry",
+    "tool_metadata",
+]

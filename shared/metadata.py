@@ -1,0 +1,284 @@
+"""Tool metadata: what a tool is, where it runs and how it may be called.
+
+``ToolMetadata`` carries the original design's eleven attributes (name, runtime, requires_p2p, category,
+priority, timeout_seconds, retry_policy, memory_intensive, cpu_intensive, io_intensive, mcp_schema,
+mcp_description) plus what a production server needs: a title, the MCP tool annotations (read-only,
+idempotent, destructive, open-world) and a per-tool ``max_concurrency``.
+
+``@tool_metadata(...)`` attaches a ``ToolMetadata`` to a function and registers it in the process-wide
+``ToolMetadataRegistry`` (``get_registry()``). Every worker process imports the configured tool modules and
+turns each registered function of its own runtime into an MCP tool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypeVar, overload
+
+from .errors import ToolDefinitionError
+
+Runtime = Literal["asyncio", "trio"]
+RuntimeChoice = Literal["asyncio", "trio", "auto"]
+RetryPolicy = Literal["none", "exponential", "linear"]
+
+RUNTIMES: tuple[Runtime, ...] = ("asyncio", "trio")
+RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("asyncio", "trio", "auto")
+RETRY_POLICIES: tuple[RetryPolicy, ...] = ("none", "exponential", "linear")
+
+METADATA_ATTRIBUTE = "__tool_metadata__"
+"""Name of the attribute ``@tool_metadata`` sets on the decorated function."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ToolMetadata:
+    """Everything the server knows about one tool besides its code.
+
+    Raises ``ToolDefinitionError`` at construction when a value is out of range, naming the field.
+
+    Attributes:
+        name: The MCP tool name (letters, digits, ``_``, ``-``, ``.``; 1-128 characters).
+        runtime: ``"asyncio"``, ``"trio"`` or ``"auto"`` (decided by ``detect_runtime``).
+        requires_p2p: The tool needs the P2P task-queue worker.
+        category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
+        priority: 0 (lowest) to 10 (highest); default 5.
+        timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.
+        retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; used by the task queue.
+        memory_intensive, cpu_intensive, io_intensive: Scheduling hints.
+        mcp_schema: An explicit JSON input schema; by default it is generated from the type hints.
+        mcp_description: The tool description; by default the function's docstring.
+        title: A human-readable title shown by clients.
+        read_only, idempotent, destructive, open_world: MCP tool annotations; ``None`` leaves a hint unsaid.
+        max_concurrency: At most this many calls of the tool run at once in one worker (``None``: no limit).
+    """
+
+    name: str
+    runtime: RuntimeChoice = "auto"
+    requires_p2p: bool = False
+    category: str = "general"
+    priority: int = 5
+    timeout_seconds: float | None = 30.0
+    retry_policy: RetryPolicy = "none"
+    memory_intensive: bool = False
+    cpu_intensive: bool = False
+    io_intensive: bool = False
+    mcp_schema: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    mcp_description: str | None = None
+    title: str | None = None
+    read_only: bool | None = None
+    idempotent: bool | None = None
+    destructive: bool | None = None
+    open_world: bool | None = None
+    max_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.name, str)
+            or not 1 <= len(self.name) <= 128
+            or not all(c.isalnum() or c in "_-." for c in self.name)
+        ):
+            raise ToolDefinitionError(
+                f"tool name {self.name!r} is invalid: use 1-128 letters, digits, '_', '-' or '.'"
+            )
+        if self.runtime not in RUNTIME_CHOICES:
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: runtime={self.runtime!r} is invalid; allowed: asyncio, trio, auto"
+            )
+        if (
+            isinstance(self.priority, bool)
+            or not isinstance(self.priority, int)
+            or not 0 <= self.priority <= 10
+        ):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: priority={self.priority!r} must be an integer 0..10"
+            )
+        if self.timeout_seconds is not None and (
+            isinstance(self.timeout_seconds, bool)
+            or not isinstance(self.timeout_seconds, (int, float))
+            or not self.timeout_seconds > 0
+        ):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: timeout_seconds={self.timeout_seconds!r} must be a positive number or None"
+            )
+        if self.retry_policy not in RETRY_POLICIES:
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: retry_policy={self.retry_policy!r} is invalid; "
+                "allowed: none, exponential, linear"
+            )
+        if self.max_concurrency is not None and (
+            isinstance(self.max_concurrency, bool)
+            or not isinstance(self.max_concurrency, int)
+            or self.max_concurrency < 1
+        ):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: max_concurrency={self.max_concurrency!r} must be a positive integer or None"
+            )
+        if self.mcp_schema is not None and (
+            not isinstance(self.mcp_schema, dict) or self.mcp_schema.get("type") != "object"
+        ):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: mcp_schema must be a JSON schema of type 'object'"
+            )
+
+    def annotations(self) -> dict[str, Any]:
+        """The MCP ``ToolAnnotations`` object for this tool, with only the hints that were stated."""
+        hints: dict[str, Any] = {}
+        if self.title is not None:
+            hints["title"] = self.title
+        for attribute, key in (
+            ("read_only", "readOnlyHint"),
+            ("idempotent", "idempotentHint"),
+            ("destructive", "destructiveHint"),
+            ("open_world", "openWorldHint"),
+        ):
+            value = getattr(self, attribute)
+            if value is not None:
+                hints[key] = value
+        return hints
+
+    @property
+    def retry_safe(self) -> bool:
+        """Whether a call may be sent again after its worker died: read-only or idempotent tools only."""
+        return bool(self.read_only or self.idempotent)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata as plain data (msgpack- and JSON-safe)."""
+        return asdict(self)
+
+
+class ToolMetadataRegistry:
+    """A thread-safe registry of tool metadata and the functions behind it.
+
+    Tool names are unique: registering a second, different function under a name that is taken raises
+    ``ToolDefinitionError`` naming both functions. Registering the same function again replaces its entry
+    (a module reloaded in place).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._metadata: dict[str, ToolMetadata] = {}
+        self._functions: dict[str, Callable[..., Any]] = {}
+
+    def register(self, metadata: ToolMetadata, func: Callable[..., Any] | None = None) -> None:
+        """Add ``metadata`` (and the function it describes, if given) to the registry."""
+        with self._lock:
+            existing = self._functions.get(metadata.name)
+            if (
+                existing is not None
+                and func is not None
+                and _qualified_name(existing) != _qualified_name(func)
+            ):
+                raise ToolDefinitionError(
+                    f"tool name {metadata.name!r} is defined twice: by {_qualified_name(existing)} "
+                    f"and by {_qualified_name(func)}"
+                )
+            self._metadata[metadata.name] = metadata
+            if func is not None:
+                self._functions[metadata.name] = func
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool; a no-op when it is not registered."""
+        with self._lock:
+            self._metadata.pop(name, None)
+            self._functions.pop(name, None)
+
+    def get(self, name: str) -> ToolMetadata | None:
+        """The metadata registered under ``name``, or ``None``."""
+        with self._lock:
+            return self._metadata.get(name)
+
+    def get_function(self, name: str) -> Callable[..., Any] | None:
+        """The function registered under ``name``, or ``None``."""
+        with self._lock:
+            return self._functions.get(name)
+
+    def list_all(self) -> list[ToolMetadata]:
+        """Every registered tool's metadata, sorted by name."""
+        with self._lock:
+            return [self._metadata[name] for name in sorted(self._metadata)]
+
+    def get_by_runtime(self, runtime: str) -> list[ToolMetadata]:
+        """Tools whose metadata names ``runtime`` explicitly (``"auto"`` tools are not resolved here)."""
+        return [m for m in self.list_all() if m.runtime == runtime]
+
+    def get_by_category(self, category: str) -> list[ToolMetadata]:
+        """Tools of one category, sorted by name."""
+        return [m for m in self.list_all() if m.category == category]
+
+    def clear(self) -> None:
+        """Forget every tool (used by tests)."""
+        with self._lock:
+            self._metadata.clear()
+            self._functions.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._metadata)
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._metadata
+
+
+_registry = ToolMetadataRegistry()
+
+
+def get_registry() -> ToolMetadataRegistry:
+    """The process-wide registry that ``@tool_metadata`` writes to."""
+    return _registry
+
+
+@overload
+def tool_metadata(func: F, /) -> F: ...
+@overload
+def tool_metadata(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    runtime: RuntimeChoice = "auto",
+    registry: ToolMetadataRegistry | None = None,
+    **fields: Any,
+) -> Callable[[F], F]: ...
+def tool_metadata(
+    func: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    runtime: RuntimeChoice = "auto",
+    registry: ToolMetadataRegistry | None = None,
+    **fields: Any,
+) -> F | Callable[[F], F]:
+    """Declare a function an MCP tool, usable bare (``@tool_metadata``) or with arguments.
+
+    The keyword arguments are ``ToolMetadata`` fields; ``name`` defaults to the function's name. The
+    function is returned unchanged apart from a ``__tool_metadata__`` attribute, so it stays callable
+    directly (in tests, for example).
+
+    Raises:
+        ToolDefinitionError: a field is invalid or unknown, or the name is taken by another function.
+    """
+
+    def decorate(target: F) -> F:
+        if not callable(target):
+            raise ToolDefinitionError(f"@tool_metadata must decorate a function, not {target!r}")
+        unknown = set(fields) - set(ToolMetadata.__dataclass_fields__)
+        if unknown:
+            raise ToolDefinitionError(
+                f"@tool_metadata on {_qualified_name(target)}: unknown field(s) {', '.join(sorted(unknown))}"
+            )
+        metadata = ToolMetadata(name=name or target.__name__, runtime=runtime, **fields)
+        setattr(target, METADATA_ATTRIBUTE, metadata)
+        (registry or _registry).register(metadata, target)
+        return target
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+def _qualified_name(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"

@@ -1,0 +1,198 @@
+"""The router⇄worker wire protocol: message types, encoding and limits.
+
+Every message is one ZeroMQ frame holding one msgpack array ``[type, field, field, ...]``; the ROUTER
+side adds the worker's identity frame in front. A fixed array instead of a map keeps frames small and
+decoding cheap (see docs/protocol.md for the measurement). Field order is the order of the NamedTuple
+below; a frame with the wrong number of fields, an unknown type or a different ``PROTOCOL_VERSION`` in
+READY is a ``ProtocolError``. Never pickle: msgpack only, with ``raw=False`` and bounded sizes.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+import msgpack
+
+from .errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+"""Bumped on every incompatible change; the router refuses a READY that carries another version."""
+
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+"""Largest frame either side accepts (``ZMQ_MAXMSGSIZE``); configurable as ``max_message_size``."""
+
+
+class MessageType(IntEnum):
+    READY = 1
+    HEARTBEAT = 2
+    CALL = 3
+    CANCEL = 4
+    PROGRESS = 5
+    LOG = 6
+    REQUEST = 7
+    REPLY = 8
+    RESULT = 9
+    ERROR = 10
+    DRAIN = 11
+    STOP = 12
+
+
+class Ready(NamedTuple):
+    """worker → router, once, after the tool modules are imported."""
+
+    worker_id: str
+    pid: int
+    runtime: str
+    protocol_version: int
+    catalog: list[dict[str, Any]]
+    load_errors: list[str]
+
+
+class Heartbeat(NamedTuple):
+    """Both directions, every ``heartbeat_interval``; ``in_flight`` is the sender's count of open calls."""
+
+    in_flight: int
+
+
+class Call(NamedTuple):
+    """router → worker: run ``tool`` with ``arguments``; ``timeout`` is seconds from now or None."""
+
+    call_id: int
+    tool: str
+    arguments: dict[str, Any]
+    timeout: float | None
+    progress_token: str | int | None
+    meta: dict[str, Any] | None
+
+
+class Cancel(NamedTuple):
+    """router → worker: cancel a call; the worker sends nothing more for it."""
+
+    call_id: int
+    reason: str
+
+
+class Progress(NamedTuple):
+    """worker → router: a progress report of a running call."""
+
+    call_id: int
+    progress: float
+    total: float | None
+    message: str | None
+
+
+class Log(NamedTuple):
+    """worker → router: a log message a tool sent to the client (``ctx.log``)."""
+
+    call_id: int
+    level: str
+    logger: str | None
+    data: Any
+
+
+class Request(NamedTuple):
+    """worker → router: a request made by a tool (sampling, elicitation, tool call)."""
+
+    call_id: int
+    request_id: int
+    method: str
+    params: dict[str, Any]
+
+
+class Reply(NamedTuple):
+    """router → worker: the answer to a Request; exactly one of ``result`` and ``error`` is set."""
+
+    request_id: int
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+class Result(NamedTuple):
+    """worker → router: the call finished; ``result`` is an MCP ``CallToolResult`` in wire form."""
+
+    call_id: int
+    result: dict[str, Any]
+
+
+class Error(NamedTuple):
+    """worker → router: the call could not start (unknown tool, invalid arguments): a protocol error."""
+
+    call_id: int
+    code: int
+    message: str
+
+
+class Drain(NamedTuple):
+    """router → worker: take no new calls; finish the ones in flight."""
+
+
+class Stop(NamedTuple):
+    """router → worker: exit now (after cancelling what is left)."""
+
+    reason: str
+
+
+Message = Ready | Heartbeat | Call | Cancel | Progress | Log | Request | Reply | Result | Error | Drain | Stop
+
+_TYPE_OF: dict[type, MessageType] = {
+    Ready: MessageType.READY,
+    Heartbeat: MessageType.HEARTBEAT,
+    Call: MessageType.CALL,
+    Cancel: MessageType.CANCEL,
+    Progress: MessageType.PROGRESS,
+    Log: MessageType.LOG,
+    Request: MessageType.REQUEST,
+    Reply: MessageType.REPLY,
+    Result: MessageType.RESULT,
+    Error: MessageType.ERROR,
+    Drain: MessageType.DRAIN,
+    Stop: MessageType.STOP,
+}
+_CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
+
+_packer_options: dict[str, Any] = {"use_bin_type": True}
+
+
+def encode(message: Message) -> bytes:
+    """One msgpack frame for ``message``.
+
+    Raises:
+        ProtocolError: a field holds something msgpack cannot carry (for example a set or a datetime).
+    """
+    try:
+        return msgpack.packb((_TYPE_OF[type(message)], *message), **_packer_options)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProtocolError(f"cannot encode {type(message).__name__}: {exc}") from None
+
+
+def decode(frame: bytes) -> Message:
+    """The message held by one frame.
+
+    Raises:
+        ProtocolError: the frame is not msgpack, not an array, of an unknown type or of the wrong arity.
+    """
+    try:
+        parts = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise ProtocolError(f"undecodable frame ({len(frame)} bytes): {type(exc).__name__}") from None
+    if not isinstance(parts, list) or not parts or not isinstance(parts[0], int):
+        raise ProtocolError("frame is not a [type, ...] array")
+    cls = _CLASS_OF.get(parts[0])
+    if cls is None:
+        raise ProtocolError(f"unknown message type {parts[0]}")
+    try:
+        return cls(*parts[1:])  # type: ignore[no-any-return]
+    except TypeError:
+        raise ProtocolError(
+            f"{cls.__name__} frame has {len(parts) - 1} fields, expected {len(cls._fields)}"  # type: ignore[attr-defined]
+        ) from None
+
+
+def check_ready(message: Ready) -> None:
+    """Refuse a READY from a worker speaking another protocol version."""
+    if message.protocol_version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"worker {message.worker_id} speaks protocol version {message.protocol_version}, "
+            f"the router speaks {PROTOCOL_VERSION}: install the same mcp-supervisor version for both"
+        )

@@ -1,0 +1,170 @@
+"""The runtime-independent half of a worker: tool loading, call preparation and result frames.
+
+``ToolHost`` imports the configured tool modules, keeps the tools of its own runtime and turns every
+router message about a call into the frame the worker sends back. The asyncio and Trio workers only add
+what their event loop requires: running the coroutine or the thread, deadlines and cancellation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .context import ToolContext
+from .errors import CallError, ProtocolError, ToolDefinitionError, UnknownToolError
+from .metadata import Runtime, get_registry
+from .protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
+from .results import error_result, to_call_tool_result
+from .schema import ToolSpec, build_tool_spec
+
+DEFAULT_TOOL_MODULES = ("shared.builtin_tools",)
+"""Loaded when no tool module is configured."""
+
+logger = logging.getLogger("mcp_supervisor.worker")
+
+
+@dataclass(slots=True)
+class PreparedCall:
+    """A call that passed lookup and validation and is ready to run."""
+
+    call_id: int
+    spec: ToolSpec
+    kwargs: dict[str, Any]
+    context: ToolContext
+    timeout: float | None
+
+    def invoke(self) -> Any:
+        """Call the function: a coroutine for an async tool, the result for a sync one."""
+        return self.spec.func(**self.kwargs)
+
+
+class ToolHost:
+    """The tools of one worker process and the frames that answer calls to them."""
+
+    def __init__(self, worker_id: str, runtime: Runtime, modules: list[str], max_message_size: int) -> None:
+        self.worker_id = worker_id
+        self.runtime = runtime
+        self.modules = list(modules) or list(DEFAULT_TOOL_MODULES)
+        self.max_message_size = max_message_size
+        self.tools: dict[str, ToolSpec] = {}
+        self.load_errors: list[str] = []
+
+    def load(self) -> None:
+        """Import every tool module and build the tools of this runtime.
+
+        Never raises for a bad module: each failure becomes one line in ``load_errors`` (announced in
+        READY) and its traceback goes to this worker's log; the other modules' tools are served.
+        """
+        for module in self.modules:
+            try:
+                importlib.import_module(module)
+            except BaseException as exc:  # SystemExit from a module must not end the worker silently
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                message = f"tool module {module!r} failed to import: {type(exc).__name__}: {_one_line(exc)}"
+                logger.error("%s", message, exc_info=True)
+                self.load_errors.append(message)
+        registry = get_registry()
+        for metadata in registry.list_all():
+            func = registry.get_function(metadata.name)
+            if func is None:
+                continue
+            try:
+                spec = build_tool_spec(func, metadata)
+            except ToolDefinitionError as exc:
+                self.load_errors.append(str(exc))
+                logger.error("%s", exc)
+                continue
+            if spec.runtime == self.runtime:
+                self.tools[spec.name] = spec
+
+    def ready(self) -> Ready:
+        return Ready(
+            self.worker_id,
+            os.getpid(),
+            self.runtime,
+            PROTOCOL_VERSION,
+            [spec.catalog_entry() for spec in self.tools.values()],
+            self.load_errors,
+        )
+
+    def prepare(self, call: Call, emit: Callable[[Message], None]) -> PreparedCall:
+        """Look the tool up and validate the arguments.
+
+        Raises:
+            UnknownToolError, InvalidArgumentsError: answer with ``error_frame``.
+        """
+        spec = self.tools.get(call.tool)
+        if spec is None:
+            raise UnknownToolError(f"unknown tool {call.tool!r} on worker {self.worker_id}")
+        kwargs = spec.parse_arguments(call.arguments)
+        timeout = _earliest(call.timeout, spec.metadata.timeout_seconds)
+        context = ToolContext(
+            call_id=call.call_id,
+            tool=spec.name,
+            worker_id=self.worker_id,
+            runtime=self.runtime,
+            deadline=None if timeout is None else time.monotonic() + timeout,
+            progress_token=call.progress_token,
+            meta=call.meta,
+            emit=emit,
+        )
+        if spec.context_parameter is not None:
+            kwargs[spec.context_parameter] = context
+        return PreparedCall(call.call_id, spec, kwargs, context, timeout)
+
+    def error_frame(self, call_id: int, error: CallError) -> bytes:
+        """An ERROR frame: the call did not start (a protocol error for the client)."""
+        return encode(Error(call_id, error.code, str(error)))
+
+    def result_frame(self, call: PreparedCall, value: Any) -> bytes:
+        """The RESULT frame for what the tool returned; an unrepresentable or oversized value becomes a
+        tool error naming the problem."""
+        try:
+            frame = encode(Result(call.call_id, to_call_tool_result(value)))
+        except (TypeError, ProtocolError) as exc:
+            return self.failure_frame(call, exc)
+        if len(frame) > self.max_message_size:
+            return self._error_result(
+                call,
+                f"tool {call.spec.name!r} returned {len(frame)} bytes, over the limit of "
+                f"{self.max_message_size} bytes (max_message_size)",
+            )
+        return frame
+
+    def failure_frame(self, call: PreparedCall, exc: BaseException) -> bytes:
+        """The RESULT frame (``isError: true``) for a tool that raised; the traceback stays in this log."""
+        logger.error(
+            "tool %r (call %d) raised %s", call.spec.name, call.call_id, type(exc).__name__, exc_info=exc
+        )
+        return self._error_result(
+            call, f"tool {call.spec.name!r} failed: {type(exc).__name__}: {_one_line(exc)}"
+        )
+
+    def timeout_frame(self, call: PreparedCall) -> bytes:
+        """The RESULT frame for a call that outlived its deadline."""
+        return self._error_result(call, f"tool {call.spec.name!r} timed out after {call.timeout:g} s")
+
+    def _error_result(self, call: PreparedCall, message: str) -> bytes:
+        return encode(Result(call.call_id, error_result(message)))
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] if text else "(no message)"
+
+
+__all__ = ["DEFAULT_TOOL_MODULES", "PreparedCall", "ToolHost"]

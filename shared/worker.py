@@ -1,0 +1,235 @@
+"""What every worker process does, whatever its event loop.
+
+``run_worker`` is the entry point of ``python -m asyncio_worker`` and ``python -m trio_worker``: it parses
+the command line the supervisor wrote, ties the process's life to the supervisor's (``PR_SET_PDEATHSIG``
+and a ``getppid()`` check right after it, which closes the race where the parent died first), sets up
+logging to stderr (the supervisor captures it line by line) and loads the tools.
+
+``WorkerBase`` decodes router frames and dispatches them; a runtime subclass supplies ``send``,
+``send_threadsafe``, ``start_call``, ``cancel_call`` and ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from .errors import CallError, ProtocolError
+from .metadata import Runtime
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Call, Cancel, Drain, Heartbeat, Message, Stop, decode, encode
+from .tool_host import PreparedCall, ToolHost
+
+HEARTBEAT_INTERVAL = 1.0
+LIVENESS_MISSES = 3
+
+EXIT_OK = 0
+EXIT_ORPHANED = 3
+"""The supervisor was gone when the worker started or stopped answering heartbeats."""
+EXIT_PROTOCOL = 4
+"""The router refused this worker (protocol version) or sent something undecodable."""
+
+PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger("mcp_supervisor.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    worker_id: str
+    runtime: Runtime
+    router: str
+    modules: list[str]
+    parent_pid: int
+    cpu: int | None
+    threads: int
+    heartbeat_interval: float
+    max_message_size: int
+    log_level: str
+
+    @property
+    def identity(self) -> bytes:
+        """The ZeroMQ identity: the worker id plus the pid, unique for each incarnation."""
+        return f"{self.worker_id}/{os.getpid()}".encode()
+
+
+def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOptions:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {runtime}_worker", description=f"mcp-supervisor {runtime} worker"
+    )
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--router", required=True, help="ZeroMQ endpoint of the supervisor's router")
+    parser.add_argument("--tools", action="append", default=[], help="tool module to import (repeatable)")
+    parser.add_argument("--parent-pid", type=int, default=os.getppid())
+    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU core")
+    parser.add_argument("--threads", type=int, default=8, help="size of the thread pool for sync tools")
+    parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL)
+    parser.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    return WorkerOptions(
+        worker_id=args.worker_id,
+        runtime=runtime,
+        router=args.router,
+        modules=args.tools,
+        parent_pid=args.parent_pid,
+        cpu=args.cpu,
+        threads=args.threads,
+        heartbeat_interval=args.heartbeat_interval,
+        max_message_size=args.max_message_size,
+        log_level=args.log_level,
+    )
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, then check the parent is still there.
+
+    Exits with ``EXIT_ORPHANED`` when the parent is already gone (the check after prctl closes the race).
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        logger.error("supervisor (pid %d) is gone; exiting", parent_pid)
+        sys.exit(EXIT_ORPHANED)
+
+
+def pin_to_cpu(cpu: int) -> None:
+    """Pin this process to one core before any thread starts, so every later thread inherits it."""
+    try:
+        psutil.Process().cpu_affinity([cpu])
+    except (AttributeError, ValueError, psutil.Error) as exc:
+        logger.warning("cannot pin to cpu %d: %s", cpu, exc)
+
+
+def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]) -> None:
+    """Entry point shared by both workers; exits the process with ``serve``'s exit code."""
+    options = parse_options(runtime)
+    logging.basicConfig(
+        level=options.log_level.upper(),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    die_with_parent(options.parent_pid)
+    if options.cpu is not None:
+        pin_to_cpu(options.cpu)
+    # SIGTERM/SIGINT from a terminal or a unit stop reach the whole process group: the supervisor decides
+    # when workers stop (it sends STOP after draining), so the worker ignores them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    host = ToolHost(options.worker_id, runtime, options.modules, options.max_message_size)
+    host.load()
+    logger.info(
+        "loaded %d %s tool(s) from %s%s",
+        len(host.tools),
+        runtime,
+        ", ".join(host.modules),
+        f"; {len(host.load_errors)} load error(s)" if host.load_errors else "",
+    )
+    sys.exit(serve(options, host))
+
+
+class WorkerBase(ABC):
+    """Frame dispatch and bookkeeping shared by the asyncio and Trio workers."""
+
+    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
+        self.options = options
+        self.host = host
+        self.draining = False
+        self.exit_code: int | None = None
+        self.last_heard = time.monotonic()
+        self._loop_thread = threading.get_ident()
+
+    # -- supplied by the runtime -------------------------------------------------------------------
+
+    @abstractmethod
+    def send(self, frame: bytes) -> None:
+        """Queue a frame to the router; called from the event loop thread only; never blocks."""
+
+    @abstractmethod
+    def send_threadsafe(self, frame: bytes) -> None:
+        """Queue a frame from another thread (a sync tool); never blocks."""
+
+    @abstractmethod
+    def start_call(self, call: PreparedCall) -> None:
+        """Start running a prepared call in the background."""
+
+    @abstractmethod
+    def cancel_call(self, call_id: int) -> None:
+        """Cancel a running call; a no-op for a call that already finished."""
+
+    @abstractmethod
+    def in_flight(self) -> int:
+        """How many calls are running."""
+
+    @abstractmethod
+    def request_exit(self, code: int) -> None:
+        """Make ``serve`` return ``code`` soon, cancelling the calls still running."""
+
+    # -- shared ------------------------------------------------------------------------------------
+
+    def mark_loop_thread(self) -> None:
+        self._loop_thread = threading.get_ident()
+
+    def emit(self, message: Message) -> None:
+        """Send a message from any thread (the ``ToolContext`` uses this)."""
+        frame = encode(message)
+        if threading.get_ident() == self._loop_thread:
+            self.send(frame)
+        else:
+            self.send_threadsafe(frame)
+
+    def ready_frame(self) -> bytes:
+        return encode(self.host.ready())
+
+    def handle(self, frame: bytes) -> None:
+        """Dispatch one frame from the router; never raises."""
+        self.last_heard = time.monotonic()
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            logger.error("dropping a frame from the router: %s", exc)
+            return
+        if isinstance(message, Call):
+            self._on_call(message)
+        elif isinstance(message, Cancel):
+            self.cancel_call(message.call_id)
+        elif isinstance(message, Heartbeat):
+            pass
+        elif isinstance(message, Drain):
+            self.draining = True
+        elif isinstance(message, Stop):
+            logger.info("stopping: %s", message.reason)
+            self.request_exit(EXIT_PROTOCOL if message.reason.startswith("refused") else EXIT_OK)
+        else:
+            logger.warning("ignoring unexpected %s frame from the router", type(message).__name__)
+
+    def _on_call(self, call: Call) -> None:
+        try:
+            prepared = self.host.prepare(call, self.emit)
+        except CallError as exc:
+            self.send(self.host.error_frame(call.call_id, exc))
+            return
+        self.start_call(prepared)
+
+    def heartbeat(self) -> bool:
+        """Send one heartbeat; False when the router has been silent for the whole liveness window."""
+        silent_for = time.monotonic() - self.last_heard
+        if silent_for > self.options.heartbeat_interval * LIVENESS_MISSES:
+            logger.error("no word from the router for %.1f s; exiting", silent_for)
+            return False
+        if os.getppid() != self.options.parent_pid:
+            logger.error("supervisor (pid %d) is gone; exiting", self.options.parent_pid)
+            return False
+        self.send(encode(Heartbeat(self.in_flight())))
+        return True

@@ -1,0 +1,160 @@
+"""``Supervisor``: the router, the arbiter and the front in one event loop, from start to exit code.
+
+One loop; signal handlers only queue an action (SIGTERM/SIGINT → stop), and ``run_*`` handles it:
+stop accepting, let in-flight calls finish within ``shutdown_grace``, STOP the workers, SIGKILL the ones
+that do not exit, remove the runtime directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from mcp.server.stdio import stdio_server
+
+from shared.errors import ConfigError
+
+from .arbiter import Arbiter
+from .config import Settings
+from .front import build_http_app, build_mcp_server
+from .router import Router
+from .rundir import RuntimeDir
+
+logger = logging.getLogger("mcp_supervisor")
+
+EXIT_OK = 0
+EXIT_STARTUP = 2
+"""Bad configuration, a port in use, an unusable runtime directory."""
+EXIT_FORCED = 3
+"""Stopped, but in-flight calls outlived the grace period or workers had to be killed."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, bound before any worker starts so that a busy port fails fast.
+
+    Raises:
+        ConfigError: one line naming the address and the reason.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"invalid host = {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use; stop the other server or choose another --port"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the supervisor's loop owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime_dir = RuntimeDir(settings.runtime_dir)
+        counts = settings.worker_counts()
+        self.router = Router(
+            self.runtime_dir.endpoint,
+            runtimes=[runtime for runtime, count in counts.items() if count > 0],
+            max_message_size=settings.max_message_size,
+            heartbeat_interval=settings.heartbeat_interval,
+        )
+        self.arbiter = Arbiter(settings, self.router)
+        self.router._on_ready = self.arbiter.on_ready
+        self.router._on_unresponsive = self.arbiter.on_unresponsive
+        self.started_at = time.monotonic()
+        self.stopping = False
+        self._stop_requested: asyncio.Event | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Queue a stop (safe from a signal handler); idempotent."""
+        if self._stop_requested is not None and not self._stop_requested.is_set():
+            logger.info("stopping: %s", reason)
+            self._stop_requested.set()
+
+    async def _start(self) -> None:
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        await self.router.start()
+        self.arbiter.start()
+
+    async def _finish(self, serving: asyncio.Task[Any], stop_serving: Any) -> int:
+        """Wait for a stop request (or the front ending), then shut everything down."""
+        assert self._stop_requested is not None
+        waiter = asyncio.ensure_future(self._stop_requested.wait())
+        await asyncio.wait([serving, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        self.stopping = True
+        stop_serving()
+        clean = await self.arbiter.stop(self.settings.shutdown_grace)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(serving, timeout=self.settings.shutdown_grace + 1)
+        if not serving.cancelled() and serving.exception() is not None:
+            raise serving.exception()  # type: ignore[misc]
+        await self.router.aclose()
+        self.runtime_dir.cleanup()
+        logger.info("stopped %s", "cleanly" if clean else "after killing what did not finish in time")
+        return EXIT_OK if clean else EXIT_FORCED
+
+    async def run_http(self, sock: socket.socket) -> int:
+        """Serve MCP over Streamable HTTP on ``sock`` until SIGTERM/SIGINT; returns the exit code."""
+        await self._start()
+        app = build_http_app(build_mcp_server(self.router, self.settings), self.router, self.settings, self)
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            limit_concurrency=self.settings.max_connections,
+            timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),
+            server_header=False,
+        )
+        server = _UvicornServer(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        host, port = sock.getsockname()[:2]
+        logger.info("serving MCP on http://%s:%d/mcp", f"[{host}]" if ":" in host else host, port)
+
+        def stop_serving() -> None:
+            server.should_exit = True
+
+        try:
+            return await self._finish(serving, stop_serving)
+        finally:
+            sock.close()
+
+    async def run_stdio(self) -> int:
+        """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code."""
+        await self._start()
+        server = build_mcp_server(self.router, self.settings)
+
+        async def serve() -> None:
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+
+        serving = asyncio.create_task(serve())
+        return await self._finish(serving, serving.cancel)

@@ -1,0 +1,96 @@
+"""``python -m supervisor``: parse the command line, load the settings, run until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from shared.errors import ConfigError
+
+from . import __version__
+from .app import EXIT_STARTUP, Supervisor, bind_socket
+from .config import load_settings
+
+try:  # uvloop is optional: a faster loop when it is installed
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m supervisor",
+        description="Serve MCP tools from supervised asyncio and Trio worker processes.",
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
+    parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument("--stdio", action="store_true", help="serve MCP over stdin/stdout instead of HTTP")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=str, help="TCP port (default 8001)")
+    parser.add_argument("--tools", action="append", metavar="MODULE", help="tool module to load (repeatable)")
+    parser.add_argument(
+        "--workers-asyncio", type=str, metavar="N", help="asyncio worker processes (default 1)"
+    )
+    parser.add_argument("--workers-trio", type=str, metavar="N", help="Trio worker processes (default 1)")
+    parser.add_argument(
+        "--no-pin", dest="pin_cpus", action="store_false", default=None, help="do not pin workers to cores"
+    )
+    parser.add_argument("--log-level", help="debug, info, warning, error or critical")
+    parser.add_argument("--request-timeout", type=str, metavar="SECONDS", help="longest a tool call may take")
+    parser.add_argument("--max-connections", type=str, metavar="N", help="concurrent HTTP connections")
+    parser.add_argument(
+        "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
+    )
+    parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "tools": args.tools,
+        "workers_asyncio": args.workers_asyncio,
+        "workers_trio": args.workers_trio,
+        "pin_cpus": args.pin_cpus,
+        "log_level": args.log_level,
+        "request_timeout": args.request_timeout,
+        "max_connections": args.max_connections,
+        "shutdown_grace": args.shutdown_grace,
+        "runtime_dir": args.runtime_dir,
+    }
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        sock = None if args.stdio else bind_socket(settings.host, settings.port)
+        supervisor = Supervisor(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if sock is None:
+        code = _run(supervisor.run_stdio())
+    else:
+        code = _run(supervisor.run_http(sock))
+    sys.exit(code)
+
+
+def _run(coroutine: Coroutine[Any, Any, int]) -> int:
+    if uvloop is not None:
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
+def _fail(message: str) -> None:
+    print(f"mcp-supervisor: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_STARTUP)

@@ -1,0 +1,172 @@
+"""Configuration: defaults < TOML file (``--config``) < environment (``MCP_SUPERVISOR_<KEY>``) < flags.
+
+Every value is validated once, at start; a bad one stops the supervisor with ``ConfigError`` and one line
+naming the key, the value, where it came from and what is allowed.
+
+The TOML file uses top-level keys for the server and two tables::
+
+    host = "127.0.0.1"
+    port = 8001
+    request_timeout = 300
+
+    [workers]
+    asyncio = 1      # -> workers_asyncio
+    trio = 1         # -> workers_trio
+
+    [tools]
+    modules = ["my_company.tools"]   # -> tools
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import ConfigError
+from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE
+
+ENV_PREFIX = "MCP_SUPERVISOR_"
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseModel):
+    """Every setting of the supervisor, with its default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on (loopback by default)")
+    port: int = Field(8001, ge=0, le=65535, description="TCP port of the HTTP front (0 picks a free one)")
+    max_connections: int = Field(1000, ge=1, le=1_000_000, description="concurrent HTTP connections")
+    request_timeout: float = Field(300.0, gt=0, le=86400, description="longest a tool call may take, seconds")
+    enable_metrics: bool = Field(True, description="serve /metrics")
+    workers_asyncio: int = Field(1, ge=0, le=256, description="asyncio worker processes")
+    workers_trio: int = Field(1, ge=0, le=256, description="Trio worker processes")
+    pin_cpus: bool = Field(True, description="pin each worker to its own CPU core")
+    tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
+    log_level: LogLevel = "info"
+    shutdown_grace: float = Field(
+        10.0, ge=0, le=3600, description="seconds in-flight calls get to finish on stop"
+    )
+    runtime_dir: Path | None = Field(
+        None, description="private directory for ipc sockets (default: a new one)"
+    )
+    max_message_size: int = Field(
+        DEFAULT_MAX_MESSAGE_SIZE, ge=4096, le=1 << 30, description="router frame limit"
+    )
+    max_body_size: int = Field(4 * 1024 * 1024, ge=1024, le=1 << 30, description="HTTP request body limit")
+    worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
+    heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
+    allowed_hosts: tuple[str, ...] = Field((), description="extra Host header values accepted")
+    allowed_origins: tuple[str, ...] = Field((), description="extra Origin header values accepted")
+
+    @pydantic.field_validator("tools")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name or not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a dotted Python module name")
+        return value
+
+    def worker_counts(self) -> dict[str, int]:
+        return {"asyncio": self.workers_asyncio, "trio": self.workers_trio}
+
+
+_TABLES = {
+    ("workers", "asyncio"): "workers_asyncio",
+    ("workers", "trio"): "workers_trio",
+    ("tools", "modules"): "tools",
+}
+_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins"}
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the sources in rising precedence and validate.
+
+    Raises:
+        ConfigError: unreadable file, unknown key or invalid value; the message is one line.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_file is not None:
+        for key, value in _read_toml(Path(config_file)).items():
+            values[key] = value
+            sources[key] = f"in {config_file}"
+    for key, value in _from_environment(os.environ if environ is None else environ).items():
+        values[key] = value
+        sources[key] = f"from {ENV_PREFIX}{key.upper()}"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            sources[key] = "on the command line"
+    try:
+        return Settings(**values)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc, values, sources)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for inner, inner_value in value.items():
+                target = _TABLES.get((key, inner))
+                if target is None:
+                    raise ConfigError(
+                        f"unknown config key '{key}.{inner}' in {path}; allowed tables: [workers] asyncio/trio, "
+                        "[tools] modules"
+                    )
+                flat[target] = inner_value
+        elif key in Settings.model_fields:
+            flat[key] = value
+        else:
+            raise ConfigError(
+                f"unknown config key {key!r} in {path}; allowed: {', '.join(Settings.model_fields)}"
+            )
+    return flat
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in Settings.model_fields:
+            raise ConfigError(
+                f"unknown environment variable {name}; allowed keys: {', '.join(Settings.model_fields)}"
+            )
+        values[key] = [item.strip() for item in raw.split(",") if item.strip()] if key in _LIST_KEYS else raw
+    return values
+
+
+def _describe(exc: pydantic.ValidationError, values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    error = exc.errors(include_url=False)[0]
+    key = str(error["loc"][0]) if error["loc"] else "?"
+    if error["type"] == "extra_forbidden":
+        return f"unknown config key {key!r}; allowed: {', '.join(Settings.model_fields)}"
+    field = Settings.model_fields.get(key)
+    allowed = f" ({field.description})" if field is not None and field.description else ""
+    message = error["msg"]
+    if error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    return f"invalid {key} = {values.get(key)!r} {sources.get(key, '')}: {message}{allowed}".replace(
+        "  ", " "
+    )

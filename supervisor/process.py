@@ -1,0 +1,125 @@
+"""One worker OS process: spawning it, its CPU core, capturing its output line by line, killing it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("mcp_supervisor.arbiter")
+
+LINE_LIMIT = 1 << 20
+"""Longest output line kept whole; longer lines are split."""
+
+_LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
+_ENV_REMOVED = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+)
+
+
+@dataclass(eq=False)
+class WorkerProcess:
+    """A worker slot (``asyncio-0``) and the process currently filling it.
+
+    ``state`` is one of ``starting`` (spawned, READY not yet seen), ``ready``, ``backoff`` (waiting to
+    restart), ``failed`` (flapping; retried after a cool-down) and ``stopped``.
+    """
+
+    worker_id: str
+    runtime: str
+    cpu: int | None
+    argv: list[str]
+    process: asyncio.subprocess.Process | None = None
+    state: str = "stopped"
+    started_at: float = 0.0
+    ready_at: float | None = None
+    restarts: int = 0
+    last_exit: str | None = None
+    kill_reason: str | None = None
+    deaths: list[float] = field(default_factory=list)
+    _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.process.returncode is None else None
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at if self.pid is not None else 0.0
+
+    async def spawn(self) -> int:
+        """Start the process; returns its pid. Its stdout and stderr are logged line by line.
+
+        Raises:
+            OSError: the interpreter could not be started.
+        """
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_REMOVED}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=LINE_LIMIT,
+        )
+        self.started_at = time.monotonic()
+        self.ready_at = None
+        self.state = "starting"
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._pumps = [
+            asyncio.create_task(self._pump(self.process.stdout, logging.INFO)),
+            asyncio.create_task(self._pump(self.process.stderr, logging.INFO)),
+        ]
+        return self.process.pid
+
+    async def wait(self) -> int:
+        """Wait for the process to exit (the loop's child watcher reaps it) and for its output to end."""
+        assert self.process is not None
+        code = await self.process.wait()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        return code
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process; a no-op when it has already exited."""
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    async def _pump(self, stream: asyncio.StreamReader, level: int) -> None:
+        """Forward each line to the supervisor's log, prefixed with the worker id, never split mid-line."""
+        worker_logger = logging.getLogger(f"mcp_supervisor.worker.{self.worker_id}")
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line over LINE_LIMIT: take what is buffered
+                raw = await stream.read(LINE_LIMIT)
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip("\n")
+            head, _, rest = line.partition(" ")
+            if head in _LEVELS:
+                level = _LEVELS[head]
+                line = rest
+            worker_logger.log(level, "[%s] %s", self.worker_id, line)
+
+
+def describe_exit(code: int) -> str:
+    """``exit code 3`` or ``killed by SIGKILL``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

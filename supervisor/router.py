@@ -1,0 +1,441 @@
+"""The router: the supervisor's only ZeroMQ ROUTER socket, the tool catalog and the in-flight table.
+
+Workers connect with a DEALER whose identity is ``<worker id>/<pid>``, so each incarnation of a worker is
+a distinct peer and a frame from a dead incarnation can never be mistaken for its replacement's. A worker
+becomes routable when its READY arrives with the protocol version and pid the arbiter expects.
+
+``Router.call`` is the whole call path on this side: catalog lookup, choice of the least-loaded ready
+worker of the tool's runtime, CALL, then PROGRESS/LOG frames handed to the caller in order until RESULT
+or ERROR. When a worker dies the arbiter calls ``worker_gone`` and every call that worker held is answered
+at once with ``WorkerLostError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from shared.errors import (
+    CallTimeoutError,
+    NoWorkerError,
+    ProtocolError,
+    UnknownToolError,
+    WorkerLostError,
+    error_for_code,
+)
+from shared.protocol import (
+    Call,
+    Cancel,
+    Error,
+    Heartbeat,
+    Log,
+    Message,
+    Progress,
+    Ready,
+    Reply,
+    Request,
+    Result,
+    Stop,
+    check_ready,
+    decode,
+    encode,
+)
+from shared.worker import LIVENESS_MISSES
+
+logger = logging.getLogger("mcp_supervisor.router")
+
+READY_WAIT = 10.0
+"""Longest a call waits for a worker of its runtime to become ready (a restart in progress)."""
+BACKSTOP_MARGIN = 2.0
+"""The router gives a worker this long past the call's deadline to answer with its own timeout error."""
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+LogCallback = Callable[[str, Any, str | None], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class WorkerLink:
+    """The router's view of one connected worker incarnation."""
+
+    worker_id: str
+    runtime: str
+    pid: int
+    identity: bytes
+    catalog: list[dict[str, Any]]
+    load_errors: list[str]
+    last_heard: float = field(default_factory=time.monotonic)
+    in_flight: set[int] = field(default_factory=set)
+    draining: bool = False
+    calls_served: int = 0
+    calls_failed: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    call_id: int
+    tool: str
+    link: WorkerLink
+    events: asyncio.Queue[Message | WorkerLostError]
+    finished: bool = False
+
+
+class Router:
+    """Owns the ROUTER socket bound at ``endpoint``.
+
+    ``on_ready(link)`` is called when a worker incarnation becomes routable and ``on_unresponsive(link)``
+    when one misses ``LIVENESS_MISSES`` heartbeats in a row.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        runtimes: list[str],
+        max_message_size: int,
+        heartbeat_interval: float,
+        on_ready: Callable[[WorkerLink], None] = lambda link: None,
+        on_unresponsive: Callable[[WorkerLink], None] = lambda link: None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.runtimes = list(runtimes)
+        self.max_message_size = max_message_size
+        self.heartbeat_interval = heartbeat_interval
+        self._on_ready = on_ready
+        self._on_unresponsive = on_unresponsive
+        self._context = zmq.asyncio.Context()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._links: dict[bytes, WorkerLink] = {}
+        self._expected: dict[str, int] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._catalogs: dict[str, list[dict[str, Any]]] = {}
+        self._tools: dict[str, dict[str, Any]] = {}
+        self._load_errors: dict[str, list[str]] = {}
+        self._runtime_ready = {runtime: asyncio.Event() for runtime in runtimes}
+        self._runtime_failed: dict[str, str] = {}
+        self._settled = asyncio.Event()
+        self.catalog_version = 0
+        self._check_settled()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the socket and start receiving; returns once bound."""
+        socket = self._context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        socket.setsockopt(zmq.SNDHWM, 100_000)
+        socket.setsockopt(zmq.RCVHWM, 100_000)
+        socket.bind(self.endpoint)
+        self._socket = socket
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._heartbeat_loop())]
+
+    async def aclose(self) -> None:
+        """Stop receiving, answer every open call with an error and close the socket; idempotent."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for link in list(self._links.values()):
+            self._drop_link(link, "the supervisor is stopping")
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        self._context.term()
+
+    # -- arbiter interface -------------------------------------------------------------------------
+
+    def expect(self, worker_id: str, pid: int) -> None:
+        """Accept a READY from ``worker_id`` only when it comes from ``pid`` (the process just spawned)."""
+        self._expected[worker_id] = pid
+
+    def worker_gone(self, worker_id: str, reason: str) -> None:
+        """The arbiter saw the process exit: fail its in-flight calls now and stop routing to it."""
+        self._expected.pop(worker_id, None)
+        for link in [link for link in self._links.values() if link.worker_id == worker_id]:
+            self._drop_link(link, reason)
+
+    def set_runtime_failed(self, runtime: str, reason: str | None) -> None:
+        """Mark a runtime failed (calls to it fail fast with ``reason``), or clear the mark with ``None``."""
+        if reason is None:
+            self._runtime_failed.pop(runtime, None)
+        else:
+            self._runtime_failed[runtime] = reason
+            self._runtime_ready[runtime].set()  # wake waiters so they fail fast
+            self._runtime_ready[runtime].clear()
+        self._check_settled()
+
+    def stop_worker(self, worker_id: str, reason: str) -> None:
+        """Send STOP to every connected incarnation of ``worker_id``."""
+        for link in [link for link in self._links.values() if link.worker_id == worker_id]:
+            self._send(link, Stop(reason))
+
+    def links(self) -> list[WorkerLink]:
+        return list(self._links.values())
+
+    def link_of(self, worker_id: str) -> WorkerLink | None:
+        return next((link for link in self._links.values() if link.worker_id == worker_id), None)
+
+    # -- catalog -----------------------------------------------------------------------------------
+
+    async def wait_settled(self, timeout: float = READY_WAIT) -> None:
+        """Wait (bounded) until every runtime has announced its catalog once or was marked failed."""
+        if not self._settled.is_set():
+            try:
+                await asyncio.wait_for(self._settled.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def tools(self) -> list[dict[str, Any]]:
+        """The catalog: every tool of every runtime's last READY, sorted by name."""
+        return [self._tools[name] for name in sorted(self._tools)]
+
+    def tool(self, name: str) -> dict[str, Any] | None:
+        return self._tools.get(name)
+
+    def load_errors(self) -> list[str]:
+        """Tool module errors the workers reported, without repeats."""
+        seen: dict[str, None] = {}
+        for errors in self._load_errors.values():
+            seen.update(dict.fromkeys(errors))
+        return list(seen)
+
+    def ready_runtimes(self) -> dict[str, bool]:
+        return {runtime: bool(self._routable(runtime)) for runtime in self.runtimes}
+
+    def _routable(self, runtime: str) -> list[WorkerLink]:
+        return [link for link in self._links.values() if link.runtime == runtime and not link.draining]
+
+    def runtime_failures(self) -> dict[str, str]:
+        return dict(self._runtime_failed)
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        *,
+        timeout: float,
+        progress_token: str | int | None = None,
+        meta: dict[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_log: LogCallback | None = None,
+    ) -> dict[str, Any]:
+        """Run ``tool`` on a worker of its runtime and return its ``CallToolResult`` (wire form).
+
+        ``on_progress`` and ``on_log`` are awaited in the caller's task, in the order the worker sent
+        them, and always before the result is returned.
+
+        Raises:
+            UnknownToolError: no tool of that name in the catalog.
+            InvalidArgumentsError: the worker refused the arguments.
+            NoWorkerError: no worker of the tool's runtime became ready in time.
+            WorkerLostError: the worker died or stopped while running the call.
+            CallTimeoutError: the worker did not answer within ``timeout`` (plus a short margin).
+
+        Cancellation: cancelling the caller sends CANCEL to the worker and forgets the call; it does not
+        wait for the worker.
+        """
+        await self.wait_settled()
+        entry = self._tools.get(tool)
+        if entry is None:
+            raise UnknownToolError(f"unknown tool {tool!r}")
+        deadline = time.monotonic() + timeout
+        link = await self._pick(entry["runtime"], deadline)
+        call_id = next(self._ids)
+        pending = _Pending(call_id, tool, link, asyncio.Queue())
+        self._pending[call_id] = pending
+        link.in_flight.add(call_id)
+        try:
+            self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta))
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + timeout + BACKSTOP_MARGIN):
+                while True:
+                    event = await pending.events.get()
+                    if isinstance(event, Result):
+                        pending.finished = True
+                        if event.result.get("isError"):
+                            link.calls_failed += 1
+                        else:
+                            link.calls_served += 1
+                        return event.result
+                    if isinstance(event, Progress):
+                        if on_progress is not None:
+                            await on_progress(event.progress, event.total, event.message)
+                    elif isinstance(event, Log):
+                        if on_log is not None:
+                            await on_log(event.level, event.data, event.logger)
+                    elif isinstance(event, Error):
+                        pending.finished = True
+                        link.calls_failed += 1
+                        raise error_for_code(event.code, event.message)
+                    elif isinstance(event, WorkerLostError):
+                        pending.finished = True
+                        raise event
+        except TimeoutError:
+            raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
+        finally:
+            self._pending.pop(call_id, None)
+            link.in_flight.discard(call_id)
+            if not pending.finished and link.identity in self._links:
+                self._send(link, Cancel(call_id, "cancelled by the client"))
+
+    async def _pick(self, runtime: str, deadline: float) -> WorkerLink:
+        while True:
+            failure = self._runtime_failed.get(runtime)
+            if failure is not None:
+                raise NoWorkerError(f"runtime {runtime} is unavailable: {failure}")
+            candidates = self._routable(runtime)
+            if candidates:
+                return min(candidates, key=lambda link: len(link.in_flight))
+            remaining = min(deadline - time.monotonic(), READY_WAIT)
+            if remaining <= 0:
+                raise NoWorkerError(f"no {runtime} worker is ready")
+            event = self._runtime_ready[runtime]
+            event.clear()  # set only while a routable worker exists; there is none now
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                raise NoWorkerError(f"no {runtime} worker became ready within {READY_WAIT:g} s") from None
+
+    # -- socket ------------------------------------------------------------------------------------
+
+    def _send(self, link: WorkerLink, message: Message) -> None:
+        if self._socket is None:
+            return
+        try:
+            self._socket.send_multipart((link.identity, encode(message)), flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            # EHOSTUNREACH: the peer is gone (ROUTER_MANDATORY); the arbiter will report the exit.
+            logger.debug("cannot send %s to %s: %s", type(message).__name__, link.worker_id, exc)
+
+    async def _receive_loop(self) -> None:
+        assert self._socket is not None
+        socket = self._socket
+        while True:
+            frames = await socket.recv_multipart(copy=True)
+            if len(frames) != 2:
+                logger.warning("dropping a message of %d frames", len(frames))
+                continue
+            identity, frame = frames
+            try:
+                message = decode(frame)
+            except ProtocolError as exc:
+                logger.error("dropping a frame from %s: %s", identity.decode(errors="replace"), exc)
+                continue
+            link = self._links.get(identity)
+            if link is None:
+                if isinstance(message, Ready):
+                    self._on_ready_message(identity, message)
+                continue
+            link.last_heard = time.monotonic()
+            if isinstance(message, (Result, Error)):
+                pending = self._pending.get(message.call_id)
+                if pending is not None and pending.link is link:
+                    link.in_flight.discard(message.call_id)
+                    pending.events.put_nowait(message)
+            elif isinstance(message, (Progress, Log)):
+                pending = self._pending.get(message.call_id)
+                if pending is not None and pending.link is link:
+                    pending.events.put_nowait(message)
+            elif isinstance(message, Request):
+                self._send(
+                    link, Reply(message.request_id, None, {"code": -32601, "message": "not supported"})
+                )
+            elif not isinstance(message, Heartbeat):
+                logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
+
+    def _on_ready_message(self, identity: bytes, message: Ready) -> None:
+        try:
+            check_ready(message)
+        except ProtocolError as exc:
+            logger.error("%s", exc)
+            self._send_raw(identity, Stop(f"refused: {exc}"))
+            return
+        if self._expected.get(message.worker_id) != message.pid:
+            logger.warning(
+                "refusing READY from %s pid %d: not the process the arbiter started",
+                message.worker_id,
+                message.pid,
+            )
+            self._send_raw(identity, Stop("refused: unexpected worker"))
+            return
+        link = WorkerLink(
+            message.worker_id, message.runtime, message.pid, identity, message.catalog, message.load_errors
+        )
+        self._links[identity] = link
+        self._catalogs[message.runtime] = message.catalog
+        self._load_errors[message.runtime] = list(message.load_errors)
+        self._rebuild_catalog()
+        self._runtime_ready[message.runtime].set()
+        self._runtime_failed.pop(message.runtime, None)
+        self._check_settled()
+        for error in message.load_errors:
+            logger.error("%s reported: %s", message.worker_id, error)
+        self._on_ready(link)
+
+    def _send_raw(self, identity: bytes, message: Message) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    def _drop_link(self, link: WorkerLink, reason: str) -> None:
+        self._links.pop(link.identity, None)
+        error = WorkerLostError(reason)
+        for call_id in list(link.in_flight):
+            pending = self._pending.get(call_id)
+            if pending is not None:
+                pending.events.put_nowait(error)
+        link.in_flight.clear()
+        if not any(other.runtime == link.runtime for other in self._links.values()):
+            self._runtime_ready[link.runtime].clear()
+
+    def _rebuild_catalog(self) -> None:
+        tools: dict[str, dict[str, Any]] = {}
+        for runtime in self.runtimes:
+            for entry in self._catalogs.get(runtime, []):
+                tools.setdefault(entry["name"], entry)
+        self._tools = tools
+        self.catalog_version += 1
+
+    def _check_settled(self) -> None:
+        if all(runtime in self._catalogs or runtime in self._runtime_failed for runtime in self.runtimes):
+            self._settled.set()
+
+    async def _heartbeat_loop(self) -> None:
+        """Send a heartbeat to every worker each interval and report the ones that went silent.
+
+        A tick that itself ran late (the supervisor was too busy to listen) gives every worker the
+        benefit of the doubt instead of declaring healthy workers dead.
+        """
+        interval = self.heartbeat_interval
+        window = interval * LIVENESS_MISSES
+        last_tick = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            late = now - last_tick > interval * 2
+            last_tick = now
+            for link in list(self._links.values()):
+                if late:
+                    link.last_heard = max(link.last_heard, now - interval)
+                elif now - link.last_heard > window:
+                    logger.error(
+                        "%s (pid %d) missed %d heartbeats", link.worker_id, link.pid, LIVENESS_MISSES
+                    )
+                    self._on_unresponsive(link)
+                    continue
+                self._send(link, Heartbeat(len(link.in_flight)))

@@ -1,0 +1,120 @@
+"""The Trio worker: one DEALER socket (through ``TrioZmqSocket``), one cancel scope per call, sync tools in
+Trio's worker threads.
+
+Cancellation: a CANCEL frame cancels the call's scope; a sync tool's thread cannot be interrupted, so it is
+abandoned (``abandon_on_cancel``), its context is marked cancelled and its result is dropped. A deadline
+that expires answers the call with a timeout error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+import zmq
+
+from shared.tool_host import PreparedCall, ToolHost
+from shared.worker import EXIT_ORPHANED, WorkerBase, WorkerOptions
+
+from .zmq_io import TrioZmqSocket
+
+logger = logging.getLogger("mcp_supervisor.worker")
+
+
+class TrioWorker(WorkerBase):
+    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
+        super().__init__(options, host)
+        self._scopes: dict[int, trio.CancelScope] = {}
+        self._limiter = trio.CapacityLimiter(options.threads)
+        self._nursery: trio.Nursery | None = None
+        self._io: TrioZmqSocket | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._exit_code = 0
+
+    def send(self, frame: bytes) -> None:
+        assert self._io is not None
+        self._io.send(frame)
+
+    def send_threadsafe(self, frame: bytes) -> None:
+        assert self._token is not None
+        self._token.run_sync_soon(self.send, frame)
+
+    def in_flight(self) -> int:
+        return len(self._scopes)
+
+    def start_call(self, call: PreparedCall) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        self._scopes[call.call_id] = scope
+        self._nursery.start_soon(self._run, call, scope)
+
+    def cancel_call(self, call_id: int) -> None:
+        scope = self._scopes.get(call_id)
+        if scope is not None:
+            scope.cancel()
+
+    def request_exit(self, code: int) -> None:
+        self._exit_code = code
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _run(self, call: PreparedCall, scope: trio.CancelScope) -> None:
+        """Run one call and send its RESULT; sends nothing when the call is cancelled."""
+        frame: bytes | None = None
+        try:
+            with scope:
+                with trio.move_on_after(
+                    call.timeout if call.timeout is not None else float("inf")
+                ) as deadline:
+                    try:
+                        if call.spec.is_async:
+                            value = await call.invoke()
+                        else:
+                            value = await trio.to_thread.run_sync(
+                                call.invoke, abandon_on_cancel=True, limiter=self._limiter
+                            )
+                    except trio.Cancelled:
+                        call.context.mark_cancelled()
+                        raise
+                    except Exception as exc:
+                        frame = self.host.failure_frame(call, exc)
+                    else:
+                        frame = self.host.result_frame(call, value)
+                if deadline.cancelled_caught:
+                    frame = self.host.timeout_frame(call)
+        finally:
+            self._scopes.pop(call.call_id, None)
+        if frame is not None and not scope.cancelled_caught:
+            self.send(frame)
+
+    async def _heartbeats(self) -> None:
+        while self.heartbeat():
+            await trio.sleep(self.options.heartbeat_interval)
+        self.request_exit(EXIT_ORPHANED)
+
+    async def serve(self) -> int:
+        """Connect, announce READY and answer the router until STOP; returns the exit code."""
+        self.mark_loop_thread()
+        self._token = trio.lowlevel.current_trio_token()
+        context = zmq.Context()
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.IDENTITY, self.options.identity)
+        socket.setsockopt(zmq.LINGER, 1000)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
+        socket.connect(self.options.router)
+        self._io = TrioZmqSocket(socket)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.send(self.ready_frame())
+                nursery.start_soon(self._heartbeats)
+                nursery.start_soon(self._io.pump, self.handle)
+        finally:
+            self._io.close()
+            context.term()
+        return self._exit_code
+
+
+def serve(options: WorkerOptions, host: ToolHost) -> int:
+    """Run the Trio worker to completion; returns the exit code."""
+    return trio.run(TrioWorker(options, host).serve)

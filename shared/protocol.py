@@ -47,6 +47,9 @@ class Ready(NamedTuple):
     protocol_version: int
     catalog: list[dict[str, Any]]
     load_errors: list[str]
+    elsewhere: dict[str, str]
+    """Tools of the other runtimes found in the same modules (name → runtime), so the router knows
+    where a tool belongs even while no worker of that runtime has started."""
 
 
 class Heartbeat(NamedTuple):

@@ -53,6 +53,7 @@ class ToolHost:
         self.max_message_size = max_message_size
         self.tools: dict[str, ToolSpec] = {}
         self.load_errors: list[str] = []
+        self.elsewhere: dict[str, str] = {}
 
     def load(self) -> None:
         """Import every tool module and build the tools of this runtime.
@@ -82,6 +83,8 @@ class ToolHost:
                 continue
             if spec.runtime == self.runtime:
                 self.tools[spec.name] = spec
+            else:
+                self.elsewhere[spec.name] = spec.runtime
 
     def ready(self) -> Ready:
         return Ready(
@@ -91,6 +94,7 @@ class ToolHost:
             PROTOCOL_VERSION,
             [spec.catalog_entry() for spec in self.tools.values()],
             self.load_errors,
+            self.elsewhere,
         )
 
     def prepare(self, call: Call, emit: Callable[[Message], None]) -> PreparedCall:

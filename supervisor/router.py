@@ -120,6 +120,7 @@ class Router:
         self._catalogs: dict[str, list[dict[str, Any]]] = {}
         self._tools: dict[str, dict[str, Any]] = {}
         self._load_errors: dict[str, list[str]] = {}
+        self._runtime_of: dict[str, str] = {}
         self._runtime_ready = {runtime: asyncio.Event() for runtime in runtimes}
         self._runtime_failed: dict[str, str] = {}
         self._settled = asyncio.Event()
@@ -249,11 +250,11 @@ class Router:
         wait for the worker.
         """
         await self.wait_settled()
-        entry = self._tools.get(tool)
-        if entry is None:
+        runtime = self._runtime_of.get(tool)
+        if runtime is None or runtime not in self._runtime_ready:
             raise UnknownToolError(f"unknown tool {tool!r}")
         deadline = time.monotonic() + timeout
-        link = await self._pick(entry["runtime"], deadline)
+        link = await self._pick(runtime, deadline)
         call_id = next(self._ids)
         pending = _Pending(call_id, tool, link, asyncio.Queue())
         self._pending[call_id] = pending
@@ -377,6 +378,8 @@ class Router:
         self._links[identity] = link
         self._catalogs[message.runtime] = message.catalog
         self._load_errors[message.runtime] = list(message.load_errors)
+        self._runtime_of.update(message.elsewhere)
+        self._runtime_of.update((entry["name"], message.runtime) for entry in message.catalog)
         self._rebuild_catalog()
         self._runtime_ready[message.runtime].set()
         self._runtime_failed.pop(message.runtime, None)

@@ -1,0 +1,173 @@
+"""Helpers shared by every test directory: starting and stopping a real supervisor process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+START_DEADLINE = 30.0
+STOP_DEADLINE = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningSupervisor:
+    """A ``python -m supervisor`` process started by a test; ``stop()`` ends it by its PID."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base + path, timeout=10)
+
+    def try_get(self, path: str) -> httpx.Response | None:
+        """``get``, or ``None`` while the server is not listening yet."""
+        try:
+            return self.get(path)
+        except httpx.HTTPError:
+            return None
+
+    def status(self) -> dict[str, Any]:
+        return self.get("/status").json()  # type: ignore[no-any-return]
+
+    def worker(self, worker_id: str) -> dict[str, Any]:
+        return next(w for w in self.status()["workers"] if w["id"] == worker_id)
+
+    def wait_for(self, predicate: Any, what: str, deadline: float = 20.0) -> Any:
+        """Poll ``predicate()`` until it returns something truthy, or fail naming ``what``."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            value = predicate()
+            if value:
+                return value
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"supervisor exited with {self.process.returncode} while waiting for {what}:\n{self.log()}"
+                )
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {deadline} s waiting for {what}:\n{self.log()[-4000:]}")
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            response = self.try_get("/readyz")
+            return response is not None and response.status_code == 200
+
+        self.wait_for(ready, "/readyz to answer 200", START_DEADLINE)
+        self.children = [child.pid for child in psutil.Process(self.pid).children(recursive=True)]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the supervisor, wait for it, and check none of its children outlived it."""
+        if self.process.poll() is None:
+            self.children = sorted(
+                set(self.children)
+                | {child.pid for child in psutil.Process(self.pid).children(recursive=True)}
+            )
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"supervisor did not stop within {STOP_DEADLINE} s:\n{self.log()[-4000:]}")
+        assert_gone(self.children)
+        return code
+
+
+def assert_gone(pids: list[int], deadline: float = 5.0) -> None:
+    """Every pid has exited (zombies still waiting for a reaper count as exited)."""
+    end = time.monotonic() + deadline
+    alive: list[int] = []
+    while time.monotonic() < end:
+        alive = [pid for pid in pids if _alive(pid)]
+        if not alive:
+            return
+        time.sleep(0.05)
+    for pid in alive:  # do not leave strays behind, then fail
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pytest.fail(f"processes still alive: {alive}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> RunningSupervisor:
+    """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="supervisor-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "--port", str(port), *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    running = RunningSupervisor(process, port, Path(log.name))
+    if wait:
+        running.wait_ready()
+    return running
+
+
+@pytest.fixture
+def supervisor_factory() -> Iterator[Any]:
+    """Start supervisors with ``factory(*args)``; every one is stopped (by PID) when the test ends."""
+    started: list[RunningSupervisor] = []
+
+    def factory(*args: str, **kwargs: Any) -> RunningSupervisor:
+        running = spawn_supervisor(*args, **kwargs)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        if running.process.poll() is None:
+            running.stop()
+        Path(running.log_path).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

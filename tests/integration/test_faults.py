@@ -1,0 +1,184 @@
+"""Workers that die, modules that do not import, bad configuration: clear answers, never a hang."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.anyio
+
+
+def text(result: Any) -> str:
+    return "".join(block.text for block in result.content if block.type == "text")
+
+
+@pytest.mark.parametrize(("tool", "worker_id"), [("sleep", "asyncio-0"), ("trio_sleep", "trio-0")])
+async def test_kill_9_during_a_call_answers_it_and_a_new_worker_serves(
+    supervisor_factory: Any, tool: str, worker_id: str
+) -> None:
+    server = supervisor_factory()
+    old_pid = server.worker(worker_id)["pid"]
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async with Client(server.url) as client:
+        results: list[Any] = []
+
+        async def long_call() -> None:
+            results.append(await client.call_tool(tool, {"seconds": 30}, progress_callback=on_progress))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(long_call)
+                await started.wait()
+                os.kill(old_pid, signal.SIGKILL)
+        result = results[0]
+        assert result.is_error is True
+        assert f"worker {worker_id} (pid {old_pid}) killed by SIGKILL" in text(result)
+
+        new = server.wait_for(
+            lambda: (w := server.worker(worker_id))["state"] == "ready" and w["pid"] != old_pid and w,
+            f"{worker_id} to come back",
+        )
+        assert new["restarts"] == 1
+        assert "killed by SIGKILL" in new["last_exit"]
+        whoami = "whoami_asyncio" if worker_id.startswith("asyncio") else "whoami_trio"
+        served = await client.call_tool(whoami, {})
+        assert served.structured_content["pid"] == new["pid"]
+
+
+def test_sigterm_stops_the_supervisor_and_every_child(supervisor_factory: Any) -> None:
+    server = supervisor_factory()
+    assert len(server.children) >= 2
+    assert server.stop(signal.SIGTERM) == 0  # stop() also checks every child is gone
+    assert "stopped cleanly" in server.log()
+
+
+def test_sigint_stops_like_sigterm(supervisor_factory: Any) -> None:
+    server = supervisor_factory()
+    assert server.stop(signal.SIGINT) == 0
+
+
+async def test_a_tool_module_that_fails_to_import_is_reported_and_the_rest_served(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory(
+        "--tools", "tests.integration.broken_tools", "--tools", "tests.integration.call_tools"
+    )
+    errors = server.status()["load_errors"]
+    assert errors == [
+        "tool module 'tests.integration.broken_tools' failed to import: ImportError: "
+        "this module is broken on purpose (tests)"
+    ]
+    async with Client(server.url) as client:
+        assert text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+        assert (await client.call_tool("whoami_trio", {})).structured_content["runtime"] == "trio"
+
+
+async def test_a_runtime_that_keeps_crashing_is_marked_failed_and_the_other_serves(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory("--tools", "tests.integration.trio_crash_tools", wait=False)
+
+    def trio_failed() -> bool:
+        response = server.try_get("/readyz")
+        return (
+            response is not None
+            and response.status_code == 503
+            and "every trio worker is failing" in response.text
+        )
+
+    server.wait_for(
+        trio_failed,
+        "/readyz to report the failed trio runtime",
+        deadline=30,
+    )
+    readyz = server.get("/readyz").json()
+    assert readyz["ready"] is False and readyz["runtimes"] == {"asyncio": True, "trio": False}
+    assert "exit code 70" in readyz["reason"]
+    trio_worker = server.worker("trio-0")
+    assert trio_worker["state"] == "failed" and trio_worker["restarts"] >= 5
+    async with Client(server.url) as client:
+        assert text(await client.call_tool("echo", {"message": "asyncio fine"})) == "asyncio fine"
+        result = await client.call_tool("whoami_trio", {})
+    assert result.is_error is True
+    assert "runtime trio is unavailable" in text(result)
+
+
+def run_supervisor_expecting_failure(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    return completed.returncode, completed.stderr
+
+
+def test_a_port_in_use_is_one_clear_line() -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        code, stderr = run_supervisor_expecting_failure("--port", str(port))
+    assert code == 2
+    assert stderr.strip() == (
+        f"mcp-supervisor: error: port {port} on 127.0.0.1 is already in use; "
+        "stop the other server or choose another --port"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--port", "http"], None, "invalid port = 'http' on the command line"),
+        (["--workers-trio", "-1"], None, "invalid workers_trio = '-1' on the command line"),
+        (
+            [],
+            {"MCP_SUPERVISOR_REQUEST_TIMEOUT": "soon"},
+            "invalid request_timeout = 'soon' from MCP_SUPERVISOR_REQUEST_TIMEOUT",
+        ),
+        ([], {"MCP_SUPERVISOR_BOGUS": "1"}, "unknown environment variable MCP_SUPERVISOR_BOGUS"),
+        (["--config", "/nonexistent/mcp.toml"], None, "config file '/nonexistent/mcp.toml' does not exist"),
+        (["--tools", "not a module"], None, "invalid tools = ['not a module'] on the command line"),
+    ],
+)
+def test_bad_configuration_is_refused_in_one_line(
+    args: list[str], env: dict[str, str] | None, expected: str
+) -> None:
+    code, stderr = run_supervisor_expecting_failure(*args, env=env)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("mcp-supervisor: error: ")
+    assert expected in lines[0]
+
+
+def test_config_file_values_and_precedence(tmp_path: Any, supervisor_factory: Any) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text(
+        'request_timeout = 5\n[workers]\nasyncio = 2\ntrio = 1\n[tools]\nmodules = ["tests.integration.call_tools"]\n'
+    )
+    server = supervisor_factory("--config", str(config), env={"MCP_SUPERVISOR_WORKERS_TRIO": "2"})
+    ids = sorted(w["id"] for w in server.status()["workers"])
+    assert ids == ["asyncio-0", "asyncio-1", "trio-0", "trio-1"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[workers]\nasyncio = 'many'\n")
+    code, stderr = run_supervisor_expecting_failure("--config", str(bad))
+    assert code == 2 and f"invalid workers_asyncio = 'many' in {bad}" in stderr

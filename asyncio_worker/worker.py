@@ -15,7 +15,7 @@ import zmq
 import zmq.asyncio
 
 from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import EXIT_ORPHANED, WorkerBase, WorkerOptions
+from shared.worker import WorkerBase, WorkerOptions
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -28,7 +28,6 @@ except ImportError:  # pragma: no cover
 class AsyncioWorker(WorkerBase):
     def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
         super().__init__(options, host)
-        self._tasks: dict[int, asyncio.Task[None]] = {}
         self._pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="tool")
         self._exit: asyncio.Future[int] | None = None
         self._socket: zmq.asyncio.Socket | None = None
@@ -38,21 +37,9 @@ class AsyncioWorker(WorkerBase):
         assert self._socket is not None
         self._socket.send(frame, copy=False)
 
-    def send_threadsafe(self, frame: bytes) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.send, frame)
-
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
     def start_call(self, call: PreparedCall) -> None:
         assert self._loop is not None
-        self._tasks[call.call_id] = self._loop.create_task(self._run(call))
-
-    def cancel_call(self, call_id: int) -> None:
-        task = self._tasks.get(call_id)
-        if task is not None:
-            task.cancel()
+        self.running[call.call_id] = self._loop.create_task(self._run(call))
 
     def request_exit(self, code: int) -> None:
         if self._exit is not None and not self._exit.done():
@@ -60,35 +47,17 @@ class AsyncioWorker(WorkerBase):
 
     async def _run(self, call: PreparedCall) -> None:
         """Run one call and send its RESULT; sends nothing when the call is cancelled."""
+        assert self._loop is not None
+        loop, pool = self._loop, self._pool
         try:
             try:
-                async with asyncio.timeout(call.timeout) as deadline:
-                    if call.spec.is_async:
-                        value = await call.invoke()
-                    else:
-                        value = await self._loop.run_in_executor(self._pool, call.invoke)  # type: ignore[union-attr]
-            except TimeoutError as exc:
-                call.context.mark_cancelled()
-                frame = (
-                    self.host.timeout_frame(call)
-                    if deadline.expired()
-                    else self.host.failure_frame(call, exc)
-                )
-            except asyncio.CancelledError:
-                call.context.mark_cancelled()
-                raise
-            except Exception as exc:
-                frame = self.host.failure_frame(call, exc)
-            else:
-                frame = self.host.result_frame(call, value)
+                async with asyncio.timeout(call.timeout):
+                    frame = await self.host.run(call, lambda func: loop.run_in_executor(pool, func))
+            except TimeoutError:  # only the deadline: the tool's own exceptions became frames in run()
+                frame = self.host.timeout_frame(call)
             self.send(frame)
         finally:
-            self._tasks.pop(call.call_id, None)
-
-    async def _heartbeats(self) -> None:
-        while self.heartbeat():
-            await asyncio.sleep(self.options.heartbeat_interval)
-        self.request_exit(EXIT_ORPHANED)
+            self.running.pop(call.call_id, None)
 
     async def _receive(self) -> None:
         assert self._socket is not None
@@ -98,6 +67,7 @@ class AsyncioWorker(WorkerBase):
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
         self._loop = asyncio.get_running_loop()
+        self.call_soon_threadsafe = self._loop.call_soon_threadsafe
         self.mark_loop_thread()
         self._exit = self._loop.create_future()
         context = zmq.asyncio.Context()
@@ -107,13 +77,17 @@ class AsyncioWorker(WorkerBase):
         self._socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
         self._socket.connect(self.options.router)
         self.send(self.ready_frame())
-        background = [self._loop.create_task(self._receive()), self._loop.create_task(self._heartbeats())]
+        background = [
+            self._loop.create_task(self._receive()),
+            self._loop.create_task(self.serve_heartbeats(asyncio.sleep)),
+        ]
         try:
             return await self._exit
         finally:
-            for task in [*background, *self._tasks.values()]:
+            tasks = [*background, *self.running.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*background, *self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._socket.close(linger=1000)
             context.term()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import psutil
@@ -46,38 +47,36 @@ async def whoami_trio(ctx: ToolContext) -> dict[str, Any]:
     return _whoami(ctx)
 
 
+Seconds = Annotated[float, Field(ge=0, le=3600, description="How long to sleep")]
+
+
+async def _sleep_reporting(
+    seconds: float, ctx: ToolContext, sleep: Callable[[float], Awaitable[object]]
+) -> str:
+    steps = 10
+    for step in range(steps):
+        await ctx.report_progress(step, steps, f"slept {seconds * step / steps:.2f} of {seconds:g} s")
+        await sleep(seconds / steps)
+    await ctx.report_progress(steps, steps, "done")
+    return f"slept {seconds:g} s"
+
+
 @tool_metadata(
     runtime="asyncio", category="diagnostics", timeout_seconds=3600, read_only=True, open_world=False
 )
-async def sleep(
-    seconds: Annotated[float, Field(ge=0, le=3600, description="How long to sleep")],
-    ctx: ToolContext,
-) -> str:
+async def sleep(seconds: Seconds, ctx: ToolContext) -> str:
     """Sleep on the asyncio worker, reporting progress about ten times; stops at once when cancelled."""
     import asyncio
 
-    steps = 10
-    for step in range(steps):
-        await ctx.report_progress(step, steps, f"slept {seconds * step / steps:.2f} of {seconds:g} s")
-        await asyncio.sleep(seconds / steps)
-    await ctx.report_progress(steps, steps, "done")
-    return f"slept {seconds:g} s"
+    return await _sleep_reporting(seconds, ctx, asyncio.sleep)
 
 
 @tool_metadata(runtime="trio", category="diagnostics", timeout_seconds=3600, read_only=True, open_world=False)
-async def trio_sleep(
-    seconds: Annotated[float, Field(ge=0, le=3600, description="How long to sleep")],
-    ctx: ToolContext,
-) -> str:
+async def trio_sleep(seconds: Seconds, ctx: ToolContext) -> str:
     """Sleep on the Trio worker, reporting progress about ten times; stops at once when cancelled."""
     import trio
 
-    steps = 10
-    for step in range(steps):
-        await ctx.report_progress(step, steps, f"slept {seconds * step / steps:.2f} of {seconds:g} s")
-        await trio.sleep(seconds / steps)
-    await ctx.report_progress(steps, steps, "done")
-    return f"slept {seconds:g} s"
+    return await _sleep_reporting(seconds, ctx, trio.sleep)
 
 
 @tool_metadata(runtime="asyncio", category="diagnostics", read_only=True, open_world=False)

@@ -43,7 +43,7 @@ def detect_runtime(
         cached = _cache.get(name)
         if cached is not None:
             return cached
-    runtime = _detect_uncached(name, func, metadata, registry or get_registry())
+    runtime = _detect_uncached(name, func, metadata, registry if registry is not None else get_registry())
     if use_cache:
         with _cache_lock:
             _cache[name] = runtime

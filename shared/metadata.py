@@ -272,7 +272,7 @@ def tool_metadata(
             )
         metadata = ToolMetadata(name=name or target.__name__, runtime=runtime, **fields)
         setattr(target, METADATA_ATTRIBUTE, metadata)
-        (registry or _registry).register(metadata, target)
+        (registry if registry is not None else _registry).register(metadata, target)
         return target
 
     if func is not None:

@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,24 @@ class ToolHost:
         if spec.context_parameter is not None:
             kwargs[spec.context_parameter] = context
         return PreparedCall(call.call_id, spec, kwargs, context, timeout)
+
+    async def run(self, call: PreparedCall, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]) -> bytes:
+        """Run the tool and return its RESULT frame; an exception from the tool becomes a tool error.
+
+        ``run_sync`` runs a sync tool's function in the worker's thread pool (``loop.run_in_executor`` or
+        ``trio.to_thread.run_sync``).
+
+        Cancellation: the runtime's cancellation (a CANCEL frame or the deadline) propagates after the
+        call's context is marked cancelled, so a sync tool still running in its thread can notice.
+        """
+        try:
+            value = await call.invoke() if call.spec.is_async else await run_sync(call.invoke)
+        except Exception as exc:
+            return self.failure_frame(call, exc)
+        except BaseException:
+            call.context.mark_cancelled()
+            raise
+        return self.result_frame(call, value)
 
     def error_frame(self, call_id: int, error: CallError) -> bytes:
         """An ERROR frame: the call did not start (a protocol error for the client)."""

@@ -5,8 +5,8 @@ the command line the supervisor wrote, ties the process's life to the supervisor
 and a ``getppid()`` check right after it, which closes the race where the parent died first), sets up
 logging to stderr (the supervisor captures it line by line) and loads the tools.
 
-``WorkerBase`` decodes router frames and dispatches them; a runtime subclass supplies ``send``,
-``send_threadsafe``, ``start_call``, ``cancel_call`` and ``serve``.
+``WorkerBase`` decodes router frames, dispatches them and keeps the table of running calls; a runtime
+subclass supplies ``send``, ``start_call``, ``request_exit`` and ``serve``, and sets ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -148,6 +149,10 @@ class WorkerBase(ABC):
         self.draining = False
         self.exit_code: int | None = None
         self.last_heard = time.monotonic()
+        self.running: dict[int, Any] = {}
+        """call id → the handle that cancels it (an asyncio Task or a Trio CancelScope: both have cancel())."""
+        self.call_soon_threadsafe: Callable[..., object] | None = None
+        """The loop's way to run ``fn(*args)`` soon from another thread; set by ``serve``."""
         self._loop_thread = threading.get_ident()
 
     # -- supplied by the runtime -------------------------------------------------------------------
@@ -157,20 +162,8 @@ class WorkerBase(ABC):
         """Queue a frame to the router; called from the event loop thread only; never blocks."""
 
     @abstractmethod
-    def send_threadsafe(self, frame: bytes) -> None:
-        """Queue a frame from another thread (a sync tool); never blocks."""
-
-    @abstractmethod
     def start_call(self, call: PreparedCall) -> None:
-        """Start running a prepared call in the background."""
-
-    @abstractmethod
-    def cancel_call(self, call_id: int) -> None:
-        """Cancel a running call; a no-op for a call that already finished."""
-
-    @abstractmethod
-    def in_flight(self) -> int:
-        """How many calls are running."""
+        """Start running a prepared call in the background and record it in ``running``."""
 
     @abstractmethod
     def request_exit(self, code: int) -> None:
@@ -180,6 +173,21 @@ class WorkerBase(ABC):
 
     def mark_loop_thread(self) -> None:
         self._loop_thread = threading.get_ident()
+
+    def send_threadsafe(self, frame: bytes) -> None:
+        """Queue a frame from another thread (a sync tool); never blocks."""
+        assert self.call_soon_threadsafe is not None
+        self.call_soon_threadsafe(self.send, frame)
+
+    def cancel_call(self, call_id: int) -> None:
+        """Cancel a running call; a no-op for a call that already finished."""
+        handle = self.running.get(call_id)
+        if handle is not None:
+            handle.cancel()
+
+    def in_flight(self) -> int:
+        """How many calls are running."""
+        return len(self.running)
 
     def emit(self, message: Message) -> None:
         """Send a message from any thread (the ``ToolContext`` uses this)."""
@@ -221,6 +229,16 @@ class WorkerBase(ABC):
             self.send(self.host.error_frame(call.call_id, exc))
             return
         self.start_call(prepared)
+
+    async def serve_heartbeats(self, sleep: Callable[[float], Awaitable[object]]) -> None:
+        """Heartbeat every interval until the router goes silent or the supervisor is gone, then exit.
+
+        ``sleep`` is the runtime's ``asyncio.sleep`` or ``trio.sleep``. Returns never unless cancelled or
+        orphaned (then it requests ``EXIT_ORPHANED``).
+        """
+        while self.heartbeat():
+            await sleep(self.options.heartbeat_interval)
+        self.request_exit(EXIT_ORPHANED)
 
     def heartbeat(self) -> bool:
         """Send one heartbeat; False when the router has been silent for the whole liveness window."""

@@ -8,13 +8,15 @@ that expires answers the call with a timeout error.
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 
 import trio
 import zmq
 
 from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import EXIT_ORPHANED, WorkerBase, WorkerOptions
+from shared.worker import WorkerBase, WorkerOptions
 
 from .zmq_io import TrioZmqSocket
 
@@ -24,34 +26,20 @@ logger = logging.getLogger("mcp_supervisor.worker")
 class TrioWorker(WorkerBase):
     def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
         super().__init__(options, host)
-        self._scopes: dict[int, trio.CancelScope] = {}
         self._limiter = trio.CapacityLimiter(options.threads)
         self._nursery: trio.Nursery | None = None
         self._io: TrioZmqSocket | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
         self._exit_code = 0
 
     def send(self, frame: bytes) -> None:
         assert self._io is not None
         self._io.send(frame)
 
-    def send_threadsafe(self, frame: bytes) -> None:
-        assert self._token is not None
-        self._token.run_sync_soon(self.send, frame)
-
-    def in_flight(self) -> int:
-        return len(self._scopes)
-
     def start_call(self, call: PreparedCall) -> None:
         assert self._nursery is not None
         scope = trio.CancelScope()
-        self._scopes[call.call_id] = scope
+        self.running[call.call_id] = scope
         self._nursery.start_soon(self._run, call, scope)
-
-    def cancel_call(self, call_id: int) -> None:
-        scope = self._scopes.get(call_id)
-        if scope is not None:
-            scope.cancel()
 
     def request_exit(self, code: int) -> None:
         self._exit_code = code
@@ -60,42 +48,25 @@ class TrioWorker(WorkerBase):
 
     async def _run(self, call: PreparedCall, scope: trio.CancelScope) -> None:
         """Run one call and send its RESULT; sends nothing when the call is cancelled."""
-        frame: bytes | None = None
+        run_sync = functools.partial(trio.to_thread.run_sync, abandon_on_cancel=True, limiter=self._limiter)
+        frame = None
         try:
-            with scope:
-                with trio.move_on_after(
-                    call.timeout if call.timeout is not None else float("inf")
-                ) as deadline:
-                    try:
-                        if call.spec.is_async:
-                            value = await call.invoke()
-                        else:
-                            value = await trio.to_thread.run_sync(
-                                call.invoke, abandon_on_cancel=True, limiter=self._limiter
-                            )
-                    except trio.Cancelled:
-                        call.context.mark_cancelled()
-                        raise
-                    except Exception as exc:
-                        frame = self.host.failure_frame(call, exc)
-                    else:
-                        frame = self.host.result_frame(call, value)
-                if deadline.cancelled_caught:
-                    frame = self.host.timeout_frame(call)
+            with (
+                scope,
+                trio.move_on_after(call.timeout if call.timeout is not None else math.inf) as deadline,
+            ):
+                frame = await self.host.run(call, run_sync)
+            if deadline.cancelled_caught:
+                frame = self.host.timeout_frame(call)
         finally:
-            self._scopes.pop(call.call_id, None)
+            self.running.pop(call.call_id, None)
         if frame is not None and not scope.cancelled_caught:
             self.send(frame)
-
-    async def _heartbeats(self) -> None:
-        while self.heartbeat():
-            await trio.sleep(self.options.heartbeat_interval)
-        self.request_exit(EXIT_ORPHANED)
 
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
         self.mark_loop_thread()
-        self._token = trio.lowlevel.current_trio_token()
+        self.call_soon_threadsafe = trio.lowlevel.current_trio_token().run_sync_soon
         context = zmq.Context()
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.IDENTITY, self.options.identity)
@@ -107,7 +78,7 @@ class TrioWorker(WorkerBase):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.send(self.ready_frame())
-                nursery.start_soon(self._heartbeats)
+                nursery.start_soon(self.serve_heartbeats, trio.sleep)
                 nursery.start_soon(self._io.pump, self.handle)
         finally:
             self._io.close()

@@ -35,7 +35,11 @@ class AsyncioWorker(WorkerBase):
 
     def send(self, frame: bytes) -> None:
         assert self._socket is not None
-        self._socket.send(frame, copy=False)
+        sent = self._socket.send(frame, copy=False)
+        if not sent.done():
+            sent.add_done_callback(_retrieve)
+        elif sent.exception() is not None:
+            logger.error("cannot send to the router: %s", sent.exception())
 
     def start_call(self, call: PreparedCall) -> None:
         assert self._loop is not None
@@ -99,3 +103,8 @@ def serve(options: WorkerOptions, host: ToolHost) -> int:
     if uvloop is not None:
         return uvloop.run(worker.serve())
     return asyncio.run(worker.serve())
+
+
+def _retrieve(sent: asyncio.Future[object]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        logger.error("cannot send to the router: %s", sent.exception())

@@ -14,7 +14,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -35,6 +35,8 @@ EXIT_STARTUP = 2
 """Bad configuration, a port in use, an unusable runtime directory."""
 EXIT_FORCED = 3
 """Stopped, but in-flight calls outlived the grace period or workers had to be killed."""
+FRONT_LINGER = 1.0
+"""After the calls are drained, how long the front may take to close its connections by itself."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -103,8 +105,15 @@ class Supervisor:
         await self.router.start()
         self.arbiter.start()
 
-    async def _finish(self, serving: asyncio.Task[Any], stop_serving: Any) -> int:
-        """Wait for a stop request (or the front ending), then shut everything down."""
+    async def _finish(
+        self, serving: asyncio.Task[Any], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
+    ) -> int:
+        """Wait for a stop request (or the front ending), then shut everything down in order.
+
+        ``stop_serving`` makes the front stop accepting; once the tool calls are drained, what is left on
+        the front are idle streams (an SSE GET, a stdio pipe), which ``cut_serving`` closes after
+        ``FRONT_LINGER`` seconds.
+        """
         assert self._stop_requested is not None
         waiter = asyncio.ensure_future(self._stop_requested.wait())
         await asyncio.wait([serving, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -112,12 +121,14 @@ class Supervisor:
         self.stopping = True
         stop_serving()
         clean = await self.arbiter.stop(self.settings.shutdown_grace)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(serving, timeout=self.settings.shutdown_grace + 1)
-        if not serving.cancelled() and serving.exception() is not None:
-            raise serving.exception()  # type: ignore[misc]
+        done, _ = await asyncio.wait([serving], timeout=FRONT_LINGER)
+        if not done:
+            cut_serving()
+            await asyncio.wait([serving], timeout=FRONT_LINGER)
         await self.router.aclose()
         self.runtime_dir.cleanup()
+        if serving.done() and not serving.cancelled() and serving.exception() is not None:
+            raise serving.exception()  # type: ignore[misc]
         logger.info("stopped %s", "cleanly" if clean else "after killing what did not finish in time")
         return EXIT_OK if clean else EXIT_FORCED
 
@@ -142,8 +153,12 @@ class Supervisor:
         def stop_serving() -> None:
             server.should_exit = True
 
+        def cut_serving() -> None:
+            for task in list(server.server_state.tasks):
+                task.cancel()
+
         try:
-            return await self._finish(serving, stop_serving)
+            return await self._finish(serving, stop_serving, cut_serving)
         finally:
             sock.close()
 
@@ -157,4 +172,4 @@ class Supervisor:
                 await server.run(read_stream, write_stream, server.create_initialization_options())
 
         serving = asyncio.create_task(serve())
-        return await self._finish(serving, serving.cancel)
+        return await self._finish(serving, lambda: None, serving.cancel)

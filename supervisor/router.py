@@ -313,13 +313,28 @@ class Router:
     # -- socket ------------------------------------------------------------------------------------
 
     def _send(self, link: WorkerLink, message: Message) -> None:
+        self._send_raw(link.identity, message)
+
+    def _send_raw(self, identity: bytes, message: Message) -> None:
+        """Queue a frame to a worker; never blocks, never raises.
+
+        A send to a peer that is gone fails (ROUTER_MANDATORY) and is only logged at debug level: the
+        arbiter reports the exit and answers the calls that worker held.
+        """
         if self._socket is None:
             return
         try:
-            self._socket.send_multipart((link.identity, encode(message)), flags=zmq.NOBLOCK, copy=False)
+            sent = self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
-            # EHOSTUNREACH: the peer is gone (ROUTER_MANDATORY); the arbiter will report the exit.
-            logger.debug("cannot send %s to %s: %s", type(message).__name__, link.worker_id, exc)
+            _log_send_failure(identity, exc)
+            return
+        if sent.done():
+            if sent.exception() is not None:
+                _log_send_failure(identity, sent.exception())
+        else:
+            sent.add_done_callback(
+                lambda done: done.exception() and _log_send_failure(identity, done.exception())
+            )
 
     async def _receive_loop(self) -> None:
         assert self._socket is not None
@@ -388,13 +403,6 @@ class Router:
             logger.error("%s reported: %s", message.worker_id, error)
         self._on_ready(link)
 
-    def _send_raw(self, identity: bytes, message: Message) -> None:
-        if self._socket is not None:
-            try:
-                self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK)
-            except zmq.ZMQError:
-                pass
-
     def _drop_link(self, link: WorkerLink, reason: str) -> None:
         self._links.pop(link.identity, None)
         error = WorkerLostError(reason)
@@ -442,3 +450,7 @@ class Router:
                     self._on_unresponsive(link)
                     continue
                 self._send(link, Heartbeat(len(link.in_flight)))
+
+
+def _log_send_failure(identity: bytes, exc: BaseException | None) -> None:
+    logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)

@@ -182,3 +182,57 @@ def test_config_file_values_and_precedence(tmp_path: Any, supervisor_factory: An
     bad.write_text("[workers]\nasyncio = 'many'\n")
     code, stderr = run_supervisor_expecting_failure("--config", str(bad))
     assert code == 2 and f"invalid workers_asyncio = 'many' in {bad}" in stderr
+
+
+async def test_sigterm_lets_in_flight_calls_finish(supervisor_factory: Any) -> None:
+    server = supervisor_factory()
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    results: list[Any] = []
+    try:
+        async with Client(server.url) as client:
+            await client.list_tools()  # the client validates results against the listing: fetch it now
+
+            async def call() -> None:
+                results.append(
+                    await client.call_tool("trio_sleep", {"seconds": 1}, progress_callback=on_progress)
+                )
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(call)
+                    await started.wait()
+                    server.process.send_signal(signal.SIGTERM)
+    except Exception:  # closing the client talks to a server that has gone away, as asked
+        pass
+    assert text(results[0]) == "slept 1 s"
+    assert server.stop() == 0
+
+
+async def test_calls_that_outlive_the_grace_period_are_cut_and_the_exit_code_says_so(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory("--shutdown-grace", "0.5")
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async def call(client: Client) -> None:
+        try:
+            await client.call_tool("sleep", {"seconds": 60}, progress_callback=on_progress)
+        except Exception:
+            pass  # the connection is cut: what matters is that the client is not left hanging
+
+    with anyio.fail_after(20):
+        async with Client(server.url) as client, anyio.create_task_group() as tasks:
+            tasks.start_soon(call, client)
+            await started.wait()
+            server.process.send_signal(signal.SIGTERM)
+            code = await anyio.to_thread.run_sync(server.process.wait)
+            tasks.cancel_scope.cancel()
+    assert code == 3
+    assert server.stop() == 3  # already exited; checks that no child survived

@@ -85,3 +85,11 @@ def it_sync_too_slow_trio(ctx: ToolContext) -> str:
 async def it_pid() -> int:
     """The worker's pid, as JSON text."""
     return os.getpid()
+
+
+@tool_metadata(runtime="trio")
+async def it_log(ctx: ToolContext) -> str:
+    """Send two log messages to the client."""
+    await ctx.log("info", "first", logger="it")
+    ctx.log("warning", {"second": 2})
+    return "logged"

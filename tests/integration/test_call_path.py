@@ -171,3 +171,16 @@ def test_health_endpoints(server: RunningSupervisor) -> None:
     assert {w["id"]: w["state"] for w in status["workers"]} == {"asyncio-0": "ready", "trio-0": "ready"}
     for worker in status["workers"]:
         assert worker["pid"] and worker["restarts"] == 0 and worker["cpu_affinity"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tool_log_messages_reach_the_client(server: RunningSupervisor, mode: str) -> None:
+    messages: list[Any] = []
+
+    async def on_log(params: Any) -> None:
+        messages.append((params.level, params.data, params.logger))
+
+    async with Client(server.url, mode=mode, logging_callback=on_log, log_level="debug") as client:
+        result = await client.call_tool("it_log", {})
+    assert text(result) == "logged"
+    assert messages == [("info", "first", "it"), ("warning", {"second": 2}, None)]

@@ -236,3 +236,31 @@ async def test_calls_that_outlive_the_grace_period_are_cut_and_the_exit_code_say
             tasks.cancel_scope.cancel()
     assert code == 3
     assert server.stop() == 3  # already exited; checks that no child survived
+
+
+async def test_no_pin_leaves_the_workers_on_every_core(supervisor_factory: Any) -> None:
+    server = supervisor_factory("--no-pin")
+    async with Client(server.url) as client:
+        affinity = (await client.call_tool("whoami_trio", {})).structured_content["cpu_affinity"]
+    assert affinity == sorted(os.sched_getaffinity(0))
+
+
+async def test_calls_go_to_the_least_loaded_worker(supervisor_factory: Any) -> None:
+    server = supervisor_factory("--workers-asyncio", "2")
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async with Client(server.url) as client:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(
+                    lambda: client.call_tool("sleep", {"seconds": 2}, progress_callback=on_progress)
+                )
+                await started.wait()
+                busy = next(w for w in server.status()["workers"] if w["in_flight"] == 1)
+                other = (await client.call_tool("whoami_asyncio", {})).structured_content
+                tasks.cancel_scope.cancel()
+    assert busy["runtime"] == "asyncio"
+    assert other["pid"] != busy["pid"] and other["worker"] in {"asyncio-0", "asyncio-1"}

@@ -46,13 +46,16 @@ class ToolMetadata:
         category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
         priority: 0 (lowest) to 10 (highest); default 5.
         timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.
-        retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; used by the task queue.
+        retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; recorded for the task queue, which will
+            apply it (nothing retries calls yet).
         memory_intensive, cpu_intensive, io_intensive: Scheduling hints.
-        mcp_schema: An explicit JSON input schema; by default it is generated from the type hints.
+        mcp_schema: An explicit JSON input schema shown to clients instead of the generated one; arguments are
+            still validated against the type hints, so keep the two in agreement.
         mcp_description: The tool description; by default the function's docstring.
         title: A human-readable title shown by clients.
         read_only, idempotent, destructive, open_world: MCP tool annotations; ``None`` leaves a hint unsaid.
-        max_concurrency: At most this many calls of the tool run at once in one worker (``None``: no limit).
+        max_concurrency: At most this many calls of the tool should run at once (``None``: no limit);
+            recorded and announced, not enforced yet.
     """
 
     name: str
@@ -141,7 +144,7 @@ class ToolMetadata:
 
     @property
     def retry_safe(self) -> bool:
-        """Whether a call may be sent again after its worker died: read-only or idempotent tools only."""
+        """Whether a call could safely be sent again after its worker died: read-only or idempotent tools."""
         return bool(self.read_only or self.idempotent)
 
     def to_dict(self) -> dict[str, Any]:

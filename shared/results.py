@@ -28,6 +28,13 @@ def to_call_tool_result(value: Any) -> dict[str, Any]:
     Raises:
         TypeError: the value cannot be represented as JSON.
     """
+    try:
+        return _to_call_tool_result(value)
+    except pydantic_core.PydanticSerializationError as exc:  # from inside a dict or a model
+        raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
+
+
+def _to_call_tool_result(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"content": [{"type": "text", "text": value}], "isError": False}
     if value is None:

@@ -78,7 +78,7 @@ class ToolHost:
             try:
                 spec = build_tool_spec(func, metadata)
             except ToolDefinitionError as exc:
-                self.load_errors.append(str(exc))
+                self.load_errors.append(_one_line(exc))
                 logger.error("%s", exc)
                 continue
             if spec.runtime == self.runtime:

@@ -42,21 +42,25 @@ class RuntimeDir:
             self._owned = True
         else:
             self.path = chosen
+            if len(str(self.path / SOCKET_NAME)) > MAX_UNIX_PATH:
+                raise ConfigError(
+                    f"invalid runtime_dir = {str(self.path)!r}: the socket path would exceed {MAX_UNIX_PATH} characters"
+                )
             try:
-                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.chmod(self.path, 0o700)
+                self.path.mkdir(mode=0o700, parents=True)  # a new directory is private from the start
+            except FileExistsError:
+                pass  # an existing one is checked, never loosened or tightened behind the operator's back
             except OSError as exc:
                 raise ConfigError(f"invalid runtime_dir = {str(self.path)!r}: {exc.strerror}") from None
+            if not self.path.is_dir():
+                raise ConfigError(f"invalid runtime_dir = {str(self.path)!r}: not a directory")
             info = self.path.stat()
             if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
                 raise ConfigError(
-                    f"invalid runtime_dir = {str(self.path)!r}: must be owned by this user with mode 0700"
+                    f"invalid runtime_dir = {str(self.path)!r}: must be owned by this user with mode 0700 "
+                    f"(it is mode {stat.S_IMODE(info.st_mode):04o})"
                 )
         self.socket_path = self.path / SOCKET_NAME
-        if len(str(self.socket_path)) > MAX_UNIX_PATH:
-            raise ConfigError(
-                f"invalid runtime_dir = {str(self.path)!r}: the socket path would exceed {MAX_UNIX_PATH} characters"
-            )
         self._claim_socket()
 
     @property

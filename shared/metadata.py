@@ -273,7 +273,7 @@ def tool_metadata(
             raise ToolDefinitionError(
                 f"@tool_metadata on {_qualified_name(target)}: unknown field(s) {', '.join(sorted(unknown))}"
             )
-        metadata = ToolMetadata(name=name or target.__name__, runtime=runtime, **fields)
+        metadata = ToolMetadata(name=target.__name__ if name is None else name, runtime=runtime, **fields)
         setattr(target, METADATA_ATTRIBUTE, metadata)
         (registry if registry is not None else _registry).register(metadata, target)
         return target

@@ -64,7 +64,7 @@ def error_result(message: str) -> dict[str, Any]:
 
 
 def _structured(value: Any) -> dict[str, Any]:
-    jsonable = pydantic_core.to_jsonable_python(value)
+    jsonable = pydantic_core.to_jsonable_python(value, inf_nan_mode="null")
     return {
         "content": [{"type": "text", "text": _json_text(jsonable)}],
         "structuredContent": jsonable,
@@ -74,7 +74,7 @@ def _structured(value: Any) -> dict[str, Any]:
 
 def _json_text(value: Any) -> str:
     try:
-        return pydantic_core.to_json(value).decode()
+        return pydantic_core.to_json(value, inf_nan_mode="null").decode()
     except pydantic_core.PydanticSerializationError as exc:
         raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
 

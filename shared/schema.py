@@ -8,6 +8,7 @@ same model. (An explicit ``mcp_schema`` replaces only what is shown; validation 
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,8 +137,12 @@ def build_tool_spec(func: Callable[..., Any], metadata: ToolMetadata | None = No
 
 
 def _is_context(annotation: Any) -> bool:
+    """``ToolContext``, also inside ``Annotated[...]`` or ``ToolContext | None``."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return len(members) == 1 and _is_context(members[0])
     return isinstance(annotation, type) and issubclass(annotation, ToolContext)
 
 

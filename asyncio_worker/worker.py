@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 import zmq.asyncio
 
+from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
 
@@ -44,6 +45,10 @@ class AsyncioWorker(WorkerBase):
     def start_call(self, call: PreparedCall) -> None:
         assert self._loop is not None
         self.running[call.call_id] = self._loop.create_task(self._run(call))
+
+    def new_waiter(self) -> _FutureWaiter:
+        assert self._loop is not None
+        return _FutureWaiter(self._loop.create_future())
 
     def request_exit(self, code: int) -> None:
         if self._exit is not None and not self._exit.done():
@@ -108,3 +113,17 @@ def serve(options: WorkerOptions, host: ToolHost) -> int:
 def _retrieve(sent: asyncio.Future[object]) -> None:
     if not sent.cancelled() and sent.exception() is not None:
         logger.error("cannot send to the router: %s", sent.exception())
+
+
+class _FutureWaiter:
+    """A Waiter over an asyncio future."""
+
+    def __init__(self, future: asyncio.Future[Reply]) -> None:
+        self._future = future
+
+    def set(self, value: Reply) -> None:
+        if not self._future.done():
+            self._future.set_result(value)
+
+    async def wait(self) -> Reply:
+        return await self._future

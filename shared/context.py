@@ -5,15 +5,19 @@ is not part of the tool's input schema. The same class serves both runtimes and 
 ``report_progress`` and ``log`` never block and are safe to call from a sync tool running in the worker's
 thread pool. They return an already-completed awaitable, so ``await ctx.report_progress(...)`` (the usual
 MCP SDK spelling) and a plain ``ctx.report_progress(...)`` both work.
+
+``sample``, ``elicit`` and ``call_tool`` are requests that travel worker → router → client (or → another
+tool) and back; they are coroutines for ``async def`` tools, awaited on the worker's own event loop.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+from .errors import ClientRequestError
 from .protocol import Log, Message, Progress
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
@@ -53,6 +57,7 @@ class ToolContext:
         "progress_token",
         "meta",
         "_emit",
+        "_request",
         "_cancelled",
     )
 
@@ -67,6 +72,7 @@ class ToolContext:
         progress_token: str | int | None,
         meta: dict[str, Any] | None,
         emit: Callable[[Message], None],
+        request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.call_id = call_id
         self.tool = tool
@@ -76,6 +82,7 @@ class ToolContext:
         self.progress_token = progress_token
         self.meta = meta
         self._emit = emit
+        self._request = request
         self._cancelled = threading.Event()
 
     @property
@@ -121,6 +128,77 @@ class ToolContext:
         if not self._cancelled.is_set():
             self._emit(Log(self.call_id, level, logger, data))
         return _SENT
+
+    async def sample(
+        self,
+        messages: str | list[dict[str, Any]],
+        *,
+        max_tokens: int,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        stop_sequences: list[str] | None = None,
+        model_preferences: dict[str, Any] | None = None,
+        include_context: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Ask the client's LLM for a completion (``sampling/createMessage``) and return its result.
+
+        ``messages`` is a prompt string (one user text message) or MCP ``SamplingMessage`` objects as
+        dicts. The result is the client's ``CreateMessageResult`` as a dict (``role``, ``content``,
+        ``model``, ``stopReason``).
+
+        Raises:
+            ClientRequestError: the client does not support sampling, or answered with an error.
+        """
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": {"type": "text", "text": messages}}]
+        params: dict[str, Any] = {"messages": messages, "maxTokens": max_tokens}
+        optional = {
+            "systemPrompt": system_prompt,
+            "temperature": temperature,
+            "stopSequences": stop_sequences,
+            "modelPreferences": model_preferences,
+            "includeContext": include_context,
+            "metadata": metadata,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        return await self._send_request("sampling/createMessage", params)
+
+    async def elicit(self, message: str, requested_schema: dict[str, Any]) -> dict[str, Any]:
+        """Ask the user for structured input (``elicitation/create``, form mode) and return the answer.
+
+        ``requested_schema`` is a flat JSON object schema of primitive properties (strings, numbers,
+        booleans, enums), as the MCP specification restricts it. The result is the client's
+        ``ElicitResult`` as a dict: ``action`` (``accept``, ``decline`` or ``cancel``) and, on accept,
+        ``content``.
+
+        Raises:
+            ClientRequestError: the client does not support elicitation, or answered with an error.
+        """
+        return await self._send_request(
+            "elicitation/create", {"mode": "form", "message": message, "requestedSchema": requested_schema}
+        )
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call another tool, in any runtime, through the router; returns its ``CallToolResult`` as a dict.
+
+        The callee gets what is left of this call's deadline. A tool error comes back as a result with
+        ``isError: true``, like for any client.
+
+        Raises:
+            ClientRequestError: no tool of that name, invalid arguments, or no worker could run it.
+        """
+        params: dict[str, Any] = {
+            "name": name,
+            "arguments": arguments or {},
+            "timeout": self.time_remaining(),
+        }
+        return await self._send_request("tools/call", params)
+
+    async def _send_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self._request is None:
+            raise ClientRequestError(f"{method} is not available in this context")
+        return await self._request(method, params)
 
     def mark_cancelled(self) -> None:
         """Called by the worker when the call is cancelled or timed out; idempotent."""

@@ -6,6 +6,7 @@
     ├── ConfigError            bad configuration value (refused at start)
     ├── ProtocolError          a frame on the router⇄worker wire could not be decoded
     ├── ToolDefinitionError    a decorated function cannot become a tool
+    ├── ClientRequestError     a request a tool made (sampling, elicitation, a tool call) failed
     └── CallError              a tool call could not be answered normally
         ├── UnknownToolError   no tool of that name (JSON-RPC -32602)
         ├── InvalidArgumentsError  arguments do not match the input schema (-32602)
@@ -39,6 +40,18 @@ class ProtocolError(SupervisorError):
 
 class ToolDefinitionError(SupervisorError):
     """A function decorated with ``@tool_metadata`` cannot be turned into a tool."""
+
+
+class ClientRequestError(SupervisorError):
+    """A request a tool made through its context was refused or failed: the client does not support it,
+    answered with an error, or the tool called through ``ctx.call_tool`` does not exist.
+
+    ``code`` is the JSON-RPC error code of the answer.
+    """
+
+    def __init__(self, message: str, code: int = INTERNAL_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CallError(SupervisorError):

@@ -7,6 +7,7 @@ what their event loop requires: running the coroutine or the thread, deadlines a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -97,7 +98,12 @@ class ToolHost:
             self.elsewhere,
         )
 
-    def prepare(self, call: Call, emit: Callable[[Message], None]) -> PreparedCall:
+    def prepare(
+        self,
+        call: Call,
+        emit: Callable[[Message], None],
+        request: Callable[[int, str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+    ) -> PreparedCall:
         """Look the tool up and validate the arguments.
 
         Raises:
@@ -117,6 +123,7 @@ class ToolHost:
             progress_token=call.progress_token,
             meta=call.meta,
             emit=emit,
+            request=None if request is None else functools.partial(request, call.call_id),
         )
         if spec.context_parameter is not None:
             kwargs[spec.context_parameter] = context

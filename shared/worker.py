@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import itertools
 import logging
 import os
 import signal
@@ -22,13 +23,25 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-from .errors import CallError, ProtocolError
+from .errors import CallError, ClientRequestError, ProtocolError
 from .metadata import Runtime
-from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Call, Cancel, Drain, Heartbeat, Message, Stop, decode, encode
+from .protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Call,
+    Cancel,
+    Drain,
+    Heartbeat,
+    Message,
+    Reply,
+    Request,
+    Stop,
+    decode,
+    encode,
+)
 from .tool_host import PreparedCall, ToolHost
 
 HEARTBEAT_INTERVAL = 1.0
@@ -140,6 +153,14 @@ def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]
     sys.exit(serve(options, host))
 
 
+class Waiter(Protocol):
+    """A one-shot rendezvous on one event loop: ``set`` once, ``wait`` returns the value."""
+
+    def set(self, value: Reply) -> None: ...
+
+    async def wait(self) -> Reply: ...
+
+
 class WorkerBase(ABC):
     """Frame dispatch and bookkeeping shared by the asyncio and Trio workers."""
 
@@ -151,6 +172,9 @@ class WorkerBase(ABC):
         self.last_heard = time.monotonic()
         self.running: dict[int, Any] = {}
         """call id → the handle that cancels it (an asyncio Task or a Trio CancelScope: both have cancel())."""
+        self.waiting: dict[int, Waiter] = {}
+        """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
+        self._request_ids = itertools.count(1)
         self.call_soon_threadsafe: Callable[..., object] | None = None
         """The loop's way to run ``fn(*args)`` soon from another thread; set by ``serve``."""
         self._loop_thread = threading.get_ident()
@@ -164,6 +188,10 @@ class WorkerBase(ABC):
     @abstractmethod
     def start_call(self, call: PreparedCall) -> None:
         """Start running a prepared call in the background and record it in ``running``."""
+
+    @abstractmethod
+    def new_waiter(self) -> Waiter:
+        """A one-shot waiter on this runtime's loop."""
 
     @abstractmethod
     def request_exit(self, code: int) -> None:
@@ -210,6 +238,10 @@ class WorkerBase(ABC):
             return
         if isinstance(message, Call):
             self._on_call(message)
+        elif isinstance(message, Reply):
+            waiter = self.waiting.pop(message.request_id, None)
+            if waiter is not None:
+                waiter.set(message)
         elif isinstance(message, Cancel):
             self.cancel_call(message.call_id)
         elif isinstance(message, Heartbeat):
@@ -224,7 +256,7 @@ class WorkerBase(ABC):
 
     def _on_call(self, call: Call) -> None:
         try:
-            prepared = self.host.prepare(call, self.emit)
+            prepared = self.host.prepare(call, self.emit, self.request)
         except CallError as exc:
             self.send(self.host.error_frame(call.call_id, exc))
             return
@@ -239,6 +271,28 @@ class WorkerBase(ABC):
         while self.heartbeat():
             await sleep(self.options.heartbeat_interval)
         self.request_exit(EXIT_ORPHANED)
+
+    async def request(self, call_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send a REQUEST for a running call and wait for its REPLY (on the loop thread).
+
+        Raises:
+            ClientRequestError: the answer was an error.
+
+        Cancellation: the waiter is forgotten; a REPLY that arrives later is dropped.
+        """
+        request_id = next(self._request_ids)
+        waiter = self.new_waiter()
+        self.waiting[request_id] = waiter
+        try:
+            self.send(encode(Request(call_id, request_id, method, params)))
+            reply = await waiter.wait()
+        finally:
+            self.waiting.pop(request_id, None)
+        if reply.error is not None:
+            raise ClientRequestError(
+                str(reply.error.get("message", "request failed")), int(reply.error.get("code", -32603))
+            )
+        return reply.result or {}
 
     def heartbeat(self) -> bool:
         """Send one heartbeat; False when the router has been silent for the whole liveness window."""

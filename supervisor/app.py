@@ -83,6 +83,7 @@ class Supervisor:
             runtimes=[runtime for runtime, count in counts.items() if count > 0],
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
+            default_timeout=settings.request_timeout,
         )
         self.arbiter = Arbiter(settings, self.router)
         self.router._on_ready = self.arbiter.on_ready

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import mcp_types as types
+import pydantic
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.context import ServerRequestContext
@@ -22,10 +23,13 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.routing import Route
 
-from shared.errors import CallError
+from shared.context import LOG_LEVELS
+from shared.errors import INVALID_PARAMS, CallError, ClientRequestError
 from shared.results import error_result
 
 from . import __version__
@@ -34,6 +38,7 @@ from .router import Router
 from .status import readiness, status_document
 
 SERVER_NAME = "mcp-supervisor"
+LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 _CATALOG_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
@@ -61,7 +66,12 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
             await ctx.session.report_progress(progress, total, message)
 
         async def on_log(level: str, data: Any, logger_name: str | None) -> None:
+            if LOG_LEVELS.index(level) < LOG_LEVELS.index(_log_level(ctx)):
+                return
             await ctx.session.send_log_message(level, data, logger_name, related_request_id=ctx.request_id)  # type: ignore[arg-type]
+
+        async def on_request(method: str, request_params: dict[str, Any]) -> dict[str, Any]:
+            return await _ask_client(ctx, method, request_params)
 
         try:
             result = await router.call(
@@ -72,6 +82,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
                 meta=_plain(meta),
                 on_progress=on_progress if progress_token is not None else None,
                 on_log=on_log,
+                on_request=on_request,
             )
         except CallError as exc:
             if exc.is_protocol_error:
@@ -80,6 +91,12 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             result["resultType"] = "complete"  # required from 2026-07-28 on; unknown to older versions
         return result
+
+    async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> Any:
+        state = _connection_state(ctx)
+        if state is not None:
+            state[LOG_LEVEL_KEY] = params.level
+        return types.EmptyResult()
 
     def input_schema(name: str) -> dict[str, Any] | None:
         entry = router.tool(name)
@@ -92,6 +109,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
         version=__version__,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
     )
     return server
@@ -142,6 +160,72 @@ def build_http_app(server: Server[Any], router: Router, settings: Settings, supe
         return JSONResponse(status_document(router, supervisor))
 
     return app
+
+
+_CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientCapabilities, str]] = {
+    "sampling/createMessage": (
+        types.CreateMessageRequest,
+        types.CreateMessageRequestParams,
+        types.CreateMessageResult,
+        types.ClientCapabilities(sampling=types.SamplingCapability()),
+        "sampling",
+    ),
+    "elicitation/create": (
+        types.ElicitRequest,
+        types.ElicitRequestFormParams,
+        types.ElicitResult,
+        types.ClientCapabilities(elicitation=types.ElicitationCapability()),
+        "elicitation",
+    ),
+}
+
+
+async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Send a tool's request to the client on the tool call's own stream and return the answer.
+
+    Raises:
+        ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
+            answered with an error or with something that is not a valid result.
+    """
+    known = _CLIENT_REQUESTS.get(method)
+    if known is None:
+        raise ClientRequestError(f"a tool cannot send {method!r} to the client", METHOD_NOT_FOUND)
+    request_type, params_type, result_type, capability, feature = known
+    if not ctx.session.check_client_capability(capability):
+        raise ClientRequestError(f"the client does not support {feature} ({method})", INVALID_REQUEST)
+    try:
+        request = request_type(params=params_type.model_validate(params, by_name=False))
+    except pydantic.ValidationError as exc:
+        raise ClientRequestError(f"invalid {method} request: {_first_error(exc)}", INVALID_PARAMS) from None
+    try:
+        result = await ctx.session.send_request(
+            request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
+        )
+    except MCPError as exc:
+        raise ClientRequestError(f"{method} failed: {exc.message}", exc.code) from None
+    except pydantic.ValidationError as exc:
+        raise ClientRequestError(f"the client's answer to {method} is invalid: {_first_error(exc)}") from None
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)  # type: ignore[no-any-return]
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+
+
+def _connection_state(ctx: ServerRequestContext[Any]) -> dict[str, Any] | None:
+    """The per-connection state dict of the SDK's Connection (where the log level lives)."""
+    connection = getattr(ctx.session, "_connection", None)
+    return getattr(connection, "state", None)
+
+
+def _log_level(ctx: ServerRequestContext[Any]) -> str:
+    """The level the client asked for with logging/setLevel (handshake era); ``debug`` when it did not.
+
+    On 2026-07-28 the SDK applies the per-request opt-in itself.
+    """
+    state = _connection_state(ctx)
+    return str(state.get(LOG_LEVEL_KEY, "debug")) if state is not None else "debug"
 
 
 def _plain(meta: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -24,7 +24,11 @@ import zmq
 import zmq.asyncio
 
 from shared.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallError,
     CallTimeoutError,
+    ClientRequestError,
     NoWorkerError,
     ProtocolError,
     UnknownToolError,
@@ -48,6 +52,7 @@ from shared.protocol import (
     decode,
     encode,
 )
+from shared.results import error_result
 from shared.worker import LIVENESS_MISSES
 
 logger = logging.getLogger("mcp_supervisor.router")
@@ -59,6 +64,8 @@ BACKSTOP_MARGIN = 2.0
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 LogCallback = Callable[[str, Any, str | None], Awaitable[None]]
+RequestCallback = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers a request a tool made of the client (``sampling/createMessage``, ``elicitation/create``)."""
 
 
 @dataclass(eq=False)
@@ -84,6 +91,8 @@ class _Pending:
     tool: str
     link: WorkerLink
     events: asyncio.Queue[Message | WorkerLostError]
+    on_request: RequestCallback | None = None
+    requests: set[asyncio.Task[None]] = field(default_factory=set)
     finished: bool = False
 
 
@@ -101,6 +110,7 @@ class Router:
         runtimes: list[str],
         max_message_size: int,
         heartbeat_interval: float,
+        default_timeout: float = 300.0,
         on_ready: Callable[[WorkerLink], None] = lambda link: None,
         on_unresponsive: Callable[[WorkerLink], None] = lambda link: None,
     ) -> None:
@@ -108,6 +118,7 @@ class Router:
         self.runtimes = list(runtimes)
         self.max_message_size = max_message_size
         self.heartbeat_interval = heartbeat_interval
+        self.default_timeout = default_timeout
         self._on_ready = on_ready
         self._on_unresponsive = on_unresponsive
         self._context = zmq.asyncio.Context()
@@ -233,11 +244,14 @@ class Router:
         meta: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_log: LogCallback | None = None,
+        on_request: RequestCallback | None = None,
     ) -> dict[str, Any]:
         """Run ``tool`` on a worker of its runtime and return its ``CallToolResult`` (wire form).
 
         ``on_progress`` and ``on_log`` are awaited in the caller's task, in the order the worker sent
-        them, and always before the result is returned.
+        them, and always before the result is returned. A request the tool makes is answered in a task
+        of its own: ``tools/call`` by the router itself (tool-to-tool), anything else by ``on_request``
+        (the client); without ``on_request`` the tool is told the client cannot answer.
 
         Raises:
             UnknownToolError: no tool of that name in the catalog.
@@ -256,7 +270,7 @@ class Router:
         deadline = time.monotonic() + timeout
         link = await self._pick(runtime, deadline)
         call_id = next(self._ids)
-        pending = _Pending(call_id, tool, link, asyncio.Queue())
+        pending = _Pending(call_id, tool, link, asyncio.Queue(), on_request)
         self._pending[call_id] = pending
         link.in_flight.add(call_id)
         try:
@@ -277,6 +291,10 @@ class Router:
                     elif isinstance(event, Log):
                         if on_log is not None:
                             await on_log(event.level, event.data, event.logger)
+                    elif isinstance(event, Request):
+                        task = asyncio.create_task(self._answer(pending, event))
+                        pending.requests.add(task)
+                        task.add_done_callback(pending.requests.discard)
                     elif isinstance(event, Error):
                         pending.finished = True
                         link.calls_failed += 1
@@ -287,10 +305,45 @@ class Router:
         except TimeoutError:
             raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
         finally:
+            for task in list(pending.requests):
+                task.cancel()
             self._pending.pop(call_id, None)
             link.in_flight.discard(call_id)
             if not pending.finished and link.identity in self._links:
                 self._send(link, Cancel(call_id, "cancelled by the client"))
+
+    async def _answer(self, pending: _Pending, request: Request) -> None:
+        """Answer one request of a running tool with a REPLY; never raises (but may be cancelled)."""
+        try:
+            if request.method == "tools/call":
+                result = await self._call_for_tool(request.params)
+            elif pending.on_request is not None:
+                result = await pending.on_request(request.method, request.params)
+            else:
+                raise ClientRequestError(f"{request.method} cannot reach a client from here")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "code", INTERNAL_ERROR)
+            self._send(pending.link, Reply(request.request_id, None, {"code": code, "message": str(exc)}))
+            return
+        self._send(pending.link, Reply(request.request_id, result, None))
+
+    async def _call_for_tool(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A tool-to-tool call: a CallError becomes the caller's ClientRequestError."""
+        name = params.get("name")
+        arguments = params.get("arguments")
+        timeout = params.get("timeout")
+        if not isinstance(name, str) or not isinstance(arguments, (dict, type(None))):
+            raise ClientRequestError("tools/call needs a tool name and an arguments object", INVALID_PARAMS)
+        try:
+            return await self.call(
+                name, arguments, timeout=float(timeout) if timeout else self.default_timeout
+            )
+        except CallError as exc:
+            if exc.is_protocol_error:
+                raise ClientRequestError(str(exc), exc.code) from None
+            return error_result(str(exc))
 
     async def _pick(self, runtime: str, deadline: float) -> WorkerLink:
         while True:
@@ -361,14 +414,17 @@ class Router:
                 if pending is not None and pending.link is link:
                     link.in_flight.discard(message.call_id)
                     pending.events.put_nowait(message)
-            elif isinstance(message, (Progress, Log)):
+            elif isinstance(message, (Progress, Log, Request)):
                 pending = self._pending.get(message.call_id)
                 if pending is not None and pending.link is link:
                     pending.events.put_nowait(message)
-            elif isinstance(message, Request):
-                self._send(
-                    link, Reply(message.request_id, None, {"code": -32601, "message": "not supported"})
-                )
+                elif isinstance(message, Request):
+                    self._send(
+                        link,
+                        Reply(
+                            message.request_id, None, {"code": INTERNAL_ERROR, "message": "the call is over"}
+                        ),
+                    )
             elif not isinstance(message, Heartbeat):
                 logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
 

@@ -15,6 +15,7 @@ import math
 import trio
 import zmq
 
+from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
 
@@ -40,6 +41,9 @@ class TrioWorker(WorkerBase):
         scope = trio.CancelScope()
         self.running[call.call_id] = scope
         self._nursery.start_soon(self._run, call, scope)
+
+    def new_waiter(self) -> _EventWaiter:
+        return _EventWaiter()
 
     def request_exit(self, code: int) -> None:
         self._exit_code = code
@@ -89,3 +93,21 @@ class TrioWorker(WorkerBase):
 def serve(options: WorkerOptions, host: ToolHost) -> int:
     """Run the Trio worker to completion; returns the exit code."""
     return trio.run(TrioWorker(options, host).serve)
+
+
+class _EventWaiter:
+    """A Waiter over a trio.Event."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: Reply | None = None
+
+    def set(self, value: Reply) -> None:
+        if not self._event.is_set():
+            self._value = value
+            self._event.set()
+
+    async def wait(self) -> Reply:
+        await self._event.wait()
+        assert self._value is not None
+        return self._value

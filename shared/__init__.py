@@ -6,6 +6,7 @@ from .detection import clear_cache, detect_runtime
 from .errors import (
     CallError,
     CallTimeoutError,
+    ClientRequestError,
     ConfigError,
     InvalidArgumentsError,
     NoWorkerError,
@@ -23,6 +24,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "CallError",
     "CallTimeoutError",
+    "ClientRequestError",
     "ConfigError",
     "InvalidArgumentsError",
     "NoWorkerError",

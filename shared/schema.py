@@ -7,6 +7,7 @@ same model. (An explicit ``mcp_schema`` replaces only what is shown; validation 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import types
 import typing
@@ -36,6 +37,8 @@ class ToolSpec:
     input_schema: dict[str, Any]
     arguments_model: type[BaseModel]
     context_parameter: str | None
+    output_schema: dict[str, Any] | None = None
+    output_adapter: pydantic.TypeAdapter[Any] | None = None
 
     def catalog_entry(self) -> dict[str, Any]:
         """The tool as announced in READY: an MCP ``Tool`` object plus ``runtime`` and ``metadata``."""
@@ -48,6 +51,8 @@ class ToolSpec:
         }
         if self.metadata.title is not None:
             entry["title"] = self.metadata.title
+        if self.output_schema is not None:
+            entry["outputSchema"] = self.output_schema
         annotations = self.metadata.annotations()
         if annotations:
             entry["annotations"] = annotations
@@ -122,6 +127,17 @@ def build_tool_spec(func: Callable[..., Any], metadata: ToolMetadata | None = No
         raise ToolDefinitionError(
             f"tool {metadata.name!r} ({qualified}): cannot build input schema: {exc}"
         ) from None
+    try:
+        output_adapter = _output_adapter(hints.get("return"))
+        output_schema = (
+            None
+            if output_adapter is None
+            else _clean_schema(output_adapter.json_schema(mode="serialization"))
+        )
+    except Exception as exc:
+        raise ToolDefinitionError(
+            f"tool {metadata.name!r} ({qualified}): cannot build output schema: {_first_line(exc)}"
+        ) from None
     description = metadata.mcp_description or inspect.getdoc(func) or ""
     return ToolSpec(
         name=metadata.name,
@@ -133,7 +149,33 @@ def build_tool_spec(func: Callable[..., Any], metadata: ToolMetadata | None = No
         input_schema=schema,
         arguments_model=model,
         context_parameter=context_parameter,
+        output_schema=output_schema,
+        output_adapter=output_adapter,
     )
+
+
+def _output_adapter(annotation: Any) -> pydantic.TypeAdapter[Any] | None:
+    """A validator for results of an object type (a pydantic model, TypedDict, dataclass or ``dict``).
+
+    Those tools get an ``outputSchema`` and their results a validated ``structuredContent``. Other return
+    types (text, numbers, lists, MCP content objects, ``Any``) have no output schema.
+    """
+    if annotation is None or annotation is Any or annotation is type(None):
+        return None
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation) or annotation
+    if isinstance(origin, type) and origin.__module__.split(".", 1)[0] in ("mcp_types", "mcp"):
+        return None  # MCP content objects and CallToolResult pass through as they are
+    is_object = (
+        isinstance(origin, type)
+        and (issubclass(origin, (BaseModel, dict)) or dataclasses.is_dataclass(origin))
+    ) or typing.is_typeddict(annotation)
+    return pydantic.TypeAdapter(annotation) if is_object else None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _is_context(annotation: Any) -> bool:

@@ -16,6 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+import pydantic_core
+
 from .context import ToolContext
 from .errors import CallError, ProtocolError, ToolDefinitionError, UnknownToolError
 from .metadata import Runtime, get_registry
@@ -154,7 +157,19 @@ class ToolHost:
     def result_frame(self, call: PreparedCall, value: Any) -> bytes:
         """The RESULT frame for what the tool returned; an unrepresentable or oversized value becomes a
         tool error naming the problem."""
+        adapter = call.spec.output_adapter
         try:
+            if adapter is not None:
+                try:
+                    value = adapter.dump_python(adapter.validate_python(value), mode="json", by_alias=True)
+                except pydantic.ValidationError as exc:
+                    return self._error_result(
+                        call,
+                        f"tool {call.spec.name!r} returned a value that does not match its output schema: "
+                        f"{_one_line(exc)}",
+                    )
+                except pydantic_core.PydanticSerializationError as exc:
+                    raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
             frame = encode(Result(call.call_id, to_call_tool_result(value)))
         except (TypeError, ProtocolError) as exc:
             return self.failure_frame(call, exc)

@@ -86,8 +86,8 @@ class Supervisor:
             default_timeout=settings.request_timeout,
         )
         self.arbiter = Arbiter(settings, self.router)
-        self.router._on_ready = self.arbiter.on_ready
-        self.router._on_unresponsive = self.arbiter.on_unresponsive
+        self.router.on_ready = self.arbiter.on_ready
+        self.router.on_unresponsive = self.arbiter.on_unresponsive
         self.started_at = time.monotonic()
         self.stopping = False
         self._stop_requested: asyncio.Event | None = None

@@ -9,8 +9,11 @@ result with ``isError: true`` and a one-line message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import warnings
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +22,8 @@ import pydantic
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import Server
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
@@ -37,6 +41,8 @@ from .config import Settings
 from .router import Router
 from .status import readiness, status_document
 
+logger = logging.getLogger("mcp_supervisor.front")
+
 SERVER_NAME = "mcp-supervisor"
 LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
@@ -44,11 +50,61 @@ LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"
 _CATALOG_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 
+class _SupervisorServer(Server[Any]):
+    """The SDK server, announcing ``tools.listChanged``: the catalog changes as workers come and go."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class ListChangedNotifier:
+    """Remembers the connections that have talked to us and tells them when the tool list changes.
+
+    Only handshake-era connections (2025-11-25 and older) with a standalone stream are told; the
+    2026-07-28 era delivers list changes through ``subscriptions/listen``, which is not served yet.
+    """
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def remember(self, ctx: ServerRequestContext[Any]) -> None:
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            self._connections.add(connection)
+
+    def catalog_changed(self) -> None:
+        """Send ``notifications/tools/list_changed`` to every remembered connection; returns at once."""
+        for connection in list(self._connections):
+            task = asyncio.create_task(self._notify(connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _notify(self, connection: Any) -> None:
+        try:
+            await connection.send_tool_list_changed()
+        except Exception as exc:  # a closed connection: nothing to tell
+            logger.debug("cannot send tools/list_changed: %s", exc)
+            self._connections.discard(connection)
+
+
 def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
     """The SDK server whose handlers forward to ``router``."""
     listing: dict[str, Any] = {"version": -1, "result": None}
+    notifier = ListChangedNotifier()
+    router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
+        notifier.remember(ctx)
         await router.wait_settled()
         if listing["version"] != router.catalog_version:
             tools = [{k: entry[k] for k in _CATALOG_KEYS if k in entry} for entry in router.tools()]
@@ -57,6 +113,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
         return listing["result"]
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+        notifier.remember(ctx)
         meta = dict(params.meta) if params.meta else None
         progress_token = None
         if meta:
@@ -104,7 +161,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
 
     # The logging capability is deprecated in 2026-07-28 but still part of 2025-11-25, which we serve.
     warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
-    server: Server[Any] = Server(
+    server: Server[Any] = _SupervisorServer(
         SERVER_NAME,
         version=__version__,
         on_list_tools=list_tools,

@@ -99,8 +99,10 @@ class _Pending:
 class Router:
     """Owns the ROUTER socket bound at ``endpoint``.
 
-    ``on_ready(link)`` is called when a worker incarnation becomes routable and ``on_unresponsive(link)``
-    when one misses ``LIVENESS_MISSES`` heartbeats in a row.
+    Callbacks (plain attributes, set by whoever composes the supervisor):
+    ``on_ready(link)`` when a worker incarnation becomes routable; ``on_unresponsive(link)`` when one
+    misses ``LIVENESS_MISSES`` heartbeats in a row; ``on_catalog_change()`` when the set of tools that
+    ``tools()`` lists changed after start-up (a worker with other tools, a runtime failed or back).
     """
 
     def __init__(
@@ -111,16 +113,15 @@ class Router:
         max_message_size: int,
         heartbeat_interval: float,
         default_timeout: float = 300.0,
-        on_ready: Callable[[WorkerLink], None] = lambda link: None,
-        on_unresponsive: Callable[[WorkerLink], None] = lambda link: None,
     ) -> None:
         self.endpoint = endpoint
         self.runtimes = list(runtimes)
         self.max_message_size = max_message_size
         self.heartbeat_interval = heartbeat_interval
         self.default_timeout = default_timeout
-        self._on_ready = on_ready
-        self._on_unresponsive = on_unresponsive
+        self.on_ready: Callable[[WorkerLink], None] = lambda link: None
+        self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
+        self.on_catalog_change: Callable[[], None] = lambda: None
         self._context = zmq.asyncio.Context()
         self._socket: zmq.asyncio.Socket | None = None
         self._links: dict[bytes, WorkerLink] = {}
@@ -186,6 +187,7 @@ class Router:
             self._runtime_failed[runtime] = reason
             self._runtime_ready[runtime].set()  # wake waiters so they fail fast
             self._runtime_ready[runtime].clear()
+        self._rebuild_catalog()
         self._check_settled()
 
     def stop_worker(self, worker_id: str, reason: str) -> None:
@@ -210,7 +212,7 @@ class Router:
                 pass
 
     def tools(self) -> list[dict[str, Any]]:
-        """The catalog: every tool of every runtime's last READY, sorted by name."""
+        """The catalog: the tools of every runtime's last READY, but a failed runtime's, sorted by name."""
         return [self._tools[name] for name in sorted(self._tools)]
 
     def tool(self, name: str) -> dict[str, Any] | None:
@@ -457,7 +459,7 @@ class Router:
         self._check_settled()
         for error in message.load_errors:
             logger.error("%s reported: %s", message.worker_id, error)
-        self._on_ready(link)
+        self.on_ready(link)
 
     def _drop_link(self, link: WorkerLink, reason: str) -> None:
         self._links.pop(link.identity, None)
@@ -471,12 +473,19 @@ class Router:
             self._runtime_ready[link.runtime].clear()
 
     def _rebuild_catalog(self) -> None:
+        """The listed tools: the last catalog of every runtime that is not marked failed."""
         tools: dict[str, dict[str, Any]] = {}
         for runtime in self.runtimes:
+            if runtime in self._runtime_failed:
+                continue
             for entry in self._catalogs.get(runtime, []):
                 tools.setdefault(entry["name"], entry)
+        if tools == self._tools:
+            return
         self._tools = tools
         self.catalog_version += 1
+        if self._settled.is_set():
+            self.on_catalog_change()
 
     def _check_settled(self) -> None:
         if all(runtime in self._catalogs or runtime in self._runtime_failed for runtime in self.runtimes):
@@ -503,7 +512,7 @@ class Router:
                     logger.error(
                         "%s (pid %d) missed %d heartbeats", link.worker_id, link.pid, LIVENESS_MISSES
                     )
-                    self._on_unresponsive(link)
+                    self.on_unresponsive(link)
                     continue
                 self._send(link, Heartbeat(len(link.in_flight)))
 

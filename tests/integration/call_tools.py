@@ -93,3 +93,105 @@ async def it_log(ctx: ToolContext) -> str:
     await ctx.log("info", "first", logger="it")
     ctx.log("warning", {"second": 2})
     return "logged"
+
+
+@tool_metadata(runtime="asyncio")
+async def it_ask_llm(prompt: str, ctx: ToolContext) -> dict[str, Any]:
+    """Ask the client's LLM (sampling) and return its whole answer."""
+    return await ctx.sample(prompt, max_tokens=50, system_prompt="Be brief.")
+
+
+@tool_metadata(runtime="trio")
+async def it_ask_llm_trio(prompt: str, ctx: ToolContext) -> dict[str, Any]:
+    """Ask the client's LLM (sampling) from the Trio worker."""
+    return await ctx.sample(prompt, max_tokens=50)
+
+
+@tool_metadata(runtime="trio")
+async def it_ask_user(ctx: ToolContext) -> dict[str, Any]:
+    """Ask the user for a form with a default and an enum (elicitation)."""
+    return await ctx.elicit(
+        "Who are you?",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "default": "Ada"},
+                "colour": {"type": "string", "enum": ["red", "green"], "default": "green"},
+            },
+            "required": ["name"],
+        },
+    )
+
+
+@tool_metadata(runtime="asyncio")
+async def it_ask_user_asyncio(ctx: ToolContext) -> dict[str, Any]:
+    """Ask the user for a name (elicitation) from the asyncio worker."""
+    return await ctx.elicit("Name?", {"type": "object", "properties": {"name": {"type": "string"}}})
+
+
+@tool_metadata(runtime="asyncio")
+async def it_request_refused(ctx: ToolContext) -> str:
+    """Try to sample and report the error the tool gets."""
+    from shared import ClientRequestError
+
+    try:
+        await ctx.sample("hello", max_tokens=5)
+    except ClientRequestError as exc:
+        return f"refused: {exc}"
+    return "not refused"
+
+
+@tool_metadata(runtime="asyncio")
+async def it_call_trio(ctx: ToolContext) -> dict[str, Any]:
+    """Call a Trio tool from the asyncio worker and return its result."""
+    return await ctx.call_tool("whoami_trio")
+
+
+@tool_metadata(runtime="trio")
+async def it_call_asyncio(ctx: ToolContext) -> dict[str, Any]:
+    """Call an asyncio tool from the Trio worker, with arguments, and return its result."""
+    return await ctx.call_tool("echo", {"message": "from trio"})
+
+
+@tool_metadata(runtime="trio")
+async def it_call_missing(ctx: ToolContext) -> str:
+    """Call a tool that does not exist and report the error."""
+    from shared import ClientRequestError
+
+    try:
+        await ctx.call_tool("no_such_tool")
+    except ClientRequestError as exc:
+        return f"{exc.code}: {exc}"
+    return "no error"
+
+
+@tool_metadata(runtime="asyncio", timeout_seconds=60)
+async def it_wait_for_cancel(marker: str, ctx: ToolContext) -> str:
+    """Sleep up to a minute; when cancelled, write 'cancelled' to the marker file."""
+    await ctx.report_progress(0, 1, "waiting")
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        with open(marker, "w") as file:
+            file.write("cancelled")
+        raise
+    return "not cancelled"
+
+
+@tool_metadata(runtime="trio", timeout_seconds=60)
+async def it_wait_for_cancel_trio(marker: str, ctx: ToolContext) -> str:
+    """Sleep up to a minute on Trio; when cancelled, write 'cancelled' to the marker file."""
+    await ctx.report_progress(0, 1, "waiting")
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        with open(marker, "w") as file:
+            file.write("cancelled")
+        raise
+    return "not cancelled"
+
+
+@tool_metadata(runtime="asyncio")
+async def it_bad_output() -> Point:
+    """Claim to return a Point, return something else."""
+    return {"x": "not a number"}  # type: ignore[return-value]

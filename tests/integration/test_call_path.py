@@ -184,3 +184,15 @@ async def test_tool_log_messages_reach_the_client(server: RunningSupervisor, mod
         result = await client.call_tool("it_log", {})
     assert text(result) == "logged"
     assert messages == [("info", "first", "it"), ("warning", {"second": 2}, None)]
+
+
+async def test_logging_set_level_filters_lower_levels(server: RunningSupervisor) -> None:
+    messages: list[Any] = []
+
+    async def on_log(params: Any) -> None:
+        messages.append(params.level)
+
+    async with Client(server.url, mode="legacy", logging_callback=on_log) as client:
+        await client.set_logging_level("warning")
+        assert text(await client.call_tool("it_log", {})) == "logged"
+    assert messages == ["warning"]

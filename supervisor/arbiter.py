@@ -1,14 +1,10 @@
 """The arbiter: spawns the worker processes, restarts them with backoff, stops them gracefully.
 
 Each worker slot (``asyncio-0``, ``trio-0``, ...) has one supervising task that spawns the process,
-waits for it to exit (the event loop's child watcher reaps it at once; nothing polls) and decides what
-follows:
-
-- a worker that stayed up ``BACKOFF_RESET_AFTER`` seconds restarts after ``BACKOFF_INITIAL``;
-- otherwise each restart waits twice as long, up to ``BACKOFF_MAX``;
-- ``FLAP_DEATHS`` deaths within ``FLAP_WINDOW`` mark the slot failed: it rests for ``FAILED_COOLDOWN``
-  and is tried again; while every slot of a runtime is failed, calls to that runtime fail fast with the
-  reason and /readyz says so. The other runtime keeps serving.
+waits for it to exit (the event loop's child watcher reaps it at once; nothing polls) and asks its
+``RestartTracker`` (``restart.py``: exponential backoff, flapping window) how long to wait before the next
+start. A flapping slot is marked failed while it rests; while every slot of a runtime is failed, calls to
+that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving.
 
 All intervals use the monotonic clock. The arbiter never touches ZeroMQ: it tells the router which pid to
 expect for a slot and when a process is gone.
@@ -25,16 +21,11 @@ import psutil
 
 from .config import Settings
 from .process import WorkerProcess, describe_exit
+from .restart import RestartPolicy, RestartTracker
 from .router import Router, WorkerLink
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
 
-BACKOFF_INITIAL = 0.1
-BACKOFF_MAX = 30.0
-BACKOFF_RESET_AFTER = 10.0
-FLAP_DEATHS = 5
-FLAP_WINDOW = 60.0
-FAILED_COOLDOWN = 60.0
 STOP_WAIT = 2.0
 """After STOP, how long a worker gets to exit before SIGKILL."""
 
@@ -78,6 +69,14 @@ class Arbiter:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.restart_policy = RestartPolicy(
+            initial=settings.restart_backoff_initial,
+            maximum=settings.restart_backoff_max,
+            reset_after=settings.restart_backoff_reset,
+            flap_deaths=settings.flap_deaths,
+            flap_window=settings.flap_window,
+            cooldown=settings.flap_cooldown,
+        )
 
     def _argv(self, worker_id: str, runtime: str, cpu: int | None) -> list[str]:
         s = self.settings
@@ -154,7 +153,7 @@ class Arbiter:
         return clean
 
     async def _supervise(self, worker: WorkerProcess) -> None:
-        delay = BACKOFF_INITIAL
+        tracker = RestartTracker(self.restart_policy)
         while not self._stopping:
             try:
                 pid = await worker.spawn()
@@ -177,26 +176,25 @@ class Arbiter:
                     worker.worker_id, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}"
                 )
             worker.restarts += 1
-            now = time.monotonic()
-            worker.deaths = [t for t in worker.deaths if now - t < FLAP_WINDOW] + [now]
-            delay = BACKOFF_INITIAL if uptime >= BACKOFF_RESET_AFTER else delay
-            if len(worker.deaths) >= FLAP_DEATHS:
+            decision = tracker.record_death(time.monotonic(), uptime)
+            if decision.failed:
                 worker.state = "failed"
                 self._update_runtime(worker.runtime)
                 logger.error(
                     "%s died %d times in %.0f s (last: %s); resting %.0f s before trying again",
-                    worker.worker_id, len(worker.deaths), FLAP_WINDOW, worker.last_exit, FAILED_COOLDOWN,
+                    worker.worker_id, decision.deaths_in_window, self.restart_policy.flap_window,
+                    worker.last_exit, decision.delay,
                 )  # fmt: skip
-                await asyncio.sleep(FAILED_COOLDOWN)
-                worker.deaths.clear()
-                delay = BACKOFF_INITIAL
             else:
                 worker.state = "backoff"
                 logger.error(
-                    "%s (pid %s) %s; restarting in %.1f s", worker.worker_id, pid, worker.last_exit, delay
+                    "%s (pid %s) %s; restarting in %.1f s",
+                    worker.worker_id,
+                    pid,
+                    worker.last_exit,
+                    decision.delay,
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+            await asyncio.sleep(decision.delay)
             self._update_runtime(worker.runtime)
 
     def _update_runtime(self, runtime: str) -> None:

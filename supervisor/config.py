@@ -62,6 +62,18 @@ class Settings(BaseModel):
     max_body_size: int = Field(4 * 1024 * 1024, ge=1024, le=1 << 30, description="HTTP request body limit")
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
     heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
+    restart_backoff_initial: float = Field(0.1, gt=0, le=60, description="first restart delay, seconds")
+    restart_backoff_max: float = Field(30.0, gt=0, le=3600, description="longest restart delay, seconds")
+    restart_backoff_reset: float = Field(
+        10.0, gt=0, le=86400, description="uptime that resets the backoff, seconds"
+    )
+    flap_deaths: int = Field(
+        5, ge=1, le=10_000, description="deaths within flap_window that mark a worker failed"
+    )
+    flap_window: float = Field(60.0, gt=0, le=86400, description="flapping window, seconds")
+    flap_cooldown: float = Field(
+        60.0, gt=0, le=86400, description="rest of a failed worker before a new try, seconds"
+    )
     allowed_hosts: tuple[str, ...] = Field((), description="extra Host header values accepted")
     allowed_origins: tuple[str, ...] = Field((), description="extra Origin header values accepted")
 
@@ -72,6 +84,15 @@ class Settings(BaseModel):
             if not name or not all(part.isidentifier() for part in name.split(".")):
                 raise ValueError(f"{name!r} is not a dotted Python module name")
         return value
+
+    @pydantic.model_validator(mode="after")
+    def _backoff_order(self) -> Settings:
+        if self.restart_backoff_max < self.restart_backoff_initial:
+            raise ValueError(
+                f"restart_backoff_max ({self.restart_backoff_max:g}) must not be below "
+                f"restart_backoff_initial ({self.restart_backoff_initial:g})"
+            )
+        return self
 
     def worker_counts(self) -> dict[str, int]:
         return {"asyncio": self.workers_asyncio, "trio": self.workers_trio}
@@ -159,7 +180,9 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _describe(exc: pydantic.ValidationError, values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
     error = exc.errors(include_url=False)[0]
-    key = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:  # a rule across several keys
+        return f"invalid configuration: {error['msg'].removeprefix('Value error, ')}"
+    key = str(error["loc"][0])
     if error["type"] == "extra_forbidden":
         return f"unknown config key {key!r}; allowed: {', '.join(Settings.model_fields)}"
     field = Settings.model_fields.get(key)

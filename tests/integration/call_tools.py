@@ -195,3 +195,23 @@ async def it_wait_for_cancel_trio(marker: str, ctx: ToolContext) -> str:
 async def it_bad_output() -> Point:
     """Claim to return a Point, return something else."""
     return {"x": "not a number"}  # type: ignore[return-value]
+
+
+@tool_metadata(runtime="trio")
+def it_abort() -> str:
+    """Abort the worker process, like a crashing C extension."""
+    os.abort()
+
+
+@tool_metadata(runtime="asyncio")
+def it_block_loop(seconds: float) -> str:
+    """Block the asyncio worker's event loop (a sync call inside an async tool would do the same)."""
+    time.sleep(seconds)
+    return "unblocked"
+
+
+@tool_metadata(runtime="asyncio")
+async def it_block_loop_async(seconds: float) -> str:
+    """Block the asyncio worker's event loop from an async tool: no heartbeat can be sent meanwhile."""
+    time.sleep(seconds)
+    return "unblocked"

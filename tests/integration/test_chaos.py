@@ -1,0 +1,135 @@
+"""Chaos on the call path: workers killed, stopped and crashing, the supervisor killed. Bounded, loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+from mcp import Client
+
+from tests.conftest import assert_gone
+
+pytestmark = pytest.mark.anyio
+
+
+def text(result: Any) -> str:
+    return "".join(block.text for block in result.content if block.type == "text")
+
+
+def test_sigkill_of_the_supervisor_leaves_no_worker_behind(supervisor_factory: Any) -> None:
+    server = supervisor_factory()
+    workers = list(server.children)
+    assert len(workers) >= 2
+    server.process.kill()
+    server.process.wait(10)
+    killed_at = time.monotonic()
+    assert_gone(workers, deadline=2.0)
+    assert time.monotonic() - killed_at < 2.0
+
+
+async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory("--tools", "tests.integration.call_tools")
+    stopped_pid = server.worker("trio-0")["pid"]
+    os.kill(stopped_pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        async with Client(server.url) as client:
+            # the asyncio runtime keeps answering while trio-0 is frozen
+            for _ in range(5):
+                assert text(await client.call_tool("echo", {"message": "alive"})) == "alive"
+            replaced = server.wait_for(
+                lambda: (
+                    (w := server.worker("trio-0"))["pid"] not in (None, stopped_pid)
+                    and w["state"] == "ready"
+                    and w
+                ),
+                "trio-0 to be replaced",
+                deadline=10,
+            )
+            elapsed = time.monotonic() - stopped_at
+            assert elapsed < 3 * 1.0 + 1.0 + 1.0  # liveness window + 1 s, plus the new worker's start
+            assert "missing heartbeats" in replaced["last_exit"]
+            served = await client.call_tool("whoami_trio", {})
+            assert served.structured_content["pid"] == replaced["pid"]
+    finally:
+        if psutil.pid_exists(stopped_pid):
+            os.kill(stopped_pid, signal.SIGKILL)
+
+
+async def test_a_blocked_event_loop_gets_its_worker_replaced(supervisor_factory: Any) -> None:
+    server = supervisor_factory("--tools", "tests.integration.call_tools")
+    old_pid = server.worker("asyncio-0")["pid"]
+    async with Client(server.url) as client:
+        result = await client.call_tool("it_block_loop_async", {"seconds": 8})
+        assert result.is_error is True
+        assert "missing heartbeats" in text(result)
+        new = server.wait_for(
+            lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w["pid"] != old_pid and w,
+            "asyncio-0 to come back",
+        )
+        assert (await client.call_tool("whoami_asyncio", {})).structured_content["pid"] == new["pid"]
+
+
+async def test_kill_9_twenty_times_every_call_answered(supervisor_factory: Any) -> None:
+    # Twenty deaths in a minute would mark the worker failed under the default flapping rule (5 in 60 s),
+    # and the backoff would grow to 30 s: this test is about answers and restarts, so it relaxes both.
+    server = supervisor_factory(
+        "--tools",
+        "tests.integration.call_tools",
+        env={"MCP_SUPERVISOR_FLAP_DEATHS": "100", "MCP_SUPERVISOR_RESTART_BACKOFF_MAX": "0.4"},
+    )
+    answered = 0
+    async with Client(server.url, mode="2026-07-28") as client:
+        for _round in range(20):
+            result = await kill_asyncio_worker_during_a_call(server, client)
+            assert result.is_error is True and "killed by SIGKILL" in text(result)
+            answered += 1
+        assert answered == 20
+        final = server.wait_for(
+            lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w, "last restart"
+        )
+        assert final["restarts"] == 20
+        assert text(await client.call_tool("echo", {"message": "still serving"})) == "still serving"
+
+
+async def kill_asyncio_worker_during_a_call(server: Any, client: Client) -> Any:
+    """Start a long call on asyncio-0, SIGKILL the worker once the call runs, return the call's answer."""
+    worker = server.wait_for(
+        lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w, "asyncio-0 ready"
+    )
+    started = anyio.Event()
+    results: list[Any] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async def call() -> None:
+        results.append(await client.call_tool("sleep", {"seconds": 30}, progress_callback=on_progress))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            await started.wait()
+            os.kill(worker["pid"], signal.SIGKILL)
+    return results[0]
+
+
+async def test_a_tool_that_aborts_its_worker(supervisor_factory: Any) -> None:
+    server = supervisor_factory("--tools", "tests.integration.call_tools")
+    async with Client(server.url) as client:
+        result = await client.call_tool("it_abort", {})
+        assert result.is_error is True
+        assert "killed by SIGABRT" in text(result)
+        # the other runtime never noticed
+        assert text(await client.call_tool("echo", {"message": "fine"})) == "fine"
+        trio_worker = server.wait_for(
+            lambda: (w := server.worker("trio-0"))["state"] == "ready" and w, "trio-0 back"
+        )
+        assert trio_worker["restarts"] == 1 and "SIGABRT" in trio_worker["last_exit"]

@@ -192,7 +192,9 @@ class ToolHost:
 
     def timeout_frame(self, call: PreparedCall) -> bytes:
         """The RESULT frame for a call that outlived its deadline."""
-        return self._error_result(call, f"tool {call.spec.name!r} timed out after {call.timeout:g} s")
+        return self._error_result(
+            call, f"tool {call.spec.name!r} timed out after {round(call.timeout or 0, 2):g} s"
+        )
 
     def _error_result(self, call: PreparedCall, message: str) -> bytes:
         return encode(Result(call.call_id, error_result(message)))

@@ -84,6 +84,8 @@ class Supervisor:
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
             default_timeout=settings.request_timeout,
+            max_in_flight=settings.max_in_flight_per_worker,
+            max_queued=settings.max_queued_calls,
         )
         self.arbiter = Arbiter(settings, self.router)
         self.router.on_ready = self.arbiter.on_ready

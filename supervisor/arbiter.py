@@ -133,7 +133,8 @@ class Arbiter:
             await asyncio.sleep(0.05)
         clean = not any(link.in_flight for link in self.router.links())
         for worker in self.workers.values():
-            self.router.stop_worker(worker.worker_id, "supervisor stopping")
+            if worker.pid is not None:
+                self.router.stop(worker.pid, "supervisor stopping")
         running = [w for w in self.workers.values() if w.pid is not None]
         if running:
             done, pending = await asyncio.wait(
@@ -172,9 +173,7 @@ class Arbiter:
                 if worker.kill_reason is not None:
                     worker.last_exit = f"{worker.kill_reason}: {worker.last_exit}"
                     worker.kill_reason = None
-                self.router.worker_gone(
-                    worker.worker_id, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}"
-                )
+                self.router.worker_gone(pid, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")
             worker.restarts += 1
             decision = tracker.record_death(time.monotonic(), uptime)
             if decision.failed:

@@ -60,6 +60,12 @@ class Settings(BaseModel):
         DEFAULT_MAX_MESSAGE_SIZE, ge=4096, le=1 << 30, description="router frame limit"
     )
     max_body_size: int = Field(4 * 1024 * 1024, ge=1024, le=1 << 30, description="HTTP request body limit")
+    max_in_flight_per_worker: int = Field(
+        256, ge=1, le=1_000_000, description="calls one worker runs at once"
+    )
+    max_queued_calls: int = Field(
+        1024, ge=0, le=10_000_000, description="calls that may wait for room; more are busy"
+    )
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
     heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
     restart_backoff_initial: float = Field(0.1, gt=0, le=60, description="first restart delay, seconds")

@@ -31,6 +31,7 @@ from shared.errors import (
     ClientRequestError,
     NoWorkerError,
     ProtocolError,
+    ServerBusyError,
     UnknownToolError,
     WorkerLostError,
     error_for_code,
@@ -38,6 +39,7 @@ from shared.errors import (
 from shared.protocol import (
     Call,
     Cancel,
+    Drain,
     Error,
     Heartbeat,
     Log,
@@ -81,6 +83,8 @@ class WorkerLink:
     last_heard: float = field(default_factory=time.monotonic)
     in_flight: set[int] = field(default_factory=set)
     draining: bool = False
+    silent: bool = False
+    """Declared dead for missing heartbeats; the arbiter is killing it."""
     calls_served: int = 0
     calls_failed: int = 0
 
@@ -113,19 +117,27 @@ class Router:
         max_message_size: int,
         heartbeat_interval: float,
         default_timeout: float = 300.0,
+        max_in_flight: int = 256,
+        max_queued: int = 1024,
     ) -> None:
         self.endpoint = endpoint
         self.runtimes = list(runtimes)
         self.max_message_size = max_message_size
         self.heartbeat_interval = heartbeat_interval
         self.default_timeout = default_timeout
+        self.max_in_flight = max_in_flight
+        self.max_queued = max_queued
+        self._tool_in_flight: dict[str, int] = {}
+        self._tool_limits: dict[str, int] = {}
+        self._queued = 0
+        self._capacity = asyncio.Event()
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_catalog_change: Callable[[], None] = lambda: None
         self._context = zmq.asyncio.Context()
         self._socket: zmq.asyncio.Socket | None = None
         self._links: dict[bytes, WorkerLink] = {}
-        self._expected: dict[str, int] = {}
+        self._expected: dict[int, str] = {}
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,13 +182,14 @@ class Router:
     # -- arbiter interface -------------------------------------------------------------------------
 
     def expect(self, worker_id: str, pid: int) -> None:
-        """Accept a READY from ``worker_id`` only when it comes from ``pid`` (the process just spawned)."""
-        self._expected[worker_id] = pid
+        """Accept a READY from ``worker_id`` only when it comes from ``pid`` (a process just spawned)."""
+        self._expected[pid] = worker_id
 
-    def worker_gone(self, worker_id: str, reason: str) -> None:
-        """The arbiter saw the process exit: fail its in-flight calls now and stop routing to it."""
-        self._expected.pop(worker_id, None)
-        for link in [link for link in self._links.values() if link.worker_id == worker_id]:
+    def worker_gone(self, pid: int, reason: str) -> None:
+        """The arbiter saw process ``pid`` exit: fail its in-flight calls now and stop routing to it."""
+        self._expected.pop(pid, None)
+        link = self.link_of(pid)
+        if link is not None:
             self._drop_link(link, reason)
 
     def set_runtime_failed(self, runtime: str, reason: str | None) -> None:
@@ -185,21 +198,30 @@ class Router:
             self._runtime_failed.pop(runtime, None)
         else:
             self._runtime_failed[runtime] = reason
-            self._runtime_ready[runtime].set()  # wake waiters so they fail fast
-            self._runtime_ready[runtime].clear()
+            self._wake(self._runtime_ready[runtime])  # waiters fail fast
         self._rebuild_catalog()
         self._check_settled()
 
-    def stop_worker(self, worker_id: str, reason: str) -> None:
-        """Send STOP to every connected incarnation of ``worker_id``."""
-        for link in [link for link in self._links.values() if link.worker_id == worker_id]:
+    def drain(self, pid: int) -> None:
+        """Route no new call to process ``pid`` and tell it so (DRAIN); its calls in flight go on."""
+        link = self.link_of(pid)
+        if link is not None and not link.draining:
+            link.draining = True
+            self._send(link, Drain())
+            if not self._routable(link.runtime):
+                self._runtime_ready[link.runtime].clear()
+
+    def stop(self, pid: int, reason: str) -> None:
+        """Send STOP to process ``pid``; a no-op when it is not connected."""
+        link = self.link_of(pid)
+        if link is not None:
             self._send(link, Stop(reason))
 
     def links(self) -> list[WorkerLink]:
         return list(self._links.values())
 
-    def link_of(self, worker_id: str) -> WorkerLink | None:
-        return next((link for link in self._links.values() if link.worker_id == worker_id), None)
+    def link_of(self, pid: int) -> WorkerLink | None:
+        return next((link for link in self._links.values() if link.pid == pid), None)
 
     # -- catalog -----------------------------------------------------------------------------------
 
@@ -255,10 +277,14 @@ class Router:
         of its own: ``tools/call`` by the router itself (tool-to-tool), anything else by ``on_request``
         (the client); without ``on_request`` the tool is told the client cannot answer.
 
+        A read-only or idempotent tool whose worker dies during the call is sent once more, to another
+        worker of its runtime (the restarted one, if it is the only one), within the same deadline.
+
         Raises:
             UnknownToolError: no tool of that name in the catalog.
             InvalidArgumentsError: the worker refused the arguments.
             NoWorkerError: no worker of the tool's runtime became ready in time.
+            ServerBusyError: admission limits reached (see ``_admit``).
             WorkerLostError: the worker died or stopped while running the call.
             CallTimeoutError: the worker did not answer within ``timeout`` (plus a short margin).
 
@@ -270,49 +296,142 @@ class Router:
         if runtime is None or runtime not in self._runtime_ready:
             raise UnknownToolError(f"unknown tool {tool!r}")
         deadline = time.monotonic() + timeout
-        link = await self._pick(runtime, deadline)
+        callbacks = (on_progress, on_log, on_request)
+        try:
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + timeout + BACKSTOP_MARGIN):
+                try:
+                    return await self._attempt(
+                        tool, runtime, arguments, deadline, progress_token, meta, *callbacks
+                    )
+                except WorkerLostError as lost:
+                    if not self._retry_safe(tool):
+                        raise
+                    logger.warning("retrying %s once on another worker: %s", tool, lost)
+                    return await self._attempt(
+                        tool, runtime, arguments, deadline, progress_token, meta, *callbacks
+                    )
+        except TimeoutError:
+            raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
+
+    async def _attempt(
+        self,
+        tool: str,
+        runtime: str,
+        arguments: dict[str, Any] | None,
+        deadline: float,
+        progress_token: str | int | None,
+        meta: dict[str, Any] | None,
+        on_progress: ProgressCallback | None,
+        on_log: LogCallback | None,
+        on_request: RequestCallback | None,
+    ) -> dict[str, Any]:
+        """One try of ``call`` on one worker: admission, CALL, then the call's events until its answer."""
+        link = await self._admit(runtime, tool, deadline)
         call_id = next(self._ids)
         pending = _Pending(call_id, tool, link, asyncio.Queue(), on_request)
         self._pending[call_id] = pending
         link.in_flight.add(call_id)
+        self._tool_in_flight[tool] = self._tool_in_flight.get(tool, 0) + 1
         try:
-            self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta))
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + timeout + BACKSTOP_MARGIN):
-                while True:
-                    event = await pending.events.get()
-                    if isinstance(event, Result):
-                        pending.finished = True
-                        if event.result.get("isError"):
-                            link.calls_failed += 1
-                        else:
-                            link.calls_served += 1
-                        return event.result
-                    if isinstance(event, Progress):
-                        if on_progress is not None:
-                            await on_progress(event.progress, event.total, event.message)
-                    elif isinstance(event, Log):
-                        if on_log is not None:
-                            await on_log(event.level, event.data, event.logger)
-                    elif isinstance(event, Request):
-                        task = asyncio.create_task(self._answer(pending, event))
-                        pending.requests.add(task)
-                        task.add_done_callback(pending.requests.discard)
-                    elif isinstance(event, Error):
-                        pending.finished = True
+            remaining = max(0.0, deadline - time.monotonic())
+            self._send(link, Call(call_id, tool, arguments or {}, remaining, progress_token, meta))
+            while True:
+                event = await pending.events.get()
+                if isinstance(event, Result):
+                    pending.finished = True
+                    if event.result.get("isError"):
                         link.calls_failed += 1
-                        raise error_for_code(event.code, event.message)
-                    elif isinstance(event, WorkerLostError):
-                        pending.finished = True
-                        raise event
-        except TimeoutError:
-            raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
+                    else:
+                        link.calls_served += 1
+                    return event.result
+                if isinstance(event, Progress):
+                    if on_progress is not None:
+                        await on_progress(event.progress, event.total, event.message)
+                elif isinstance(event, Log):
+                    if on_log is not None:
+                        await on_log(event.level, event.data, event.logger)
+                elif isinstance(event, Request):
+                    task = asyncio.create_task(self._answer(pending, event))
+                    pending.requests.add(task)
+                    task.add_done_callback(pending.requests.discard)
+                elif isinstance(event, Error):
+                    pending.finished = True
+                    link.calls_failed += 1
+                    raise error_for_code(event.code, event.message)
+                elif isinstance(event, WorkerLostError):
+                    pending.finished = True
+                    raise event
         finally:
             for task in list(pending.requests):
                 task.cancel()
             self._pending.pop(call_id, None)
             link.in_flight.discard(call_id)
+            self._tool_in_flight[tool] -= 1
             if not pending.finished and link.identity in self._links:
                 self._send(link, Cancel(call_id, "cancelled by the client"))
+            self._wake(self._capacity)
+
+    async def _admit(self, runtime: str, tool: str, deadline: float) -> WorkerLink:
+        """The least-loaded ready worker of ``runtime`` with room for one more call of ``tool``.
+
+        Waits (bounded by ``deadline``) for a worker to become ready or for room to free up; at most
+        ``max_queued_calls`` calls wait for room at once.
+
+        Raises:
+            NoWorkerError: the runtime is failed, or no worker of it became ready in time.
+            ServerBusyError: too many calls are waiting already, or no room freed up before the deadline.
+        """
+        limit = self._tool_limits.get(tool)
+        queued = False
+        try:
+            while True:
+                failure = self._runtime_failed.get(runtime)
+                if failure is not None:
+                    raise NoWorkerError(f"runtime {runtime} is unavailable: {failure}")
+                routable = self._routable(runtime)
+                if routable:
+                    open_links = [link for link in routable if len(link.in_flight) < self.max_in_flight]
+                    tool_has_room = limit is None or self._tool_in_flight.get(tool, 0) < limit
+                    if open_links and tool_has_room:
+                        return min(open_links, key=lambda link: len(link.in_flight))
+                    if not queued:
+                        if self._queued >= self.max_queued:
+                            raise ServerBusyError(self._busy_reason(runtime, tool, tool_has_room))
+                        self._queued += 1
+                        queued = True
+                    event, wait = self._capacity, deadline - time.monotonic()
+                    if wait <= 0:
+                        raise ServerBusyError(self._busy_reason(runtime, tool, tool_has_room))
+                else:
+                    event, wait = self._runtime_ready[runtime], min(deadline - time.monotonic(), READY_WAIT)
+                    event.clear()  # set only while a routable worker exists; there is none now
+                    if wait <= 0:
+                        raise NoWorkerError(f"no {runtime} worker is ready")
+                try:
+                    await asyncio.wait_for(event.wait(), wait)
+                except TimeoutError:
+                    if event is self._capacity:
+                        raise ServerBusyError(self._busy_reason(runtime, tool, tool_has_room)) from None
+                    raise NoWorkerError(f"no {runtime} worker became ready within {READY_WAIT:g} s") from None
+        finally:
+            if queued:
+                self._queued -= 1
+
+    def _busy_reason(self, runtime: str, tool: str, tool_has_room: bool) -> str:
+        if not tool_has_room:
+            return (
+                f"server busy: tool {tool!r} allows {self._tool_limits[tool]} concurrent calls "
+                f"(max_concurrency) and {self._queued} calls are waiting; try again later"
+            )
+        return (
+            f"server busy: every {runtime} worker has {self.max_in_flight} calls in flight "
+            f"and {self._queued} calls are waiting; try again later"
+        )
+
+    def _retry_safe(self, tool: str) -> bool:
+        """Read-only and idempotent tools may be sent once more after their worker died."""
+        metadata = (self._tools.get(tool) or {}).get("metadata") or {}
+        return bool(metadata.get("read_only") or metadata.get("idempotent"))
 
     async def _answer(self, pending: _Pending, request: Request) -> None:
         """Answer one request of a running tool with a REPLY; never raises (but may be cancelled)."""
@@ -347,24 +466,6 @@ class Router:
                 raise ClientRequestError(str(exc), exc.code) from None
             return error_result(str(exc))
 
-    async def _pick(self, runtime: str, deadline: float) -> WorkerLink:
-        while True:
-            failure = self._runtime_failed.get(runtime)
-            if failure is not None:
-                raise NoWorkerError(f"runtime {runtime} is unavailable: {failure}")
-            candidates = self._routable(runtime)
-            if candidates:
-                return min(candidates, key=lambda link: len(link.in_flight))
-            remaining = min(deadline - time.monotonic(), READY_WAIT)
-            if remaining <= 0:
-                raise NoWorkerError(f"no {runtime} worker is ready")
-            event = self._runtime_ready[runtime]
-            event.clear()  # set only while a routable worker exists; there is none now
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                raise NoWorkerError(f"no {runtime} worker became ready within {READY_WAIT:g} s") from None
-
     # -- socket ------------------------------------------------------------------------------------
 
     def _send(self, link: WorkerLink, message: Message) -> None:
@@ -392,6 +493,8 @@ class Router:
             )
 
     async def _receive_loop(self) -> None:
+        """Receive and dispatch frames until cancelled; a frame that cannot be handled is logged and
+        dropped, never allowed to end the loop."""
         assert self._socket is not None
         socket = self._socket
         while True:
@@ -399,45 +502,51 @@ class Router:
             if len(frames) != 2:
                 logger.warning("dropping a message of %d frames", len(frames))
                 continue
-            identity, frame = frames
             try:
-                message = decode(frame)
-            except ProtocolError as exc:
-                logger.error("dropping a frame from %s: %s", identity.decode(errors="replace"), exc)
-                continue
-            link = self._links.get(identity)
-            if link is None:
-                if isinstance(message, Ready):
-                    self._on_ready_message(identity, message)
-                continue
-            link.last_heard = time.monotonic()
-            if isinstance(message, (Result, Error)):
-                pending = self._pending.get(message.call_id)
-                if pending is not None and pending.link is link:
-                    link.in_flight.discard(message.call_id)
-                    pending.events.put_nowait(message)
-            elif isinstance(message, (Progress, Log, Request)):
-                pending = self._pending.get(message.call_id)
-                if pending is not None and pending.link is link:
-                    pending.events.put_nowait(message)
-                elif isinstance(message, Request):
-                    self._send(
-                        link,
-                        Reply(
-                            message.request_id, None, {"code": INTERNAL_ERROR, "message": "the call is over"}
-                        ),
-                    )
-            elif not isinstance(message, Heartbeat):
-                logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
+                self._dispatch(*frames)
+            except Exception:
+                logger.exception(
+                    "dropping a frame from %s that could not be handled", frames[0].decode(errors="replace")
+                )
+
+    def _dispatch(self, identity: bytes, frame: bytes) -> None:
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            logger.error("dropping a frame from %s: %s", identity.decode(errors="replace"), exc)
+            return
+        link = self._links.get(identity)
+        if link is None:
+            if isinstance(message, Ready):
+                self._on_ready_message(identity, message)
+            return
+        link.last_heard = time.monotonic()
+        if isinstance(message, (Result, Error)):
+            pending = self._pending.get(message.call_id)
+            if pending is not None and pending.link is link:
+                link.in_flight.discard(message.call_id)
+                pending.events.put_nowait(message)
+        elif isinstance(message, (Progress, Log, Request)):
+            pending = self._pending.get(message.call_id)
+            if pending is not None and pending.link is link:
+                pending.events.put_nowait(message)
+            elif isinstance(message, Request):
+                self._send(
+                    link,
+                    Reply(message.request_id, None, {"code": INTERNAL_ERROR, "message": "the call is over"}),
+                )
+        elif not isinstance(message, Heartbeat):
+            logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
 
     def _on_ready_message(self, identity: bytes, message: Ready) -> None:
         try:
             check_ready(message)
+            _check_catalog(message)
         except ProtocolError as exc:
             logger.error("%s", exc)
             self._send_raw(identity, Stop(f"refused: {exc}"))
             return
-        if self._expected.get(message.worker_id) != message.pid:
+        if self._expected.get(message.pid) != message.worker_id:
             logger.warning(
                 "refusing READY from %s pid %d: not the process the arbiter started",
                 message.worker_id,
@@ -483,9 +592,20 @@ class Router:
         if tools == self._tools:
             return
         self._tools = tools
+        self._tool_limits = {
+            name: limit
+            for name, entry in tools.items()
+            if (limit := entry["metadata"].get("max_concurrency"))
+        }
         self.catalog_version += 1
         if self._settled.is_set():
             self.on_catalog_change()
+
+    @staticmethod
+    def _wake(event: asyncio.Event) -> None:
+        """Wake everyone waiting on ``event`` now, leaving it unset for the next waiters."""
+        event.set()
+        event.clear()
 
     def _check_settled(self) -> None:
         if all(runtime in self._catalogs or runtime in self._runtime_failed for runtime in self.runtimes):
@@ -519,3 +639,17 @@ class Router:
 
 def _log_send_failure(identity: bytes, exc: BaseException | None) -> None:
     logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
+
+
+def _check_catalog(message: Ready) -> None:
+    """Refuse a READY whose catalog the router could not use."""
+    if not isinstance(message.catalog, list) or not isinstance(message.elsewhere, dict):
+        raise ProtocolError(f"READY from {message.worker_id}: catalog must be a list and elsewhere a map")
+    for entry in message.catalog:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("inputSchema"), dict)
+            or not isinstance(entry.get("metadata"), dict)
+        ):
+            raise ProtocolError(f"READY from {message.worker_id}: malformed catalog entry {str(entry)[:200]}")

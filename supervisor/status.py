@@ -32,7 +32,7 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
     me = psutil.Process()
     workers = []
     for worker in supervisor.arbiter.workers.values():
-        link = router.link_of(worker.worker_id)
+        link = router.link_of(worker.pid) if worker.pid is not None else None
         workers.append(
             {
                 "id": worker.worker_id,

@@ -215,3 +215,21 @@ async def it_block_loop_async(seconds: float) -> str:
     """Block the asyncio worker's event loop from an async tool: no heartbeat can be sent meanwhile."""
     time.sleep(seconds)
     return "unblocked"
+
+
+async def _hold(seconds: float, ctx: ToolContext) -> str:
+    await ctx.report_progress(0, 1, "holding")
+    await anyio.sleep(seconds)
+    return f"held {seconds:g} s"
+
+
+@tool_metadata(runtime="asyncio", timeout_seconds=120)
+async def it_hold(seconds: float, ctx: ToolContext) -> str:
+    """Hold the call (not read-only, not idempotent: never retried)."""
+    return await _hold(seconds, ctx)
+
+
+@tool_metadata(runtime="trio", timeout_seconds=120)
+async def it_hold_trio(seconds: float, ctx: ToolContext) -> str:
+    """Hold the call on the Trio worker (never retried)."""
+    return await _hold(seconds, ctx)

@@ -111,7 +111,7 @@ async def kill_asyncio_worker_during_a_call(server: Any, client: Client) -> Any:
         started.set()
 
     async def call() -> None:
-        results.append(await client.call_tool("sleep", {"seconds": 30}, progress_callback=on_progress))
+        results.append(await client.call_tool("it_hold", {"seconds": 30}, progress_callback=on_progress))
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tasks:

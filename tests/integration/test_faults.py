@@ -21,11 +21,11 @@ def text(result: Any) -> str:
     return "".join(block.text for block in result.content if block.type == "text")
 
 
-@pytest.mark.parametrize(("tool", "worker_id"), [("sleep", "asyncio-0"), ("trio_sleep", "trio-0")])
+@pytest.mark.parametrize(("tool", "worker_id"), [("it_hold", "asyncio-0"), ("it_hold_trio", "trio-0")])
 async def test_kill_9_during_a_call_answers_it_and_a_new_worker_serves(
     supervisor_factory: Any, tool: str, worker_id: str
 ) -> None:
-    server = supervisor_factory()
+    server = supervisor_factory("--tools", "tests.integration.call_tools")
     old_pid = server.worker(worker_id)["pid"]
     started = anyio.Event()
 
@@ -264,3 +264,31 @@ async def test_calls_go_to_the_least_loaded_worker(supervisor_factory: Any) -> N
                 tasks.cancel_scope.cancel()
     assert busy["runtime"] == "asyncio"
     assert other["pid"] != busy["pid"] and other["worker"] in {"asyncio-0", "asyncio-1"}
+
+
+@pytest.mark.parametrize(("tool", "worker_id"), [("sleep", "asyncio-0"), ("trio_sleep", "trio-0")])
+async def test_a_read_only_call_is_retried_once_on_the_new_worker(
+    supervisor_factory: Any, tool: str, worker_id: str
+) -> None:
+    server = supervisor_factory()
+    old_pid = server.worker(worker_id)["pid"]
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async with Client(server.url) as client:
+        results: list[Any] = []
+
+        async def call() -> None:
+            results.append(await client.call_tool(tool, {"seconds": 0.5}, progress_callback=on_progress))
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call)
+                await started.wait()
+                os.kill(old_pid, signal.SIGKILL)
+    assert results[0].is_error is False
+    assert text(results[0]) == "slept 0.5 s"
+    assert server.worker(worker_id)["restarts"] == 1
+    assert "retrying" in server.log() and "once on another worker" in server.log()

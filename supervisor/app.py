@@ -35,6 +35,19 @@ EXIT_STARTUP = 2
 """Bad configuration, a port in use, an unusable runtime directory."""
 EXIT_FORCED = 3
 """Stopped, but in-flight calls outlived the grace period or workers had to be killed."""
+RESTART_ONLY = (
+    "host",
+    "port",
+    "runtime_dir",
+    "max_message_size",
+    "max_body_size",
+    "max_connections",
+    "allowed_hosts",
+    "allowed_origins",
+    "heartbeat_interval",
+    "enable_metrics",
+)
+"""Settings the running front and router were built with: a reload keeps their old values."""
 FRONT_LINGER = 1.0
 """After the calls are drained, how long the front may take to close its connections by itself."""
 
@@ -74,8 +87,9 @@ class _UvicornServer(uvicorn.Server):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir)
         counts = settings.worker_counts()
         self.router = Router(
@@ -93,6 +107,7 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.stopping = False
         self._stop_requested: asyncio.Event | None = None
+        self._reloads: set[asyncio.Task[str | None]] = set()
 
     def request_stop(self, reason: str) -> None:
         """Queue a stop (safe from a signal handler); idempotent."""
@@ -100,11 +115,56 @@ class Supervisor:
             logger.info("stopping: %s", reason)
             self._stop_requested.set()
 
+    def request_reload(self) -> None:
+        """Queue a rolling reload (SIGHUP); safe from a signal handler."""
+        if self.stopping or self._reload_settings is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Task[str | None]) -> None:
+        self._reloads.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("reload failed", exc_info=task.exception())
+
+    async def reload(self) -> str | None:
+        """Re-read the configuration and replace every worker without failing a call.
+
+        Returns ``None`` on success or the one-line reason it was abandoned; the running workers keep
+        serving in that case. Settings that only take effect at start are kept, with a warning.
+        """
+        assert self._reload_settings is not None
+        logger.info("reloading: reading the configuration again")
+        try:
+            fresh = self._reload_settings()
+        except ConfigError as exc:
+            logger.error("reload abandoned, the configuration is invalid: %s", exc)
+            return str(exc)
+        kept = {
+            key: getattr(self.settings, key)
+            for key in RESTART_ONLY
+            if getattr(fresh, key) != getattr(self.settings, key)
+        }
+        for key, value in kept.items():
+            logger.warning("reload: %s changed but only takes effect at start; keeping %r", key, value)
+        fresh = fresh.model_copy(update=kept)
+        self.router.default_timeout = fresh.request_timeout
+        self.router.max_in_flight = fresh.max_in_flight_per_worker
+        self.router.max_queued = fresh.max_queued_calls
+        logging.getLogger().setLevel(fresh.log_level.upper())
+        failure = await self.arbiter.reload(fresh)
+        if failure is None:
+            self.settings = fresh
+            logger.info("reload done: %d worker(s) serving", len(self.arbiter.workers))
+        return failure
+
     async def _start(self) -> None:
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         await self.router.start()
         self.arbiter.start()
 
@@ -122,6 +182,8 @@ class Supervisor:
         await asyncio.wait([serving, waiter], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         self.stopping = True
+        for reload in list(self._reloads):
+            reload.cancel()
         stop_serving()
         clean = await self.arbiter.stop(self.settings.shutdown_grace)
         done, _ = await asyncio.wait([serving], timeout=FRONT_LINGER)

@@ -1,10 +1,16 @@
-"""The arbiter: spawns the worker processes, restarts them with backoff, stops them gracefully.
+"""The arbiter: spawns the worker processes, restarts them with backoff, replaces them without dropping
+calls (reload, scaling, memory recycling), stops them gracefully.
 
 Each worker slot (``asyncio-0``, ``trio-0``, ...) has one supervising task that spawns the process,
 waits for it to exit (the event loop's child watcher reaps it at once; nothing polls) and asks its
 ``RestartTracker`` (``restart.py``: exponential backoff, flapping window) how long to wait before the next
 start. A flapping slot is marked failed while it rests; while every slot of a runtime is failed, calls to
 that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving.
+
+Replacing (``reload``, ``scale``, ``recycle``) starts the new processes beside the old ones as
+*candidates*; only when every candidate is READY does routing move to them, and the old ones are drained
+(no new calls, the running ones finish within ``shutdown_grace``) and stopped. A candidate that fails to
+start abandons the replacement and the old workers keep serving.
 
 All intervals use the monotonic clock. The arbiter never touches ZeroMQ: it tells the router which pid to
 expect for a slot and when a process is gone.
@@ -28,6 +34,10 @@ logger = logging.getLogger("mcp_supervisor.arbiter")
 
 STOP_WAIT = 2.0
 """After STOP, how long a worker gets to exit before SIGKILL."""
+START_TIMEOUT = 30.0
+"""How long a replacement worker may take to become READY before the replacement is abandoned."""
+RSS_CHECK_INTERVAL = 2.0
+"""How often the resident memory of the workers is compared with ``max_worker_rss``."""
 
 
 def plan_cpus(worker_ids: list[str], pin: bool) -> dict[str, int | None]:
@@ -54,32 +64,45 @@ def worker_slots(counts: dict[str, int]) -> list[tuple[str, str]]:
 
 
 class Arbiter:
-    """Keeps one process alive per worker slot."""
+    """Keeps one process alive per worker slot, and replaces processes without dropping calls."""
 
     def __init__(self, settings: Settings, router: Router) -> None:
         self.settings = settings
         self.router = router
+        self.workers: dict[str, WorkerProcess] = self._plan(settings)
+        """The current worker of each slot, by worker id."""
+        self.retiring: list[WorkerProcess] = []
+        """Workers being drained and stopped after a replacement."""
+        self.candidates: list[WorkerProcess] = []
+        """Replacements started but not promoted yet."""
+        self._stopping = False
+        self._changing = asyncio.Lock()
+        self._rss_task: asyncio.Task[None] | None = None
+
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        s = self.settings
+        return RestartPolicy(
+            initial=s.restart_backoff_initial,
+            maximum=s.restart_backoff_max,
+            reset_after=s.restart_backoff_reset,
+            flap_deaths=s.flap_deaths,
+            flap_window=s.flap_window,
+            cooldown=s.flap_cooldown,
+        )
+
+    def _plan(self, settings: Settings) -> dict[str, WorkerProcess]:
+        """Fresh (not started) workers for every slot ``settings`` asks for."""
         slots = worker_slots(settings.worker_counts())
         cpus = plan_cpus([worker_id for worker_id, _ in slots], settings.pin_cpus)
-        self.workers: dict[str, WorkerProcess] = {
+        return {
             worker_id: WorkerProcess(
-                worker_id, runtime, cpus[worker_id], self._argv(worker_id, runtime, cpus[worker_id])
+                worker_id, runtime, cpus[worker_id], self._argv(settings, worker_id, runtime, cpus[worker_id])
             )
             for worker_id, runtime in slots
         }
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-        self.restart_policy = RestartPolicy(
-            initial=settings.restart_backoff_initial,
-            maximum=settings.restart_backoff_max,
-            reset_after=settings.restart_backoff_reset,
-            flap_deaths=settings.flap_deaths,
-            flap_window=settings.flap_window,
-            cooldown=settings.flap_cooldown,
-        )
 
-    def _argv(self, worker_id: str, runtime: str, cpu: int | None) -> list[str]:
-        s = self.settings
+    def _argv(self, s: Settings, worker_id: str, runtime: str, cpu: int | None) -> list[str]:
         argv = [
             "-m", f"{runtime}_worker",
             "--worker-id", worker_id,
@@ -95,14 +118,22 @@ class Arbiter:
             argv += ["--tools", module]
         return argv
 
+    def all_workers(self) -> list[WorkerProcess]:
+        """Current, candidate and retiring workers."""
+        return [*self.workers.values(), *self.candidates, *self.retiring]
+
+    def _by_pid(self, pid: int) -> WorkerProcess | None:
+        return next((w for w in self.all_workers() if w.pid == pid), None)
+
     # -- router callbacks --------------------------------------------------------------------------
 
     def on_ready(self, link: WorkerLink) -> None:
-        worker = self.workers.get(link.worker_id)
-        if worker is None or worker.pid != link.pid:
+        worker = self._by_pid(link.pid)
+        if worker is None:
             return
         worker.state = "ready"
         worker.ready_at = time.monotonic()
+        worker.settled.set()
         logger.info(
             "%s ready: pid %d, %d tool(s), cpu %s, started in %.2f s",
             link.worker_id, link.pid, len(link.catalog),
@@ -110,16 +141,21 @@ class Arbiter:
         )  # fmt: skip
 
     def on_unresponsive(self, link: WorkerLink) -> None:
-        worker = self.workers.get(link.worker_id)
-        if worker is not None and worker.pid == link.pid:
+        worker = self._by_pid(link.pid)
+        if worker is not None:
             worker.kill_reason = "killed after missing heartbeats (event loop blocked or process stopped)"
             worker.kill(signal.SIGKILL)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start one supervising task per worker slot; returns at once."""
-        self._tasks = [asyncio.create_task(self._supervise(worker)) for worker in self.workers.values()]
+        """Start one supervising task per worker slot (and the memory watch); returns at once."""
+        for worker in self.workers.values():
+            self._launch(worker)
+        self._rss_task = asyncio.create_task(self._watch_memory())
+
+    def _launch(self, worker: WorkerProcess) -> None:
+        worker.task = asyncio.create_task(self._supervise(worker))
 
     async def stop(self, grace: float) -> bool:
         """Drain and stop every worker; returns True when none had to be killed.
@@ -128,34 +164,162 @@ class Arbiter:
         the processes to exit and SIGKILLs what is left. Idempotent.
         """
         self._stopping = True
-        deadline = time.monotonic() + grace
-        while any(link.in_flight for link in self.router.links()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        clean = not any(link.in_flight for link in self.router.links())
-        for worker in self.workers.values():
+        if self._rss_task is not None:
+            self._rss_task.cancel()
+        clean = await self._drain_and_stop(self.all_workers(), grace, "supervisor stopping")
+        for worker in self.all_workers():
+            worker.state = "stopped"
+        return clean
+
+    async def _drain_and_stop(self, workers: list[WorkerProcess], grace: float, reason: str) -> bool:
+        """Route nothing new to ``workers``, let their calls finish within ``grace``, STOP them, SIGKILL
+        what has not exited ``STOP_WAIT`` later, and end their supervising tasks. True when nothing was
+        cut short."""
+        for worker in workers:
+            worker.retiring = True
             if worker.pid is not None:
-                self.router.stop(worker.pid, "supervisor stopping")
-        running = [w for w in self.workers.values() if w.pid is not None]
+                self.router.drain(worker.pid)
+        pids = {w.pid for w in workers if w.pid is not None}
+        deadline = time.monotonic() + grace
+        while any(link.in_flight for link in self.router.links() if link.pid in pids):
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        clean = not any(link.in_flight for link in self.router.links() if link.pid in pids)
+        running = [w for w in workers if w.pid is not None and w.process is not None]
+        for worker in running:
+            worker.state = "draining"
+            self.router.stop(worker.pid, reason)  # type: ignore[arg-type]
         if running:
-            done, pending = await asyncio.wait(
-                [asyncio.ensure_future(w.process.wait()) for w in running if w.process is not None],
-                timeout=STOP_WAIT,
-            )
+            waits = [asyncio.ensure_future(w.process.wait()) for w in running]  # type: ignore[union-attr]
+            _, pending = await asyncio.wait(waits, timeout=STOP_WAIT)
             if pending:
                 clean = False
                 for worker in running:
                     worker.kill(signal.SIGKILL)
                 await asyncio.wait(pending, timeout=STOP_WAIT)
-        for task in self._tasks:
+        tasks = [w.task for w in workers if w.task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for worker in self.workers.values():
-            worker.state = "stopped"
+        await asyncio.gather(*tasks, return_exceptions=True)
         return clean
+
+    # -- replacing workers -------------------------------------------------------------------------
+
+    async def reload(self, settings: Settings) -> str | None:
+        """Replace every worker by one built from ``settings`` (tool modules, counts, threads...).
+
+        The new workers start beside the old ones; once every one of them is READY, routing moves to
+        them and the old ones are drained and stopped. Returns ``None`` on success, or why the reload
+        was abandoned, in which case the old workers were never disturbed.
+        """
+        async with self._changing:
+            self.settings = settings
+            return await self._transition(self._plan(settings), retire=list(self.workers.values()))
+
+    async def scale(self, runtime: str, count: int) -> str | None:
+        """Run ``count`` workers of ``runtime``: start the missing slots, drain and stop the extra ones."""
+        async with self._changing:
+            counts = {
+                r: len([w for w in self.workers.values() if w.runtime == r])
+                for r in self.settings.worker_counts()
+            }
+            counts[runtime] = count
+            self.settings = self.settings.model_copy(update={f"workers_{runtime}": count})
+            plan = self._plan(self.settings)
+            keep = {wid: w for wid, w in self.workers.items() if wid in plan and w.cpu == plan[wid].cpu}
+            add = {wid: w for wid, w in plan.items() if wid not in keep}
+            retire = [w for wid, w in self.workers.items() if wid not in keep]
+            return await self._transition(add, retire=retire)
+
+    async def recycle(self, worker_id: str, reason: str) -> str | None:
+        """Replace one worker by a fresh process of the same slot (memory over ``max_worker_rss``...)."""
+        async with self._changing:
+            old = self.workers.get(worker_id)
+            if old is None:
+                return f"no worker {worker_id}"
+            logger.warning("recycling %s (pid %s): %s", worker_id, old.pid, reason)
+            fresh = WorkerProcess(old.worker_id, old.runtime, old.cpu, old.argv)
+            return await self._transition({worker_id: fresh}, retire=[old])
+
+    async def _transition(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
+        """Start ``add`` as candidates; when all are READY, promote them and retire ``retire``.
+
+        If a candidate fails to start or is not READY within ``START_TIMEOUT``, every candidate is
+        stopped, nothing is retired, and the reason is returned.
+        """
+        for worker in add.values():
+            worker.candidate = True
+            self.candidates.append(worker)
+            self._launch(worker)
+        try:
+            failure = await self._await_candidates(list(add.values()))
+            if failure is not None:
+                logger.error("replacement abandoned, the current workers keep serving: %s", failure)
+                await self._drain_and_stop(list(add.values()), 0, f"replacement abandoned: {failure}")
+                return failure
+        finally:
+            self.candidates = [w for w in self.candidates if w not in add.values()]
+        for worker in add.values():
+            worker.candidate = False
+            if worker.pid is not None:
+                self.router.promote(worker.pid)
+        retiring_ids = {w.worker_id for w in retire}
+        self.workers = {
+            **{wid: w for wid, w in self.workers.items() if wid not in retiring_ids},
+            **add,
+        }
+        self.workers = dict(sorted(self.workers.items(), key=lambda item: _slot_order(item[0])))
+        self.retiring.extend(retire)
+        try:
+            await self._drain_and_stop(retire, self.settings.shutdown_grace, "replaced")
+        finally:
+            self.retiring = [w for w in self.retiring if w not in retire]
+        return None
+
+    async def _await_candidates(self, candidates: list[WorkerProcess]) -> str | None:
+        async def settled(worker: WorkerProcess) -> None:
+            await worker.settled.wait()
+
+        waits = [asyncio.ensure_future(settled(w)) for w in candidates]
+        try:
+            _, pending = await asyncio.wait(waits, timeout=START_TIMEOUT)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        failed = [w for w in candidates if w.start_failed is not None]
+        if failed:
+            return f"{failed[0].worker_id} did not start: {failed[0].start_failed}"
+        if pending:
+            late = [w.worker_id for w in candidates if not w.settled.is_set()]
+            return f"{', '.join(late)} not ready within {START_TIMEOUT:g} s"
+        return None
+
+    async def _watch_memory(self) -> None:
+        """Recycle a worker whose resident memory is over ``max_worker_rss``; never raises."""
+        while True:
+            await asyncio.sleep(RSS_CHECK_INTERVAL)
+            limit = self.settings.max_worker_rss
+            if not limit or self._changing.locked():
+                continue
+            for worker in list(self.workers.values()):
+                if worker.pid is None or worker.state != "ready":
+                    continue
+                try:
+                    rss = psutil.Process(worker.pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                if rss > limit:
+                    await self.recycle(
+                        worker.worker_id, f"resident memory {rss} bytes over max_worker_rss {limit}"
+                    )
+                    break
+
+    # -- one slot ----------------------------------------------------------------------------------
 
     async def _supervise(self, worker: WorkerProcess) -> None:
         tracker = RestartTracker(self.restart_policy)
-        while not self._stopping:
+        while not (self._stopping or worker.retiring):
             try:
                 pid = await worker.spawn()
             except OSError as exc:
@@ -163,17 +327,21 @@ class Arbiter:
                 logger.error("%s could not start: %s", worker.worker_id, exc)
                 code, pid, uptime = None, None, 0.0
             else:
-                self.router.expect(worker.worker_id, pid)
+                self.router.expect(worker.worker_id, pid, held=worker.candidate)
                 code = await worker.wait()
                 uptime = time.monotonic() - worker.started_at
-            if self._stopping:
-                return
             if code is not None:
                 worker.last_exit = f"{describe_exit(code)} after {uptime:.1f} s"
                 if worker.kill_reason is not None:
                     worker.last_exit = f"{worker.kill_reason}: {worker.last_exit}"
                     worker.kill_reason = None
-                self.router.worker_gone(pid, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")
+                self.router.worker_gone(pid, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")  # type: ignore[arg-type]
+            if self._stopping or worker.retiring:
+                return
+            if worker.candidate:
+                worker.start_failed = worker.last_exit or "exited"
+                worker.settled.set()
+                return
             worker.restarts += 1
             decision = tracker.record_death(time.monotonic(), uptime)
             if decision.failed:
@@ -181,7 +349,7 @@ class Arbiter:
                 self._update_runtime(worker.runtime)
                 logger.error(
                     "%s died %d times in %.0f s (last: %s); resting %.0f s before trying again",
-                    worker.worker_id, decision.deaths_in_window, self.restart_policy.flap_window,
+                    worker.worker_id, decision.deaths_in_window, tracker.policy.flap_window,
                     worker.last_exit, decision.delay,
                 )  # fmt: skip
             else:
@@ -204,3 +372,8 @@ class Arbiter:
             )
         else:
             self.router.set_runtime_failed(runtime, None)
+
+
+def _slot_order(worker_id: str) -> tuple[int, str]:
+    runtime, _, index = worker_id.rpartition("-")
+    return (int(index) if index.isdigit() else 0, runtime)

@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         sock = None if args.stdio else bind_socket(settings.host, settings.port)
-        supervisor = Supervisor(settings)
+        supervisor = Supervisor(
+            settings, reload_settings=lambda: load_settings(args.config, overrides=overrides)
+        )
     except ConfigError as exc:
         _fail(str(exc))
     if sock is None:

@@ -66,6 +66,9 @@ class Settings(BaseModel):
     max_queued_calls: int = Field(
         1024, ge=0, le=10_000_000, description="calls that may wait for room; more are busy"
     )
+    max_worker_rss: int = Field(
+        0, ge=0, description="recycle a worker above this resident memory, bytes (0: off)"
+    )
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
     heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
     restart_backoff_initial: float = Field(0.1, gt=0, le=60, description="first restart delay, seconds")

@@ -31,7 +31,12 @@ class WorkerProcess:
     """A worker slot (``asyncio-0``) and the process currently filling it.
 
     ``state`` is one of ``starting`` (spawned, READY not yet seen), ``ready``, ``backoff`` (waiting to
-    restart), ``failed`` (flapping; retried after a cool-down) and ``stopped``.
+    restart), ``failed`` (flapping; retried after a cool-down), ``draining`` (being replaced: finishing its
+    calls, taking no new ones) and ``stopped``.
+
+    A *candidate* is a replacement that has not been promoted yet: if it exits before READY, that is a
+    failed start reported through ``start_failed``, not something to restart. A *retiring* worker was
+    drained on purpose and is not restarted when it exits.
     """
 
     worker_id: str
@@ -45,7 +50,13 @@ class WorkerProcess:
     restarts: int = 0
     last_exit: str | None = None
     kill_reason: str | None = None
-    deaths: list[float] = field(default_factory=list)
+    candidate: bool = False
+    retiring: bool = False
+    start_failed: str | None = None
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a candidate is READY or has failed to start."""
+    task: asyncio.Task[None] | None = None
+    """The arbiter's supervising task of this slot."""
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

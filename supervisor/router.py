@@ -80,9 +80,12 @@ class WorkerLink:
     identity: bytes
     catalog: list[dict[str, Any]]
     load_errors: list[str]
+    elsewhere: dict[str, str] = field(default_factory=dict)
     last_heard: float = field(default_factory=time.monotonic)
     in_flight: set[int] = field(default_factory=set)
     draining: bool = False
+    held: bool = False
+    """A replacement candidate: connected, not routed to until promoted."""
     silent: bool = False
     """Declared dead for missing heartbeats; the arbiter is killing it."""
     calls_served: int = 0
@@ -138,6 +141,7 @@ class Router:
         self._socket: zmq.asyncio.Socket | None = None
         self._links: dict[bytes, WorkerLink] = {}
         self._expected: dict[int, str] = {}
+        self._held: set[int] = set()
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,13 +185,29 @@ class Router:
 
     # -- arbiter interface -------------------------------------------------------------------------
 
-    def expect(self, worker_id: str, pid: int) -> None:
-        """Accept a READY from ``worker_id`` only when it comes from ``pid`` (a process just spawned)."""
+    def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None:
+        """Accept a READY from ``worker_id`` only when it comes from ``pid`` (a process just spawned).
+
+        A *held* worker (a replacement candidate) is connected but neither routed to nor merged into the
+        catalog until ``promote(pid)``.
+        """
         self._expected[pid] = worker_id
+        if held:
+            self._held.add(pid)
+
+    def promote(self, pid: int) -> None:
+        """Start routing to a held worker and take its catalog; a no-op for one that is not held."""
+        self._held.discard(pid)
+        link = self.link_of(pid)
+        if link is not None and link.held:
+            link.held = False
+            link.draining = False
+            self._activate(link)
 
     def worker_gone(self, pid: int, reason: str) -> None:
         """The arbiter saw process ``pid`` exit: fail its in-flight calls now and stop routing to it."""
         self._expected.pop(pid, None)
+        self._held.discard(pid)
         link = self.link_of(pid)
         if link is not None:
             self._drop_link(link, reason)
@@ -555,20 +575,33 @@ class Router:
             self._send_raw(identity, Stop("refused: unexpected worker"))
             return
         link = WorkerLink(
-            message.worker_id, message.runtime, message.pid, identity, message.catalog, message.load_errors
+            message.worker_id,
+            message.runtime,
+            message.pid,
+            identity,
+            message.catalog,
+            message.load_errors,
+            message.elsewhere,
         )
         self._links[identity] = link
-        self._catalogs[message.runtime] = message.catalog
-        self._load_errors[message.runtime] = list(message.load_errors)
-        self._runtime_of.update(message.elsewhere)
-        self._runtime_of.update((entry["name"], message.runtime) for entry in message.catalog)
-        self._rebuild_catalog()
-        self._runtime_ready[message.runtime].set()
-        self._runtime_failed.pop(message.runtime, None)
-        self._check_settled()
         for error in message.load_errors:
             logger.error("%s reported: %s", message.worker_id, error)
+        if message.pid in self._held:
+            link.held = link.draining = True
+        else:
+            self._activate(link)
         self.on_ready(link)
+
+    def _activate(self, link: WorkerLink) -> None:
+        """Make a connected worker routable and its catalog the catalog of its runtime."""
+        self._catalogs[link.runtime] = link.catalog
+        self._load_errors[link.runtime] = list(link.load_errors)
+        self._runtime_of.update(link.elsewhere)
+        self._runtime_of.update((entry["name"], link.runtime) for entry in link.catalog)
+        self._rebuild_catalog()
+        self._runtime_failed.pop(link.runtime, None)
+        self._runtime_ready[link.runtime].set()
+        self._check_settled()
 
     def _drop_link(self, link: WorkerLink, reason: str) -> None:
         self._links.pop(link.identity, None)

@@ -31,7 +31,7 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
     """The JSON of /status."""
     me = psutil.Process()
     workers = []
-    for worker in supervisor.arbiter.workers.values():
+    for worker in supervisor.arbiter.all_workers():
         link = router.link_of(worker.pid) if worker.pid is not None else None
         workers.append(
             {

@@ -233,3 +233,16 @@ async def it_hold(seconds: float, ctx: ToolContext) -> str:
 async def it_hold_trio(seconds: float, ctx: ToolContext) -> str:
     """Hold the call on the Trio worker (never retried)."""
     return await _hold(seconds, ctx)
+
+
+_ballast: list[bytearray] = []
+
+
+@tool_metadata(runtime="asyncio")
+def it_grow(megabytes: int) -> int:
+    """Keep ``megabytes`` MiB of touched memory alive in the worker (to test max_worker_rss)."""
+    block = bytearray(megabytes * 1024 * 1024)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    _ballast.append(block)
+    return len(_ballast)

@@ -1,0 +1,150 @@
+"""Rolling reload (SIGHUP), scaling and memory recycling: workers replaced without a failed call."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[workers]
+asyncio = {asyncio}
+trio = 1
+
+[tools]
+modules = [{modules}]
+"""
+
+
+def write_config(path: Path, modules: list[str], asyncio: int = 1) -> None:
+    path.write_text(CONFIG.format(asyncio=asyncio, modules=", ".join(f'"{m}"' for m in modules)))
+
+
+def pids(server: Any) -> dict[str, int]:
+    return {w["id"]: w["pid"] for w in server.status()["workers"] if w["state"] == "ready"}
+
+
+async def steady_load(client: Client, stop: anyio.Event, outcomes: list[Any]) -> None:
+    """Call both runtimes back to back until ``stop``; record every answer."""
+    while not stop.is_set():
+        for tool, arguments in (
+            ("it_hold", {"seconds": 0.02}),
+            ("whoami_trio", {}),
+            ("echo", {"message": "x"}),
+        ):
+            outcomes.append(await client.call_tool(tool, arguments))
+
+
+async def test_sighup_replaces_every_worker_with_zero_failed_calls(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.toml"
+    write_config(config, ["tests.integration.call_tools"])
+    server = supervisor_factory("--config", str(config))
+    before = pids(server)
+    outcomes: list[Any] = []
+    stop = anyio.Event()
+    async with Client(server.url) as client:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as load:
+                for _ in range(4):
+                    load.start_soon(steady_load, client, stop, outcomes)
+                await anyio.sleep(0.3)  # let the load run before the reload
+                server.process.send_signal(signal.SIGHUP)
+                await anyio.to_thread.run_sync(
+                    lambda: server.wait_for(
+                        lambda: (
+                            (now := pids(server)).keys() == before.keys()
+                            and not set(now.values()) & set(before.values())
+                            and len(server.status()["workers"]) == len(before)
+                        ),
+                        "every worker to be replaced",
+                    )
+                )
+                await anyio.sleep(0.3)  # and keep it running on the new workers
+                stop.set()
+    failed = [o for o in outcomes if o.is_error]
+    assert len(outcomes) > 50
+    assert failed == []
+    served_by = {
+        o.structured_content["pid"]
+        for o in outcomes
+        if o.structured_content and "pid" in o.structured_content
+    }
+    assert before["trio-0"] in served_by and pids(server)["trio-0"] in served_by
+    assert "reload done" in server.log()
+
+
+async def test_reload_brings_new_tools_and_worker_counts(supervisor_factory: Any, tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    write_config(config, ["tests.integration.call_tools"])
+    server = supervisor_factory("--config", str(config))
+    async with Client(server.url) as client:
+        assert "json_schema_2020_12_tool" not in {t.name for t in (await client.list_tools()).tools}
+        write_config(
+            config, ["tests.integration.call_tools", "tests.conformance.conformance_tools"], asyncio=2
+        )
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for(lambda: "reload done" in server.log(), "the reload")
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "json_schema_2020_12_tool" in names
+        assert (await client.call_tool("test_simple_text", {})).is_error is False
+    assert sorted(pids(server)) == ["asyncio-0", "asyncio-1", "trio-0"]
+
+
+async def test_a_replacement_that_cannot_start_leaves_the_old_workers_serving(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.toml"
+    write_config(config, ["tests.integration.call_tools"])
+    server = supervisor_factory("--config", str(config))
+    before = pids(server)
+    write_config(config, ["tests.integration.trio_crash_tools"])
+    server.process.send_signal(signal.SIGHUP)
+    server.wait_for(lambda: "replacement abandoned" in server.log(), "the reload to be abandoned")
+    assert "trio-0 did not start: exit code 70" in server.log()
+    assert pids(server) == before
+    async with Client(server.url) as client:
+        assert (await client.call_tool("whoami_trio", {})).structured_content["pid"] == before["trio-0"]
+        assert (await client.call_tool("it_hold", {"seconds": 0.01})).is_error is False
+
+
+async def test_an_invalid_configuration_on_reload_changes_nothing(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.toml"
+    write_config(config, ["tests.integration.call_tools"])
+    server = supervisor_factory("--config", str(config))
+    before = pids(server)
+    config.write_text("[workers]\nasyncio = 'many'\n")
+    server.process.send_signal(signal.SIGHUP)
+    server.wait_for(lambda: "reload abandoned, the configuration is invalid" in server.log(), "the refusal")
+    assert "invalid workers_asyncio = 'many'" in server.log()
+    assert pids(server) == before
+
+
+async def test_a_worker_over_max_worker_rss_is_recycled_without_failing_calls(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory(
+        "--tools",
+        "tests.integration.call_tools",
+        env={"MCP_SUPERVISOR_MAX_WORKER_RSS": str(300 * 1024 * 1024)},
+    )
+    old = pids(server)["asyncio-0"]
+    async with Client(server.url) as client:
+        await client.call_tool("it_grow", {"megabytes": 350})
+        outcomes = []
+        with anyio.fail_after(30):
+            while pids(server).get("asyncio-0") in (old, None):
+                outcomes.append(await client.call_tool("echo", {"message": "during"}))
+                await anyio.sleep(0.05)
+        outcomes.append(await client.call_tool("echo", {"message": "after"}))
+    assert all(not o.is_error for o in outcomes)
+    assert "over max_worker_rss" in server.log()

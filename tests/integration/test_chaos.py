@@ -133,3 +133,33 @@ async def test_a_tool_that_aborts_its_worker(supervisor_factory: Any) -> None:
             lambda: (w := server.worker("trio-0"))["state"] == "ready" and w, "trio-0 back"
         )
         assert trio_worker["restarts"] == 1 and "SIGABRT" in trio_worker["last_exit"]
+
+
+async def test_a_busy_front_does_not_kill_healthy_workers(supervisor_factory: Any) -> None:
+    """Saturate the supervisor's loop with calls while heartbeats are frequent (0.2 s, so a 0.6 s
+    liveness window): no worker may be declared dead."""
+    server = supervisor_factory(
+        "--tools", "tests.integration.call_tools", env={"MCP_SUPERVISOR_HEARTBEAT_INTERVAL": "0.2"}
+    )
+    before = {w["id"]: w["pid"] for w in server.status()["workers"]}
+    calls = 0
+    async with Client(server.url, mode="2026-07-28") as client:
+        await client.list_tools()
+
+        async def hammer(tool: str, arguments: dict[str, Any]) -> None:
+            nonlocal calls
+            deadline = anyio.current_time() + 4
+            while anyio.current_time() < deadline:
+                result = await client.call_tool(tool, arguments)
+                assert result.is_error is False, text(result)
+                calls += 1
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as load:
+                for _ in range(16):
+                    load.start_soon(hammer, "echo", {"message": "x"})
+                    load.start_soon(hammer, "whoami_trio", {})
+    after = {w["id"]: (w["pid"], w["restarts"]) for w in server.status()["workers"]}
+    assert calls > 100
+    assert after == {worker_id: (pid, 0) for worker_id, pid in before.items()}
+    assert "missed" not in server.log()

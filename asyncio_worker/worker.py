@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import zmq
 import zmq.asyncio
@@ -23,7 +24,7 @@ logger = logging.getLogger("mcp_supervisor.worker")
 try:  # uvloop is optional: a faster loop when it is installed
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 class AsyncioWorker(WorkerBase):
@@ -36,7 +37,7 @@ class AsyncioWorker(WorkerBase):
 
     def send(self, frame: bytes) -> None:
         assert self._socket is not None
-        sent = self._socket.send(frame, copy=False)
+        sent = cast("asyncio.Future[object]", self._socket.send(frame, copy=False))
         if not sent.done():
             sent.add_done_callback(_retrieve)
         elif sent.exception() is not None:

@@ -63,10 +63,10 @@ def _detect_uncached(
     registry: ToolMetadataRegistry,
 ) -> Runtime:
     if metadata is not None and metadata.runtime in RUNTIMES:
-        return metadata.runtime  # type: ignore[return-value]
+        return metadata.runtime
     registered = registry.get(name)
     if registered is not None and registered.runtime in RUNTIMES:
-        return registered.runtime  # type: ignore[return-value]
+        return registered.runtime
     if func is None:
         func = registry.get_function(name)
     if func is not None:

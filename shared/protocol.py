@@ -164,7 +164,8 @@ def encode(message: Message) -> bytes:
         ProtocolError: a field holds something msgpack cannot carry (for example a set or a datetime).
     """
     try:
-        return msgpack.packb((_TYPE_OF[type(message)], *message), **_packer_options)
+        frame: bytes = msgpack.packb((_TYPE_OF[type(message)], *message), **_packer_options)
+        return frame
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"cannot encode {type(message).__name__}: {exc}") from None
 

@@ -207,7 +207,7 @@ class Supervisor:
             log_config=None,
             access_log=False,
             limit_concurrency=self.settings.max_connections,
-            timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),
+            timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
             server_header=False,
         )
         server = _UvicornServer(config)
@@ -237,4 +237,7 @@ class Supervisor:
                 await server.run(read_stream, write_stream, server.create_initialization_options())
 
         serving = asyncio.create_task(serve())
-        return await self._finish(serving, lambda: None, serving.cancel)
+        def cut_serving() -> None:
+            serving.cancel()
+
+        return await self._finish(serving, lambda: None, cut_serving)

@@ -320,14 +320,17 @@ class Arbiter:
     async def _supervise(self, worker: WorkerProcess) -> None:
         tracker = RestartTracker(self.restart_policy)
         while not (self._stopping or worker.retiring):
+            pid: int | None
+            code: int | None
             try:
-                pid = await worker.spawn()
+                spawned = await worker.spawn()
             except OSError as exc:
                 worker.last_exit = f"could not start: {exc}"
                 logger.error("%s could not start: %s", worker.worker_id, exc)
                 code, pid, uptime = None, None, 0.0
             else:
-                self.router.expect(worker.worker_id, pid, held=worker.candidate)
+                pid = spawned
+                self.router.expect(worker.worker_id, spawned, held=worker.candidate)
                 code = await worker.wait()
                 uptime = time.monotonic() - worker.started_at
             if code is not None:
@@ -335,7 +338,7 @@ class Arbiter:
                 if worker.kill_reason is not None:
                     worker.last_exit = f"{worker.kill_reason}: {worker.last_exit}"
                     worker.kill_reason = None
-                self.router.worker_gone(pid, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")  # type: ignore[arg-type]
+                self.router.worker_gone(spawned, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")
             if self._stopping or worker.retiring:
                 return
             if worker.candidate:

@@ -18,7 +18,7 @@ from .config import load_settings
 try:  # uvloop is optional: a faster loop when it is installed
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,9 +115,10 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
         meta = dict(params.meta) if params.meta else None
-        progress_token = None
+        progress_token: str | int | None = None
         if meta:
-            progress_token = meta.get("progress_token", meta.get("progressToken"))
+            token = meta.get("progress_token", meta.get("progressToken"))
+            progress_token = token if isinstance(token, (str, int)) else None
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -500,17 +500,17 @@ class Router:
         if self._socket is None:
             return
         try:
-            sent = self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK, copy=False)
+            sent = cast(
+                "asyncio.Future[object]",
+                self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK, copy=False),
+            )
         except zmq.ZMQError as exc:
             _log_send_failure(identity, exc)
             return
         if sent.done():
-            if sent.exception() is not None:
-                _log_send_failure(identity, sent.exception())
+            _log_send_failure(identity, sent.exception())
         else:
-            sent.add_done_callback(
-                lambda done: done.exception() and _log_send_failure(identity, done.exception())
-            )
+            sent.add_done_callback(lambda done: _log_send_failure(identity, done.exception()))
 
     async def _receive_loop(self) -> None:
         """Receive and dispatch frames until cancelled; a frame that cannot be handled is logged and
@@ -671,6 +671,8 @@ class Router:
 
 
 def _log_send_failure(identity: bytes, exc: BaseException | None) -> None:
+    if exc is None:
+        return
     logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
 
 

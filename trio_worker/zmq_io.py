@@ -23,7 +23,7 @@ class TrioZmqSocket:
 
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
-        self._fd = socket.getsockopt(zmq.FD)
+        self._fd: int = socket.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._outbox: deque[bytes] = deque()
         self._wait_scope: trio.CancelScope | None = None
         self._closed = False
@@ -43,7 +43,7 @@ class TrioZmqSocket:
                 self._outbox.append(frame)
         else:
             self._outbox.append(frame)
-        if self._outbox or self._socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if self._outbox or self._events() & zmq.POLLIN:
             self._wake()
 
     async def pump(self, on_frame: Callable[[bytes], None]) -> None:
@@ -62,9 +62,7 @@ class TrioZmqSocket:
                 on_frame(frame)
                 if self._closed:
                     return
-            if socket.getsockopt(zmq.EVENTS) & zmq.POLLIN or (
-                self._outbox and socket.getsockopt(zmq.EVENTS) & zmq.POLLOUT
-            ):
+            if self._events() & zmq.POLLIN or (self._outbox and self._events() & zmq.POLLOUT):
                 await trio.lowlevel.checkpoint()
                 continue
             with trio.CancelScope() as scope:
@@ -80,6 +78,10 @@ class TrioZmqSocket:
         self._wake()
         self._flush()
         self._socket.close()
+
+    def _events(self) -> int:
+        events: int = self._socket.getsockopt(zmq.EVENTS)  # type: ignore[assignment]
+        return events
 
     def _flush(self) -> None:
         while self._outbox:

@@ -1,0 +1,43 @@
+"""The public surface of each package, pinned: a change here is a change users see."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "shared": {
+        "PROTOCOL_VERSION",
+        "CallError",
+        "CallTimeoutError",
+        "ClientRequestError",
+        "ConfigError",
+        "InvalidArgumentsError",
+        "NoWorkerError",
+        "ProtocolError",
+        "ServerBusyError",
+        "SupervisorError",
+        "ToolContext",
+        "ToolDefinitionError",
+        "ToolMetadata",
+        "ToolMetadataRegistry",
+        "UnknownToolError",
+        "WorkerLostError",
+        "clear_cache",
+        "detect_runtime",
+        "get_registry",
+        "tool_metadata",
+    },
+    "supervisor": {"__version__"},
+    "asyncio_worker": {"AsyncioWorker", "serve"},
+    "trio_worker": {"TrioWorker", "TrioZmqSocket", "serve"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED))
+def test_public_names_are_pinned_and_importable(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == EXPECTED[package]
+    for name in module.__all__:
+        assert hasattr(module, name), name

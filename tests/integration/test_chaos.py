@@ -163,3 +163,31 @@ async def test_a_busy_front_does_not_kill_healthy_workers(supervisor_factory: An
     assert calls > 100
     assert after == {worker_id: (pid, 0) for worker_id, pid in before.items()}
     assert "missed" not in server.log()
+
+
+def test_workers_leave_a_supervisor_that_stops_answering(supervisor_factory: Any) -> None:
+    """SIGSTOP the supervisor: its workers hear nothing for the liveness window and exit by themselves;
+    after SIGCONT the supervisor reaps them and starts new ones."""
+    server = supervisor_factory(env={"MCP_SUPERVISOR_HEARTBEAT_INTERVAL": "0.3"})
+    workers = list(server.children)
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        assert_gone(workers, deadline=5.0)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    server.wait_for(
+        lambda: all(w["state"] == "ready" and w["pid"] not in workers for w in server.status()["workers"]),
+        "new workers after SIGCONT",
+    )
+    assert "no word from the router" in server.log()
+
+
+def test_backoff_grows_while_a_worker_keeps_dying(supervisor_factory: Any) -> None:
+    server = supervisor_factory("--tools", "tests.integration.trio_crash_tools", wait=False)
+    server.wait_for(lambda: "resting" in server.log(), "the trio slot to be marked failed", deadline=30)
+    delays = [
+        float(line.rsplit("restarting in ", 1)[1].split(" ")[0])
+        for line in server.log().splitlines()
+        if "trio-0" in line and "restarting in" in line
+    ]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8]

@@ -182,11 +182,12 @@ class ToolContext:
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call another tool, in any runtime, through the router; returns its ``CallToolResult`` as a dict.
 
-        The callee gets what is left of this call's deadline. A tool error comes back as a result with
-        ``isError: true``, like for any client.
+        The callee gets what is left of this call's deadline. Whatever goes wrong while running it — a
+        tool error, no worker, a busy server, its worker dying, a timeout — comes back as a result with
+        ``isError: true``, as for any client.
 
         Raises:
-            ClientRequestError: no tool of that name, invalid arguments, or no worker could run it.
+            ClientRequestError: no tool of that name, or invalid arguments (code -32602).
         """
         params: dict[str, Any] = {
             "name": name,

@@ -46,16 +46,17 @@ class ToolMetadata:
         category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
         priority: 0 (lowest) to 10 (highest); default 5.
         timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.
-        retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; recorded for the task queue, which will
-            apply it (nothing retries calls yet).
+        retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; recorded for the task queue (a call
+            whose worker died is retried by the router only by the ``read_only``/``idempotent`` rule).
         memory_intensive, cpu_intensive, io_intensive: Scheduling hints.
         mcp_schema: An explicit JSON input schema shown to clients instead of the generated one; arguments are
             still validated against the type hints, so keep the two in agreement.
         mcp_description: The tool description; by default the function's docstring.
         title: A human-readable title shown by clients.
         read_only, idempotent, destructive, open_world: MCP tool annotations; ``None`` leaves a hint unsaid.
-        max_concurrency: At most this many calls of the tool should run at once (``None``: no limit);
-            recorded and announced, not enforced yet.
+            A read-only or idempotent tool's call is sent once more if its worker dies during the call.
+        max_concurrency: At most this many calls of the tool run at once, over all workers (``None``: no
+            limit); the router queues or refuses the others ("server busy").
     """
 
     name: str

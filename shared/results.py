@@ -1,7 +1,8 @@
 """Turning what a tool returned into an MCP ``CallToolResult`` (wire form, a plain dict).
 
 - ``str`` → one text content block;
-- ``dict`` or a pydantic model → ``structuredContent`` plus the same object as JSON text;
+- ``dict`` or a pydantic model → ``structuredContent`` plus the same object as JSON text (a tool with an
+  output schema has its value validated and dumped by ``ToolHost.result_frame`` first);
 - an MCP content block (text, image, audio, embedded resource, resource link), or a list of them →
   ``content`` as given;
 - an MCP ``CallToolResult`` → passed through;

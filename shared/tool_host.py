@@ -184,7 +184,12 @@ class ToolHost:
     def failure_frame(self, call: PreparedCall, exc: BaseException) -> bytes:
         """The RESULT frame (``isError: true``) for a tool that raised; the traceback stays in this log."""
         logger.error(
-            "tool %r (call %d) raised %s", call.spec.name, call.call_id, type(exc).__name__, exc_info=exc
+            "tool %r (call %d) raised %s",
+            call.spec.name,
+            call.call_id,
+            type(exc).__name__,
+            exc_info=exc,
+            extra={"tool": call.spec.name, "call_id": call.call_id},
         )
         return self._error_result(
             call, f"tool {call.spec.name!r} failed: {type(exc).__name__}: {_one_line(exc)}"

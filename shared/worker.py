@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import psutil
 
 from .errors import CallError, ClientRequestError, ProtocolError
+from .logformat import LogFormat, configure_logging
 from .metadata import Runtime
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -70,6 +71,7 @@ class WorkerOptions:
     heartbeat_interval: float
     max_message_size: int
     log_level: str
+    log_format: LogFormat
 
     @property
     def identity(self) -> bytes:
@@ -90,6 +92,7 @@ def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOpti
     parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL)
     parser.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
     return WorkerOptions(
         worker_id=args.worker_id,
@@ -102,6 +105,7 @@ def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOpti
         heartbeat_interval=args.heartbeat_interval,
         max_message_size=args.max_message_size,
         log_level=args.log_level,
+        log_format=args.log_format,
     )
 
 
@@ -129,11 +133,7 @@ def pin_to_cpu(cpu: int) -> None:
 def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]) -> None:
     """Entry point shared by both workers; exits the process with ``serve``'s exit code."""
     options = parse_options(runtime)
-    logging.basicConfig(
-        level=options.log_level.upper(),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(options.log_level, options.log_format, worker=True)
     die_with_parent(options.parent_pid)
     if options.cpu is not None:
         pin_to_cpu(options.cpu)

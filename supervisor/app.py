@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import time
@@ -24,9 +25,13 @@ from shared.errors import ConfigError
 
 from .arbiter import Arbiter
 from .config import Settings
+from .control import CommandError, ControlServer
 from .front import build_http_app, build_mcp_server
 from .router import Router
 from .rundir import RuntimeDir
+from .sampler import ProcessSampler
+from .status import status_document
+from .systemd import Notifier
 
 logger = logging.getLogger("mcp_supervisor")
 
@@ -48,6 +53,10 @@ RESTART_ONLY = (
     "enable_metrics",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
+READY_TIMEOUT = 60.0
+"""systemd gets READY=1 once every runtime has announced itself or failed, or after this long anyway."""
+STATUS_INTERVAL = 5.0
+"""How often the STATUS= line is refreshed."""
 FRONT_LINGER = 1.0
 """After the calls are drained, how long the front may take to close its connections by itself."""
 
@@ -78,6 +87,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _succeeded(failure: str | None) -> str:
+    if failure is not None:
+        raise CommandError(failure)
+    return "done"
+
+
 class _UvicornServer(uvicorn.Server):
     """uvicorn without its own signal handling: the supervisor's loop owns the signals."""
 
@@ -87,10 +102,12 @@ class _UvicornServer(uvicorn.Server):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, instance: str, reload_settings: Callable[[], Settings] | None = None
+    ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
-        self.runtime_dir = RuntimeDir(settings.runtime_dir)
+        self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
         counts = settings.worker_counts()
         self.router = Router(
             self.runtime_dir.endpoint,
@@ -104,6 +121,11 @@ class Supervisor:
         self.arbiter = Arbiter(settings, self.router)
         self.router.on_ready = self.arbiter.on_ready
         self.router.on_unresponsive = self.arbiter.on_unresponsive
+        self.notifier = Notifier()
+        self.sampler = ProcessSampler(
+            lambda: [self.pid, *(w.pid for w in self.arbiter.all_workers() if w.pid)]
+        )
+        self.pid = os.getpid()
         self.started_at = time.monotonic()
         self.stopping = False
         self._stop_requested: asyncio.Event | None = None
@@ -149,15 +171,77 @@ class Supervisor:
         for key, value in kept.items():
             logger.warning("reload: %s changed but only takes effect at start; keeping %r", key, value)
         fresh = fresh.model_copy(update=kept)
-        self.router.default_timeout = fresh.request_timeout
-        self.router.max_in_flight = fresh.max_in_flight_per_worker
-        self.router.max_queued = fresh.max_queued_calls
-        logging.getLogger().setLevel(fresh.log_level.upper())
-        failure = await self.arbiter.reload(fresh)
-        if failure is None:
+        self.notifier.reloading()
+        try:
+            failure = await self.arbiter.reload(fresh)
+        finally:
+            self.notifier.ready(self.summary())
+        if failure is None:  # only a reload that happened changes the running settings
             self.settings = fresh
+            self.router.default_timeout = fresh.request_timeout
+            self.router.max_in_flight = fresh.max_in_flight_per_worker
+            self.router.max_queued = fresh.max_queued_calls
+            logging.getLogger().setLevel(fresh.log_level.upper())
             logger.info("reload done: %d worker(s) serving", len(self.arbiter.workers))
         return failure
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: tools, workers ready per runtime, calls answered."""
+        parts = []
+        for runtime in self.router.runtimes:
+            workers = [w for w in self.arbiter.workers.values() if w.runtime == runtime]
+            ready = sum(1 for w in workers if w.state == "ready")
+            failure = self.router.runtime_failures().get(runtime)
+            parts.append(f"{runtime} {ready}/{len(workers)} ready" + (" (FAILED)" if failure else ""))
+        return (
+            f"serving {len(self.router.tools())} tools; {', '.join(parts)}; {self.router.stats.total()} calls"
+        )
+
+    async def _serve_systemd(self) -> None:
+        """READY=1 once the workers have settled, then STATUS= and WATCHDOG=1 while the loop runs."""
+        await self.router.wait_settled(timeout=READY_TIMEOUT)
+        self.notifier.ready(self.summary())
+        interval = self.notifier.watchdog_interval
+        tick = min(interval, STATUS_INTERVAL) if interval else STATUS_INTERVAL
+        last_status = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            if interval:
+                self.notifier.watchdog()
+            if time.monotonic() - last_status >= STATUS_INTERVAL:
+                self.notifier.status(self.summary())
+                last_status = time.monotonic()
+
+    def _control_handlers(self) -> dict[str, Any]:
+        """The commands of the control socket (see ``control.py``)."""
+
+        async def status(request: dict[str, Any]) -> Any:
+            return status_document(self.router, self)
+
+        async def reload(request: dict[str, Any]) -> Any:
+            if self._reload_settings is None:
+                raise CommandError("this supervisor cannot reload")
+            return _succeeded(await self.reload())
+
+        async def restart(request: dict[str, Any]) -> Any:
+            target = request.get("target")
+            if not isinstance(target, str):
+                raise CommandError('restart needs a "target": a runtime (asyncio, trio) or a worker id')
+            return _succeeded(await self.arbiter.restart(target))
+
+        async def scale(request: dict[str, Any]) -> Any:
+            runtime, count = request.get("runtime"), request.get("count")
+            if runtime not in self.settings.worker_counts():
+                raise CommandError(f"scale needs a runtime among {', '.join(self.settings.worker_counts())}")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 256:
+                raise CommandError("scale needs a count from 0 to 256")
+            return _succeeded(await self.arbiter.scale(runtime, count))
+
+        async def stop(request: dict[str, Any]) -> Any:
+            self.request_stop("stop requested on the control socket")
+            return "stopping"
+
+        return {"status": status, "reload": reload, "restart": restart, "scale": scale, "stop": stop}
 
     async def _start(self) -> None:
         self._stop_requested = asyncio.Event()
@@ -167,6 +251,10 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         await self.router.start()
         self.arbiter.start()
+        self._sampling = asyncio.create_task(self.sampler.serve())
+        self.control = ControlServer(self.runtime_dir.control_path, self._control_handlers())
+        await self.control.start()
+        self._systemd = asyncio.create_task(self._serve_systemd())
 
     async def _finish(
         self, serving: asyncio.Task[Any], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
@@ -182,6 +270,8 @@ class Supervisor:
         await asyncio.wait([serving, waiter], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         self.stopping = True
+        self._systemd.cancel()
+        self.notifier.stopping()
         for reload in list(self._reloads):
             reload.cancel()
         stop_serving()
@@ -190,8 +280,11 @@ class Supervisor:
         if not done:
             cut_serving()
             await asyncio.wait([serving], timeout=FRONT_LINGER)
+        self._sampling.cancel()
+        await self.control.aclose()
         await self.router.aclose()
         self.runtime_dir.cleanup()
+        self.notifier.close()
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # type: ignore[misc]
         logger.info("stopped %s", "cleanly" if clean else "after killing what did not finish in time")
@@ -237,6 +330,7 @@ class Supervisor:
                 await server.run(read_stream, write_stream, server.create_initialization_options())
 
         serving = asyncio.create_task(serve())
+
         def cut_serving() -> None:
             serving.cancel()
 

@@ -97,7 +97,11 @@ class Arbiter:
         cpus = plan_cpus([worker_id for worker_id, _ in slots], settings.pin_cpus)
         return {
             worker_id: WorkerProcess(
-                worker_id, runtime, cpus[worker_id], self._argv(settings, worker_id, runtime, cpus[worker_id])
+                worker_id,
+                runtime,
+                cpus[worker_id],
+                self._argv(settings, worker_id, runtime, cpus[worker_id]),
+                json_logs=settings.log_format == "json",
             )
             for worker_id, runtime in slots
         }
@@ -111,6 +115,7 @@ class Arbiter:
             "--heartbeat-interval", str(s.heartbeat_interval),
             "--max-message-size", str(s.max_message_size),
             "--log-level", s.log_level,
+            "--log-format", s.log_format,
         ]  # fmt: skip
         if cpu is not None:
             argv += ["--cpu", str(cpu)]
@@ -198,10 +203,16 @@ class Arbiter:
                 for worker in running:
                     worker.kill(signal.SIGKILL)
                 await asyncio.wait(pending, timeout=STOP_WAIT)
+        # A retiring worker's task ends by itself once its process has exited and the router was told;
+        # only a task stuck past that is cancelled, and the router is told here in that case.
         tasks = [w.task for w in workers if w.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        for pid in pids:
+            self.router.worker_gone(pid, f"worker pid {pid} stopped: {reason}")
         return clean
 
     # -- replacing workers -------------------------------------------------------------------------
@@ -214,8 +225,10 @@ class Arbiter:
         was abandoned, in which case the old workers were never disturbed.
         """
         async with self._changing:
-            self.settings = settings
-            return await self._transition(self._plan(settings), retire=list(self.workers.values()))
+            failure = await self._transition(self._plan(settings), retire=list(self.workers.values()))
+            if failure is None:
+                self.settings = settings
+            return failure
 
     async def scale(self, runtime: str, count: int) -> str | None:
         """Run ``count`` workers of ``runtime``: start the missing slots, drain and stop the extra ones."""
@@ -231,6 +244,16 @@ class Arbiter:
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
             return await self._transition(add, retire=retire)
+
+    async def restart(self, target: str) -> str | None:
+        """Replace the workers of runtime ``target``, or the one worker ``target``, without failing calls."""
+        async with self._changing:
+            old = [w for w in self.workers.values() if target in (w.runtime, w.worker_id)]
+            if not old:
+                return f"no runtime or worker called {target!r}"
+            logger.info("restarting %s", ", ".join(w.worker_id for w in old))
+            fresh = {w.worker_id: WorkerProcess(w.worker_id, w.runtime, w.cpu, w.argv) for w in old}
+            return await self._transition(fresh, retire=old)
 
     async def recycle(self, worker_id: str, reason: str) -> str | None:
         """Replace one worker by a fresh process of the same slot (memory over ``max_worker_rss``...)."""

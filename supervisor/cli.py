@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.logformat import configure_logging
 
 from . import __version__
 from .app import EXIT_STARTUP, Supervisor, bind_socket
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m supervisor",
         description="Serve MCP tools from supervised asyncio and Trio worker processes.",
+        epilog="Also: 'python -m supervisor ctl --help' to control a running supervisor, "
+        "'python -m supervisor top' to watch one.",
     )
     parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
     parser.add_argument("--config", help="TOML configuration file")
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-pin", dest="pin_cpus", action="store_false", default=None, help="do not pin workers to cores"
     )
     parser.add_argument("--log-level", help="debug, info, warning, error or critical")
+    parser.add_argument("--log-format", help="text (default) or json: one JSON object per line")
     parser.add_argument("--request-timeout", type=str, metavar="SECONDS", help="longest a tool call may take")
     parser.add_argument("--max-connections", type=str, metavar="N", help="concurrent HTTP connections")
     parser.add_argument(
@@ -50,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+
+        sys.exit(ctl_main(argv[1:]))
+    if argv[:1] == ["top"]:
+        from .top import main as top_main
+
+        sys.exit(top_main(argv[1:]))
     args = build_parser().parse_args(argv)
     overrides = {
         "host": args.host,
@@ -59,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "workers_trio": args.workers_trio,
         "pin_cpus": args.pin_cpus,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "request_timeout": args.request_timeout,
         "max_connections": args.max_connections,
         "shutdown_grace": args.shutdown_grace,
@@ -68,15 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(args.config, overrides=overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         sock = None if args.stdio else bind_socket(settings.host, settings.port)
+        instance = f"stdio-{os.getpid()}" if sock is None else f"http-{sock.getsockname()[1]}"
         supervisor = Supervisor(
-            settings, reload_settings=lambda: load_settings(args.config, overrides=overrides)
+            settings, instance, reload_settings=lambda: load_settings(args.config, overrides=overrides)
         )
     except ConfigError as exc:
         _fail(str(exc))

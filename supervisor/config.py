@@ -50,6 +50,7 @@ class Settings(BaseModel):
     pin_cpus: bool = Field(True, description="pin each worker to its own CPU core")
     tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
     log_level: LogLevel = "info"
+    log_format: Literal["text", "json"] = Field("text", description="text, or one JSON object per line")
     shutdown_grace: float = Field(
         10.0, ge=0, le=3600, description="seconds in-flight calls get to finish on stop"
     )

@@ -20,7 +20,7 @@ from typing import Any
 import mcp_types as types
 import pydantic
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -30,6 +30,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 
 from shared.context import LOG_LEVELS
@@ -38,6 +39,7 @@ from shared.results import error_result
 
 from . import __version__
 from .config import Settings
+from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import readiness, status_document
 
@@ -47,6 +49,7 @@ SERVER_NAME = "mcp-supervisor"
 LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics")
 _CATALOG_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 
@@ -214,8 +217,19 @@ def build_http_app(server: Server[Any], router: Router, settings: Settings, supe
 
     @app.get("/status")
     async def status() -> JSONResponse:
-        """The supervisor and each worker: ids, pids, states, restarts, CPU affinity, load errors."""
+        """The supervisor and each worker: states, restarts, psutil figures, calls and latencies."""
         return JSONResponse(status_document(router, supervisor))
+
+    if settings.enable_metrics:
+        http_stats = HTTPStats()
+        registry = build_registry(supervisor, http_stats)
+
+        @app.get("/metrics")
+        async def metrics() -> Response:
+            """Prometheus text format (prometheus-client)."""
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
     return app
 

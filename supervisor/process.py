@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
 
@@ -43,6 +45,7 @@ class WorkerProcess:
     runtime: str
     cpu: int | None
     argv: list[str]
+    json_logs: bool = False
     process: asyncio.subprocess.Process | None = None
     state: str = "stopped"
     started_at: float = 0.0
@@ -119,11 +122,31 @@ class WorkerProcess:
             if not raw:
                 return
             line = raw.decode(errors="replace").rstrip("\n")
+            event = _json_event(line) if self.json_logs else None
+            if event is not None:
+                level = _LEVELS.get(str(event.get("level", "")).upper(), level)
+                extra: dict[str, Any] = {key: event[key] for key in ("tool", "call_id") if key in event}
+                message = str(event.get("message", ""))
+                if "exception" in event:
+                    message = f"{message}\n{event['exception']}"
+                worker_logger.log(level, "%s", message, extra={"worker": self.worker_id, **extra})
+                continue
             head, _, rest = line.partition(" ")
             if head in _LEVELS:
                 level = _LEVELS[head]
                 line = rest
-            worker_logger.log(level, "[%s] %s", self.worker_id, line)
+            worker_logger.log(level, "[%s] %s", self.worker_id, line, extra={"worker": self.worker_id})
+
+
+def _json_event(line: str) -> dict[str, Any] | None:
+    """The fields of a JSON log line from a worker, or None for anything else (a tool's own print)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "message" in event else None
 
 
 def describe_exit(code: int) -> str:

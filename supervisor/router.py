@@ -57,12 +57,21 @@ from shared.protocol import (
 from shared.results import error_result
 from shared.worker import LIVENESS_MISSES
 
+from .stats import CallStats
+
 logger = logging.getLogger("mcp_supervisor.router")
 
 READY_WAIT = 10.0
 """Longest a call waits for a worker of its runtime to become ready (a restart in progress)."""
 BACKSTOP_MARGIN = 2.0
 """The router gives a worker this long past the call's deadline to answer with its own timeout error."""
+
+_OUTCOME_OF: dict[type[CallError], str] = {
+    ServerBusyError: "busy",
+    NoWorkerError: "busy",
+    WorkerLostError: "worker_lost",
+    CallTimeoutError: "timeout",
+}
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 LogCallback = Callable[[str, Any, str | None], Awaitable[None]]
@@ -134,6 +143,7 @@ class Router:
         self._tool_limits: dict[str, int] = {}
         self._queued = 0
         self._capacity = asyncio.Event()
+        self.stats = CallStats()
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_catalog_change: Callable[[], None] = lambda: None
@@ -273,6 +283,11 @@ class Router:
     def _routable(self, runtime: str) -> list[WorkerLink]:
         return [link for link in self._links.values() if link.runtime == runtime and not link.draining]
 
+    @property
+    def queued_calls(self) -> int:
+        """Calls waiting for room on a worker now."""
+        return self._queued
+
     def runtime_failures(self) -> dict[str, str]:
         return dict(self._runtime_failed)
 
@@ -317,21 +332,31 @@ class Router:
             raise UnknownToolError(f"unknown tool {tool!r}")
         deadline = time.monotonic() + timeout
         callbacks = (on_progress, on_log, on_request)
+        started = time.perf_counter()
+        outcome = "cancelled"
         try:
             async with asyncio.timeout_at(asyncio.get_running_loop().time() + timeout + BACKSTOP_MARGIN):
                 try:
-                    return await self._attempt(
+                    result = await self._attempt(
                         tool, runtime, arguments, deadline, progress_token, meta, *callbacks
                     )
                 except WorkerLostError as lost:
                     if not self._retry_safe(tool):
                         raise
                     logger.warning("retrying %s once on another worker: %s", tool, lost)
-                    return await self._attempt(
+                    result = await self._attempt(
                         tool, runtime, arguments, deadline, progress_token, meta, *callbacks
                     )
+            outcome = "tool_error" if result.get("isError") else "ok"
+            return result
         except TimeoutError:
+            outcome = "timeout"
             raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
+        except CallError as exc:
+            outcome = _OUTCOME_OF.get(type(exc), "protocol_error" if exc.is_protocol_error else "tool_error")
+            raise
+        finally:
+            self.stats.record(tool, runtime, outcome, time.perf_counter() - started)
 
     async def _attempt(
         self,
@@ -479,7 +504,7 @@ class Router:
             raise ClientRequestError("tools/call needs a tool name and an arguments object", INVALID_PARAMS)
         try:
             return await self.call(
-                name, arguments, timeout=float(timeout) if timeout else self.default_timeout
+                name, arguments, timeout=float(timeout) if timeout is not None else self.default_timeout
             )
         except CallError as exc:
             if exc.is_protocol_error:

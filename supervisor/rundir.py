@@ -1,10 +1,16 @@
-"""The private runtime directory that holds the router's ipc socket (mode 0700, owned by us)."""
+"""The private runtime directory: the router's ipc socket and the control socket live there.
+
+Order of choice: the configured ``runtime_dir``; systemd's ``$RUNTIME_DIRECTORY``; otherwise a directory
+named after the instance (``http-8001``, ``stdio-<pid>``) under ``$XDG_RUNTIME_DIR/mcp-supervisor`` or
+``/tmp/mcp-supervisor-<uid>``, so that ``python -m supervisor ctl --port 8001`` can find it.
+Every directory is owned by the supervisor's user with mode 0700; an existing one with another owner or
+mode is refused, never changed.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import stat
 import tempfile
@@ -13,76 +19,91 @@ from pathlib import Path
 from shared.errors import ConfigError
 
 SOCKET_NAME = "router.sock"
+CONTROL_NAME = "control.sock"
 MAX_UNIX_PATH = 107
 
 
-class RuntimeDir:
-    """Creates (or adopts) the directory and removes what it created on ``cleanup``.
+def instance_base() -> Path:
+    """Where the default runtime directories of this user's supervisors live."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg) and os.access(xdg, os.W_OK):
+        return Path(xdg) / "mcp-supervisor"
+    return Path(tempfile.gettempdir()) / f"mcp-supervisor-{os.getuid()}"
 
-    Order of choice: the configured ``runtime_dir``; systemd's ``$RUNTIME_DIRECTORY``; a new directory
-    under ``$XDG_RUNTIME_DIR`` or the system temporary directory.
+
+def default_runtime_dir(instance: str) -> Path:
+    """The runtime directory of instance ``http-<port>`` or ``stdio-<pid>`` (without creating it)."""
+    systemd = os.environ.get("RUNTIME_DIRECTORY")
+    if systemd:
+        return Path(systemd.split(":")[0])
+    return instance_base() / instance
+
+
+class RuntimeDir:
+    """Creates (or adopts) the directory; ``cleanup`` removes the sockets, and the directory when it is
+    an instance directory of ours.
 
     Raises:
-        ConfigError: the directory cannot be made private, the socket path is too long, or another
+        ConfigError: the directory is not private, a socket path would be too long, or another
             supervisor is already serving on it.
     """
 
-    def __init__(self, configured: Path | None) -> None:
-        self._owned = False
-        chosen = configured or (
-            Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
-            if os.environ.get("RUNTIME_DIRECTORY")
-            else None
-        )
-        if chosen is None:
-            base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-            if not os.path.isdir(base) or not os.access(base, os.W_OK):
-                base = tempfile.gettempdir()
-            self.path = Path(tempfile.mkdtemp(prefix="mcp-supervisor-", dir=base))
-            self._owned = True
-        else:
-            self.path = chosen
-            if len(str(self.path / SOCKET_NAME)) > MAX_UNIX_PATH:
-                raise ConfigError(
-                    f"invalid runtime_dir = {str(self.path)!r}: the socket path would exceed {MAX_UNIX_PATH} characters"
-                )
-            try:
-                self.path.mkdir(mode=0o700, parents=True)  # a new directory is private from the start
-            except FileExistsError:
-                pass  # an existing one is checked, never loosened or tightened behind the operator's back
-            except OSError as exc:
-                raise ConfigError(f"invalid runtime_dir = {str(self.path)!r}: {exc.strerror}") from None
-            if not self.path.is_dir():
-                raise ConfigError(f"invalid runtime_dir = {str(self.path)!r}: not a directory")
-            info = self.path.stat()
-            if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
-                raise ConfigError(
-                    f"invalid runtime_dir = {str(self.path)!r}: must be owned by this user with mode 0700 "
-                    f"(it is mode {stat.S_IMODE(info.st_mode):04o})"
-                )
+    def __init__(self, configured: Path | None, instance: str) -> None:
+        self._owned = configured is None and not os.environ.get("RUNTIME_DIRECTORY")
+        self.path = configured or default_runtime_dir(instance)
+        if self._owned:
+            _private_dir(self.path.parent)
+        _private_dir(self.path)
         self.socket_path = self.path / SOCKET_NAME
-        self._claim_socket()
+        self.control_path = self.path / CONTROL_NAME
+        for path in (self.socket_path, self.control_path):
+            _claim(path, self.path)
 
     @property
     def endpoint(self) -> str:
         return f"ipc://{self.socket_path}"
 
-    def _claim_socket(self) -> None:
-        if not self.socket_path.exists():
-            return
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(self.socket_path))
-        except OSError:
-            self.socket_path.unlink(missing_ok=True)  # left behind by a supervisor that was killed
-        else:
-            raise ConfigError(f"runtime_dir {str(self.path)!r} is in use by another running supervisor")
-        finally:
-            probe.close()
-
     def cleanup(self) -> None:
-        """Remove the socket, and the directory when we created it; idempotent."""
-        with contextlib.suppress(OSError):
-            self.socket_path.unlink(missing_ok=True)
+        """Remove the sockets, and the directory when it is ours; idempotent."""
+        for path in (self.socket_path, self.control_path):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         if self._owned:
-            shutil.rmtree(self.path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
+def _private_dir(path: Path) -> None:
+    if len(str(path / CONTROL_NAME)) > MAX_UNIX_PATH:
+        raise ConfigError(
+            f"invalid runtime_dir = {str(path)!r}: the socket paths would exceed {MAX_UNIX_PATH} characters"
+        )
+    try:
+        path.mkdir(mode=0o700, parents=True)  # a new directory is private from the start
+    except FileExistsError:
+        pass  # an existing one is checked, never loosened or tightened behind the operator's back
+    except OSError as exc:
+        raise ConfigError(f"invalid runtime_dir = {str(path)!r}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise ConfigError(f"invalid runtime_dir = {str(path)!r}: not a directory")
+    info = path.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
+        raise ConfigError(
+            f"invalid runtime_dir = {str(path)!r}: must be owned by this user with mode 0700 "
+            f"(it is mode {stat.S_IMODE(info.st_mode):04o})"
+        )
+
+
+def _claim(path: Path, directory: Path) -> None:
+    """Remove a socket left by a killed supervisor; refuse one that still answers."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink(missing_ok=True)
+    else:
+        raise ConfigError(f"runtime_dir {str(directory)!r} is in use by another running supervisor")
+    finally:
+        probe.close()

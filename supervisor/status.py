@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
-
-import psutil
 
 from .router import Router
 
@@ -28,11 +25,20 @@ def readiness(router: Router, supervisor: Any) -> tuple[bool, dict[str, Any]]:
 
 
 def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
-    """The JSON of /status."""
-    me = psutil.Process()
+    """The JSON of /status (and of ``ctl status``). psutil figures come from the sampler's cache (at
+    most a second old); nothing here touches /proc."""
+    sampler = supervisor.sampler
+    tools_by_runtime: dict[str, dict[str, Any]] = {}
+    for tool, stats in router.stats.tools.items():
+        tools_by_runtime.setdefault(stats.runtime, {})[tool] = {
+            "calls": stats.count,
+            "outcomes": {outcome: count for outcome, count in stats.outcomes.items() if count},
+            **stats.percentiles(),
+        }
     workers = []
     for worker in supervisor.arbiter.all_workers():
         link = router.link_of(worker.pid) if worker.pid is not None else None
+        figures = sampler.latest.get(worker.pid, {}) if worker.pid is not None else {}
         workers.append(
             {
                 "id": worker.worker_id,
@@ -42,20 +48,30 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
                 "uptime_seconds": round(worker.uptime(), 3),
                 "restarts": worker.restarts,
                 "last_exit": worker.last_exit,
-                "cpu_affinity": _affinity(worker.pid),
+                "cpu_affinity": figures.get("cpu_affinity"),
+                "cpu_percent": figures.get("cpu_percent"),
+                "rss_bytes": figures.get("rss_bytes"),
+                "open_fds": figures.get("open_fds"),
+                "threads": figures.get("threads"),
                 "in_flight": len(link.in_flight) if link else 0,
                 "calls_served": link.calls_served if link else 0,
                 "calls_failed": link.calls_failed if link else 0,
                 "tools": [entry["name"] for entry in link.catalog] if link else [],
             }
         )
+    own = sampler.latest.get(supervisor.pid, {})
     return {
         "supervisor": {
-            "pid": os.getpid(),
+            "pid": supervisor.pid,
             "uptime_seconds": round(time.monotonic() - supervisor.started_at, 3),
             "state": "stopping" if supervisor.stopping else "running",
-            "rss_bytes": me.memory_info().rss,
+            "cpu_percent": own.get("cpu_percent"),
+            "rss_bytes": own.get("rss_bytes"),
+            "open_fds": own.get("open_fds"),
+            "threads": own.get("threads"),
             "tools": len(router.tools()),
+            "calls": router.stats.total(),
+            "queued_calls": router.queued_calls,
         },
         "runtimes": {
             runtime: {"ready": ready, "failure": router.runtime_failures().get(runtime)}
@@ -63,13 +79,5 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
         },
         "load_errors": router.load_errors(),
         "workers": workers,
+        "tools": tools_by_runtime,
     }
-
-
-def _affinity(pid: int | None) -> list[int] | None:
-    if pid is None:
-        return None
-    try:
-        return sorted(psutil.Process(pid).cpu_affinity())
-    except (AttributeError, psutil.Error):
-        return None

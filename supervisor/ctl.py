@@ -1,0 +1,108 @@
+"""``python -m supervisor ctl``: control a running supervisor through its control socket.
+
+Exit codes: 0 done; 1 the supervisor refused or the command failed (the reason is printed); 2 usage;
+3 no supervisor is listening there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .control import request
+from .rundir import CONTROL_NAME, default_runtime_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """``--port`` / ``--runtime-dir``: which supervisor to talk to (shared with ``top``)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--port", type=int, default=8001, help="the HTTP port of the supervisor (default 8001)"
+    )
+    where.add_argument("--runtime-dir", type=Path, help="its runtime directory (stdio servers, custom dirs)")
+
+
+def control_path(args: argparse.Namespace) -> Path:
+    directory = args.runtime_dir or default_runtime_dir(f"http-{args.port}")
+    return Path(directory) / CONTROL_NAME
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m supervisor ctl", description="Control a running supervisor."
+    )
+    add_target_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON (for scripts)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("status", help="workers, states, figures")
+    commands.add_parser("reload", help="re-read the configuration and replace every worker")
+    restart = commands.add_parser("restart", help="replace the workers of a runtime, or one worker")
+    restart.add_argument("target", help="asyncio, trio, or a worker id such as trio-0")
+    scale = commands.add_parser("scale", help="run N workers of a runtime")
+    scale.add_argument("runtime", choices=["asyncio", "trio"])
+    scale.add_argument("count", type=int)
+    commands.add_parser("stop", help="stop gracefully")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    command: dict[str, Any] = {"command": args.command}
+    if args.command == "restart":
+        command["target"] = args.target
+    elif args.command == "scale":
+        command.update(runtime=args.runtime, count=args.count)
+    path = control_path(args)
+    try:
+        answer = request(path, command)
+    except (ConnectionError, OSError) as exc:
+        print(f"mcp-supervisor ctl: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif not answer.get("ok"):
+        print(f"mcp-supervisor ctl: {args.command} failed: {answer.get('error')}", file=sys.stderr)
+    elif args.command == "status":
+        print(render_status(answer["result"]))
+    else:
+        print(f"{args.command}: {answer['result']}")
+    return EXIT_OK if answer.get("ok") else EXIT_FAILED
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """A plain-text summary of the status document, one line per worker."""
+    me = status["supervisor"]
+    lines = [
+        f"supervisor pid {me['pid']} {me['state']}, up {me['uptime_seconds']:.0f} s, "
+        f"{me['tools']} tools, {me['calls']} calls, {_mb(me.get('rss_bytes'))}"
+    ]
+    for runtime, info in status["runtimes"].items():
+        lines.append(f"  {runtime}: {'ready' if info['ready'] else 'NOT READY: ' + str(info['failure'])}")
+    for worker in status["workers"]:
+        lines.append(
+            f"  {worker['id']:<12} pid {worker['pid'] or '-':<7} {worker['state']:<9} "
+            f"cpu {_pct(worker.get('cpu_percent'))} mem {_mb(worker.get('rss_bytes'))} "
+            f"in-flight {worker['in_flight']} served {worker['calls_served']} failed {worker['calls_failed']} "
+            f"restarts {worker['restarts']}"
+            + (f" (last: {worker['last_exit']})" if worker["last_exit"] else "")
+        )
+    for error in status["load_errors"]:
+        lines.append(f"  load error: {error}")
+    return "\n".join(lines)
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1048576:.0f} MB"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"

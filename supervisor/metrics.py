@@ -1,0 +1,171 @@
+"""/metrics in the Prometheus text format, with ``prometheus-client``.
+
+Multi-process by construction: every figure is the supervisor's own view (the router's call statistics,
+the arbiter's restarts, the sampler's psutil figures of each worker), collected at scrape time; nothing is
+scraped from the worker processes.
+
+Names follow the conventions: ``mcp_supervisor_..._total`` for counters, ``_seconds`` and ``_bytes`` units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .stats import LATENCY_BUCKETS
+
+
+class HTTPStats:
+    """Counts HTTP requests by method, path and status, with a latency histogram by path."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def record(self, method: str, path: str, status: int, seconds: float) -> None:
+        key = (method, path, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        buckets = self.buckets.setdefault(path, [0] * (len(LATENCY_BUCKETS) + 1))
+        index = next((i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound), len(LATENCY_BUCKETS))
+        buckets[index] += 1
+        self.sums[path] = self.sums.get(path, 0.0) + seconds
+
+
+class HTTPStatsMiddleware:
+    """Pure ASGI middleware feeding ``HTTPStats``; known paths only, so labels stay bounded."""
+
+    def __init__(self, app: ASGIApp, stats: HTTPStats, paths: frozenset[str]) -> None:
+        self.app = app
+        self.stats = stats
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            path = scope["path"] if scope["path"] in self.paths else "other"
+            self.stats.record(scope["method"], path, status, time.perf_counter() - started)
+
+
+def _histogram(buckets: list[int]) -> list[tuple[str, float]]:
+    cumulative, total = [], 0
+    for bound, count in zip([*map(str, LATENCY_BUCKETS), "+Inf"], buckets, strict=True):
+        total += count
+        cumulative.append((bound, float(total)))
+    return cumulative
+
+
+class SupervisorCollector(Collector):
+    """Reads the supervisor's state at every scrape."""
+
+    def __init__(self, supervisor: Any, http: HTTPStats) -> None:
+        self.supervisor = supervisor
+        self.http = http
+
+    def collect(self) -> Iterable[Metric]:
+        router = self.supervisor.router
+        arbiter = self.supervisor.arbiter
+        sampler = self.supervisor.sampler
+
+        calls = CounterMetricFamily(
+            "mcp_supervisor_tool_calls",
+            "Tool calls answered, by outcome.",
+            labels=["tool", "runtime", "outcome"],
+        )
+        durations = HistogramMetricFamily(
+            "mcp_supervisor_tool_call_duration_seconds",
+            "Tool call latency seen by the router.",
+            labels=["tool", "runtime"],
+        )
+        for tool, stats in router.stats.tools.items():
+            for outcome, count in stats.outcomes.items():
+                if count:
+                    calls.add_metric([tool, stats.runtime, outcome], count)
+            durations.add_metric([tool, stats.runtime], _histogram(stats.bucket_counts), stats.latency_sum)
+        yield calls
+        yield durations
+
+        requests = CounterMetricFamily(
+            "mcp_supervisor_http_requests",
+            "HTTP requests, by method, path and status.",
+            labels=["method", "path", "status"],
+        )
+        for (method, path, status), count in self.http.requests.items():
+            requests.add_metric([method, path, status], count)
+        yield requests
+        http_durations = HistogramMetricFamily(
+            "mcp_supervisor_http_request_duration_seconds", "HTTP request latency.", labels=["path"]
+        )
+        for path, buckets in self.http.buckets.items():
+            http_durations.add_metric([path], _histogram(buckets), self.http.sums[path])
+        yield http_durations
+
+        restarts = CounterMetricFamily(
+            "mcp_supervisor_worker_restarts", "Worker restarts.", labels=["worker", "runtime"]
+        )
+        in_flight = GaugeMetricFamily(
+            "mcp_supervisor_in_flight_calls", "Calls a worker is running.", labels=["worker", "runtime"]
+        )
+        up = GaugeMetricFamily(
+            "mcp_supervisor_worker_ready", "1 when the worker is ready.", labels=["worker", "runtime"]
+        )
+        cpu = GaugeMetricFamily(
+            "mcp_supervisor_process_cpu_percent",
+            "CPU use of a process, percent of one core.",
+            labels=["process", "runtime"],
+        )
+        rss = GaugeMetricFamily(
+            "mcp_supervisor_process_resident_memory_bytes",
+            "Resident memory of a process.",
+            labels=["process", "runtime"],
+        )
+        for worker in arbiter.workers.values():
+            labels = [worker.worker_id, worker.runtime]
+            restarts.add_metric(labels, worker.restarts)
+            up.add_metric(labels, 1.0 if worker.state == "ready" else 0.0)
+            link = router.link_of(worker.pid) if worker.pid is not None else None
+            in_flight.add_metric(labels, len(link.in_flight) if link else 0)
+            figures = sampler.latest.get(worker.pid) if worker.pid is not None else None
+            if figures:
+                cpu.add_metric(labels, figures["cpu_percent"])
+                rss.add_metric(labels, figures["rss_bytes"])
+        own = sampler.latest.get(self.supervisor.pid)
+        if own:
+            cpu.add_metric(["supervisor", "supervisor"], own["cpu_percent"])
+            rss.add_metric(["supervisor", "supervisor"], own["rss_bytes"])
+        yield from (restarts, in_flight, up, cpu, rss)
+
+        ready = GaugeMetricFamily(
+            "mcp_supervisor_runtime_ready", "1 when the runtime can take calls.", labels=["runtime"]
+        )
+        for runtime, is_ready in router.ready_runtimes().items():
+            ready.add_metric([runtime], 1.0 if is_ready else 0.0)
+        yield ready
+        yield GaugeMetricFamily(
+            "mcp_supervisor_queued_calls", "Calls waiting for room.", value=router.queued_calls
+        )
+
+
+def build_registry(supervisor: Any, http: HTTPStats) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SupervisorCollector(supervisor, http))
+    return registry

@@ -1,0 +1,81 @@
+"""Call statistics kept by the router: counters, latency histograms and recent percentiles per tool.
+
+Cheap enough for the hot path (a few dict and list operations per call, no locks: one event loop).
+Figures come from the supervisor's own view of each call, so they cover every worker process without
+scraping any of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+"""Upper bounds (seconds) of the latency histogram exported on /metrics."""
+RECENT_CALLS = 1024
+"""How many recent latencies per tool the percentiles on /status are computed from."""
+
+OUTCOMES = ("ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled")
+
+
+@dataclass(slots=True)
+class ToolStats:
+    runtime: str
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
+
+    def record(self, outcome: str, seconds: float) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+        self.recent.append(seconds)
+
+    @property
+    def count(self) -> int:
+        return sum(self.outcomes.values())
+
+    def percentiles(self) -> dict[str, float | None]:
+        """p50, p90 and p99 of the recent calls, in milliseconds (None before the first call)."""
+        if not self.recent:
+            return {"p50_ms": None, "p90_ms": None, "p99_ms": None}
+        ordered = sorted(self.recent)
+        last = len(ordered) - 1
+        return {
+            f"p{q}_ms": round(ordered[min(last, int(q / 100 * len(ordered)))] * 1000, 3) for q in (50, 90, 99)
+        }
+
+
+class CallStats:
+    """Statistics of every tool call the router answered."""
+
+    def __init__(self) -> None:
+        self.tools: dict[str, ToolStats] = {}
+
+    def record(self, tool: str, runtime: str, outcome: str, seconds: float) -> None:
+        stats = self.tools.get(tool)
+        if stats is None:
+            stats = self.tools[tool] = ToolStats(runtime)
+        stats.record(outcome, seconds)
+
+    def total(self) -> int:
+        return sum(stats.count for stats in self.tools.values())

@@ -158,8 +158,15 @@ class Supervisor:
         """
         assert self._reload_settings is not None
         logger.info("reloading: reading the configuration again")
+        self.notifier.reloading()
         try:
-            fresh = self._reload_settings()
+            return await self._reload(self._reload_settings)
+        finally:
+            self.notifier.ready(self.summary())
+
+    async def _reload(self, reload_settings: Callable[[], Settings]) -> str | None:
+        try:
+            fresh = reload_settings()
         except ConfigError as exc:
             logger.error("reload abandoned, the configuration is invalid: %s", exc)
             return str(exc)
@@ -171,11 +178,7 @@ class Supervisor:
         for key, value in kept.items():
             logger.warning("reload: %s changed but only takes effect at start; keeping %r", key, value)
         fresh = fresh.model_copy(update=kept)
-        self.notifier.reloading()
-        try:
-            failure = await self.arbiter.reload(fresh)
-        finally:
-            self.notifier.ready(self.summary())
+        failure = await self.arbiter.reload(fresh)
         if failure is None:  # only a reload that happened changes the running settings
             self.settings = fresh
             self.router.default_timeout = fresh.request_timeout

@@ -143,6 +143,7 @@ class Arbiter:
             "%s ready: pid %d, %d tool(s), cpu %s, started in %.2f s",
             link.worker_id, link.pid, len(link.catalog),
             "any" if worker.cpu is None else worker.cpu, worker.ready_at - worker.started_at,
+            extra={"worker": link.worker_id},
         )  # fmt: skip
 
     def on_unresponsive(self, link: WorkerLink) -> None:
@@ -261,7 +262,9 @@ class Arbiter:
             old = self.workers.get(worker_id)
             if old is None:
                 return f"no worker {worker_id}"
-            logger.warning("recycling %s (pid %s): %s", worker_id, old.pid, reason)
+            logger.warning(
+                "recycling %s (pid %s): %s", worker_id, old.pid, reason, extra={"worker": worker_id}
+            )
             fresh = WorkerProcess(old.worker_id, old.runtime, old.cpu, old.argv)
             return await self._transition({worker_id: fresh}, retire=[old])
 
@@ -349,7 +352,9 @@ class Arbiter:
                 spawned = await worker.spawn()
             except OSError as exc:
                 worker.last_exit = f"could not start: {exc}"
-                logger.error("%s could not start: %s", worker.worker_id, exc)
+                logger.error(
+                    "%s could not start: %s", worker.worker_id, exc, extra={"worker": worker.worker_id}
+                )
                 code, pid, uptime = None, None, 0.0
             else:
                 pid = spawned
@@ -376,7 +381,7 @@ class Arbiter:
                 logger.error(
                     "%s died %d times in %.0f s (last: %s); resting %.0f s before trying again",
                     worker.worker_id, decision.deaths_in_window, tracker.policy.flap_window,
-                    worker.last_exit, decision.delay,
+                    worker.last_exit, decision.delay, extra={"worker": worker.worker_id},
                 )  # fmt: skip
             else:
                 worker.state = "backoff"
@@ -386,6 +391,7 @@ class Arbiter:
                     pid,
                     worker.last_exit,
                     decision.delay,
+                    extra={"worker": worker.worker_id},
                 )
             await asyncio.sleep(decision.delay)
             self._update_runtime(worker.runtime)

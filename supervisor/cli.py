@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         _fail(str(exc))
     configure_logging(settings.log_level, settings.log_format)
+    raise_open_files_limit()
     try:
         sock = None if args.stdio else bind_socket(settings.host, settings.port)
         instance = f"stdio-{os.getpid()}" if sock is None else f"http-{sock.getsockname()[1]}"
@@ -96,6 +98,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         code = _run(supervisor.run_http(sock))
     sys.exit(code)
+
+
+def raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one: every connection and worker pipe is a file,
+    and the usual soft limit (1024) is below the default max_connections."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass  # a container that forbids it: the soft limit stays, and is reported by /status (open_fds)
 
 
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:

@@ -27,9 +27,19 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--runtime-dir", type=Path, help="its runtime directory (stdio servers, custom dirs)")
 
 
+SYSTEMD_RUNTIME_DIR = Path("/run/mcp-supervisor")
+"""Where the packaged systemd unit (RuntimeDirectory=mcp-supervisor) puts the sockets."""
+
+
 def control_path(args: argparse.Namespace) -> Path:
-    directory = args.runtime_dir or default_runtime_dir(f"http-{args.port}")
-    return Path(directory) / CONTROL_NAME
+    """The control socket: of ``--runtime-dir``, else of the instance on ``--port``, else the systemd
+    service's (an operator's shell does not see the service's $RUNTIME_DIRECTORY)."""
+    if args.runtime_dir is not None:
+        return Path(args.runtime_dir) / CONTROL_NAME
+    path = default_runtime_dir(f"http-{args.port}") / CONTROL_NAME
+    if not path.exists() and (SYSTEMD_RUNTIME_DIR / CONTROL_NAME).exists():
+        return SYSTEMD_RUNTIME_DIR / CONTROL_NAME
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

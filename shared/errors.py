@@ -22,6 +22,7 @@ errors (``isError: true`` results), as the MCP specification separates them.
 
 from __future__ import annotations
 
+METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 

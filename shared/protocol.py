@@ -16,7 +16,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -36,10 +36,15 @@ class MessageType(IntEnum):
     ERROR = 10
     DRAIN = 11
     STOP = 12
+    REQUEST_PROGRESS = 13
+    REQUEST_CANCEL = 14
 
 
 class Ready(NamedTuple):
-    """worker → router, once, after the tool modules are imported."""
+    """worker → router, once, after the tool modules are imported.
+
+    ``runtime`` is the worker's *pool*, the group the router routes by: the runtime's name for ordinary
+    workers (``asyncio``, ``trio``), or a pool of its own such as ``trio-queue``."""
 
     worker_id: str
     pid: int
@@ -95,7 +100,8 @@ class Log(NamedTuple):
 
 
 class Request(NamedTuple):
-    """worker → router: a request made by a tool (sampling, elicitation, tool call)."""
+    """worker → router: a request made by a tool (sampling, elicitation, tool call), or with
+    ``call_id`` 0 by the worker itself (``tools/call``, ``supervisor/tools``, ``supervisor/workers``)."""
 
     call_id: int
     request_id: int
@@ -126,6 +132,21 @@ class Error(NamedTuple):
     message: str
 
 
+class RequestProgress(NamedTuple):
+    """router → worker: progress of a ``tools/call`` the worker itself requested (``call_id`` 0)."""
+
+    request_id: int
+    progress: float
+    total: float | None
+    message: str | None
+
+
+class RequestCancel(NamedTuple):
+    """worker → router: cancel a request of the worker's own (``call_id`` 0) that is still running."""
+
+    request_id: int
+
+
 class Drain(NamedTuple):
     """router → worker: take no new calls; finish the ones in flight."""
 
@@ -136,7 +157,22 @@ class Stop(NamedTuple):
     reason: str
 
 
-Message = Ready | Heartbeat | Call | Cancel | Progress | Log | Request | Reply | Result | Error | Drain | Stop
+Message = (
+    Ready
+    | Heartbeat
+    | Call
+    | Cancel
+    | Progress
+    | Log
+    | Request
+    | Reply
+    | Result
+    | Error
+    | Drain
+    | Stop
+    | RequestProgress
+    | RequestCancel
+)
 
 _TYPE_OF: dict[type, MessageType] = {
     Ready: MessageType.READY,
@@ -151,6 +187,8 @@ _TYPE_OF: dict[type, MessageType] = {
     Error: MessageType.ERROR,
     Drain: MessageType.DRAIN,
     Stop: MessageType.STOP,
+    RequestProgress: MessageType.REQUEST_PROGRESS,
+    RequestCancel: MessageType.REQUEST_CANCEL,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
 

@@ -50,9 +50,18 @@ class PreparedCall:
 class ToolHost:
     """The tools of one worker process and the frames that answer calls to them."""
 
-    def __init__(self, worker_id: str, runtime: Runtime, modules: list[str], max_message_size: int) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        runtime: Runtime,
+        modules: list[str],
+        max_message_size: int,
+        pool: str | None = None,
+    ) -> None:
         self.worker_id = worker_id
         self.runtime = runtime
+        self.pool = pool or runtime
+        """The group the router routes this worker's tools by (announced in READY)."""
         self.modules = list(modules) or list(DEFAULT_TOOL_MODULES)
         self.max_message_size = max_message_size
         self.tools: dict[str, ToolSpec] = {}
@@ -94,7 +103,7 @@ class ToolHost:
         return Ready(
             self.worker_id,
             os.getpid(),
-            self.runtime,
+            self.pool,
             PROTOCOL_VERSION,
             [spec.catalog_entry() for spec in self.tools.values()],
             self.load_errors,

@@ -39,6 +39,8 @@ from .protocol import (
     Message,
     Reply,
     Request,
+    RequestCancel,
+    RequestProgress,
     Stop,
     decode,
     encode,
@@ -67,6 +69,9 @@ class WorkerOptions:
     modules: list[str]
     parent_pid: int
     cpu: int | None
+    pool: str
+    service: str | None
+    task_db: str | None
     threads: int
     heartbeat_interval: float
     max_message_size: int
@@ -88,6 +93,11 @@ def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOpti
     parser.add_argument("--tools", action="append", default=[], help="tool module to import (repeatable)")
     parser.add_argument("--parent-pid", type=int, default=os.getppid())
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU core")
+    parser.add_argument(
+        "--pool", default=None, help="the routing group announced in READY (default: the runtime)"
+    )
+    parser.add_argument("--service", choices=["taskqueue"], default=None, help="a service this worker hosts")
+    parser.add_argument("--task-db", default=None, help="the task queue's SQLite database (with --service)")
     parser.add_argument("--threads", type=int, default=8, help="size of the thread pool for sync tools")
     parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL)
     parser.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE)
@@ -101,6 +111,9 @@ def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOpti
         modules=args.tools,
         parent_pid=args.parent_pid,
         cpu=args.cpu,
+        pool=args.pool or runtime,
+        service=args.service,
+        task_db=args.task_db,
         threads=args.threads,
         heartbeat_interval=args.heartbeat_interval,
         max_message_size=args.max_message_size,
@@ -141,7 +154,7 @@ def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]
     # when workers stop (it sends STOP after draining), so the worker ignores them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    host = ToolHost(options.worker_id, runtime, options.modules, options.max_message_size)
+    host = ToolHost(options.worker_id, runtime, options.modules, options.max_message_size, pool=options.pool)
     host.load()
     logger.info(
         "loaded %d %s tool(s) from %s%s",
@@ -172,6 +185,9 @@ class WorkerBase(ABC):
         self.last_heard = time.monotonic()
         self.running: dict[int, Any] = {}
         """call id → the handle that cancels it (an asyncio Task or a Trio CancelScope: both have cancel())."""
+        self.announced = False
+        self._announce_waiters: list[Waiter] = []
+        self.request_progress: dict[int, Callable[[float, float | None, str | None], None]] = {}
         self.waiting: dict[int, Waiter] = {}
         """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
         self._request_ids = itertools.count(1)
@@ -226,7 +242,13 @@ class WorkerBase(ABC):
             self.send_threadsafe(frame)
 
     def ready_frame(self) -> bytes:
-        return encode(self.host.ready())
+        """The READY frame; requests held until now go out right after it."""
+        frame = encode(self.host.ready())
+        self.announced = True
+        for waiter in self._announce_waiters:
+            waiter.set(Reply(0, None, None))
+        self._announce_waiters.clear()
+        return frame
 
     def handle(self, frame: bytes) -> None:
         """Dispatch one frame from the router; never raises."""
@@ -242,6 +264,10 @@ class WorkerBase(ABC):
             waiter = self.waiting.pop(message.request_id, None)
             if waiter is not None:
                 waiter.set(message)
+        elif isinstance(message, RequestProgress):
+            callback = self.request_progress.get(message.request_id)
+            if callback is not None:
+                callback(message.progress, message.total, message.message)
         elif isinstance(message, Cancel):
             self.cancel_call(message.call_id)
         elif isinstance(message, Heartbeat):
@@ -272,22 +298,43 @@ class WorkerBase(ABC):
             await sleep(self.options.heartbeat_interval)
         self.request_exit(EXIT_ORPHANED)
 
-    async def request(self, call_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Send a REQUEST for a running call and wait for its REPLY (on the loop thread).
+    async def request(
+        self,
+        call_id: int,
+        method: str,
+        params: dict[str, Any],
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> dict[str, Any]:
+        """Send a REQUEST and wait for its REPLY (on the loop thread).
+
+        ``call_id`` is the running call the request belongs to, or 0 for a request of the worker's own
+        (the task queue's tool calls); ``on_progress`` then receives the progress of that tool call.
 
         Raises:
             ClientRequestError: the answer was an error.
 
-        Cancellation: the waiter is forgotten; a REPLY that arrives later is dropped.
+        Cancellation: the waiter is forgotten and, for a request of the worker's own, the router is told
+        to cancel it (REQUEST_CANCEL); a REPLY that arrives later is dropped.
         """
+        if not self.announced:  # the router ignores a worker until its READY: hold the request till then
+            announced = self.new_waiter()
+            self._announce_waiters.append(announced)
+            await announced.wait()
         request_id = next(self._request_ids)
         waiter = self.new_waiter()
         self.waiting[request_id] = waiter
+        if on_progress is not None:
+            self.request_progress[request_id] = on_progress
+        answered = False
         try:
             self.send(encode(Request(call_id, request_id, method, params)))
             reply = await waiter.wait()
+            answered = True
         finally:
             self.waiting.pop(request_id, None)
+            self.request_progress.pop(request_id, None)
+            if not answered and call_id == 0:
+                self.send(encode(RequestCancel(request_id)))
         if reply.error is not None:
             raise ClientRequestError(
                 str(reply.error.get("message", "request failed")), int(reply.error.get("code", -32603))

@@ -23,7 +23,7 @@ from mcp.server.stdio import stdio_server
 
 from shared.errors import ConfigError
 
-from .arbiter import Arbiter
+from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
 from .control import CommandError, ControlServer
 from .front import build_http_app, build_mcp_server
@@ -109,9 +109,12 @@ class Supervisor:
         self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
         counts = settings.worker_counts()
+        pools = [runtime for runtime, count in counts.items() if count > 0]
+        if settings.task_queue:
+            pools.append(QUEUE_POOL)
         self.router = Router(
             self.runtime_dir.endpoint,
-            runtimes=[runtime for runtime, count in counts.items() if count > 0],
+            runtimes=pools,
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
             default_timeout=settings.request_timeout,

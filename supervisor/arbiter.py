@@ -53,13 +53,22 @@ def plan_cpus(worker_ids: list[str], pin: bool) -> dict[str, int | None]:
     return {worker_id: cores[i % len(cores)] for i, worker_id in enumerate(worker_ids)}
 
 
-def worker_slots(counts: dict[str, int]) -> list[tuple[str, str]]:
-    """``(worker_id, runtime)`` pairs, interleaving runtimes so that the first of each land on different cores."""
-    slots: list[tuple[str, str]] = []
+QUEUE_POOL = "trio-queue"
+"""The pool of the task-queue worker: a singleton Trio worker that owns the task database."""
+SINGLETON_POOLS = frozenset({QUEUE_POOL})
+"""Pools whose replacement must not overlap the old process (it owns a resource alone)."""
+
+
+def worker_slots(counts: dict[str, int], task_queue: bool = False) -> list[tuple[str, str, str]]:
+    """``(worker_id, runtime, pool)`` triples, interleaving runtimes so that the first of each land on
+    different cores; the task-queue worker, when enabled, comes last."""
+    slots: list[tuple[str, str, str]] = []
     for index in range(max(counts.values(), default=0)):
         for runtime, count in counts.items():
             if index < count:
-                slots.append((f"{runtime}-{index}", runtime))
+                slots.append((f"{runtime}-{index}", runtime, runtime))
+    if task_queue:
+        slots.append((QUEUE_POOL, "trio", QUEUE_POOL))
     return slots
 
 
@@ -93,20 +102,21 @@ class Arbiter:
 
     def _plan(self, settings: Settings) -> dict[str, WorkerProcess]:
         """Fresh (not started) workers for every slot ``settings`` asks for."""
-        slots = worker_slots(settings.worker_counts())
-        cpus = plan_cpus([worker_id for worker_id, _ in slots], settings.pin_cpus)
+        slots = worker_slots(settings.worker_counts(), settings.task_queue)
+        cpus = plan_cpus([worker_id for worker_id, _, _ in slots], settings.pin_cpus)
         return {
             worker_id: WorkerProcess(
                 worker_id,
                 runtime,
                 cpus[worker_id],
-                self._argv(settings, worker_id, runtime, cpus[worker_id]),
+                self._argv(settings, worker_id, runtime, pool, cpus[worker_id]),
                 json_logs=settings.log_format == "json",
+                pool=pool,
             )
-            for worker_id, runtime in slots
+            for worker_id, runtime, pool in slots
         }
 
-    def _argv(self, s: Settings, worker_id: str, runtime: str, cpu: int | None) -> list[str]:
+    def _argv(self, s: Settings, worker_id: str, runtime: str, pool: str, cpu: int | None) -> list[str]:
         argv = [
             "-m", f"{runtime}_worker",
             "--worker-id", worker_id,
@@ -119,6 +129,11 @@ class Arbiter:
         ]  # fmt: skip
         if cpu is not None:
             argv += ["--cpu", str(cpu)]
+        if pool == QUEUE_POOL:
+            argv += ["--pool", pool, "--service", "taskqueue", "--tools", "trio_worker.taskqueue.tools"]
+            if s.task_db is not None:
+                argv += ["--task-db", str(s.task_db)]
+            return argv
         for module in s.tools:
             argv += ["--tools", module]
         return argv
@@ -234,14 +249,13 @@ class Arbiter:
     async def scale(self, runtime: str, count: int) -> str | None:
         """Run ``count`` workers of ``runtime``: start the missing slots, drain and stop the extra ones."""
         async with self._changing:
-            counts = {
-                r: len([w for w in self.workers.values() if w.runtime == r])
-                for r in self.settings.worker_counts()
-            }
-            counts[runtime] = count
             self.settings = self.settings.model_copy(update={f"workers_{runtime}": count})
             plan = self._plan(self.settings)
-            keep = {wid: w for wid, w in self.workers.items() if wid in plan and w.cpu == plan[wid].cpu}
+            keep = {
+                wid: w
+                for wid, w in self.workers.items()
+                if wid in plan and (w.cpu == plan[wid].cpu or w.pool in SINGLETON_POOLS)
+            }
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
             return await self._transition(add, retire=retire)
@@ -249,11 +263,11 @@ class Arbiter:
     async def restart(self, target: str) -> str | None:
         """Replace the workers of runtime ``target``, or the one worker ``target``, without failing calls."""
         async with self._changing:
-            old = [w for w in self.workers.values() if target in (w.runtime, w.worker_id)]
+            old = [w for w in self.workers.values() if target in (w.pool, w.worker_id)]
             if not old:
                 return f"no runtime or worker called {target!r}"
             logger.info("restarting %s", ", ".join(w.worker_id for w in old))
-            fresh = {w.worker_id: WorkerProcess(w.worker_id, w.runtime, w.cpu, w.argv) for w in old}
+            fresh = {w.worker_id: w.fresh() for w in old}
             return await self._transition(fresh, retire=old)
 
     async def recycle(self, worker_id: str, reason: str) -> str | None:
@@ -265,15 +279,40 @@ class Arbiter:
             logger.warning(
                 "recycling %s (pid %s): %s", worker_id, old.pid, reason, extra={"worker": worker_id}
             )
-            fresh = WorkerProcess(old.worker_id, old.runtime, old.cpu, old.argv)
-            return await self._transition({worker_id: fresh}, retire=[old])
+            return await self._transition({worker_id: old.fresh()}, retire=[old])
 
     async def _transition(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
         """Start ``add`` as candidates; when all are READY, promote them and retire ``retire``.
 
         If a candidate fails to start or is not READY within ``START_TIMEOUT``, every candidate is
-        stopped, nothing is retired, and the reason is returned.
+        stopped, nothing is retired, and the reason is returned. Workers of a singleton pool (the task
+        queue) are replaced last and without overlap: the old one is drained and stopped first.
         """
+        singles = {wid: w for wid, w in add.items() if w.pool in SINGLETON_POOLS}
+        add = {wid: w for wid, w in add.items() if wid not in singles}
+        retire_singles = [w for w in retire if w.pool in SINGLETON_POOLS]
+        retire = [w for w in retire if w not in retire_singles]
+        failure = await self._overlap(add, retire)
+        if failure is None and (singles or retire_singles):
+            await self._swap(singles, retire_singles)
+        return failure
+
+    async def _swap(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> None:
+        """Replace without overlap: drain and stop ``retire``, then start ``add`` (restarted as usual)."""
+        self.retiring.extend(retire)
+        try:
+            await self._drain_and_stop(retire, self.settings.shutdown_grace, "replaced")
+        finally:
+            self.retiring = [w for w in self.retiring if w not in retire]
+        retiring_ids = {w.worker_id for w in retire}
+        self.workers = {**{wid: w for wid, w in self.workers.items() if wid not in retiring_ids}, **add}
+        for worker in add.values():
+            self._launch(worker)
+
+    async def _overlap(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
+        """Replace with overlap: candidates first, the old workers drained once all candidates are READY."""
+        if not add and not retire:
+            return None
         for worker in add.values():
             worker.candidate = True
             self.candidates.append(worker)
@@ -377,7 +416,7 @@ class Arbiter:
             decision = tracker.record_death(time.monotonic(), uptime)
             if decision.failed:
                 worker.state = "failed"
-                self._update_runtime(worker.runtime)
+                self._update_runtime(worker.pool)
                 logger.error(
                     "%s died %d times in %.0f s (last: %s); resting %.0f s before trying again",
                     worker.worker_id, decision.deaths_in_window, tracker.policy.flap_window,
@@ -394,16 +433,14 @@ class Arbiter:
                     extra={"worker": worker.worker_id},
                 )
             await asyncio.sleep(decision.delay)
-            self._update_runtime(worker.runtime)
+            self._update_runtime(worker.pool)
 
-    def _update_runtime(self, runtime: str) -> None:
-        slots = [w for w in self.workers.values() if w.runtime == runtime]
+    def _update_runtime(self, pool: str) -> None:
+        slots = [w for w in self.workers.values() if w.pool == pool]
         if slots and all(w.state == "failed" for w in slots):
-            self.router.set_runtime_failed(
-                runtime, f"every {runtime} worker is failing: {slots[0].last_exit}"
-            )
+            self.router.set_runtime_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
         else:
-            self.router.set_runtime_failed(runtime, None)
+            self.router.set_runtime_failed(pool, None)
 
 
 def _slot_order(worker_id: str) -> tuple[int, str]:

@@ -46,6 +46,8 @@ class WorkerProcess:
     cpu: int | None
     argv: list[str]
     json_logs: bool = False
+    pool: str = ""
+    """The routing group; the runtime's name unless the worker has a pool of its own (``trio-queue``)."""
     process: asyncio.subprocess.Process | None = None
     state: str = "stopped"
     started_at: float = 0.0
@@ -61,6 +63,15 @@ class WorkerProcess:
     task: asyncio.Task[None] | None = None
     """The arbiter's supervising task of this slot."""
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pool = self.pool or self.runtime
+
+    def fresh(self) -> WorkerProcess:
+        """A new, not started worker for the same slot (same command line, core and pool)."""
+        return WorkerProcess(
+            self.worker_id, self.runtime, self.cpu, self.argv, json_logs=self.json_logs, pool=self.pool
+        )
 
     @property
     def pid(self) -> int | None:

@@ -26,6 +26,7 @@ import zmq.asyncio
 from shared.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
+    METHOD_NOT_FOUND,
     CallError,
     CallTimeoutError,
     ClientRequestError,
@@ -48,6 +49,8 @@ from shared.protocol import (
     Ready,
     Reply,
     Request,
+    RequestCancel,
+    RequestProgress,
     Result,
     Stop,
     check_ready,
@@ -144,6 +147,7 @@ class Router:
         self._queued = 0
         self._capacity = asyncio.Event()
         self.stats = CallStats()
+        self._worker_requests: dict[tuple[bytes, int], asyncio.Task[None]] = {}
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_catalog_change: Callable[[], None] = lambda: None
@@ -495,7 +499,55 @@ class Router:
             return
         self._send(pending.link, Reply(request.request_id, result, None))
 
-    async def _call_for_tool(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _start_worker_request(self, link: WorkerLink, request: Request) -> None:
+        key = (link.identity, request.request_id)
+        task = asyncio.create_task(self._answer_worker(link, request))
+        self._worker_requests[key] = task
+        task.add_done_callback(lambda _: self._worker_requests.pop(key, None))
+
+    async def _answer_worker(self, link: WorkerLink, request: Request) -> None:
+        """Answer a request a worker made on its own behalf (the task queue); never raises (but may be
+        cancelled by a REQUEST_CANCEL, which cancels the tool call it runs)."""
+        try:
+            if request.method == "tools/call":
+
+                async def forward(progress: float, total: float | None, message: str | None) -> None:
+                    self._send(link, RequestProgress(request.request_id, progress, total, message))
+
+                result = await self._call_for_tool(request.params, on_progress=forward)
+            elif request.method == "supervisor/tools":
+                result = {
+                    "tools": {
+                        name: {**entry, "pool": self._runtime_of.get(name)}
+                        for name, entry in self._tools.items()
+                    }
+                }
+            elif request.method == "supervisor/workers":
+                result = {"workers": [self._describe(other) for other in self._links.values()]}
+            else:
+                raise ClientRequestError(f"unknown request {request.method!r}", METHOD_NOT_FOUND)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "code", INTERNAL_ERROR)
+            self._send(link, Reply(request.request_id, None, {"code": code, "message": str(exc)}))
+            return
+        self._send(link, Reply(request.request_id, result, None))
+
+    @staticmethod
+    def _describe(link: WorkerLink) -> dict[str, Any]:
+        return {
+            "id": link.worker_id,
+            "runtime": link.runtime,
+            "pid": link.pid,
+            "state": "draining" if link.draining else "ready",
+            "tools": [entry["name"] for entry in link.catalog],
+            "in_flight": len(link.in_flight),
+        }
+
+    async def _call_for_tool(
+        self, params: dict[str, Any], on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
         """A tool-to-tool call: a CallError becomes the caller's ClientRequestError."""
         name = params.get("name")
         arguments = params.get("arguments")
@@ -504,7 +556,10 @@ class Router:
             raise ClientRequestError("tools/call needs a tool name and an arguments object", INVALID_PARAMS)
         try:
             return await self.call(
-                name, arguments, timeout=float(timeout) if timeout is not None else self.default_timeout
+                name,
+                arguments,
+                timeout=float(timeout) if timeout is not None else self.default_timeout,
+                on_progress=on_progress,
             )
         except CallError as exc:
             if exc.is_protocol_error:
@@ -571,6 +626,12 @@ class Router:
             if pending is not None and pending.link is link:
                 link.in_flight.discard(message.call_id)
                 pending.events.put_nowait(message)
+        elif isinstance(message, Request) and message.call_id == 0:
+            self._start_worker_request(link, message)
+        elif isinstance(message, RequestCancel):
+            task = self._worker_requests.get((link.identity, message.request_id))
+            if task is not None:
+                task.cancel()
         elif isinstance(message, (Progress, Log, Request)):
             pending = self._pending.get(message.call_id)
             if pending is not None and pending.link is link:

@@ -43,6 +43,7 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
             {
                 "id": worker.worker_id,
                 "runtime": worker.runtime,
+                "pool": worker.pool,
                 "pid": worker.pid,
                 "state": worker.state,
                 "uptime_seconds": round(worker.uptime(), 3),

@@ -19,6 +19,7 @@ from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
 
+from .queue_service import start_task_queue
 from .zmq_io import TrioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
@@ -81,9 +82,13 @@ class TrioWorker(WorkerBase):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._io.pump, self.handle)
+                if self.options.service == "taskqueue":
+                    # the database is open and recovered before READY; the engine's own requests to the
+                    # router are held until READY is out (WorkerBase.request)
+                    await start_task_queue(self, nursery, self.options.task_db)
                 self.send(self.ready_frame())
                 nursery.start_soon(self.serve_heartbeats, trio.sleep)
-                nursery.start_soon(self._io.pump, self.handle)
         finally:
             self._io.close()
             context.term()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 import typing
 from typing import Any
 
@@ -27,6 +28,8 @@ from shared.protocol import (
     Ready,
     Reply,
     Request,
+    RequestCancel,
+    RequestProgress,
     Result,
     Stop,
     check_ready,
@@ -60,6 +63,9 @@ SAMPLES: list[Message] = [
     Error(7, -32602, "unknown tool 'nope'"),
     Drain(),
     Stop("supervisor stopping"),
+    Request(0, 3, "tools/call", {"name": "echo", "arguments": {}, "timeout": 5.0}),
+    RequestProgress(3, 1.0, 2.0, "half"),
+    RequestCancel(3),
 ]
 
 
@@ -79,7 +85,10 @@ def test_round_trip(message: Message) -> None:
 def test_frame_is_a_msgpack_array_of_type_then_fields(message: Message) -> None:
     parts = msgpack.unpackb(encode(message), raw=False)
 
-    assert parts[0] == MessageType[type(message).__name__.upper()]
+    type_name = re.sub(
+        r"(?<!^)(?=[A-Z])", "_", type(message).__name__
+    ).upper()  # RequestProgress → REQUEST_PROGRESS
+    assert parts[0] == MessageType[type_name]
     assert parts[1:] == [list(field) if isinstance(field, tuple) else field for field in message]
 
 
@@ -102,6 +111,8 @@ def test_message_type_numbers_are_pinned() -> None:
         "ERROR": 10,
         "DRAIN": 11,
         "STOP": 12,
+        "REQUEST_PROGRESS": 13,
+        "REQUEST_CANCEL": 14,
     }
 
 
@@ -142,7 +153,7 @@ def test_decode_refuses_what_is_not_a_typed_array(value: Any) -> None:
         decode(msgpack.packb(value))
 
 
-@pytest.mark.parametrize("type_number", [0, 13, 99, -1])
+@pytest.mark.parametrize("type_number", [0, 15, 99, -1])
 def test_decode_refuses_unknown_type(type_number: int) -> None:
     with pytest.raises(ProtocolError, match=f"unknown message type {type_number}"):
         decode(msgpack.packb([type_number, "x"]))

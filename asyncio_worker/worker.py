@@ -1,4 +1,4 @@
-"""The asyncio worker: one DEALER socket (``zmq.asyncio``), one task per call, sync tools in a thread pool.
+"""The asyncio worker: one DEALER socket (``AsyncioZmqSocket``), one task per call, sync tools in a thread pool.
 
 Cancellation: a CANCEL frame cancels the call's task; a sync tool's thread cannot be interrupted, so its
 context is marked cancelled (``ctx.cancelled``) and its result is dropped. A deadline that expires answers
@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import cast
 
 import zmq
-import zmq.asyncio
 
 from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
+
+from .zmq_io import AsyncioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -32,16 +32,15 @@ class AsyncioWorker(WorkerBase):
         super().__init__(options, host)
         self._pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="tool")
         self._exit: asyncio.Future[int] | None = None
-        self._socket: zmq.asyncio.Socket | None = None
+        self._socket: AsyncioZmqSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, frame: bytes) -> None:
         assert self._socket is not None
-        sent = cast("asyncio.Future[object]", self._socket.send(frame, copy=False))
-        if not sent.done():
-            sent.add_done_callback(_retrieve)
-        elif sent.exception() is not None:
-            logger.error("cannot send to the router: %s", sent.exception())
+        try:
+            self._socket.send([frame])
+        except zmq.ZMQError as exc:
+            logger.error("cannot send to the router: %s", exc)
 
     def start_call(self, call: PreparedCall) -> None:
         assert self._loop is not None
@@ -69,28 +68,22 @@ class AsyncioWorker(WorkerBase):
         finally:
             self.running.pop(call.call_id, None)
 
-    async def _receive(self) -> None:
-        assert self._socket is not None
-        while True:
-            self.handle(await self._socket.recv())
-
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
         self._loop = asyncio.get_running_loop()
         self.call_soon_threadsafe = self._loop.call_soon_threadsafe
         self.mark_loop_thread()
         self._exit = self._loop.create_future()
-        context = zmq.asyncio.Context()
-        self._socket = context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.IDENTITY, self.options.identity)
-        self._socket.setsockopt(zmq.LINGER, 1000)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
-        self._socket.connect(self.options.router)
+        context = zmq.Context()
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.IDENTITY, self.options.identity)
+        socket.setsockopt(zmq.LINGER, 1000)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
+        socket.connect(self.options.router)
+        self._socket = AsyncioZmqSocket(socket, lambda frames: self.handle(frames[-1]))
+        self._socket.start()
         self.send(self.ready_frame())
-        background = [
-            self._loop.create_task(self._receive()),
-            self._loop.create_task(self.serve_heartbeats(asyncio.sleep)),
-        ]
+        background = [self._loop.create_task(self.serve_heartbeats(asyncio.sleep))]
         try:
             return await self._exit
         finally:
@@ -99,7 +92,7 @@ class AsyncioWorker(WorkerBase):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._socket.close(linger=1000)
+            self._socket.close(linger=1000)  # let the last answers out
             context.term()
 
 
@@ -109,11 +102,6 @@ def serve(options: WorkerOptions, host: ToolHost) -> int:
     if uvloop is not None:
         return uvloop.run(worker.serve())
     return asyncio.run(worker.serve())
-
-
-def _retrieve(sent: asyncio.Future[object]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        logger.error("cannot send to the router: %s", sent.exception())
 
 
 class _FutureWaiter:

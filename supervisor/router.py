@@ -18,11 +18,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import zmq
-import zmq.asyncio
 
+from asyncio_worker.zmq_io import AsyncioZmqSocket
 from shared.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -151,8 +151,8 @@ class Router:
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_catalog_change: Callable[[], None] = lambda: None
-        self._context = zmq.asyncio.Context()
-        self._socket: zmq.asyncio.Socket | None = None
+        self._context = zmq.Context()
+        self._socket: AsyncioZmqSocket | None = None
         self._links: dict[bytes, WorkerLink] = {}
         self._expected: dict[int, str] = {}
         self._held: set[int] = set()
@@ -180,9 +180,9 @@ class Router:
         socket.setsockopt(zmq.SNDHWM, 100_000)
         socket.setsockopt(zmq.RCVHWM, 100_000)
         socket.bind(self.endpoint)
-        self._socket = socket
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._heartbeat_loop())]
+        self._socket = AsyncioZmqSocket(socket, self._on_frames)
+        self._socket.start()
+        self._tasks = [asyncio.get_running_loop().create_task(self._heartbeat_loop())]
 
     async def aclose(self) -> None:
         """Stop receiving, answer every open call with an error and close the socket; idempotent."""
@@ -193,7 +193,7 @@ class Router:
         for link in list(self._links.values()):
             self._drop_link(link, "the supervisor is stopping")
         if self._socket is not None:
-            self._socket.close(linger=0)
+            self._socket.close()
             self._socket = None
         self._context.term()
 
@@ -580,34 +580,17 @@ class Router:
         if self._socket is None:
             return
         try:
-            sent = cast(
-                "asyncio.Future[object]",
-                self._socket.send_multipart((identity, encode(message)), flags=zmq.NOBLOCK, copy=False),
-            )
+            self._socket.send([identity, encode(message)])
         except zmq.ZMQError as exc:
-            _log_send_failure(identity, exc)
-            return
-        if sent.done():
-            _log_send_failure(identity, sent.exception())
-        else:
-            sent.add_done_callback(lambda done: _log_send_failure(identity, done.exception()))
+            logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
 
-    async def _receive_loop(self) -> None:
-        """Receive and dispatch frames until cancelled; a frame that cannot be handled is logged and
-        dropped, never allowed to end the loop."""
-        assert self._socket is not None
-        socket = self._socket
-        while True:
-            frames = await socket.recv_multipart(copy=True)
-            if len(frames) != 2:
-                logger.warning("dropping a message of %d frames", len(frames))
-                continue
-            try:
-                self._dispatch(*frames)
-            except Exception:
-                logger.exception(
-                    "dropping a frame from %s that could not be handled", frames[0].decode(errors="replace")
-                )
+    def _on_frames(self, frames: list[bytes]) -> None:
+        """One message from a worker (identity, frame); a message that cannot be handled is logged and
+        dropped by the socket adapter, never allowed to stop receiving."""
+        if len(frames) != 2:
+            logger.warning("dropping a message of %d frames", len(frames))
+            return
+        self._dispatch(frames[0], frames[1])
 
     def _dispatch(self, identity: bytes, frame: bytes) -> None:
         try:
@@ -748,18 +731,15 @@ class Router:
                 if late:
                     link.last_heard = max(link.last_heard, now - interval)
                 elif now - link.last_heard > window:
-                    logger.error(
-                        "%s (pid %d) missed %d heartbeats", link.worker_id, link.pid, LIVENESS_MISSES
-                    )
-                    self.on_unresponsive(link)
+                    if not link.silent:  # report once; the arbiter kills it and worker_gone drops it
+                        logger.error(
+                            "%s (pid %d) missed %d heartbeats", link.worker_id, link.pid, LIVENESS_MISSES
+                        )
+                        link.silent = True
+                        self.drain(link.pid)
+                        self.on_unresponsive(link)
                     continue
                 self._send(link, Heartbeat(len(link.in_flight)))
-
-
-def _log_send_failure(identity: bytes, exc: BaseException | None) -> None:
-    if exc is None:
-        return
-    logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
 
 
 def _check_catalog(message: Ready) -> None:

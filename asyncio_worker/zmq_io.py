@@ -1,0 +1,110 @@
+"""A ZeroMQ socket on the asyncio loop, without ``zmq.asyncio``'s future per send and per receive.
+
+Used by the asyncio worker (a DEALER) and by the supervisor's router (the ROUTER). The socket is
+non-blocking and watched through its ``ZMQ_FD`` with ``loop.add_reader``. That descriptor is
+edge-triggered and only says "``ZMQ_EVENTS`` may have changed", so every wake-up drains the socket with
+``NOBLOCK`` until ``EAGAIN``, and ``send`` re-checks ``ZMQ_EVENTS`` afterwards because a send can consume
+the edge that announced an incoming message (the same rules as ``trio_worker.zmq_io``).
+
+Frames are handed to ``on_frames`` synchronously from the loop's reader callback, in arrival order; sends
+never block: what the socket cannot take now (high-water mark) waits in an outbox, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import zmq
+
+logger = logging.getLogger("mcp_supervisor.zmq")
+
+BATCH = 512
+"""Frames handled per wake-up before yielding to the loop's other callbacks."""
+
+
+class AsyncioZmqSocket:
+    """Owns one non-blocking zmq socket for the loop it is started on (not thread-safe)."""
+
+    def __init__(self, socket: zmq.Socket[bytes], on_frames: Callable[[list[bytes]], None]) -> None:
+        self._socket = socket
+        self._on_frames = on_frames
+        self._fd: int = socket.getsockopt(zmq.FD)  # type: ignore[assignment]
+        self._outbox: deque[list[bytes]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_scheduled = False
+        self._closed = False
+
+    def start(self) -> None:
+        """Start receiving on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._fd, self._drain)
+        self._schedule_drain()
+
+    def send(self, frames: list[bytes]) -> None:
+        """Queue one message (its frames); sent now when the socket can take it, else in order later.
+
+        Raises:
+            zmq.ZMQError: the socket refused the message (for a ROUTER with ``ROUTER_MANDATORY``, a peer
+                that is gone: EHOSTUNREACH).
+        """
+        if self._closed:
+            return
+        if not self._outbox:
+            try:
+                self._socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self._outbox.append(frames)
+        else:
+            self._outbox.append(frames)
+        if self._outbox or self._events() & zmq.POLLIN:
+            self._schedule_drain()
+
+    def close(self, linger: int = 0) -> None:
+        """Stop receiving and close the socket, giving unsent messages ``linger`` ms; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+        self._socket.close(linger=linger)
+
+    def _events(self) -> int:
+        events: int = self._socket.getsockopt(zmq.EVENTS)  # type: ignore[assignment]
+        return events
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and self._loop is not None and not self._closed:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        if self._closed:
+            return
+        while self._outbox:
+            try:
+                self._socket.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            except zmq.ZMQError as exc:
+                logger.debug("dropping a queued message: %s", exc)
+            self._outbox.popleft()
+        for _ in range(BATCH):
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                self._on_frames(frames)
+            except Exception:  # one bad message must not stop the socket
+                logger.exception("a received message could not be handled")
+            if self._closed:
+                return
+        else:
+            self._schedule_drain()  # more may be waiting: come back after the loop's other work
+            return
+        if self._events() & zmq.POLLIN or (self._outbox and self._events() & zmq.POLLOUT):
+            self._schedule_drain()

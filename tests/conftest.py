@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,3 +171,37 @@ def supervisor_factory() -> Iterator[Any]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def text(result: Any) -> str:
+    """The text content of a CallToolResult, joined."""
+    return "".join(block.text for block in result.content if block.type == "text")
+
+
+async def call_during(
+    client: Any,
+    tool: str,
+    arguments: dict[str, Any],
+    action: Callable[[], object],
+    *,
+    deadline: float = 15.0,
+) -> Any:
+    """Start ``tool``, run ``action()`` once the tool has reported its first progress (so it is surely
+    running in its worker), and return the call's result. Fails the test after ``deadline`` seconds."""
+    import anyio
+
+    started = anyio.Event()
+    results: list[Any] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async def call() -> None:
+        results.append(await client.call_tool(tool, arguments, progress_callback=on_progress))
+
+    with anyio.fail_after(deadline):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            await started.wait()
+            action()
+    return results[0]

@@ -165,9 +165,7 @@ async def it_call_missing(ctx: ToolContext) -> str:
     return "no error"
 
 
-@tool_metadata(runtime="asyncio", timeout_seconds=60)
-async def it_wait_for_cancel(marker: str, ctx: ToolContext) -> str:
-    """Sleep up to a minute; when cancelled, write 'cancelled' to the marker file."""
+async def _wait_for_cancel(marker: str, ctx: ToolContext) -> str:
     await ctx.report_progress(0, 1, "waiting")
     try:
         await anyio.sleep(60)
@@ -176,19 +174,18 @@ async def it_wait_for_cancel(marker: str, ctx: ToolContext) -> str:
             file.write("cancelled")
         raise
     return "not cancelled"
+
+
+@tool_metadata(runtime="asyncio", timeout_seconds=60)
+async def it_wait_for_cancel(marker: str, ctx: ToolContext) -> str:
+    """Sleep up to a minute; when cancelled, write 'cancelled' to the marker file."""
+    return await _wait_for_cancel(marker, ctx)
 
 
 @tool_metadata(runtime="trio", timeout_seconds=60)
 async def it_wait_for_cancel_trio(marker: str, ctx: ToolContext) -> str:
     """Sleep up to a minute on Trio; when cancelled, write 'cancelled' to the marker file."""
-    await ctx.report_progress(0, 1, "waiting")
-    try:
-        await anyio.sleep(60)
-    except anyio.get_cancelled_exc_class():
-        with open(marker, "w") as file:
-            file.write("cancelled")
-        raise
-    return "not cancelled"
+    return await _wait_for_cancel(marker, ctx)
 
 
 @tool_metadata(runtime="asyncio")

@@ -12,13 +12,9 @@ import psutil
 import pytest
 from mcp import Client
 
-from tests.conftest import assert_gone
+from tests.conftest import assert_gone, call_during, text
 
 pytestmark = pytest.mark.anyio
-
-
-def text(result: Any) -> str:
-    return "".join(block.text for block in result.content if block.type == "text")
 
 
 def test_sigkill_of_the_supervisor_leaves_no_worker_behind(supervisor_factory: Any) -> None:
@@ -104,21 +100,9 @@ async def kill_asyncio_worker_during_a_call(server: Any, client: Client) -> Any:
     worker = server.wait_for(
         lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w, "asyncio-0 ready"
     )
-    started = anyio.Event()
-    results: list[Any] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        started.set()
-
-    async def call() -> None:
-        results.append(await client.call_tool("it_hold", {"seconds": 30}, progress_callback=on_progress))
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(call)
-            await started.wait()
-            os.kill(worker["pid"], signal.SIGKILL)
-    return results[0]
+    return await call_during(
+        client, "it_hold", {"seconds": 30}, lambda: os.kill(worker["pid"], signal.SIGKILL)
+    )
 
 
 async def test_a_tool_that_aborts_its_worker(supervisor_factory: Any) -> None:

@@ -12,13 +12,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, call_during, free_port, text
 
 pytestmark = pytest.mark.anyio
-
-
-def text(result: Any) -> str:
-    return "".join(block.text for block in result.content if block.type == "text")
 
 
 @pytest.mark.parametrize(("tool", "worker_id"), [("it_hold", "asyncio-0"), ("it_hold_trio", "trio-0")])
@@ -27,23 +23,8 @@ async def test_kill_9_during_a_call_answers_it_and_a_new_worker_serves(
 ) -> None:
     server = supervisor_factory("--tools", "tests.integration.call_tools")
     old_pid = server.worker(worker_id)["pid"]
-    started = anyio.Event()
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        started.set()
-
     async with Client(server.url) as client:
-        results: list[Any] = []
-
-        async def long_call() -> None:
-            results.append(await client.call_tool(tool, {"seconds": 30}, progress_callback=on_progress))
-
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(long_call)
-                await started.wait()
-                os.kill(old_pid, signal.SIGKILL)
-        result = results[0]
+        result = await call_during(client, tool, {"seconds": 30}, lambda: os.kill(old_pid, signal.SIGKILL))
         assert result.is_error is True
         assert f"worker {worker_id} (pid {old_pid}) killed by SIGKILL" in text(result)
 
@@ -272,23 +253,9 @@ async def test_a_read_only_call_is_retried_once_on_the_new_worker(
 ) -> None:
     server = supervisor_factory()
     old_pid = server.worker(worker_id)["pid"]
-    started = anyio.Event()
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        started.set()
-
     async with Client(server.url) as client:
-        results: list[Any] = []
-
-        async def call() -> None:
-            results.append(await client.call_tool(tool, {"seconds": 0.5}, progress_callback=on_progress))
-
-        with anyio.fail_after(15):
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(call)
-                await started.wait()
-                os.kill(old_pid, signal.SIGKILL)
-    assert results[0].is_error is False
-    assert text(results[0]) == "slept 0.5 s"
+        result = await call_during(client, tool, {"seconds": 0.5}, lambda: os.kill(old_pid, signal.SIGKILL))
+    assert result.is_error is False
+    assert text(result) == "slept 0.5 s"
     assert server.worker(worker_id)["restarts"] == 1
     assert "retrying" in server.log() and "once on another worker" in server.log()

@@ -1076,8 +1076,10 @@ async def _phases(
     payload = encode(Call(1, "noop_asyncio", {}, CALL_TIMEOUT, None, None))
     figures.frame_sizes = {"call": len(payload), "result": len(encode(Result(1, OK_RESULT)))}
     slots = worker_slots(settings.worker_counts())
-    cpus = plan_cpus([worker_id for worker_id, _ in slots], settings.pin_cpus)
-    cpu_of = {runtime: cpus[worker_id] for worker_id, runtime in reversed(slots)}  # the first slot of each
+    cpus = plan_cpus([slot[0] for slot in slots], settings.pin_cpus)
+    cpu_of = {
+        slot[1]: cpus[slot[0]] for slot in reversed(slots)
+    }  # (worker id, runtime, ...): the first of each
     async with contextlib.AsyncExitStack() as stack:  # tears every path down, last set up first
         probes: list[Probe] = []
         for mode in ECHO_MODES:
@@ -1094,6 +1096,28 @@ async def _phases(
         probes += await stack.enter_async_context(hop_probes(tmp, children, settings, args, figures))
         figures.probes = probes
         await measure(probes, args)
+
+
+SUITE_ARGV = {
+    False: "--calls 2000 --pipelined 6000 --rounds 4 --phase-seconds 2 --warmup 200".split(),
+    True: "--calls 800 --pipelined 2000 --rounds 2 --phase-seconds 1 --warmup 100".split(),
+}
+"""The smaller budgets ``python -m benchmarks`` measures the hop with (full run, ``--quick``)."""
+
+
+async def collect(
+    tmp: Path, children: Children, argv: list[str]
+) -> tuple[Figures, argparse.Namespace, Settings]:
+    """Every path of this benchmark, measured as ``main`` does but inside the caller's event loop, with the
+    caller's ``Children`` (which stops the children) and private directory ``tmp``; nothing is written.
+
+    The working directory must be the repository root (the workers import ``benchmarks.noop_tools``).
+    """
+    args = parse_args(argv)
+    settings = Settings.model_validate({"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin})
+    figures = Figures(cpu_start=_machine_cpu())
+    await _phases(args, tmp, children, settings, figures)
+    return figures, args, settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

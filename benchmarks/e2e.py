@@ -1,0 +1,234 @@
+"""2. End to end over HTTP with the official protocol: ``tools/call`` on a no-op tool.
+
+Servers, all started by this run on loopback and running at the same time (idle while another is measured):
+
+- the supervisor, ``python -m supervisor --tools benchmarks.noop_tools --tools benchmarks.bench_tools``
+  (defaults: one asyncio and one Trio worker, pinned), called on ``noop_asyncio``;
+- **the baseline**: ``benchmarks.sdk_server --flavour mcpserver``, a single-process server built with the
+  ``mcp`` SDK alone (``MCPServer.streamable_http_app()`` on uvicorn + uvloop), serving the same tool body;
+- for context: the SDK's low-level ``Server`` (what the supervisor's front is built on) in one process, and
+  a bare ASGI app answering the same bytes without MCP (the ceiling of uvicorn + wrk here: how far the
+  load generator is from being the limit).
+
+Load: ``wrk -t1`` with a generated Lua script POSTing a 2026-07-28 ``tools/call`` (headers
+``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name``, ``Accept: application/json, text/event-stream``,
+``_meta`` with the protocol version and client capabilities); the script counts every answer that is not
+HTTP 200 with ``"isError":false`` and a run with any is refused. Before any load each server answers one
+call by hand (checked: 200, a result, JSON or SSE recorded). Each server gets a 1 s warm-up, then
+``rounds`` interleaved rounds (every server in turn, rotating order) at each concurrency; req/s is the sum
+of requests over the sum of durations, p50/p99 the median of the rounds' wrk percentiles.
+
+Then a last round at 32 connections against the supervisor only, with py-spy sampling it (not counted in
+the figures): the profile behind "What limits it".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+from benchmarks import pyspy
+from benchmarks._common import (
+    ContextRow,
+    HttpServer,
+    Section,
+    Suite,
+    Target,
+    WrkResult,
+    cpu_seconds,
+    fmt_rate,
+    fmt_ratio,
+    fmt_us,
+    median,
+    ratio,
+    run_wrk,
+    servers,
+    spawn,
+    start_sdk_server,
+    start_supervisor,
+    stop_process,
+    tail,
+)
+
+NAME = "e2e"
+TITLE = "End to end over HTTP (tools/call, 2026-07-28)"
+TOOL = "noop_asyncio"
+CONCURRENCIES = (1, 32)
+TARGET_RATE = 4.0
+
+
+@dataclass
+class Figures:
+    server: HttpServer
+    label: str
+    runs: dict[int, list[WrkResult]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    """Cores used at 32 connections by each process (front, workers): CPU seconds ÷ wall seconds."""
+
+    def rate(self, connections: int) -> float:
+        runs = self.runs.get(connections, [])
+        seconds = sum(run.seconds for run in runs)
+        return sum(run.requests for run in runs) / seconds if seconds else math.nan
+
+    def p50(self, connections: int) -> float:
+        return median([run.p50_us for run in self.runs.get(connections, [])])
+
+    def p99(self, connections: int) -> float:
+        return median([run.p99_us for run in self.runs.get(connections, [])])
+
+    def requests(self, connections: int) -> int:
+        return sum(run.requests for run in self.runs.get(connections, []))
+
+
+async def _measure(suite: Suite, figures: Figures, connections: int, seconds: int) -> None:
+    pids = {"front": figures.server.pid, **figures.server.workers}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = await run_wrk(suite, figures.server, [(TOOL, None)], connections, seconds)
+    figures.runs.setdefault(connections, []).append(result)
+    if connections == max(CONCURRENCIES):
+        for name, pid in pids.items():
+            used = (cpu_seconds(pid) - before[name]) / result.seconds
+            figures.cpu[name] = used if name not in figures.cpu else (figures.cpu[name] + used) / 2
+
+
+async def profile_supervisor(suite: Suite, server: HttpServer, seconds: int) -> pyspy.Profile | str:
+    """py-spy on the supervisor during a wrk run at 32 connections; the profile, or why there is none."""
+    if suite.py_spy is None:
+        return "py-spy is not installed (pip install -e '.[bench]')"
+    output = suite.tmp / "e2e-supervisor.pyspy.txt"
+    log_path = suite.tmp / "py-spy.log"
+    argv = [suite.py_spy, "record", "--pid", str(server.pid), "--duration", str(seconds), "--rate", "200",
+            "--format", "raw", "--full-filenames", "-F", "--threads", "--output", str(output)]  # fmt: skip
+    load = asyncio.ensure_future(run_wrk(suite, server, [(TOOL, None)], 32, seconds + 2))
+    try:
+        await asyncio.sleep(0.5)
+        process = await spawn(suite, "py-spy", argv, log_path, exits_by_itself=True)
+        try:
+            code = await asyncio.wait_for(process.wait(), seconds + 20)
+        finally:
+            if process.returncode is None:
+                await stop_process(suite, process, 1.0)
+        await load
+    finally:
+        if not load.done():
+            load.cancel()
+            await asyncio.gather(load, return_exceptions=True)
+    if code != 0 or not output.exists():
+        return f"py-spy failed (exit {code}): {tail(log_path, 5)}"
+    profile = pyspy.parse(output)
+    profile.raw = output.read_text(errors="replace")
+    return profile
+
+
+async def run(suite: Suite) -> Section:
+    section = Section(NAME, TITLE)
+    rounds = suite.pick(3, 1)
+    seconds = 2
+    async with servers(suite) as started:
+        started.append(await start_supervisor(suite, "e2e-supervisor"))
+        started.append(await start_sdk_server(suite, "e2e-mcpserver", "mcpserver"))
+        started.append(await start_sdk_server(suite, "e2e-lowlevel", "lowlevel"))
+        started.append(await start_sdk_server(suite, "e2e-asgi", "asgi"))
+        supervisor, sdk, lowlevel, bare = (
+            Figures(started[0], "**supervisor** (1 asyncio + 1 Trio worker)"),
+            Figures(started[1], "SDK only: `MCPServer`, one process (**baseline**)"),
+            Figures(started[2], "SDK only: low-level `Server`, one process"),
+            Figures(started[3], "bare ASGI app on uvicorn, no MCP (ceiling of uvicorn + wrk)"),
+        )
+        measured = [supervisor, sdk, lowlevel]
+        for figures in (*measured, bare):
+            await figures.server.verify(TOOL)
+            await run_wrk(suite, figures.server, [(TOOL, None)], 32, 1)  # warm-up
+        for connections in CONCURRENCIES:
+            for index in range(rounds):
+                shift = index % len(measured)
+                for figures in measured[shift:] + measured[:shift]:
+                    await _measure(suite, figures, connections, seconds)
+            await _measure(suite, bare, connections, seconds)
+        profile = await profile_supervisor(suite, supervisor.server, suite.pick(5, 3))
+    section.data["profile"] = profile
+    section.data["cpu"] = {f.server.name: dict(f.cpu) for f in (*measured, bare)}
+    section.data["rates"] = {f.server.name: f.rate(32) for f in (*measured, bare)}
+
+    top = max(CONCURRENCIES)
+    rate_ratio = ratio(supervisor.rate(top), sdk.rate(top))
+    p99_ratio = ratio(supervisor.p99(top), sdk.p99(top))
+    section.targets += [
+        Target(
+            key="e2e-rate",
+            what=f"requests/s at {top} connections",
+            target=f"≥ {TARGET_RATE:g}× the SDK-only server",
+            limit=TARGET_RATE,
+            better="higher",
+            measured=rate_ratio,
+            ratio=rate_ratio,
+            ratio_of="÷ SDK-only `MCPServer`",
+            absolute=f"{fmt_rate(supervisor.rate(top))} vs {fmt_rate(sdk.rate(top))}",
+        ),
+        Target(
+            key="e2e-p99",
+            what=f"p99 latency at {top} connections",
+            target="no worse than the SDK-only server (≤ 1×)",
+            limit=1.0,
+            better="lower",
+            measured=p99_ratio,
+            ratio=p99_ratio,
+            ratio_of="÷ SDK-only `MCPServer`",
+            absolute=f"{fmt_us(supervisor.p99(top))} vs {fmt_us(sdk.p99(top))}",
+        ),
+    ]
+    section.context += [
+        ContextRow(
+            "e2e requests/s at 1 connection",
+            ratio(supervisor.rate(1), sdk.rate(1)),
+            "÷ SDK-only `MCPServer`",
+            f"{fmt_rate(supervisor.rate(1))} vs {fmt_rate(sdk.rate(1))}",
+        ),
+        ContextRow(
+            "e2e p50 latency at 1 connection",
+            ratio(supervisor.p50(1), sdk.p50(1)),
+            "÷ SDK-only `MCPServer`",
+            f"{fmt_us(supervisor.p50(1))} vs {fmt_us(sdk.p50(1))}",
+        ),
+        ContextRow(
+            f"e2e requests/s at {top} connections, low-level SDK `Server` in one process",
+            ratio(lowlevel.rate(top), sdk.rate(top)),
+            "÷ SDK-only `MCPServer`",
+            f"{fmt_rate(lowlevel.rate(top))} vs {fmt_rate(sdk.rate(top))}",
+        ),
+        ContextRow(
+            f"load generator headroom: bare ASGI app at {top} connections",
+            ratio(bare.rate(top), supervisor.rate(top)),
+            "÷ supervisor",
+            f"{fmt_rate(bare.rate(top))} vs {fmt_rate(supervisor.rate(top))}",
+        ),
+    ]
+    section.details += [
+        (
+            f"`wrk -t1` (Lua script: 2026-07-28 `tools/call` of `{TOOL}`; any answer other than HTTP 200 with "
+            f'`"isError":false` refuses the run), {rounds} interleaved round(s) of {seconds} s per server and '
+            "concurrency after a 1 s warm-up; req/s = requests ÷ seconds over the rounds, p50/p99 = median of "
+            "the rounds' wrk percentiles. Every server answered a call checked by hand first; answer format: "
+            + ", ".join(f"{f.server.name} {f.server.answer_format}" for f in (*measured, bare))
+            + "."
+        ),
+        "",
+        "| server | connections | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for connections in CONCURRENCIES:
+        for figures in (*measured, bare):
+            section.details.append(
+                f"| {figures.label} | {connections} | {figures.requests(connections):,} "
+                f"| {fmt_rate(figures.rate(connections))} "
+                f"| {fmt_ratio(ratio(figures.rate(connections), sdk.rate(connections)))} "
+                f"| {fmt_us(figures.p50(connections))} | {fmt_us(figures.p99(connections))} "
+                f"| {fmt_ratio(ratio(figures.p99(connections), sdk.p99(connections)))} |"
+            )
+    cores = ", ".join(
+        f"{figures.server.name}: " + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())
+        for figures in (*measured, bare)
+    )
+    section.details += ["", f"CPU cores used at {top} connections (CPU s ÷ wall s, per process): {cores}."]
+    return section

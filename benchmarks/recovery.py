@@ -1,0 +1,254 @@
+"""5. Recovery: ``kill -9`` of a worker under load.
+
+A supervisor with the default workers (one asyncio, one Trio) serves a steady load from this process:
+``CALLERS`` clients calling ``work_<runtime>`` (an awaited 0.2 s sleep, neither read-only nor idempotent,
+so a call its worker held is answered with an error instead of being sent again) back to back, and two
+clients calling the other runtime's no-op every 20 ms (its failures and p99 during the restart are
+recorded too). After a second of load the worker is SIGKILLed (by the pid
+``/status`` gives), and the load goes on. Every call records when it was sent and answered (HTTP, over
+loopback, httpx) and whether it succeeded. Two figures:
+
+- **in-flight answered**: from the kill to the last answer of the calls that were running on the killed
+  worker (the supervisor answers them at once with "worker ... killed by SIGKILL");
+- **serving again**: from the kill to the first successful answer of a call sent after the kill: two more
+  clients call the killed runtime's no-op every 20 ms (a no-op call waits in the router for the restarted
+  worker and then answers at once, so its answer marks the moment the runtime serves again).
+
+Baselines of the same run: one no-op call over HTTP from the same client (p50 before the kill), and the
+restart itself as the supervisor logged it (restart backoff + the new worker's spawn → READY). Both
+runtimes are killed in a full run (each in turn), the asyncio one only with ``--quick``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import math
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from benchmarks._common import (
+    BenchmarkError,
+    HttpServer,
+    Section,
+    Suite,
+    Target,
+    call_tool,
+    fmt_us,
+    median,
+    percentile,
+    ratio,
+    servers,
+    start_supervisor,
+    supervisor_workers,
+)
+
+NAME = "recovery"
+TITLE = "Recovery (kill -9 of a worker under load)"
+CALLERS = 8
+OTHER_CALLERS = 2
+PROBE_CALLERS = 2
+PROBE_PAUSE = 0.02
+WORK_SECONDS = 0.2
+LOAD_BEFORE = 1.0
+LOAD_AFTER = 2.5
+SERVING_TARGET = 1.0
+ANSWER_TARGET = 0.100
+
+
+@dataclass
+class Record:
+    tool: str
+    sent: float
+    answered: float
+    ok: bool
+    text: str
+
+
+@dataclass
+class Kill:
+    runtime: str
+    pid: int
+    in_flight: int
+    queued: int
+    """Sent before the kill but not on the worker yet: served by the restarted worker."""
+    answered_s: float
+    serving_s: float
+    failed_after: int
+    other_failures: int
+    other_p99_s: float
+    restart_s: float
+    """Restart backoff + spawn → READY of the new worker, from the supervisor's log."""
+    noticed_s: float
+    """From the kill to the supervisor's log line about the death."""
+    messages: list[str]
+
+
+def _noticed_seconds(server: HttpServer, worker_id: str, old_pid: int, killed_wall: float) -> float:
+    """From the kill to the supervisor's log line about the death (its timestamp, ms resolution)."""
+    text = server.log_path.read_text(errors="replace")
+    found = re.search(
+        rf"^(\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{{3}}) .*{worker_id} \(pid {old_pid}\) ", text, re.M
+    )
+    if found is None:
+        return math.nan
+    stamp = (
+        datetime.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+        + int(found.group(2)) / 1000
+    )
+    return stamp - killed_wall
+
+
+def _restart_seconds(server: HttpServer, worker_id: str, old_pid: int) -> float:
+    """``restarting in B s`` after the death of ``old_pid`` plus the new worker's ``started in S s``."""
+    text = server.log_path.read_text(errors="replace")
+    backoff = re.search(rf"{worker_id} \(pid {old_pid}\) .*restarting in ([0-9.]+) s", text)
+    ready = [m for m in re.finditer(rf"{worker_id} ready: pid (\d+),.* started in ([0-9.]+) s", text)]
+    fresh = [m for m in ready if int(m.group(1)) != old_pid]
+    if backoff is None or not fresh:
+        return math.nan
+    return float(backoff.group(1)) + float(fresh[-1].group(2))
+
+
+async def _kill_under_load(server: HttpServer, runtime: str, client: httpx.AsyncClient) -> Kill:
+    other = "trio" if runtime == "asyncio" else "asyncio"
+    tool, other_tool = f"work_{runtime}", f"noop_{other}"
+    records: list[Record] = []
+    stop = asyncio.Event()
+
+    async def caller(name: str, arguments: dict[str, float] | None, pause: float) -> None:
+        while not stop.is_set():
+            sent = time.perf_counter()
+            try:
+                ok, text = await call_tool(client, server.url, name, arguments)
+            except httpx.HTTPError as exc:
+                ok, text = False, f"{type(exc).__name__}: {exc}"
+            records.append(Record(name, sent, time.perf_counter(), ok, text))
+            await asyncio.sleep(pause)
+
+    probe_tool = f"noop_{runtime}"
+    tasks = [asyncio.create_task(caller(tool, {"seconds": WORK_SECONDS}, 0)) for _ in range(CALLERS)]
+    tasks += [asyncio.create_task(caller(other_tool, None, PROBE_PAUSE)) for _ in range(OTHER_CALLERS)]
+    tasks += [asyncio.create_task(caller(probe_tool, None, PROBE_PAUSE)) for _ in range(PROBE_CALLERS)]
+    try:
+        await asyncio.sleep(LOAD_BEFORE)
+        workers = await supervisor_workers(server)
+        worker_id = f"{runtime}-0"
+        pid = workers[worker_id]
+        killed_at, killed_wall = time.perf_counter(), time.time()
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(LOAD_AFTER)
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=WORK_SECONDS + 15)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    calls = [r for r in records if r.tool == tool]
+    running = [r for r in calls if r.sent < killed_at < r.answered]
+    # A call sent before the kill may still have been on its way (client, front) rather than on the worker:
+    # it then waits for the restarted worker and succeeds. The dead worker's own calls are the ones answered
+    # with its death (these tools are not retry-safe, so none of them can succeed).
+    held = [r for r in running if not r.ok and "killed" in r.text]
+    queued = [r for r in running if r.ok]
+    after = [r for r in calls if r.sent >= killed_at]
+    succeeded = [r.answered for r in records if r.tool == probe_tool and r.sent >= killed_at and r.ok]
+    if not held:
+        raise BenchmarkError(f"no {tool} call was running when {worker_id} was killed")
+    if not succeeded:
+        raise BenchmarkError(f"no {probe_tool} call succeeded within {LOAD_AFTER:g} s of the kill")
+    others = [r for r in records if r.tool == other_tool and r.answered > killed_at]
+    return Kill(
+        runtime=runtime,
+        pid=pid,
+        in_flight=len(held),
+        queued=len(queued),
+        answered_s=max(r.answered for r in held) - killed_at,
+        serving_s=min(succeeded) - killed_at,
+        failed_after=sum(not r.ok for r in after) + sum(not r.ok and "killed" not in r.text for r in running),
+        other_failures=sum(not r.ok for r in others),
+        other_p99_s=percentile([r.answered - r.sent for r in others], 0.99),
+        restart_s=_restart_seconds(server, worker_id, pid),
+        noticed_s=_noticed_seconds(server, worker_id, pid, killed_wall),
+        messages=sorted({r.text for r in held if not r.ok})[:2],
+    )
+
+
+async def run(suite: Suite) -> Section:
+    section = Section(NAME, TITLE)
+    runtimes = suite.pick(["asyncio", "trio"], ["asyncio"])
+    kills: list[Kill] = []
+    async with servers(suite) as started:
+        server = await start_supervisor(suite, "recovery-supervisor")
+        started.append(server)
+        limits = httpx.Limits(max_connections=CALLERS + OTHER_CALLERS + PROBE_CALLERS + 4)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            for runtime in ("asyncio", "trio"):
+                await server.verify(f"work_{runtime}", {"seconds": 0.01})
+            noop: list[float] = []
+            for _ in range(100):
+                start = time.perf_counter()
+                ok, text = await call_tool(client, server.url, "noop_asyncio")
+                if not ok:
+                    raise BenchmarkError(f"noop_asyncio failed: {text}")
+                noop.append(time.perf_counter() - start)
+            noop_p50 = median(noop)
+            for runtime in runtimes:
+                kills.append(await _kill_under_load(server, runtime, client))
+                for worker_id, pid in (await supervisor_workers(server)).items():
+                    suite.watch(f"{server.name}/{worker_id}", pid)
+                    server.workers[worker_id] = pid
+    for kill in kills:
+        section.targets += [
+            Target(
+                key=f"recovery-{kill.runtime}-serving",
+                what=f"kill -9 of the {kill.runtime} worker: serving again",
+                target=f"≤ {SERVING_TARGET:g} s",
+                limit=SERVING_TARGET,
+                better="lower",
+                measured=kill.serving_s,
+                ratio=ratio(kill.serving_s, kill.restart_s),
+                ratio_of="÷ restart (backoff + spawn → READY)",
+                absolute=f"{fmt_us(kill.serving_s * 1e6)} (restart {fmt_us(kill.restart_s * 1e6)})",
+            ),
+            Target(
+                key=f"recovery-{kill.runtime}-answered",
+                what=f"kill -9 of the {kill.runtime} worker: its in-flight calls answered",
+                target=f"≤ {ANSWER_TARGET * 1000:g} ms",
+                limit=ANSWER_TARGET,
+                better="lower",
+                measured=kill.answered_s,
+                ratio=ratio(kill.answered_s, noop_p50),
+                ratio_of="÷ one no-op call over HTTP (p50)",
+                absolute=f"{fmt_us(kill.answered_s * 1e6)} for {kill.in_flight} calls (no-op {fmt_us(noop_p50 * 1e6)})",
+            ),
+        ]
+    section.details += [
+        (
+            f"{CALLERS} clients call `work_<runtime>` ({WORK_SECONDS:g} s awaited sleep, not retry-safe) back to "
+            f"back, {PROBE_CALLERS} call its no-op every {PROBE_PAUSE * 1000:g} ms (serving again = the first success of one "
+            f"sent after the kill) and {OTHER_CALLERS} the other runtime's no-op every {PROBE_PAUSE * 1000:g} ms; after {LOAD_BEFORE:g} s of load the worker is "
+            f"SIGKILLed by pid, and the load goes on {LOAD_AFTER:g} s. Times are taken by the client (httpx over "
+            "loopback); the restart time is the supervisor's own log (backoff + the new worker's spawn → READY)."
+        ),
+        "",
+        "| killed | held by it | not on it yet | held calls answered after | death logged after | serving again after | restart (log) | other calls failed | other runtime: failures, p99 | answer |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for kill in kills:
+        section.details.append(
+            f"| {kill.runtime}-0 (pid {kill.pid}) | {kill.in_flight} | {kill.queued} | {fmt_us(kill.answered_s * 1e6)} "
+            f"| {fmt_us(kill.noticed_s * 1e6)} "
+            f"| {fmt_us(kill.serving_s * 1e6)} | {fmt_us(kill.restart_s * 1e6)} | {kill.failed_after} "
+            f"| {kill.other_failures}, {fmt_us(kill.other_p99_s * 1e6)} | {'; '.join(kill.messages)} |"
+        )
+    section.data["kills"] = [
+        {"runtime": k.runtime, "serving": k.serving_s, "restart": k.restart_s, "answered": k.answered_s}
+        for k in kills
+    ]
+    return section

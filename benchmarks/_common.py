@@ -373,7 +373,16 @@ async def start_supervisor(
     """``python -m supervisor --port <free> --tools ...`` (plus ``args``), ready on every runtime."""
     port = free_port()
     log_path = suite.tmp / f"{name}.log"
-    argv = [sys.executable, "-m", "supervisor", "--port", str(port), "--shutdown-grace", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "supervisor",
+        "--port",
+        str(port),
+        "--shutdown-grace",
+        "1",
+        "--no-task-queue",
+    ]
     for module in tools:
         argv += ["--tools", module]
     process = await spawn(suite, name, [*argv, *args], log_path)

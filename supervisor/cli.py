@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
     )
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
+    parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
+    parser.add_argument(
+        "--no-task-queue", dest="task_queue", action="store_false", default=None, help="do not run the task queue"
+    )
     return parser
 
 
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         "max_connections": args.max_connections,
         "shutdown_grace": args.shutdown_grace,
         "runtime_dir": args.runtime_dir,
+        "task_db": args.task_db,
+        "task_queue": args.task_queue,
     }
     try:
         settings = load_settings(args.config, overrides=overrides)

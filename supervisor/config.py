@@ -49,7 +49,7 @@ class Settings(BaseModel):
     workers_trio: int = Field(1, ge=0, le=256, description="Trio worker processes")
     pin_cpus: bool = Field(True, description="pin each worker to its own CPU core")
     tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
-    task_queue: bool = Field(False, description="run the task-queue worker (trio-queue) and its 20 tools")
+    task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
     task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
     log_level: LogLevel = "info"
     log_format: Literal["text", "json"] = Field("text", description="text, or one JSON object per line")

@@ -674,6 +674,11 @@ class Router:
 
     def _drop_link(self, link: WorkerLink, reason: str) -> None:
         self._links.pop(link.identity, None)
+        # the calls this worker made on its own behalf (the task queue's) die with it, so that a task
+        # recovered by its next incarnation can never run twice at once
+        for (identity, _), task in list(self._worker_requests.items()):
+            if identity == link.identity:
+                task.cancel()
         error = WorkerLostError(reason)
         for call_id in list(link.in_flight):
             pending = self._pending.get(call_id)

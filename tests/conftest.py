@@ -137,6 +137,9 @@ def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool =
     """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="supervisor-", suffix=".log", delete=False)
+    if "--task-db" not in args and "--no-task-queue" not in args:
+        # every supervisor of the tests gets a task database of its own (the default one is per user)
+        args = (*args, "--task-db", os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"))
     process = subprocess.Popen(
         [sys.executable, "-m", "supervisor", "--port", str(port), *args],
         cwd=REPO,

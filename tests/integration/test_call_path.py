@@ -168,7 +168,11 @@ def test_health_endpoints(server: RunningSupervisor) -> None:
     assert ready.status_code == 200 and ready.json()["ready"] is True
     status = server.status()
     assert status["supervisor"]["pid"] == server.pid
-    assert {w["id"]: w["state"] for w in status["workers"]} == {"asyncio-0": "ready", "trio-0": "ready"}
+    assert {w["id"]: w["state"] for w in status["workers"]} == {
+        "asyncio-0": "ready",
+        "trio-0": "ready",
+        "trio-queue": "ready",
+    }
     for worker in status["workers"]:
         assert worker["pid"] and worker["restarts"] == 0 and worker["cpu_affinity"]
 

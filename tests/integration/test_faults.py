@@ -86,7 +86,8 @@ async def test_a_runtime_that_keeps_crashing_is_marked_failed_and_the_other_serv
         deadline=30,
     )
     readyz = server.get("/readyz").json()
-    assert readyz["ready"] is False and readyz["runtimes"] == {"asyncio": True, "trio": False}
+    assert readyz["ready"] is False
+    assert readyz["runtimes"] == {"asyncio": True, "trio": False, "trio-queue": True}
     assert "exit code 70" in readyz["reason"]
     trio_worker = server.worker("trio-0")
     assert trio_worker["state"] == "failed" and trio_worker["restarts"] >= 5
@@ -158,7 +159,7 @@ def test_config_file_values_and_precedence(tmp_path: Any, supervisor_factory: An
     )
     server = supervisor_factory("--config", str(config), env={"MCP_SUPERVISOR_WORKERS_TRIO": "2"})
     ids = sorted(w["id"] for w in server.status()["workers"])
-    assert ids == ["asyncio-0", "asyncio-1", "trio-0", "trio-1"]
+    assert ids == ["asyncio-0", "asyncio-1", "trio-0", "trio-1", "trio-queue"]
     bad = tmp_path / "bad.toml"
     bad.write_text("[workers]\nasyncio = 'many'\n")
     code, stderr = run_supervisor_expecting_failure("--config", str(bad))

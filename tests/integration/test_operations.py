@@ -122,7 +122,7 @@ def test_systemd_notify_messages_in_order(supervisor_factory: Any, tmp_path: Pat
 
     try:
         ready = receive_until("READY=1")
-        assert any(line.startswith("STATUS=serving 6 tools") for line in ready[-1].splitlines())
+        assert any(line.startswith("STATUS=serving 26 tools") for line in ready[-1].splitlines())
         assert "WATCHDOG=1" in receive_until("WATCHDOG=1")[-1]
         server.wait_ready()
         for worker in server.status()["workers"]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
 import psutil
 import pytest
@@ -20,6 +22,8 @@ async def test_stdio_serves_both_runtimes_and_exits_with_its_client() -> None:
             "-m",
             "supervisor",
             "--stdio",
+            "--task-db",
+            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
             "--tools",
             "tests.integration.call_tools",
             "--log-level",

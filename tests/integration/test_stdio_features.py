@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,8 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, 
             "-m",
             "supervisor",
             "--stdio",
+            "--task-db",
+            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
             "--tools",
             "tests.integration.call_tools",
             "--log-level",
@@ -124,6 +128,8 @@ async def test_list_changed_over_stdio(tmp_path: Path) -> None:
             "-m",
             "supervisor",
             "--stdio",
+            "--task-db",
+            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
             "--tools",
             "tests.integration.growing_tools",
             "--log-level",

@@ -46,9 +46,7 @@ async def serving(path: Path, executor: Any, **kwargs: Any) -> AsyncIterator[Eng
             nursery.cancel_scope.cancel()
 
 
-async def eventually(
-    predicate: Callable[[], Awaitable[T] | T], what: str, deadline: float = DEADLINE
-) -> T:
+async def eventually(predicate: Callable[[], Awaitable[T] | T], what: str, deadline: float = DEADLINE) -> T:
     """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``deadline`` s."""
     with trio.move_on_after(deadline):
         while True:

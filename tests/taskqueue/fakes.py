@@ -4,6 +4,7 @@ controls with Trio events, progress reports, failures, timeouts and cancellation
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ Handler = Callable[["FakeCall"], Awaitable[dict[str, Any]]]
 def ok(value: Any) -> dict[str, Any]:
     """A successful CallToolResult: structured content for objects, text otherwise."""
     if isinstance(value, dict):
-        import json
-
-        return {"content": [{"type": "text", "text": json.dumps(value)}], "structuredContent": value, "isError": False}
+        return {
+            "content": [{"type": "text", "text": json.dumps(value)}],
+            "structuredContent": value,
+            "isError": False,
+        }
     return {"content": [{"type": "text", "text": str(value)}], "isError": False}
 
 
@@ -42,7 +45,7 @@ class FakeCall:
     executor: FakeExecutor
     started_at: float = 0.0
     ended_at: float | None = None
-    outcome: str = "running"  # running, returned, timed out, cancelled
+    outcome: str = "running"  # running, cleaning up, returned, timed out, cancelled
 
     @property
     def key(self) -> str:
@@ -99,8 +102,14 @@ class FakeExecutor:
 
     def add_worker(self, worker_id: str, tools: list[str], *, state: str = "ready") -> None:
         self.worker_list.append(
-            {"id": worker_id, "runtime": "trio", "pid": 1000 + len(self.worker_list), "state": state,
-             "tools": list(tools), "in_flight": 0}
+            {
+                "id": worker_id,
+                "runtime": "trio",
+                "pid": 1000 + len(self.worker_list),
+                "state": state,
+                "tools": list(tools),
+                "in_flight": 0,
+            }
         )
 
     def gate(self, key: str) -> trio.Event:
@@ -205,6 +214,7 @@ def standard_executor() -> FakeExecutor:
         try:
             await trio.sleep_forever()
         finally:
+            call.outcome = "cleaning up"
             with trio.CancelScope(shield=True):
                 await call.executor.gate(call.key + ":cleanup").wait()
         raise AssertionError("unreachable")
@@ -221,13 +231,19 @@ def standard_executor() -> FakeExecutor:
     fake.tool("add", schema({"a": {"type": "number"}, "b": {"type": "number"}}, ["a", "b"]), add)
     fake.tool("text", schema({"text": {"type": "string"}}), text)
     fake.tool("gate", schema({**key, "value": {}}, ["key"]), gate)
-    fake.tool("flaky", schema({**key, "failures": {"type": "integer", "minimum": 0}}, ["key", "failures"]), flaky)
+    fake.tool(
+        "flaky", schema({**key, "failures": {"type": "integer", "minimum": 0}}, ["key", "failures"]), flaky
+    )
     fake.tool("forever", schema(key), forever)
     fake.tool("progress", schema(key, ["key"]), progress)
     fake.tool("slow_cleanup", schema(key, ["key"]), slow_cleanup)
     fake.tool("busy", schema({**key, "times": {"type": "integer"}}, ["key", "times"]), busy)
-    fake.tool("retrying", schema({**key, "failures": {"type": "integer"}}, ["key", "failures"]), flaky,
-              retry_policy="exponential")
+    fake.tool(
+        "retrying",
+        schema({**key, "failures": {"type": "integer"}}, ["key", "failures"]),
+        flaky,
+        retry_policy="exponential",
+    )
     return fake
 
 

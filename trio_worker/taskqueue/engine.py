@@ -1,0 +1,34 @@
+"""The task-queue engine: one class with one method per tool, on a durable core.
+
+``EngineCore`` (``core.py``) owns the state, the database, recovery, the scheduler and the runners; the
+four operation classes add the tools. The queue worker process does::
+
+    engine = Engine(db_path, executor)
+    set_engine(engine)
+    await nursery.start(engine.serve)
+"""
+
+from __future__ import annotations
+
+from .executor_ops import ExecutorOperations
+from .queue_ops import QueueOperations
+from .task_ops import TaskOperations
+from .workflow_ops import WorkflowOperations
+
+
+class Engine(TaskOperations, QueueOperations, ExecutorOperations, WorkflowOperations):
+    """A durable priority task queue and workflow engine on one SQLite database.
+
+    ``serve`` opens the database, recovers and runs the scheduler; the tool methods (``task_submit`` ...
+    ``workflow_result``) may be called once ``serve`` has started. Every tool method validates its
+    arguments and raises a ``TaskQueueError`` subclass with one line naming the field; a method that
+    changes state returns only after the change is committed. A tool method cancelled while it commits
+    still commits (the database wait is shielded) and raises ``Cancelled`` afterwards.
+
+    Constructor: ``Engine(db_path, executor, *, clock=time.time, synchronous="FULL", rng=None)`` —
+    ``clock`` gives the wall-clock times recorded and reported, ``synchronous`` the SQLite sync level
+    (``FULL``: a commit is synced before it is acknowledged), ``rng`` the source of retry jitter.
+    """
+
+
+__all__ = ["Engine"]

@@ -1,0 +1,174 @@
+"""The engine's in-memory state and the unit of work that changes it.
+
+``State`` holds what the scheduler needs without asking the database: the unfinished tasks and
+workflows, the registrations and whether the queue is paused. Finished tasks and workflows live only in
+the database.
+
+A ``Changes`` is one atomic step of the state machine: transitions read the state through it (seeing their
+own earlier changes), record new versions of records in it, and the engine then commits
+``changes.writes()`` in one transaction and, only after that succeeded, calls ``changes.apply()``. So the
+memory is never ahead of the disk, and a failed commit leaves both as they were.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import store
+from .models import TERMINAL_TASK_STATUSES
+from .records import LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
+
+ACTIVE_WORKFLOW_STATUSES = frozenset({"pending", "running"})
+_UNCHANGED = object()
+
+
+@dataclass(slots=True)
+class State:
+    """Unfinished tasks (queued, running) and workflows (pending, running) with their steps."""
+
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    workflows: dict[str, WorkflowRecord] = field(default_factory=dict)
+    steps: dict[str, dict[str, StepRecord]] = field(default_factory=dict)
+    registrations: dict[str, Registration] = field(default_factory=dict)
+    paused: dict[str, Any] | None = None
+    next_seq: int = 1
+
+    def take_seq(self) -> int:
+        """The next submission number (tasks and workflows share one sequence)."""
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+
+class Changes:
+    """The changes of one transition, readable before they are committed.
+
+    ``catalog`` (tool name -> catalog entry, or ``None`` when unknown) is used to check the inputs of
+    workflow steps as they become ready; ``rng`` draws retry jitter.
+    """
+
+    def __init__(
+        self, state: State, now: float, *, rng: random.Random, catalog: dict[str, dict[str, Any]] | None
+    ) -> None:
+        self.state = state
+        self.now = now
+        self.rng = rng
+        self.catalog = catalog
+        self.tasks: dict[str, TaskRecord] = {}
+        self.workflows: dict[str, WorkflowRecord] = {}
+        self.steps: dict[tuple[str, str], StepRecord] = {}
+        self.registrations: dict[str, Registration | None] = {}
+        self.paused: Any = _UNCHANGED
+        self.extra: list[store.Write] = []
+        self.deleted: list[str] = []
+        self.started: list[tuple[TaskRecord, str]] = []
+        """Attempts to start once committed: (the running task, executor id)."""
+        self.delays: dict[str, float] = {}
+        """Task id -> seconds it must wait before it may start (retry backoff), measured from commit."""
+        self.durations: list[tuple[str, float]] = []
+        """(task type, execution time) of attempts that completed."""
+
+    # -- reading through the overlay --
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        return self.tasks.get(task_id) or self.state.tasks.get(task_id)
+
+    def workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        return self.workflows.get(workflow_id) or self.state.workflows.get(workflow_id)
+
+    def step(self, workflow_id: str, step_id: str) -> StepRecord | None:
+        changed = self.steps.get((workflow_id, step_id))
+        return changed if changed is not None else self.state.steps.get(workflow_id, {}).get(step_id)
+
+    def steps_of(self, workflow_id: str) -> dict[str, StepRecord]:
+        """The steps of a workflow by id, in submission order."""
+        steps = dict(self.state.steps.get(workflow_id, {}))
+        for (owner, step_id), step in self.steps.items():
+            if owner == workflow_id:
+                steps[step_id] = step
+        return dict(sorted(steps.items(), key=lambda item: item[1].position))
+
+    def active_workflows(self) -> list[WorkflowRecord]:
+        merged = dict(self.state.workflows)
+        merged.update(self.workflows)
+        return [w for w in merged.values() if w.status in ACTIVE_WORKFLOW_STATUSES]
+
+    @property
+    def is_paused(self) -> bool:
+        paused = self.state.paused if self.paused is _UNCHANGED else self.paused
+        return paused is not None
+
+    # -- recording --
+
+    def put_task(self, task: TaskRecord) -> None:
+        self.tasks[task.task_id] = task
+
+    def put_workflow(self, workflow: WorkflowRecord) -> None:
+        self.workflows[workflow.workflow_id] = workflow
+
+    def put_step(self, step: StepRecord) -> None:
+        self.steps[(step.workflow_id, step.step_id)] = step
+
+    def put_registration(self, worker_id: str, registration: Registration | None) -> None:
+        self.registrations[worker_id] = registration
+
+    def set_paused(self, paused: dict[str, Any] | None) -> None:
+        self.paused = paused
+
+    def delete_task(self, task_id: str) -> None:
+        self.deleted.append(task_id)
+
+    def write(self, write: store.Write) -> None:
+        self.extra.append(write)
+
+    def log(self, task_id: str, message: str, level: str = "info") -> None:
+        self.extra.append(store.add_log(LogLine(task_id, self.now, level, message)))
+
+    # -- committing --
+
+    def writes(self) -> list[store.Write]:
+        """Every statement of this unit of work, for one transaction."""
+        writes = [store.put_task(task) for task in self.tasks.values()]
+        writes += [store.put_workflow(workflow) for workflow in self.workflows.values()]
+        writes += [store.put_step(step) for step in self.steps.values()]
+        for worker_id, registration in self.registrations.items():
+            writes.append(
+                store.delete_registration(worker_id)
+                if registration is None
+                else store.put_registration(registration)
+            )
+        if self.paused is not _UNCHANGED:
+            writes.append(store.put_setting("paused", self.paused))
+        writes += self.extra
+        writes += store.delete_tasks(self.deleted)
+        return writes
+
+    def apply(self) -> None:
+        """Make the committed changes the state; call only after ``writes()`` was committed."""
+        state = self.state
+        for task in self.tasks.values():
+            if task.status in TERMINAL_TASK_STATUSES:
+                state.tasks.pop(task.task_id, None)
+            else:
+                state.tasks[task.task_id] = task
+        for task_id in self.deleted:
+            state.tasks.pop(task_id, None)
+        for (workflow_id, step_id), step in self.steps.items():
+            state.steps.setdefault(workflow_id, {})[step_id] = step
+        for workflow in self.workflows.values():
+            if workflow.status in ACTIVE_WORKFLOW_STATUSES:
+                state.workflows[workflow.workflow_id] = workflow
+                steps = state.steps.setdefault(workflow.workflow_id, {})
+                state.steps[workflow.workflow_id] = dict(sorted(steps.items(), key=lambda i: i[1].position))
+            else:
+                state.workflows.pop(workflow.workflow_id, None)
+                state.steps.pop(workflow.workflow_id, None)
+        for worker_id, registration in self.registrations.items():
+            if registration is None:
+                state.registrations.pop(worker_id, None)
+            else:
+                state.registrations[worker_id] = registration
+        if self.paused is not _UNCHANGED:
+            state.paused = self.paused

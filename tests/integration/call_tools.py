@@ -243,3 +243,9 @@ def it_grow(megabytes: int) -> int:
         block[offset] = 1
     _ballast.append(block)
     return len(_ballast)
+
+
+@tool_metadata(runtime="trio")
+async def it_add(a: int, b: int) -> dict[str, int]:
+    """Add two integers (structured output, for workflows)."""
+    return {"sum": a + b}

@@ -208,3 +208,26 @@ async def call_during(
             await started.wait()
             action()
     return results[0]
+
+
+def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str] | None = None) -> Any:
+    """How a desktop client starts the supervisor over stdio: with ``tools``, a task database of its
+    own, and quiet logs on stderr."""
+    from mcp import StdioServerParameters
+
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "supervisor",
+            "--stdio",
+            "--task-db",
+            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
+            "--tools",
+            tools,
+            "--log-level",
+            "warning",
+        ],  # fmt: skip
+        cwd=str(REPO),
+        env=env,
+    )

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-
 import psutil
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-from tests.conftest import REPO, assert_gone
+from tests.conftest import assert_gone, stdio_server
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_stdio_serves_both_runtimes_and_exits_with_its_client() -> None:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "supervisor",
-            "--stdio",
-            "--task-db",
-            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
-            "--tools",
-            "tests.integration.call_tools",
-            "--log-level",
-            "warning",
-        ],
-        cwd=str(REPO),
-    )
+    params = stdio_server()
     async with Client(params, read_timeout_seconds=30) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert {"echo", "whoami_asyncio", "whoami_trio"} <= names

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +10,9 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-from tests.conftest import REPO
+from tests.conftest import stdio_server
 
 pytestmark = pytest.mark.anyio
 
@@ -41,21 +39,7 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, 
     async def on_log(params: Any) -> None:
         logs.append((params.level, params.data))
 
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "supervisor",
-            "--stdio",
-            "--task-db",
-            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
-            "--tools",
-            "tests.integration.call_tools",
-            "--log-level",
-            "warning",
-        ],
-        cwd=str(REPO),
-    )
+    params = stdio_server()
     async with Client(
         params,
         read_timeout_seconds=30,
@@ -112,7 +96,6 @@ async def test_every_capability_over_stdio(client: tuple[Client, list[Any]], tmp
 
 
 async def test_list_changed_over_stdio(tmp_path: Path) -> None:
-    import os
     import signal
 
     marker = tmp_path / "extra"
@@ -122,21 +105,8 @@ async def test_list_changed_over_stdio(tmp_path: Path) -> None:
         if isinstance(message, types.ToolListChangedNotification):
             changed.set()
 
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "supervisor",
-            "--stdio",
-            "--task-db",
-            os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"),
-            "--tools",
-            "tests.integration.growing_tools",
-            "--log-level",
-            "warning",
-        ],
-        cwd=str(REPO),
-        env={**os.environ, "IT_EXTRA_TOOL_MARKER": str(marker)},
+    params = stdio_server(
+        "tests.integration.growing_tools", env={**os.environ, "IT_EXTRA_TOOL_MARKER": str(marker)}
     )
     async with Client(params, mode="legacy", read_timeout_seconds=30, message_handler=on_message) as session:
         assert "it_extra" not in {tool.name for tool in (await session.list_tools()).tools}

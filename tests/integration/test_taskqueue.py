@@ -65,7 +65,9 @@ async def test_every_queue_tool_through_mcp(supervisor_factory: Any, tmp_path: P
         first, second = await wait_for_task(client, urgent), await wait_for_task(client, queued)
         assert first["start_time"] <= second["start_time"]
 
-        failing = (await tool(client, "task_submit", task_type="it_fail", payload={"message": "boom"}))["task_id"]
+        failing = (await tool(client, "task_submit", task_type="it_fail", payload={"message": "boom"}))[
+            "task_id"
+        ]
         assert (await wait_for_task(client, failing))["status"] == "failed"
         retried = await tool(client, "task_retry", task_id=failing)
         assert retried["retry_task_id"] != failing and retried["retry_count"] == 1

@@ -378,6 +378,11 @@ def render(sections: list[Section], info: RunInfo, *, for_docs: bool, chart_path
     if context:
         out += ["", "### Context (no target)", ""] + context
     out += ["", "## What limits it", ""] + limits(sections)
+    out += [
+        "",
+        "Changes made for speed, each with its measured effect, are logged by hand in "
+        "[performance-changes.md](performance-changes.md).",
+    ]
     out += ["", "## Machine", ""] + machine_lines(info)
     out += ["", "## How each figure was measured", ""]
     for section in sections:

@@ -368,9 +368,10 @@ async def _wait_until(
 
 
 async def start_supervisor(
-    suite: Suite, name: str, *args: str, tools: Sequence[str] = BENCH_TOOLS
+    suite: Suite, name: str, *args: str, tools: Sequence[str] = BENCH_TOOLS, task_queue: bool = False
 ) -> HttpServer:
-    """``python -m supervisor --port <free> --tools ...`` (plus ``args``), ready on every runtime."""
+    """``python -m supervisor --port <free> --tools ...`` (plus ``args``), ready on every runtime; with
+    ``task_queue``, the task-queue worker too, on a database in the run's private directory."""
     port = free_port()
     log_path = suite.tmp / f"{name}.log"
     argv = [
@@ -381,7 +382,7 @@ async def start_supervisor(
         str(port),
         "--shutdown-grace",
         "1",
-        "--no-task-queue",
+        *(("--task-db", str(suite.tmp / f"{name}-tasks.db")) if task_queue else ("--no-task-queue",)),
     ]
     for module in tools:
         argv += ["--tools", module]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import sniffio
 import uvicorn
 from mcp.server.stdio import stdio_server
 
@@ -250,6 +251,10 @@ class Supervisor:
         return {"status": status, "reload": reload, "restart": restart, "scale": scale, "stop": stop}
 
     async def _start(self) -> None:
+        # anyio asks sniffio which library runs, on nearly every operation of the SDK's transport; sniffio
+        # finds out through asyncio.current_task(), whose get_running_loop() costs a getpid() call on
+        # Python 3.11. This thread only ever runs this asyncio loop: say so once.
+        sniffio.thread_local.name = "asyncio"
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

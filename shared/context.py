@@ -12,7 +12,6 @@ tool) and back; they are coroutines for ``async def`` tools, awaited on the work
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
@@ -83,7 +82,7 @@ class ToolContext:
         self.meta = meta
         self._emit = emit
         self._request = request
-        self._cancelled = threading.Event()
+        self._cancelled = False  # a plain flag: set once by the loop thread, read by any (atomic in CPython)
 
     @property
     def cancelled(self) -> bool:
@@ -91,7 +90,7 @@ class ToolContext:
 
         An async tool is cancelled by its event loop and does not need to look.
         """
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def time_remaining(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` without a deadline."""
@@ -111,7 +110,7 @@ class ToolContext:
             total is not None and not isinstance(total, (int, float))
         ):
             raise TypeError("report_progress: progress and total must be numbers")
-        if self.progress_token is not None and not self._cancelled.is_set():
+        if self.progress_token is not None and not self._cancelled:
             self._emit(
                 Progress(self.call_id, float(progress), None if total is None else float(total), message)
             )
@@ -125,7 +124,7 @@ class ToolContext:
         """
         if level not in LOG_LEVELS:
             raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
-        if not self._cancelled.is_set():
+        if not self._cancelled:
             self._emit(Log(self.call_id, level, logger, data))
         return _SENT
 
@@ -203,4 +202,4 @@ class ToolContext:
 
     def mark_cancelled(self) -> None:
         """Called by the worker when the call is cancelled or timed out; idempotent."""
-        self._cancelled.set()
+        self._cancelled = True

@@ -298,7 +298,8 @@ class Arbiter:
         return failure
 
     async def _swap(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> None:
-        """Replace without overlap: drain and stop ``retire``, then start ``add`` (restarted as usual)."""
+        """Replace without overlap: drain and stop ``retire``, then start ``add`` and wait (at most
+        ``START_TIMEOUT``) for it to be READY; one that fails to start is restarted as usual."""
         self.retiring.extend(retire)
         try:
             await self._drain_and_stop(retire, self.settings.shutdown_grace, "replaced")
@@ -308,6 +309,14 @@ class Arbiter:
         self.workers = {**{wid: w for wid, w in self.workers.items() if wid not in retiring_ids}, **add}
         for worker in add.values():
             self._launch(worker)
+        if add:
+            _, late = await asyncio.wait(
+                [asyncio.ensure_future(w.settled.wait()) for w in add.values()], timeout=START_TIMEOUT
+            )
+            for wait in late:
+                wait.cancel()
+            if late:
+                logger.warning("%s not ready within %g s; restarting as usual", ", ".join(add), START_TIMEOUT)
 
     async def _overlap(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
         """Replace with overlap: candidates first, the old workers drained once all candidates are READY."""

@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
     parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
     parser.add_argument(
-        "--no-task-queue", dest="task_queue", action="store_false", default=None, help="do not run the task queue"
+        "--no-task-queue",
+        dest="task_queue",
+        action="store_false",
+        default=None,
+        help="do not run the task queue",
     )
     return parser
 

@@ -33,10 +33,12 @@ from shared.errors import (
     NoWorkerError,
     ProtocolError,
     ServerBusyError,
+    ToolDefinitionError,
     UnknownToolError,
     WorkerLostError,
     error_for_code,
 )
+from shared.metadata import ToolMetadata
 from shared.protocol import (
     Call,
     Cancel,
@@ -144,6 +146,7 @@ class Router:
         self.max_queued = max_queued
         self._tool_in_flight: dict[str, int] = {}
         self._tool_limits: dict[str, int] = {}
+        self._retry_safe_tools: set[str] = set()
         self._queued = 0
         self._capacity = asyncio.Event()
         self.stats = CallStats()
@@ -345,7 +348,7 @@ class Router:
                         tool, runtime, arguments, deadline, progress_token, meta, *callbacks
                     )
                 except WorkerLostError as lost:
-                    if not self._retry_safe(tool):
+                    if tool not in self._retry_safe_tools:  # ToolMetadata.retry_safe, per catalog
                         raise
                     logger.warning("retrying %s once on another worker: %s", tool, lost)
                     result = await self._attempt(
@@ -476,11 +479,6 @@ class Router:
             f"server busy: every {runtime} worker has {self.max_in_flight} calls in flight "
             f"and {self._queued} calls are waiting; try again later"
         )
-
-    def _retry_safe(self, tool: str) -> bool:
-        """Read-only and idempotent tools may be sent once more after their worker died."""
-        metadata = (self._tools.get(tool) or {}).get("metadata") or {}
-        return bool(metadata.get("read_only") or metadata.get("idempotent"))
 
     async def _answer(self, pending: _Pending, request: Request) -> None:
         """Answer one request of a running tool with a REPLY; never raises (but may be cancelled)."""
@@ -685,7 +683,7 @@ class Router:
             if pending is not None:
                 pending.events.put_nowait(error)
         link.in_flight.clear()
-        if not any(other.runtime == link.runtime for other in self._links.values()):
+        if not self._routable(link.runtime):
             self._runtime_ready[link.runtime].clear()
 
     def _rebuild_catalog(self) -> None:
@@ -699,11 +697,9 @@ class Router:
         if tools == self._tools:
             return
         self._tools = tools
-        self._tool_limits = {
-            name: limit
-            for name, entry in tools.items()
-            if (limit := entry["metadata"].get("max_concurrency"))
-        }
+        metadata = {name: ToolMetadata(**entry["metadata"]) for name, entry in tools.items()}
+        self._tool_limits = {name: m.max_concurrency for name, m in metadata.items() if m.max_concurrency}
+        self._retry_safe_tools = {name for name, m in metadata.items() if m.retry_safe}
         self.catalog_version += 1
         if self._settled.is_set():
             self.on_catalog_change()
@@ -759,3 +755,9 @@ def _check_catalog(message: Ready) -> None:
             or not isinstance(entry.get("metadata"), dict)
         ):
             raise ProtocolError(f"READY from {message.worker_id}: malformed catalog entry {str(entry)[:200]}")
+        try:
+            ToolMetadata(**entry["metadata"])
+        except (TypeError, ToolDefinitionError) as exc:
+            raise ProtocolError(
+                f"READY from {message.worker_id}: bad metadata of {entry['name']!r}: {exc}"
+            ) from None

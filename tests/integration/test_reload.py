@@ -95,7 +95,7 @@ async def test_reload_brings_new_tools_and_worker_counts(supervisor_factory: Any
         names = {t.name for t in (await client.list_tools()).tools}
         assert "json_schema_2020_12_tool" in names
         assert (await client.call_tool("test_simple_text", {})).is_error is False
-    assert sorted(pids(server)) == ["asyncio-0", "asyncio-1", "trio-0"]
+    assert sorted(pids(server)) == ["asyncio-0", "asyncio-1", "trio-0", "trio-queue"]
 
 
 async def test_a_replacement_that_cannot_start_leaves_the_old_workers_serving(

@@ -27,6 +27,7 @@ from shared.errors import ConfigError
 from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
 from .control import CommandError, ControlServer
+from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
 from .router import Router
 from .rundir import RuntimeDir
@@ -52,6 +53,7 @@ RESTART_ONLY = (
     "allowed_origins",
     "heartbeat_interval",
     "enable_metrics",
+    "fast_path",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
 READY_TIMEOUT = 60.0
@@ -132,6 +134,7 @@ class Supervisor:
         self.pid = os.getpid()
         self.started_at = time.monotonic()
         self.stopping = False
+        self.fast_path_stats = FastPathStats()
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()
 
@@ -313,6 +316,7 @@ class Supervisor:
             limit_concurrency=self.settings.max_connections,
             timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
             server_header=False,
+            proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted
         )
         server = _UvicornServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -44,7 +44,10 @@ class Settings(BaseModel):
     port: int = Field(8001, ge=0, le=65535, description="TCP port of the HTTP front (0 picks a free one)")
     max_connections: int = Field(1000, ge=1, le=1_000_000, description="concurrent HTTP connections")
     request_timeout: float = Field(300.0, gt=0, le=86400, description="longest a tool call may take, seconds")
-    enable_metrics: bool = Field(True, description="serve /metrics (accepted; the endpoint is not built yet)")
+    enable_metrics: bool = Field(True, description="serve /metrics (Prometheus text format)")
+    fast_path: bool = Field(
+        True, description="answer stateless tools/call and tools/list without the SDK's per-request work"
+    )
     workers_asyncio: int = Field(1, ge=0, le=256, description="asyncio worker processes")
     workers_trio: int = Field(1, ge=0, le=256, description="Trio worker processes")
     pin_cpus: bool = Field(True, description="pin each worker to its own CPU core")

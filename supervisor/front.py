@@ -28,17 +28,20 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.message import ServerMessageMetadata
-from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from shared.context import LOG_LEVELS
-from shared.errors import INVALID_PARAMS, CallError, ClientRequestError
+from shared.errors import CallError, ClientRequestError
 from shared.results import error_result
 
 from . import __version__
+from .client_requests import check_client_request, first_error
 from .config import Settings
+from .fastpath import FastPath
+from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import readiness, status_document
@@ -50,7 +53,6 @@ LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics")
-_CATALOG_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 
 class _SupervisorServer(Server[Any]):
@@ -102,18 +104,13 @@ class ListChangedNotifier:
 
 def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
     """The SDK server whose handlers forward to ``router``."""
-    listing: dict[str, Any] = {"version": -1, "result": None}
+    listing = ToolListing(router)
     notifier = ListChangedNotifier()
     router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
         notifier.remember(ctx)
-        await router.wait_settled()
-        if listing["version"] != router.catalog_version:
-            tools = [{k: entry[k] for k in _CATALOG_KEYS if k in entry} for entry in router.tools()]
-            listing["result"] = types.ListToolsResult.model_validate({"tools": tools})
-            listing["version"] = router.catalog_version
-        return listing["result"]
+        return await listing.result()
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
@@ -188,11 +185,13 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def build_http_app(server: Server[Any], router: Router, settings: Settings, supervisor: Any) -> FastAPI:
-    """The FastAPI app: ``/mcp`` (the SDK's Streamable HTTP transport) and the health endpoints."""
+def build_http_app(server: Server[Any], router: Router, settings: Settings, supervisor: Any) -> ASGIApp:
+    """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path) and the health
+    endpoints."""
+    security = transport_security(settings)
     manager = StreamableHTTPSessionManager(
         app=server,
-        security_settings=transport_security(settings),
+        security_settings=security,
         max_request_body_size=settings.max_body_size,
     )
 
@@ -220,8 +219,8 @@ def build_http_app(server: Server[Any], router: Router, settings: Settings, supe
         """The supervisor and each worker: states, restarts, psutil figures, calls and latencies."""
         return JSONResponse(status_document(router, supervisor))
 
-    if settings.enable_metrics:
-        http_stats = HTTPStats()
+    http_stats = HTTPStats() if settings.enable_metrics else None
+    if http_stats is not None:
         registry = build_registry(supervisor, http_stats)
 
         @app.get("/metrics")
@@ -231,25 +230,18 @@ def build_http_app(server: Server[Any], router: Router, settings: Settings, supe
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
-    return app
-
-
-_CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientCapabilities, str]] = {
-    "sampling/createMessage": (
-        types.CreateMessageRequest,
-        types.CreateMessageRequestParams,
-        types.CreateMessageResult,
-        types.ClientCapabilities(sampling=types.SamplingCapability()),
-        "sampling",
-    ),
-    "elicitation/create": (
-        types.ElicitRequest,
-        types.ElicitRequestFormParams,
-        types.ElicitResult,
-        types.ClientCapabilities(elicitation=types.ElicitationCapability()),
-        "elicitation",
-    ),
-}
+    if not settings.fast_path:
+        return app
+    return FastPath(
+        app,
+        server=server,
+        router=router,
+        allowed_hosts=security.allowed_hosts,
+        allowed_origins=security.allowed_origins,
+        max_body_size=settings.max_body_size,
+        stats=supervisor.fast_path_stats,
+        http_stats=http_stats,
+    )
 
 
 async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -259,16 +251,7 @@ async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[
         ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
             answered with an error or with something that is not a valid result.
     """
-    known = _CLIENT_REQUESTS.get(method)
-    if known is None:
-        raise ClientRequestError(f"a tool cannot send {method!r} to the client", METHOD_NOT_FOUND)
-    request_type, params_type, result_type, capability, feature = known
-    if not ctx.session.check_client_capability(capability):
-        raise ClientRequestError(f"the client does not support {feature} ({method})", INVALID_REQUEST)
-    try:
-        request = request_type(params=params_type.model_validate(params, by_name=False))
-    except pydantic.ValidationError as exc:
-        raise ClientRequestError(f"invalid {method} request: {_first_error(exc)}", INVALID_PARAMS) from None
+    request, result_type = check_client_request(method, params, ctx.session.check_client_capability)
     try:
         result = await ctx.session.send_request(
             request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
@@ -276,13 +259,8 @@ async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[
     except MCPError as exc:
         raise ClientRequestError(f"{method} failed: {exc.message}", exc.code) from None
     except pydantic.ValidationError as exc:
-        raise ClientRequestError(f"the client's answer to {method} is invalid: {_first_error(exc)}") from None
+        raise ClientRequestError(f"the client's answer to {method} is invalid: {first_error(exc)}") from None
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)  # type: ignore[no-any-return]
-
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
 
 
 def _connection_state(ctx: ServerRequestContext[Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ Names follow the conventions: ``mcp_supervisor_..._total`` for counters, ``_seco
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -33,8 +34,7 @@ class HTTPStats:
         key = (method, path, str(status))
         self.requests[key] = self.requests.get(key, 0) + 1
         buckets = self.buckets.setdefault(path, [0] * (len(LATENCY_BUCKETS) + 1))
-        index = next((i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound), len(LATENCY_BUCKETS))
-        buckets[index] += 1
+        buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound >= seconds
         self.sums[path] = self.sums.get(path, 0.0) + seconds
 
 
@@ -112,6 +112,15 @@ class SupervisorCollector(Collector):
         for (method, path, status), count in self.http.requests.items():
             requests.add_metric([method, path, status], count)
         yield requests
+        fast_path = self.supervisor.fast_path_stats
+        posts = CounterMetricFamily(
+            "mcp_supervisor_mcp_posts",
+            "POSTs to /mcp, by who answered: the fast path or the SDK.",
+            labels=["served_by"],
+        )
+        posts.add_metric(["fast_path"], fast_path.served)
+        posts.add_metric(["sdk"], fast_path.handed_over)
+        yield posts
         http_durations = HistogramMetricFamily(
             "mcp_supervisor_http_request_duration_seconds", "HTTP request latency.", labels=["path"]
         )

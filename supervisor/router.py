@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,13 +109,31 @@ class WorkerLink:
 
 @dataclass(eq=False, slots=True)
 class _Pending:
+    """One call in flight: the events its worker sent that the caller has not taken yet."""
+
     call_id: int
     tool: str
     link: WorkerLink
-    events: asyncio.Queue[Message | WorkerLostError]
     on_request: RequestCallback | None = None
+    events: deque[Message | WorkerLostError] = field(default_factory=deque)
+    waiter: asyncio.Future[None] | None = None
     requests: set[asyncio.Task[None]] = field(default_factory=set)
     finished: bool = False
+
+    def put(self, event: Message | WorkerLostError) -> None:
+        self.events.append(event)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self) -> Message | WorkerLostError:
+        """The next event, in order; a plain future per wait (cheaper than an ``asyncio.Queue``)."""
+        while not self.events:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.events.popleft()
 
 
 class Router:
@@ -380,7 +399,7 @@ class Router:
         """One try of ``call`` on one worker: admission, CALL, then the call's events until its answer."""
         link = await self._admit(runtime, tool, deadline)
         call_id = next(self._ids)
-        pending = _Pending(call_id, tool, link, asyncio.Queue(), on_request)
+        pending = _Pending(call_id, tool, link, on_request)
         self._pending[call_id] = pending
         link.in_flight.add(call_id)
         self._tool_in_flight[tool] = self._tool_in_flight.get(tool, 0) + 1
@@ -388,7 +407,7 @@ class Router:
             remaining = max(0.0, deadline - time.monotonic())
             self._send(link, Call(call_id, tool, arguments or {}, remaining, progress_token, meta))
             while True:
-                event = await pending.events.get()
+                event = await pending.get()
                 if isinstance(event, Result):
                     pending.finished = True
                     if event.result.get("isError"):
@@ -606,7 +625,7 @@ class Router:
             pending = self._pending.get(message.call_id)
             if pending is not None and pending.link is link:
                 link.in_flight.discard(message.call_id)
-                pending.events.put_nowait(message)
+                pending.put(message)
         elif isinstance(message, Request) and message.call_id == 0:
             self._start_worker_request(link, message)
         elif isinstance(message, RequestCancel):
@@ -616,7 +635,7 @@ class Router:
         elif isinstance(message, (Progress, Log, Request)):
             pending = self._pending.get(message.call_id)
             if pending is not None and pending.link is link:
-                pending.events.put_nowait(message)
+                pending.put(message)
             elif isinstance(message, Request):
                 self._send(
                     link,
@@ -681,7 +700,7 @@ class Router:
         for call_id in list(link.in_flight):
             pending = self._pending.get(call_id)
             if pending is not None:
-                pending.events.put_nowait(error)
+                pending.put(error)
         link.in_flight.clear()
         if not self._routable(link.runtime):
             self._runtime_ready[link.runtime].clear()

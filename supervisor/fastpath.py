@@ -1,0 +1,431 @@
+"""The fast path: stateless (2026-07-28) ``tools/call`` and ``tools/list`` answered without the SDK's
+per-request machinery, with exactly the answer the SDK would give.
+
+For every stateless POST the SDK builds a Starlette request, a ``Connection``, a ``ServerRunner`` and a
+``ServerSession``, an anyio task group and memory stream, and goes through FastAPI's routing and
+middleware; that is most of the front's CPU per call (see docs/performance.md). This ASGI wrapper sits in
+front of the whole app and takes only the common case: a POST to ``/mcp`` whose headers and body pass every
+check the SDK makes — run with the SDK's own functions (``classify_inbound_request``,
+``validate_client_request``, ``validate_mcp_param_headers``, ``serialize_server_result``) — and that needs
+no event stream (no progress token, no log opt-in).
+
+Anything else is handed to the full app untouched, with the body replayed: another method or version, a
+notification, a duplicated header, a refused Host or Origin, a body that does not parse or validate. So
+every error response is the SDK's own, and the fast path only ever answers requests the SDK would answer
+with a result. What it must do besides, it does as the SDK's single-exchange entry does: a call outliving
+``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a client that
+disconnects cancels its call.
+
+One difference is deliberate: header values are compared without the whitespace around them (RFC 9110
+§5.5, checked by the 2026-07-28 conformance scenario), where the SDK refuses ``Mcp-Name:  echo``.
+tests/integration/test_fastpath.py sends every other case to both and compares the answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pydantic
+from mcp.server.connection import Connection
+from mcp.server.lowlevel.server import Server
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundModernRoute,
+    classify_inbound_request,
+    validate_mcp_param_headers,
+)
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    LOG_LEVEL_META_KEY,
+    SERVER_INFO_META_KEY,
+)
+from mcp_types import methods as spec_methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError
+from shared.results import error_result
+
+from .client_requests import check_client_request
+from .listing import ToolListing
+from .metrics import HTTPStats
+from .router import Router
+
+logger = logging.getLogger("mcp_supervisor.fastpath")
+
+SSE_COMMIT_AFTER = 15.0
+"""Seconds a call may run before the answer becomes an event stream with keep-alive pings (as the SDK)."""
+
+_METHODS = frozenset({"tools/call", "tools/list"})
+_ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
+_STREAM_META_KEYS = ("progressToken", LOG_LEVEL_META_KEY)
+"""``_meta`` keys that ask for notifications on the response stream: the SDK serves those requests."""
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+_PING = b": ping\r\n\r\n"
+
+
+@dataclass
+class FastPathStats:
+    """How the POSTs to ``/mcp`` were served (in /status and /metrics)."""
+
+    served: int = 0
+    """Answered by the fast path."""
+    handed_over: int = 0
+    """Handed to the SDK: another era or method, a notification, or anything the SDK answers with an error."""
+
+
+class _NotFast(Exception):
+    """The request leaves the fast path for the SDK."""
+
+
+class FastPath:
+    """ASGI wrapper: serves the common stateless ``tools/call`` and ``tools/list`` itself, everything else
+    through ``app``.
+
+    ``allowed_hosts`` and ``allowed_origins`` are the SDK's ``TransportSecuritySettings`` lists (exact
+    values, or ``base:*`` for any port); a value they refuse goes to the SDK, which refuses it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        server: Server[Any],
+        router: Router,
+        allowed_hosts: list[str],
+        allowed_origins: list[str],
+        max_body_size: int,
+        stats: FastPathStats,
+        http_stats: HTTPStats | None = None,
+    ) -> None:
+        self.app = app
+        self.server = server
+        self.router = router
+        self.max_body_size = max_body_size
+        self.stats = stats
+        self.http_stats = http_stats
+        self._host_allowed = _matcher(allowed_hosts)
+        self._origin_allowed = _matcher(allowed_origins)
+        self._stamp = {SERVER_INFO_META_KEY: server.server_info_stamp}  # only ever serialized, never changed
+        self._tools = ToolListing(router)
+        self._listing: tuple[int, bytes] | None = None
+        if server.cache_hints:  # the SDK would add them to results; this path does not
+            raise ValueError("the fast path serves a server without cache hints")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        # RFC 9110 §5.5: a field value excludes the whitespace around it (the SDK compares it untrimmed)
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1").strip(" \t") for name, value in raw_headers
+        }
+        method = headers.get("mcp-method")
+        if (
+            method not in _METHODS
+            or headers.get("mcp-protocol-version") not in MODERN_PROTOCOL_VERSIONS
+            or len(headers) != len(raw_headers)  # a repeated header: the SDK decides which copy counts
+            or not self._headers_pass(headers)
+        ):
+            self.stats.handed_over += 1
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        messages: deque[Message] = deque()
+        try:
+            body = await self._read_body(headers, receive, messages)
+            request_id, version, params = self._parse(body, headers)
+        except _NotFast:
+
+            async def replay() -> Message:
+                return messages.popleft() if messages else await receive()
+
+            self.stats.handed_over += 1
+            await self.app(scope, replay, send)
+            return
+        self.stats.served += 1
+        status = 500
+        try:
+            if method == "tools/list":
+                status = await self._answer(send, request_id, await self._list_tools(version))
+            else:
+                status = await self._call_tool(send, receive, request_id, version, params)
+        finally:
+            if self.http_stats is not None:
+                self.http_stats.record("POST", "/mcp", status, time.perf_counter() - started)
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def _headers_pass(self, headers: dict[str, str]) -> bool:
+        """Content-Type, Host, Origin and Accept as the SDK's transport checks them (SSE mode)."""
+        if not headers.get("content-type", "").lower().startswith("application/json"):
+            return False
+        if not self._host_allowed(headers.get("host")) or not self._origin_allowed(
+            headers.get("origin"), True
+        ):
+            return False
+        accepted = {
+            part.strip().split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")
+        }
+        any_type = "*/*" in accepted
+        has_json = any_type or "application/json" in accepted or "application/*" in accepted
+        has_sse = any_type or "text/event-stream" in accepted or "text/*" in accepted
+        return has_json and has_sse
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive, messages: deque[Message]) -> bytes:
+        """The whole body, keeping every message read in ``messages`` for a replay.
+
+        Raises:
+            _NotFast: the body is (or says it is) over the limit, or the client went away.
+        """
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_size):
+            raise _NotFast
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                raise _NotFast
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                raise _NotFast
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _parse(self, body: bytes, headers: dict[str, str]) -> tuple[int | str, str, dict[str, Any]]:
+        """The request's id, protocol version and params when the SDK would accept it as is.
+
+        Raises:
+            _NotFast: anything the SDK answers with an error, or serves with an event stream.
+        """
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _NotFast from None
+        if (
+            not isinstance(decoded, dict)
+            or decoded.get("jsonrpc") != "2.0"
+            or decoded.keys() - _ENVELOPE_KEYS
+        ):
+            raise _NotFast
+        request_id = decoded.get("id")
+        params = decoded.get("params")
+        if (
+            not isinstance(request_id, (int, str))
+            or isinstance(request_id, bool)
+            or not isinstance(params, dict)
+        ):
+            raise _NotFast
+        verdict = classify_inbound_request(decoded, headers=headers)
+        if not isinstance(verdict, InboundModernRoute):
+            raise _NotFast
+        method = decoded["method"]
+        try:
+            spec_methods.validate_client_request(method, verdict.protocol_version, params)
+        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+            raise _NotFast from None
+        meta = params["_meta"]
+        if any(key in meta for key in _STREAM_META_KEYS):
+            raise _NotFast
+        if method == "tools/list":
+            if params.keys() - {"_meta"}:  # a cursor: the SDK pages
+                raise _NotFast
+        elif self._param_headers_refused(params, headers):
+            raise _NotFast
+        return request_id, verdict.protocol_version, params
+
+    def _param_headers_refused(self, params: dict[str, Any], headers: dict[str, str]) -> bool:
+        """Whether the ``Mcp-Param-*`` headers disagree with the arguments (the SDK's check)."""
+        arguments = params.get("arguments") or {}
+        if not arguments and not any(name.startswith("mcp-param-") for name in headers):
+            return False
+        entry = self.router.tool(params["name"])
+        schema = None if entry is None else entry.get("inputSchema")
+        return schema is not None and validate_mcp_param_headers(schema, arguments, headers) is not None
+
+    # -- answers -----------------------------------------------------------------------------------
+
+    async def _list_tools(self, version: str) -> bytes:
+        """The ``tools/list`` result, serialized once per catalog version."""
+        result = await self._tools.result()
+        listing = self._listing
+        if listing is None or listing[0] != self.router.catalog_version:
+            data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            listing = self._listing = (
+                self.router.catalog_version,
+                self._serialize("tools/list", version, data),
+            )
+        return listing[1]
+
+    async def _call_tool(
+        self, send: Send, receive: Receive, request_id: int | str, version: str, params: dict[str, Any]
+    ) -> int:
+        """Run the call and answer: JSON, or an event stream once it outlives ``SSE_COMMIT_AFTER``.
+
+        A client that disconnects cancels the call (the router sends CANCEL to the worker) and gets no
+        answer; that returns normally, with status 499 for the statistics.
+        """
+        caller = asyncio.current_task()
+        assert caller is not None
+        disconnected: list[bool] = []
+        watcher = asyncio.create_task(_cancel_on_disconnect(receive, caller, disconnected))
+        stream: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        commit = loop.call_later(SSE_COMMIT_AFTER, lambda: stream.append(loop.create_task(_keep_alive(send))))
+        try:
+            result, error = await self._outcome(version, params)
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise
+            caller.uncancel()
+            return 499
+        finally:
+            commit.cancel()
+            watcher.cancel()
+            if stream:
+                await _stop(stream[0])
+        if not stream:
+            return await self._answer(send, request_id, result, error)
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"event: message\r\ndata: " + _response(request_id, result, error) + b"\r\n\r\n",
+            }
+        )
+        return 200
+
+    async def _outcome(
+        self, version: str, params: dict[str, Any]
+    ) -> tuple[bytes | None, dict[str, Any] | None]:
+        """The call's serialized result, or the JSON-RPC error to answer instead (as the SDK's handler)."""
+        meta = params["_meta"]
+        try:
+            result = await self.router.call(
+                params["name"],
+                params.get("arguments"),
+                timeout=self.router.default_timeout,
+                meta={str(key): value for key, value in meta.items()},
+                on_request=_no_back_channel(version, meta),
+            )
+        except CallError as exc:
+            if exc.is_protocol_error:
+                return None, {"code": exc.code, "message": str(exc)}
+            result = error_result(str(exc))
+        result["resultType"] = "complete"
+        try:
+            return self._serialize("tools/call", version, result), None
+        except _InvalidResult:
+            return None, {"code": INTERNAL_ERROR, "message": "Handler returned an invalid result"}
+
+    def _serialize(self, method: str, version: str, result: dict[str, Any]) -> bytes:
+        """The result as the SDK's per-version surface shapes it, with the ``serverInfo`` stamp.
+
+        Raises:
+            _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
+        """
+        try:
+            shaped = spec_methods.serialize_server_result(method, version, result)
+        except pydantic.ValidationError:
+            logger.exception("handler for %r returned an invalid result", method)
+            raise _InvalidResult from None
+        meta = shaped.get("_meta")
+        if meta is None:
+            shaped["_meta"] = self._stamp
+        elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
+            shaped["_meta"] = {**meta, **self._stamp}
+        return orjson.dumps(shaped)
+
+    @staticmethod
+    async def _answer(
+        send: Send, request_id: int | str, result: bytes | None, error: dict[str, Any] | None = None
+    ) -> int:
+        """Send one JSON-RPC response as ``application/json``; returns the HTTP status."""
+        status = 200 if error is None else ERROR_CODE_HTTP_STATUS.get(error["code"], 200)
+        body = _response(request_id, result, error)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+
+class _InvalidResult(Exception):
+    """A result the per-version surface refuses."""
+
+
+def _matcher(allowed: list[str]) -> Callable[..., bool]:
+    """The SDK's Host/Origin rule: exact values, or ``base:*`` for ``base:<any port>``; absent passes
+    only when ``absent_ok`` (Origin may be absent, Host may not)."""
+    exact = frozenset(allowed)
+    prefixes = tuple(value[:-1] for value in allowed if value.endswith(":*"))
+
+    def allowed_value(value: str | None, absent_ok: bool = False) -> bool:
+        if not value:
+            return absent_ok
+        return value in exact or value.startswith(prefixes)
+
+    return allowed_value
+
+
+def _no_back_channel(version: str, meta: dict[str, Any]) -> Callable[[str, dict[str, Any]], Any]:
+    """What a tool asking the client something gets on this path: what the SDK's entry answers."""
+
+    async def refuse(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        connection = Connection.from_envelope(
+            version, meta.get(CLIENT_INFO_META_KEY), meta.get(CLIENT_CAPABILITIES_META_KEY)
+        )
+        check_client_request(method, params, connection.check_capability)
+        error = NoBackChannelError(method)
+        raise ClientRequestError(f"{method} failed: {error.message}", error.code)
+
+    return refuse
+
+
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], disconnected: list[bool]) -> None:
+    """Cancel ``task`` when the client disconnects (noting it in ``disconnected``); runs until then or
+    until cancelled."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    disconnected.append(True)
+    task.cancel()
+
+
+async def _keep_alive(send: Send) -> None:
+    """Commit to ``text/event-stream`` and ping every ``SSE_COMMIT_AFTER`` seconds until cancelled."""
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+    while True:
+        await send({"type": "http.response.body", "body": _PING, "more_body": True})
+        await asyncio.sleep(SSE_COMMIT_AFTER)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _response(request_id: int | str, result: bytes | None, error: dict[str, Any] | None) -> bytes:
+    """One JSON-RPC response, serialized: ``result`` is already JSON."""
+    if result is not None:
+        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}"
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})

@@ -1,0 +1,240 @@
+"""The fast path answers exactly what the SDK answers.
+
+Two real supervisors serve the same tools, one with the fast path (the default) and one with
+``fast_path = false`` (the SDK serves everything). Every request below is sent to both over HTTP and the
+answers — status, content type and JSON body — must be equal. The fast-path supervisor's ``/status``
+then shows that it answered the requests it should have (so this test fails if the fast path never
+engages) and handed the others to the SDK.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningSupervisor, spawn_supervisor
+
+VERSION = "2026-07-28"
+TOOLS = "tests.integration.call_tools"
+META = {
+    "io.modelcontextprotocol/protocolVersion": VERSION,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "fastpath-test", "version": "1"},
+}
+SAMPLING_META = {**META, "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+
+
+@dataclass
+class Case:
+    name: str
+    method: str
+    params: dict[str, Any] | None = None
+    fast: bool = True
+    """Whether the fast path answers it (else it is handed to the SDK)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    """A raw body instead of the JSON-RPC request built from ``method`` and ``params``."""
+    request_id: int | str = 7
+
+    def request(self) -> tuple[dict[str, str], bytes]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": VERSION,
+            "mcp-method": self.method,
+        }
+        params = self.params if self.params is not None else {}
+        if self.method == "tools/call" and isinstance(params.get("name"), str):
+            headers["mcp-name"] = params["name"]
+        headers.update(self.headers)
+        headers = {key: value for key, value in headers.items() if value}
+        body = self.body
+        if body is None:
+            body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": self.request_id,
+                    "method": self.method,
+                    "params": {"_meta": META, **params},
+                }
+            ).encode()
+        return headers, body
+
+
+def call(name: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"name": name}
+    if arguments is not None:
+        params["arguments"] = arguments
+    return "tools/call", params
+
+
+CASES = [
+    Case("list", "tools/list"),
+    Case("text result", *call("echo", {"message": "hi"})),
+    Case("string id", *call("echo", {"message": "hi"}), request_id="abc"),
+    Case("arguments omitted", *call("it_too_slow")),
+    Case("structured result", *call("it_point", {"x": 1, "y": 2})),
+    Case("trio worker", *call("it_add", {"a": 2, "b": 3})),
+    Case("tool raises", *call("it_fail", {"message": "boom"})),
+    Case("tool deadline", *call("it_too_slow", {})),
+    Case("invalid output", *call("it_bad_output", {})),
+    Case("unknown tool", *call("no_such_tool", {})),
+    Case("invalid arguments", *call("it_point", {"x": "one", "y": 2})),
+    Case("missing argument", *call("it_point", {"x": 1})),
+    Case("sampling refused: no capability", *call("it_request_refused", {})),
+    Case(
+        "sampling refused: stateless",
+        "tools/call",
+        {"name": "it_ask_llm", "arguments": {"prompt": "hi"}, "_meta": SAMPLING_META},
+    ),
+    # handed to the SDK: it decides the answer
+    Case("Mcp-Name mismatch", *call("echo", {"message": "hi"}), fast=False, headers={"mcp-name": "other"}),
+    Case(
+        "Mcp-Method mismatch",
+        *call("echo", {"message": "hi"}),
+        fast=False,
+        headers={"mcp-method": "tools/list"},
+    ),
+    Case(
+        "no Accept for SSE",
+        *call("echo", {"message": "hi"}),
+        fast=False,
+        headers={"accept": "application/json"},
+    ),
+    Case(
+        "foreign Origin",
+        *call("echo", {"message": "hi"}),
+        fast=False,
+        headers={"origin": "http://evil.example"},
+    ),
+    Case(
+        "wrong Content-Type",
+        *call("echo", {"message": "hi"}),
+        fast=False,
+        headers={"content-type": "text/plain"},
+    ),
+    Case("bad JSON", "tools/call", fast=False, body=b'{"jsonrpc": "2.0", "id": 1,'),
+    Case("batch", "tools/call", fast=False, body=b"[]"),
+    Case(
+        "notification",
+        "tools/call",
+        fast=False,
+        body=json.dumps({"jsonrpc": "2.0", "method": "tools/call", "params": {"_meta": META}}).encode(),
+    ),
+    Case(
+        "missing envelope",
+        "tools/call",
+        fast=False,
+        body=json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}}
+        ).encode(),
+        headers={"mcp-name": "echo"},
+    ),
+    Case(
+        "arguments not an object",
+        "tools/call",
+        {"name": "echo", "arguments": [1, 2]},
+        fast=False,
+    ),
+    Case(
+        "progress token",
+        "tools/call",
+        {"name": "echo", "arguments": {"message": "hi"}, "_meta": {**META, "progressToken": 1}},
+        fast=False,
+    ),
+    Case("list with cursor", "tools/list", {"cursor": "x"}, fast=False),
+]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
+    fast = spawn_supervisor("--tools", TOOLS, "--no-task-queue")
+    try:
+        sdk = spawn_supervisor("--tools", TOOLS, "--no-task-queue", env={"MCP_SUPERVISOR_FAST_PATH": "false"})
+        try:
+            yield fast, sdk
+        finally:
+            sdk.stop()
+    finally:
+        fast.stop()
+
+
+def answer(server: RunningSupervisor, case: Case) -> tuple[int, str, Any]:
+    headers, body = case.request()
+    response = httpx.post(server.url, content=body, headers=headers, timeout=30)
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("text/event-stream"):
+        data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+        return response.status_code, content_type, [json.loads(item) for item in data]
+    try:
+        return response.status_code, content_type, response.json() if response.content else None
+    except json.JSONDecodeError:
+        return response.status_code, content_type, response.text
+
+
+def posts(server: RunningSupervisor) -> dict[str, int]:
+    return server.status()["supervisor"]["mcp_posts"]  # type: ignore[no-any-return]
+
+
+def test_every_answer_is_the_sdks(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:
+    fast, sdk = servers
+    before = posts(fast)
+    for case in CASES:
+        assert answer(fast, case) == answer(sdk, case), case.name
+    after = posts(fast)
+    assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in CASES)
+    assert after["sdk"] - before["sdk"] == sum(not case.fast for case in CASES)
+    assert posts(sdk)["fast_path"] == 0
+
+
+def test_the_answers_are_what_the_spec_asks(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:
+    fast, _ = servers
+    status, content_type, body = answer(fast, CASES[1])
+    assert (status, content_type) == (200, "application/json")
+    assert body["id"] == 7
+    result = body["result"]
+    assert result["resultType"] == "complete"
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-supervisor"
+    assert result["content"] == [{"type": "text", "text": "hi"}]
+    status, _, body = answer(fast, next(case for case in CASES if case.name == "unknown tool"))
+    assert status == 400 and body["error"]["code"] == -32602 and "no_such_tool" in body["error"]["message"]
+
+
+def test_the_listing_shows_both_runtimes_without_router_fields(
+    servers: tuple[RunningSupervisor, RunningSupervisor],
+) -> None:
+    fast, _ = servers
+    _, _, listed = answer(fast, CASES[0])
+    names = {tool["name"] for tool in listed["result"]["tools"]}
+    assert {"echo", "it_point", "it_add"} <= names
+    assert all("metadata" not in tool for tool in listed["result"]["tools"])
+
+
+def test_whitespace_around_a_header_value_is_not_part_of_it(
+    servers: tuple[RunningSupervisor, RunningSupervisor],
+) -> None:
+    """RFC 9110 §5.5 (and the 2026-07-28 header-validation scenario): the one place the fast path answers
+    differently, since the SDK compares the raw value and refuses the call."""
+    fast, sdk = servers
+    case = Case("padded Mcp-Name", *call("echo", {"message": "hi"}), headers={"mcp-name": "  echo\t"})
+    status, body = raw_post(fast, case)  # httpx refuses to send such a header; http.client does not
+    assert status == 200 and body["result"]["content"] == [{"type": "text", "text": "hi"}]
+    status, body = raw_post(sdk, case)
+    assert status == 400 and body["error"]["code"] == -32020
+
+
+def raw_post(server: RunningSupervisor, case: Case) -> tuple[int, Any]:
+    headers, body = case.request()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("POST", "/mcp", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()

@@ -68,6 +68,8 @@ SSE_COMMIT_AFTER = 15.0
 
 _METHODS = frozenset({"tools/call", "tools/list"})
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
+_PARAMS_KEYS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"})}
+_VALID_CACHE_SIZE = 1024
 _STREAM_META_KEYS = ("progressToken", LOG_LEVEL_META_KEY)
 """``_meta`` keys that ask for notifications on the response stream: the SDK serves those requests."""
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -124,6 +126,7 @@ class FastPath:
         self._origin_allowed = _matcher(allowed_origins)
         self._stamp = {SERVER_INFO_META_KEY: server.server_info_stamp}  # only ever serialized, never changed
         self._tools = ToolListing(router)
+        self._valid: set[tuple[str, str, bytes]] = set()
         self._listing: tuple[int, bytes] | None = None
         if server.cache_hints:  # the SDK would add them to results; this path does not
             raise ValueError("the fast path serves a server without cache hints")
@@ -241,19 +244,40 @@ class FastPath:
         if not isinstance(verdict, InboundModernRoute):
             raise _NotFast
         method = decoded["method"]
-        try:
-            spec_methods.validate_client_request(method, verdict.protocol_version, params)
-        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-            raise _NotFast from None
         meta = params["_meta"]
-        if any(key in meta for key in _STREAM_META_KEYS):
+        if any(key in meta for key in _STREAM_META_KEYS) or params.keys() - _PARAMS_KEYS[method]:
+            raise _NotFast  # notifications wanted, a cursor, or the input-required flow: the SDK's
+        if method == "tools/call" and (
+            not isinstance(params.get("name"), str) or not isinstance(params.get("arguments", {}), dict)
+        ):
             raise _NotFast
-        if method == "tools/list":
-            if params.keys() - {"_meta"}:  # a cursor: the SDK pages
-                raise _NotFast
-        elif self._param_headers_refused(params, headers):
+        self._validate(method, verdict.protocol_version, params)
+        if method == "tools/call" and self._param_headers_refused(params, headers):
             raise _NotFast
         return request_id, verdict.protocol_version, params
+
+    def _validate(self, method: str, version: str, params: dict[str, Any]) -> None:
+        """The SDK's surface validation of the params, remembered per ``_meta``.
+
+        Past the checks of ``_parse`` the outcome depends on ``_meta`` alone (``name`` is a string,
+        ``arguments`` a free-form object), and a client sends the same ``_meta`` call after call.
+
+        Raises:
+            _NotFast: the SDK would refuse the params.
+        """
+        try:
+            key = (method, version, orjson.dumps(params["_meta"]))
+        except orjson.JSONEncodeError:
+            raise _NotFast from None
+        if key in self._valid:
+            return
+        try:
+            spec_methods.validate_client_request(method, version, params)
+        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+            raise _NotFast from None
+        if len(self._valid) >= _VALID_CACHE_SIZE:
+            self._valid.clear()
+        self._valid.add(key)
 
     def _param_headers_refused(self, params: dict[str, Any], headers: dict[str, str]) -> bool:
         """Whether the ``Mcp-Param-*`` headers disagree with the arguments (the SDK's check)."""
@@ -344,17 +368,23 @@ class FastPath:
         Raises:
             _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
         """
-        try:
-            shaped = spec_methods.serialize_server_result(method, version, result)
-        except pydantic.ValidationError:
-            logger.exception("handler for %r returned an invalid result", method)
-            raise _InvalidResult from None
+        if _passes_through(method, result):
+            shaped = result
+        else:
+            try:
+                shaped = spec_methods.serialize_server_result(method, version, result)
+            except pydantic.ValidationError:
+                logger.exception("handler for %r returned an invalid result", method)
+                raise _InvalidResult from None
         meta = shaped.get("_meta")
         if meta is None:
             shaped["_meta"] = self._stamp
         elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
             shaped["_meta"] = {**meta, **self._stamp}
-        return orjson.dumps(shaped)
+        try:
+            return orjson.dumps(shaped)
+        except orjson.JSONEncodeError:  # a value only pydantic's JSON mode renders (bytes, a huge int)
+            return orjson.dumps(spec_methods.serialize_server_result(method, version, result))
 
     @staticmethod
     async def _answer(
@@ -367,6 +397,34 @@ class FastPath:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status
+
+
+_PLAIN_RESULT_KEYS = frozenset({"content", "isError", "resultType", "structuredContent"})
+_REQUIRED_RESULT_KEYS = frozenset({"content", "isError", "resultType"})
+_TEXT_BLOCK_KEYS = {"type", "text"}
+
+
+def _passes_through(method: str, result: dict[str, Any]) -> bool:
+    """Whether the per-version surface returns ``result`` unchanged: a ``tools/call`` result of text
+    blocks, ``isError`` and structured content only (the common case), which the pydantic sieve would
+    only re-validate and copy."""
+    keys = result.keys()
+    if method != "tools/call" or keys - _PLAIN_RESULT_KEYS or not keys >= _REQUIRED_RESULT_KEYS:
+        return False
+    content = result["content"]
+    return (
+        result["resultType"] == "complete"
+        and type(result["isError"]) is bool
+        and isinstance(result.get("structuredContent", {}), dict)
+        and type(content) is list
+        and all(
+            type(block) is dict
+            and block.keys() == _TEXT_BLOCK_KEYS
+            and block["type"] == "text"
+            and type(block["text"]) is str
+            for block in content
+        )
+    )
 
 
 class _InvalidResult(Exception):

@@ -260,3 +260,22 @@ async def test_a_read_only_call_is_retried_once_on_the_new_worker(
     assert text(result) == "slept 0.5 s"
     assert server.worker(worker_id)["restarts"] == 1
     assert "retrying" in server.log() and "once on another worker" in server.log()
+
+
+async def test_a_worker_that_cannot_answer_its_deadline_is_cut_off_by_the_router(
+    supervisor_factory: Any, tmp_path: Any
+) -> None:
+    """The worker enforces a call's deadline itself; when its loop is blocked it cannot, and the router's
+    backstop (deadline + BACKSTOP_MARGIN, swept every SWEEP_INTERVAL) answers the call instead. The
+    heartbeat is slowed so that the worker is not declared dead first."""
+    config = tmp_path / "slow-heartbeat.toml"
+    config.write_text("heartbeat_interval = 20.0\n")
+    server = supervisor_factory(
+        "--tools", "tests.integration.call_tools", "--config", str(config), "--request-timeout", "0.5"
+    )
+    async with Client(server.url) as client:
+        with anyio.fail_after(20):
+            result = await client.call_tool("it_block_loop_async", {"seconds": 5})
+        assert result.is_error is True
+        assert "tool 'it_block_loop_async' did not answer within 0.5 s" in text(result)
+        assert server.worker("asyncio-0")["restarts"] == 0  # cut off by the router, not killed

@@ -28,9 +28,19 @@ BATCH = 512
 class AsyncioZmqSocket:
     """Owns one non-blocking zmq socket for the loop it is started on (not thread-safe)."""
 
-    def __init__(self, socket: zmq.Socket[bytes], on_frames: Callable[[list[bytes]], None]) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket[bytes],
+        on_frames: Callable[[list[bytes]], None],
+        *,
+        multipart: bool = True,
+    ) -> None:
+        """``multipart=False`` is for a peer that only ever sends one-frame messages (a worker's DEALER
+        talking to the router): each receive is then one ``recv``, without asking ``RCVMORE``."""
         self._socket = socket
         self._on_frames = on_frames
+        self._multipart = multipart
+        self._draining = False
         self._fd: int = socket.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._outbox: deque[list[bytes]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,6 +69,8 @@ class AsyncioZmqSocket:
                 self._outbox.append(frames)
         else:
             self._outbox.append(frames)
+        if self._draining:
+            return  # sent from a frame handler: ``_drain`` checks ``ZMQ_EVENTS`` again before it returns
         if self._outbox or self._events() & zmq.POLLIN:
             self._schedule_drain()
 
@@ -84,27 +96,39 @@ class AsyncioZmqSocket:
         self._drain_scheduled = False
         if self._closed:
             return
+        socket = self._socket
         while self._outbox:
             try:
-                self._socket.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
+                socket.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
                 logger.debug("dropping a queued message: %s", exc)
             self._outbox.popleft()
-        for _ in range(BATCH):
-            try:
-                frames = self._socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            try:
-                self._on_frames(frames)
-            except Exception:  # one bad message must not stop the socket
-                logger.exception("a received message could not be handled")
-            if self._closed:
+        # Receive while ZMQ_EVENTS says a message is waiting, rather than until recv raises EAGAIN: one
+        # getsockopt per message instead of a recv that fails with an exception, and the last check is
+        # also the one that must follow the handlers' sends (a send can consume the fd's edge).
+        self._draining = True
+        try:
+            for _ in range(BATCH):
+                if not self._events() & zmq.POLLIN:
+                    break
+                try:
+                    frames = (
+                        socket.recv_multipart(zmq.NOBLOCK) if self._multipart else [socket.recv(zmq.NOBLOCK)]
+                    )
+                except zmq.Again:  # pragma: no cover - POLLIN said a message was there
+                    break
+                try:
+                    self._on_frames(frames)
+                except Exception:  # one bad message must not stop the socket
+                    logger.exception("a received message could not be handled")
+                if self._closed:
+                    return
+            else:
+                self._schedule_drain()  # more may be waiting: come back after the loop's other work
                 return
-        else:
-            self._schedule_drain()  # more may be waiting: come back after the loop's other work
-            return
-        if self._events() & zmq.POLLIN or (self._outbox and self._events() & zmq.POLLOUT):
+        finally:
+            self._draining = False
+        if self._outbox and self._events() & zmq.POLLOUT:
             self._schedule_drain()

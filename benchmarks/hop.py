@@ -1124,7 +1124,9 @@ def hop_settings(args: argparse.Namespace) -> Settings:
     """Default ``Settings`` with the no-op tools, and without the task-queue worker: the hop measures one
     asyncio and one Trio worker, and a task queue would share the user's database with any supervisor
     (or other benchmark run) already using it, and be one more busy process on a 2-core machine."""
-    return Settings.model_validate({"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin, "task_queue": False})
+    return Settings.model_validate(
+        {"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin, "task_queue": False}
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -27,6 +27,8 @@ class TrioZmqSocket:
         self._outbox: deque[bytes] = deque()
         self._wait_scope: trio.CancelScope | None = None
         self._closed = False
+        self._pumping = False
+        """True while ``pump`` hands frames to ``on_frame``; it checks ``ZMQ_EVENTS`` again afterwards."""
 
     def send(self, frame: bytes) -> None:
         """Queue ``frame``; it is sent now when the socket can take it, else by the pump, in order.
@@ -43,6 +45,8 @@ class TrioZmqSocket:
                 self._outbox.append(frame)
         else:
             self._outbox.append(frame)
+        if self._pumping:
+            return  # sent from a frame handler: the pump checks ZMQ_EVENTS again before it waits
         if self._outbox or self._events() & zmq.POLLIN:
             self._wake()
 
@@ -54,15 +58,18 @@ class TrioZmqSocket:
         socket = self._socket
         while not self._closed:
             self._flush()
-            while True:
-                try:
-                    frame = socket.recv(zmq.NOBLOCK, copy=True)
-                except zmq.Again:
-                    break
-                on_frame(frame)
-                if self._closed:
-                    return
-            if self._events() & zmq.POLLIN or (self._outbox and self._events() & zmq.POLLOUT):
+            # Receive while ZMQ_EVENTS says a message is waiting rather than until recv raises EAGAIN: one
+            # getsockopt per frame instead of a failing recv and its exception; the last check also
+            # follows the handlers' sends (a send can consume the fd's edge).
+            self._pumping = True
+            try:
+                while (events := self._events()) & zmq.POLLIN:
+                    on_frame(socket.recv(zmq.NOBLOCK, copy=True))
+                    if self._closed:
+                        return
+            finally:
+                self._pumping = False
+            if self._outbox and events & zmq.POLLOUT:
                 await trio.lowlevel.checkpoint()
                 continue
             with trio.CancelScope() as scope:

@@ -1,4 +1,6 @@
-"""The asyncio worker: one DEALER socket (``AsyncioZmqSocket``), one task per call, sync tools in a thread pool.
+"""The asyncio worker: one DEALER socket (``AsyncioZmqSocket``), one task per call, started eagerly from
+the socket's reader callback (a call that does not suspend answers before the callback returns), sync
+tools in a thread pool.
 
 Cancellation: a CANCEL frame cancels the call's task; a sync tool's thread cannot be interrupted, so its
 context is marked cancelled (``ctx.cancelled``) and its result is dropped. A deadline that expires answers
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import zmq
 
@@ -17,6 +21,7 @@ from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
 
+from .eager import start_eager_task
 from .zmq_io import AsyncioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
@@ -34,6 +39,10 @@ class AsyncioWorker(WorkerBase):
         self._exit: asyncio.Future[int] | None = None
         self._socket: AsyncioZmqSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        """call id → the deadline timer of a call that suspended (a call finished at once needs none)."""
+        self._expired: set[int] = set()
+        """Calls cancelled by their deadline, not yet unwound."""
 
     def send(self, frame: bytes) -> None:
         assert self._socket is not None
@@ -43,8 +52,16 @@ class AsyncioWorker(WorkerBase):
             logger.error("cannot send to the router: %s", exc)
 
     def start_call(self, call: PreparedCall) -> None:
+        """Start the call's task eagerly (``start_eager_task``): a call that finishes without suspending has
+        sent its RESULT when this returns, and never enters ``running``. The deadline timer is armed only
+        for a call that suspended."""
         assert self._loop is not None
-        self.running[call.call_id] = self._loop.create_task(self._run(call))
+        task, finished = start_eager_task(self._loop, self._run(call))
+        if finished:
+            return
+        self.running[call.call_id] = task
+        if call.timeout is not None:
+            self._timers[call.call_id] = self._loop.call_later(call.timeout, self._expire, call.call_id)
 
     def new_waiter(self) -> _FutureWaiter:
         assert self._loop is not None
@@ -54,19 +71,39 @@ class AsyncioWorker(WorkerBase):
         if self._exit is not None and not self._exit.done():
             self._exit.set_result(code)
 
-    async def _run(self, call: PreparedCall) -> None:
-        """Run one call and send its RESULT; sends nothing when the call is cancelled."""
+    def _expire(self, call_id: int) -> None:
+        """The call's deadline passed: cancel its task; ``_run`` turns that cancellation into a timeout."""
+        self._timers.pop(call_id, None)
+        task = self.running.get(call_id)
+        if task is not None:
+            self._expired.add(call_id)
+            task.cancel()
+
+    def _run_sync(self, func: Callable[[], Any]) -> asyncio.Future[Any]:
         assert self._loop is not None
-        loop, pool = self._loop, self._pool
+        return self._loop.run_in_executor(self._pool, func)
+
+    async def _run(self, call: PreparedCall) -> None:
+        """Run one call and send its RESULT; sends nothing when the call is cancelled.
+
+        Cancellation: a cancellation by ``_expire`` alone (the deadline) becomes the timeout result, like
+        ``asyncio.timeout`` would make it; any other (CANCEL, the worker exiting) propagates.
+        """
+        call_id = call.call_id
         try:
-            try:
-                async with asyncio.timeout(call.timeout):
-                    frame = await self.host.run(call, lambda func: loop.run_in_executor(pool, func))
-            except TimeoutError:  # only the deadline: the tool's own exceptions became frames in run()
-                frame = self.host.timeout_frame(call)
-            self.send(frame)
+            frame = await self.host.run(call, self._run_sync)
+        except asyncio.CancelledError:
+            task = self.running.get(call_id)
+            if call_id not in self._expired or task is None or task.uncancel() > 0:
+                raise
+            frame = self.host.timeout_frame(call)
         finally:
-            self.running.pop(call.call_id, None)
+            if self.running.pop(call_id, None) is not None:
+                self._expired.discard(call_id)
+                timer = self._timers.pop(call_id, None)
+                if timer is not None:
+                    timer.cancel()
+        self.send(frame)
 
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
@@ -80,7 +117,7 @@ class AsyncioWorker(WorkerBase):
         socket.setsockopt(zmq.LINGER, 1000)
         socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
         socket.connect(self.options.router)
-        self._socket = AsyncioZmqSocket(socket, lambda frames: self.handle(frames[-1]))
+        self._socket = AsyncioZmqSocket(socket, lambda frames: self.handle(frames[-1]), multipart=False)
         self._socket.start()
         self.send(self.ready_frame())
         background = [self._loop.create_task(self.serve_heartbeats(asyncio.sleep))]

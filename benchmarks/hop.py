@@ -1114,10 +1114,19 @@ async def collect(
     The working directory must be the repository root (the workers import ``benchmarks.noop_tools``).
     """
     args = parse_args(argv)
-    settings = Settings.model_validate({"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin})
+    settings = hop_settings(args)
     figures = Figures(cpu_start=_machine_cpu())
     await _phases(args, tmp, children, settings, figures)
     return figures, args, settings
+
+
+def hop_settings(args: argparse.Namespace) -> Settings:
+    """Default ``Settings`` with the no-op tools, and without the task-queue worker: the hop measures one
+    asyncio and one Trio worker, and a task queue would share the user's database with any supervisor
+    (or other benchmark run) already using it, and be one more busy process on a 2-core machine."""
+    return Settings.model_validate(
+        {"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin, "task_queue": False}
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1159,7 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
     stderr.setLevel(logging.WARNING)
     stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(stderr)
-    settings = Settings.model_validate({"tools": [TOOLS_MODULE], "pin_cpus": not args.no_pin})
+    settings = hop_settings(args)
     figures = Figures(cpu_start=_machine_cpu())
     children = Children()
     tmp = Path(tempfile.mkdtemp(prefix="hop-"))  # mode 0700

@@ -9,6 +9,7 @@ READY is a ``ProtocolError``. Never pickle: msgpack only, with ``raw=False`` and
 
 from __future__ import annotations
 
+import threading
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -191,8 +192,19 @@ _TYPE_OF: dict[type, MessageType] = {
     RequestCancel: MessageType.REQUEST_CANCEL,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
+_CODE_OF: dict[type, int] = {cls: int(t) for cls, t in _TYPE_OF.items()}
 
-_packer_options: dict[str, Any] = {"use_bin_type": True}
+_local = threading.local()
+"""Holds one ``msgpack.Packer`` per thread: ``packb`` builds a new Packer on every call (about 1 µs of
+a 1.4 µs encode), and a Packer is not safe to share between threads (sync tools emit from the pool)."""
+
+
+def _packer() -> msgpack.Packer:
+    try:
+        packer: msgpack.Packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer
 
 
 def encode(message: Message) -> bytes:
@@ -202,7 +214,7 @@ def encode(message: Message) -> bytes:
         ProtocolError: a field holds something msgpack cannot carry (for example a set or a datetime).
     """
     try:
-        frame: bytes = msgpack.packb((_TYPE_OF[type(message)], *message), **_packer_options)
+        frame: bytes = _packer().pack((_CODE_OF[type(message)], *message))
         return frame
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"cannot encode {type(message).__name__}: {exc}") from None

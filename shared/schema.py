@@ -42,6 +42,9 @@ class ToolSpec:
     context_parameter: str | None
     output_schema: dict[str, Any] | None = None
     output_adapter: pydantic.TypeAdapter[Any] | None = None
+    argument_names: tuple[str, ...] = ()
+    """The model's fields, in order (what ``parse_arguments`` returns); empty for a tool without
+    arguments, whose empty argument object is then accepted without running pydantic."""
 
     def catalog_entry(self) -> dict[str, Any]:
         """The tool as announced in READY: an MCP ``Tool`` object plus ``runtime`` and ``metadata``."""
@@ -67,6 +70,8 @@ class ToolSpec:
         Raises:
             InvalidArgumentsError: one line naming every field that is missing, unknown or of the wrong type.
         """
+        if not arguments and not self.argument_names and (arguments is None or type(arguments) is dict):
+            return {}  # a tool without arguments called with none: nothing to validate (most no-op calls)
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
@@ -79,7 +84,7 @@ class ToolSpec:
             raise InvalidArgumentsError(
                 f"invalid arguments for tool {self.name!r}: {_describe(exc)}"
             ) from None
-        return {field: getattr(model, field) for field in type(model).model_fields}
+        return {field: getattr(model, field) for field in self.argument_names}
 
 
 def build_tool_spec(func: Callable[..., Any], metadata: ToolMetadata | None = None) -> ToolSpec:
@@ -154,6 +159,7 @@ def build_tool_spec(func: Callable[..., Any], metadata: ToolMetadata | None = No
         context_parameter=context_parameter,
         output_schema=output_schema,
         output_adapter=output_adapter,
+        argument_names=tuple(model.model_fields),
     )
 
 

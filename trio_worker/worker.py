@@ -29,7 +29,13 @@ class TrioWorker(WorkerBase):
     def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
         super().__init__(options, host)
         self._limiter = trio.CapacityLimiter(options.threads)
+        self._run_sync = functools.partial(
+            trio.to_thread.run_sync, abandon_on_cancel=True, limiter=self._limiter
+        )
         self._nursery: trio.Nursery | None = None
+        self._cancelled: set[int] = set()
+        """Calls cancelled by CANCEL and still unwinding (their scope also ends cancelled, as on a
+        deadline; these send nothing)."""
         self._io: TrioZmqSocket | None = None
         self._exit_code = 0
 
@@ -39,9 +45,18 @@ class TrioWorker(WorkerBase):
 
     def start_call(self, call: PreparedCall) -> None:
         assert self._nursery is not None
-        scope = trio.CancelScope()
+        # one scope for both ways a call ends early: CANCEL cancels it, the deadline is its own
+        scope = trio.CancelScope(
+            deadline=math.inf if call.timeout is None else trio.current_time() + call.timeout
+        )
         self.running[call.call_id] = scope
         self._nursery.start_soon(self._run, call, scope)
+
+    def cancel_call(self, call_id: int) -> None:
+        scope = self.running.get(call_id)
+        if scope is not None:
+            self._cancelled.add(call_id)
+            scope.cancel()
 
     def new_waiter(self) -> _EventWaiter:
         return _EventWaiter()
@@ -53,19 +68,19 @@ class TrioWorker(WorkerBase):
 
     async def _run(self, call: PreparedCall, scope: trio.CancelScope) -> None:
         """Run one call and send its RESULT; sends nothing when the call is cancelled."""
-        run_sync = functools.partial(trio.to_thread.run_sync, abandon_on_cancel=True, limiter=self._limiter)
         frame = None
         try:
-            with (
-                scope,
-                trio.move_on_after(call.timeout if call.timeout is not None else math.inf) as deadline,
-            ):
-                frame = await self.host.run(call, run_sync)
-            if deadline.cancelled_caught:
-                frame = self.host.timeout_frame(call)
+            with scope:
+                frame = await self.host.run(call, self._run_sync)
         finally:
             self.running.pop(call.call_id, None)
-        if frame is not None and not scope.cancelled_caught:
+            cancelled = call.call_id in self._cancelled
+            self._cancelled.discard(call.call_id)
+        if cancelled:
+            return  # CANCEL: nothing more for this call, whatever it returned while unwinding
+        if scope.cancelled_caught:  # only the deadline cancels the scope without CANCEL
+            frame = self.host.timeout_frame(call)
+        if frame is not None:
             self.send(frame)
 
     async def serve(self) -> int:

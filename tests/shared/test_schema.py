@@ -312,6 +312,42 @@ def test_non_object_arguments_are_refused(search_spec: ToolSpec, arguments: Any)
     assert one_line_error(search_spec, arguments).endswith("arguments must be an object")
 
 
+# -- a tool without arguments (validated without pydantic when none are given) ----------------------
+
+
+@pytest.fixture
+def bare_spec(registry: ToolMetadataRegistry) -> ToolSpec:
+    @tool_metadata(registry=registry, runtime="asyncio")
+    async def ping(ctx: ToolContext) -> str:
+        return "pong"
+
+    return spec_of(ping)
+
+
+@pytest.mark.parametrize("arguments", [None, {}])
+def test_a_tool_without_arguments_accepts_none(bare_spec: ToolSpec, arguments: Any) -> None:
+    assert bare_spec.argument_names == ()
+    assert bare_spec.parse_arguments(arguments) == {}
+
+
+def test_a_tool_without_arguments_refuses_one_with_pydantics_message(bare_spec: ToolSpec) -> None:
+    with pytest.raises(InvalidArgumentsError) as refused:
+        bare_spec.parse_arguments({"x": 1, "y": 2})
+    assert str(refused.value) == (
+        "invalid arguments for tool 'ping': unknown argument 'x'; unknown argument 'y'"
+    )
+
+
+@pytest.mark.parametrize("arguments", [[], "", 0, ["x"]])
+def test_a_tool_without_arguments_refuses_non_objects(bare_spec: ToolSpec, arguments: Any) -> None:
+    with pytest.raises(InvalidArgumentsError, match="arguments must be an object"):
+        bare_spec.parse_arguments(arguments)
+
+
+def test_argument_names_follow_the_signature(search_spec: ToolSpec) -> None:
+    assert search_spec.argument_names == ("query", "limit")
+
+
 # -- catalog_entry ---------------------------------------------------------------------------------
 
 

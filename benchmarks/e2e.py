@@ -6,7 +6,8 @@ Servers, all started by this run on loopback and running at the same time (idle 
   (defaults: one asyncio and one Trio worker, pinned), called on ``noop_asyncio``;
 - **the baseline**: ``benchmarks.sdk_server --flavour mcpserver``, a single-process server built with the
   ``mcp`` SDK alone (``MCPServer.streamable_http_app()`` on uvicorn + uvloop), serving the same tool body;
-- for context: the SDK's low-level ``Server`` (what the supervisor's front is built on) in one process, and
+- for context: the same supervisor with ``fast_path = false`` (the SDK answers every request: what the
+  fast path buys), the SDK's low-level ``Server`` (what the supervisor's front is built on) in one process, and
   a bare ASGI app answering the same bytes without MCP (the ceiling of uvicorn + wrk here: how far the
   load generator is from being the limit).
 
@@ -81,6 +82,11 @@ class Figures:
         return sum(run.requests for run in self.runs.get(connections, []))
 
 
+def _cpu_per_call(figures: Figures, connections: int) -> float:
+    """Microseconds of the front process's CPU per call (cores used ÷ calls per second)."""
+    return figures.cpu.get("front", math.nan) / figures.rate(connections) * 1e6
+
+
 async def _measure(suite: Suite, figures: Figures, connections: int, seconds: int) -> None:
     pids = {"front": figures.server.pid, **figures.server.workers}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -126,17 +132,21 @@ async def run(suite: Suite) -> Section:
     rounds = suite.pick(3, 1)
     seconds = 2
     async with servers(suite) as started:
+        no_fast_path = suite.tmp / "no-fast-path.toml"
+        no_fast_path.write_text("fast_path = false\n")
         started.append(await start_supervisor(suite, "e2e-supervisor"))
         started.append(await start_sdk_server(suite, "e2e-mcpserver", "mcpserver"))
         started.append(await start_sdk_server(suite, "e2e-lowlevel", "lowlevel"))
         started.append(await start_sdk_server(suite, "e2e-asgi", "asgi"))
-        supervisor, sdk, lowlevel, bare = (
+        started.append(await start_supervisor(suite, "e2e-supervisor-sdk", "--config", str(no_fast_path)))
+        supervisor, sdk, lowlevel, bare, through_sdk = (
             Figures(started[0], "**supervisor** (1 asyncio + 1 Trio worker)"),
             Figures(started[1], "SDK only: `MCPServer`, one process (**baseline**)"),
             Figures(started[2], "SDK only: low-level `Server`, one process"),
             Figures(started[3], "bare ASGI app on uvicorn, no MCP (ceiling of uvicorn + wrk)"),
+            Figures(started[4], "supervisor with `fast_path = false` (the SDK answers every request)"),
         )
-        measured = [supervisor, sdk, lowlevel]
+        measured = [supervisor, sdk, lowlevel, through_sdk]
         for figures in (*measured, bare):
             await figures.server.verify(TOOL)
             await run_wrk(suite, figures.server, [(TOOL, None)], 32, 1)  # warm-up
@@ -196,6 +206,19 @@ async def run(suite: Suite) -> Section:
             ratio(lowlevel.rate(top), sdk.rate(top)),
             "÷ SDK-only `MCPServer`",
             f"{fmt_rate(lowlevel.rate(top))} vs {fmt_rate(sdk.rate(top))}",
+        ),
+        ContextRow(
+            f"the fast path: requests/s at {top} connections ÷ the same supervisor without it",
+            ratio(supervisor.rate(top), through_sdk.rate(top)),
+            "÷ supervisor with `fast_path = false`",
+            f"{fmt_rate(supervisor.rate(top))} vs {fmt_rate(through_sdk.rate(top))}",
+        ),
+        ContextRow(
+            f"front CPU per call at {top} connections",
+            ratio(_cpu_per_call(supervisor, top), _cpu_per_call(sdk, top)),
+            "÷ SDK-only `MCPServer` CPU per call",
+            f"{fmt_us(_cpu_per_call(supervisor, top))} vs {fmt_us(_cpu_per_call(sdk, top))} "
+            f"(without the fast path {fmt_us(_cpu_per_call(through_sdk, top))})",
         ),
         ContextRow(
             f"load generator headroom: bare ASGI app at {top} connections",

@@ -420,7 +420,7 @@ class Router:
         on_request: RequestCallback | None,
     ) -> dict[str, Any]:
         """One try of ``call`` on one worker: admission, CALL, then the call's events until its answer."""
-        link = await self._admit(runtime, tool, deadline)
+        link = self._least_loaded(runtime, tool) or await self._admit(runtime, tool, deadline)
         call_id = next(self._ids)
         pending = _Pending(call_id, tool, link, on_request)
         self._pending[call_id] = pending
@@ -463,7 +463,27 @@ class Router:
             self._tool_in_flight[tool] -= 1
             if not pending.finished and link.identity in self._links:
                 self._send(link, Cancel(call_id, "cancelled by the client"))
-            self._wake(self._capacity)
+            if self._queued:  # calls waiting for room (in _admit)
+                self._wake(self._capacity)
+
+    def _least_loaded(self, runtime: str, tool: str) -> WorkerLink | None:
+        """``_admit`` without waiting: the least-loaded routable worker of ``runtime`` with room for a call
+        of ``tool``, or None (none is ready, none has room, or calls are already waiting for room)."""
+        if self._queued or runtime in self._runtime_failed:
+            return None  # those waiting go first
+        limit = self._tool_limits.get(tool)
+        if limit is not None and self._tool_in_flight.get(tool, 0) >= limit:
+            return None
+        best: WorkerLink | None = None
+        for link in self._links.values():
+            if (
+                link.runtime == runtime
+                and not link.draining
+                and len(link.in_flight) < self.max_in_flight
+                and (best is None or len(link.in_flight) < len(best.in_flight))
+            ):
+                best = link
+        return best
 
     async def _admit(self, runtime: str, tool: str, deadline: float) -> WorkerLink:
         """The least-loaded ready worker of ``runtime`` with room for one more call of ``tool``.

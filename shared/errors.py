@@ -10,6 +10,7 @@
     └── CallError              a tool call could not be answered normally
         ├── UnknownToolError   no tool of that name (JSON-RPC -32602)
         ├── InvalidArgumentsError  arguments do not match the input schema (-32602)
+        ├── MissingCapabilityError  the tool needed a capability the client did not declare (-32021)
         ├── ServerBusyError    admission limits reached
         ├── NoWorkerError      no ready worker for the tool's runtime
         ├── WorkerLostError    the worker died or was stopped while holding the call
@@ -22,9 +23,13 @@ errors (``isError: true`` results), as the MCP specification separates them.
 
 from __future__ import annotations
 
+from typing import Any
+
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+"""2026-07-28: processing the request needs a client capability the request's ``_meta`` did not declare."""
 
 
 class SupervisorError(Exception):
@@ -47,12 +52,13 @@ class ClientRequestError(SupervisorError):
     """A request a tool made through its context was refused or failed: the client does not support it,
     answered with an error, or the tool called through ``ctx.call_tool`` does not exist.
 
-    ``code`` is the JSON-RPC error code of the answer.
+    ``code`` is the JSON-RPC error code of the answer, ``data`` its ``error.data`` (or None).
     """
 
-    def __init__(self, message: str, code: int = INTERNAL_ERROR) -> None:
+    def __init__(self, message: str, code: int = INTERNAL_ERROR, data: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.data = data
 
 
 class CallError(SupervisorError):
@@ -60,6 +66,11 @@ class CallError(SupervisorError):
 
     code: int = INTERNAL_ERROR
     is_protocol_error: bool = False
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
+        """JSON-RPC ``error.data`` for a protocol error, or None."""
 
 
 class UnknownToolError(CallError):
@@ -69,6 +80,14 @@ class UnknownToolError(CallError):
 
 class InvalidArgumentsError(CallError):
     code = INVALID_PARAMS
+    is_protocol_error = True
+
+
+class MissingCapabilityError(CallError):
+    """A tool asked the client for something (sampling, elicitation) the client did not declare it
+    supports, and did not handle the refusal: in the 2026-07-28 era the whole call fails with -32021."""
+
+    code = MISSING_REQUIRED_CLIENT_CAPABILITY
     is_protocol_error = True
 
 
@@ -88,8 +107,10 @@ class CallTimeoutError(CallError):
     pass
 
 
-def error_for_code(code: int, message: str) -> CallError:
+def error_for_code(code: int, message: str, data: Any = None) -> CallError:
     """Rebuild the error a worker reported in an ERROR frame."""
     if code == INVALID_PARAMS:
-        return InvalidArgumentsError(message)
-    return CallError(message)
+        return InvalidArgumentsError(message, data)
+    if code == MISSING_REQUIRED_CLIENT_CAPABILITY:
+        return MissingCapabilityError(message, data)
+    return CallError(message, data)

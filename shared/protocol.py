@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -131,6 +131,8 @@ class Error(NamedTuple):
     call_id: int
     code: int
     message: str
+    data: Any = None
+    """JSON-RPC ``error.data`` (``requiredCapabilities`` for -32021), or None."""
 
 
 class RequestProgress(NamedTuple):

@@ -20,7 +20,15 @@ import pydantic
 import pydantic_core
 
 from .context import ToolContext
-from .errors import CallError, ProtocolError, ToolDefinitionError, UnknownToolError
+from .errors import (
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    CallError,
+    ClientRequestError,
+    MissingCapabilityError,
+    ProtocolError,
+    ToolDefinitionError,
+    UnknownToolError,
+)
 from .metadata import Runtime, get_registry
 from .protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
 from .results import error_result, to_call_tool_result
@@ -142,7 +150,9 @@ class ToolHost:
         return PreparedCall(call.call_id, spec, kwargs, context, timeout)
 
     async def run(self, call: PreparedCall, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]) -> bytes:
-        """Run the tool and return its RESULT frame; an exception from the tool becomes a tool error.
+        """Run the tool and return its RESULT frame; an exception from the tool becomes a tool error,
+        but for a ``ClientRequestError`` of code -32021 (the client lacks a capability the tool needs),
+        which fails the call with that protocol error.
 
         ``run_sync`` runs a sync tool's function in the worker's thread pool (``loop.run_in_executor`` or
         ``trio.to_thread.run_sync``).
@@ -152,6 +162,10 @@ class ToolHost:
         """
         try:
             value = await call.invoke() if call.spec.is_async else await run_sync(call.invoke)
+        except ClientRequestError as exc:
+            if exc.code == MISSING_REQUIRED_CLIENT_CAPABILITY:  # the request cannot be processed at all
+                return self.error_frame(call.call_id, MissingCapabilityError(str(exc), exc.data))
+            return self.failure_frame(call, exc)
         except Exception as exc:
             return self.failure_frame(call, exc)
         except BaseException:
@@ -161,7 +175,7 @@ class ToolHost:
 
     def error_frame(self, call_id: int, error: CallError) -> bytes:
         """An ERROR frame: the call did not start (a protocol error for the client)."""
-        return encode(Error(call_id, error.code, str(error)))
+        return encode(Error(call_id, error.code, str(error), error.data))
 
     def result_frame(self, call: PreparedCall, value: Any) -> bytes:
         """The RESULT frame for what the tool returned; an unrepresentable or oversized value becomes a

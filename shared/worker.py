@@ -337,7 +337,9 @@ class WorkerBase(ABC):
                 self.send(encode(RequestCancel(request_id)))
         if reply.error is not None:
             raise ClientRequestError(
-                str(reply.error.get("message", "request failed")), int(reply.error.get("code", -32603))
+                str(reply.error.get("message", "request failed")),
+                int(reply.error.get("code", -32603)),
+                reply.error.get("data"),
             )
         return reply.result or {}
 

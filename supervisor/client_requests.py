@@ -8,8 +8,9 @@ from typing import Any
 import mcp_types as types
 import pydantic
 from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from shared.errors import INVALID_PARAMS, ClientRequestError
+from shared.errors import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, ClientRequestError
 
 _CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientCapabilities, str]] = {
     "sampling/createMessage": (
@@ -30,20 +31,32 @@ _CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientC
 
 
 def check_client_request(
-    method: str, params: dict[str, Any], supports: Callable[[types.ClientCapabilities], bool]
+    method: str,
+    params: dict[str, Any],
+    supports: Callable[[types.ClientCapabilities], bool],
+    protocol_version: str,
 ) -> tuple[Any, type[Any]]:
     """The SDK request for a tool's ``method`` to the client, and the type of its result.
 
     Raises:
-        ClientRequestError: not a request a tool may send, a capability ``supports`` denies, or
-            invalid params.
+        ClientRequestError: not a request a tool may send, a capability ``supports`` denies (code -32021
+            from 2026-07-28 on, where a call the tool does not let go on fails with it; -32600 before),
+            or invalid params.
     """
     known = _CLIENT_REQUESTS.get(method)
     if known is None:
         raise ClientRequestError(f"a tool cannot send {method!r} to the client", METHOD_NOT_FOUND)
     request_type, params_type, result_type, capability, feature = known
     if not supports(capability):
-        raise ClientRequestError(f"the client does not support {feature} ({method})", INVALID_REQUEST)
+        missing = (
+            MISSING_REQUIRED_CLIENT_CAPABILITY
+            if protocol_version in MODERN_PROTOCOL_VERSIONS
+            else INVALID_REQUEST
+        )
+        required = {
+            "requiredCapabilities": capability.model_dump(by_alias=True, mode="json", exclude_none=True)
+        }
+        raise ClientRequestError(f"the client does not support {feature} ({method})", missing, required)
     try:
         request = request_type(params=params_type.model_validate(params, by_name=False))
     except pydantic.ValidationError as exc:

@@ -354,7 +354,10 @@ class FastPath:
             )
         except CallError as exc:
             if exc.is_protocol_error:
-                return None, {"code": exc.code, "message": str(exc)}
+                error = {"code": exc.code, "message": str(exc)}
+                if exc.data is not None:
+                    error["data"] = exc.data
+                return None, error
             result = error_result(str(exc))
         result["resultType"] = "complete"
         try:
@@ -452,7 +455,7 @@ def _no_back_channel(version: str, meta: dict[str, Any]) -> Callable[[str, dict[
         connection = Connection.from_envelope(
             version, meta.get(CLIENT_INFO_META_KEY), meta.get(CLIENT_CAPABILITIES_META_KEY)
         )
-        check_client_request(method, params, connection.check_capability)
+        check_client_request(method, params, connection.check_capability, version)
         error = NoBackChannelError(method)
         raise ClientRequestError(f"{method} failed: {error.message}", error.code)
 

@@ -144,7 +144,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
             )
         except CallError as exc:
             if exc.is_protocol_error:
-                raise MCPError(code=exc.code, message=str(exc)) from None
+                raise MCPError(code=exc.code, message=str(exc), data=exc.data) from None
             result = error_result(str(exc))
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             result["resultType"] = "complete"  # required from 2026-07-28 on; unknown to older versions
@@ -251,7 +251,9 @@ async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[
         ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
             answered with an error or with something that is not a valid result.
     """
-    request, result_type = check_client_request(method, params, ctx.session.check_client_capability)
+    request, result_type = check_client_request(
+        method, params, ctx.session.check_client_capability, ctx.protocol_version
+    )
     try:
         result = await ctx.session.send_request(
             request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)

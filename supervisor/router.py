@@ -451,7 +451,7 @@ class Router:
                 elif isinstance(event, Error):
                     pending.finished = True
                     link.calls_failed += 1
-                    raise error_for_code(event.code, event.message)
+                    raise error_for_code(event.code, event.message, event.data)
                 elif isinstance(event, WorkerLostError):
                     pending.finished = True
                     raise event
@@ -554,8 +554,7 @@ class Router:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", INTERNAL_ERROR)
-            self._send(pending.link, Reply(request.request_id, None, {"code": code, "message": str(exc)}))
+            self._send(pending.link, Reply(request.request_id, None, _error_of(exc)))
             return
         self._send(pending.link, Reply(request.request_id, result, None))
 
@@ -589,8 +588,7 @@ class Router:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", INTERNAL_ERROR)
-            self._send(link, Reply(request.request_id, None, {"code": code, "message": str(exc)}))
+            self._send(link, Reply(request.request_id, None, _error_of(exc)))
             return
         self._send(link, Reply(request.request_id, result, None))
 
@@ -623,7 +621,7 @@ class Router:
             )
         except CallError as exc:
             if exc.is_protocol_error:
-                raise ClientRequestError(str(exc), exc.code) from None
+                raise ClientRequestError(str(exc), exc.code, exc.data) from None
             return error_result(str(exc))
 
     # -- socket ------------------------------------------------------------------------------------
@@ -814,6 +812,16 @@ class Router:
                         self.on_unresponsive(link)
                     continue
                 self._send(link, Heartbeat(len(link.in_flight)))
+
+
+def _error_of(exc: Exception) -> dict[str, Any]:
+    """The REPLY ``error`` for an exception: its JSON-RPC code (internal error by default), message and
+    ``data`` when it has some."""
+    error: dict[str, Any] = {"code": getattr(exc, "code", INTERNAL_ERROR), "message": str(exc)}
+    data = getattr(exc, "data", None)
+    if data is not None:
+        error["data"] = data
+    return error
 
 
 def _check_catalog(message: Ready) -> None:

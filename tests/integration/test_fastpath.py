@@ -88,6 +88,7 @@ CASES = [
     Case("invalid arguments", *call("it_point", {"x": "one", "y": 2})),
     Case("missing argument", *call("it_point", {"x": 1})),
     Case("sampling refused: no capability", *call("it_request_refused", {})),
+    Case("sampling needed, capability not declared", *call("it_ask_llm", {"prompt": "hi"})),
     Case(
         "sampling refused: stateless",
         "tools/call",
@@ -238,3 +239,17 @@ def raw_post(server: RunningSupervisor, case: Case) -> tuple[int, Any]:
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_a_capability_the_tool_needs_and_the_client_lacks_fails_the_call_with_32021(
+    servers: tuple[RunningSupervisor, RunningSupervisor],
+) -> None:
+    """2026-07-28: a tool that lets the refusal of ``ctx.sample`` go fails the whole request with
+    MissingRequiredClientCapabilityError, HTTP 400; a tool that handles it goes on (it_request_refused)."""
+    fast, _ = servers
+    status, _, body = answer(fast, Case("needs sampling", *call("it_ask_llm", {"prompt": "hi"})))
+    assert status == 400
+    assert body["error"]["code"] == -32021
+    assert "the client does not support sampling" in body["error"]["message"]
+    status, _, body = answer(fast, Case("handles the refusal", *call("it_request_refused", {})))
+    assert status == 200 and body["result"]["isError"] is False

@@ -61,6 +61,7 @@ SAMPLES: list[Message] = [
     Reply(2, None, {"code": -32600, "message": "bad"}),
     Result(7, {"content": [{"type": "text", "text": "hi"}], "isError": False}),
     Error(7, -32602, "unknown tool 'nope'"),
+    Error(8, -32021, "the client does not support sampling", {"requiredCapabilities": {"sampling": {}}}),
     Drain(),
     Stop("supervisor stopping"),
     Request(0, 3, "tools/call", {"name": "echo", "arguments": {}, "timeout": 5.0}),

@@ -336,7 +336,8 @@ class EngineCore:
             await request.done.wait()
         except trio.Cancelled:
             if not request.taken:
-                self._pending.remove(request)
+                if request in self._pending:  # (a stopping committer has dropped them all already)
+                    self._pending.remove(request)
                 raise
             with trio.CancelScope(shield=True):
                 await request.done.wait()

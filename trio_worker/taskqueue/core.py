@@ -3,13 +3,23 @@
 Concurrency model
 -----------------
 Everything runs on one Trio thread, except SQLite, which runs on the store's own thread. Every change of
-state takes ``self._lock``, builds a ``Changes`` (see ``state.py``) with the functions of
+state is made under ``self._lock``: it builds a ``Changes`` (see ``state.py``) with the functions of
 ``transitions.py``, commits it in one transaction and only then applies it to memory and answers. So:
 
 - a tool returns only after what it reports is on disk (``synchronous=FULL``: synced);
 - memory is never ahead of the database, and a failed commit changes nothing;
 - two transitions of one task can never interleave (a cancel racing a completion is decided by whichever
   commits first; the loser sees the task already ended).
+
+Group commit: the frequent transitions (a submission, the end of an attempt, a dispatch) do not commit one
+by one. They hand a synchronous function that records them in a ``Changes`` to ``_transact``; the
+committer task (``_serve_commits``) takes everything handed in while the previous transaction was being
+synced, runs those functions one after the other on one shared ``Changes`` (each sees the ones before it),
+commits the lot in one transaction — one sync — and only then applies it and answers each caller. A
+function that raises is rewound out of the shared ``Changes`` and fails alone; if the transaction itself
+fails, each function is run again on its own, in its own transaction, so that a bad write fails only its
+own caller. The rarer transitions (cancel, priority, pause, workflows, registrations) commit on their own
+under the same lock (``_commit``).
 
 Reads do not take the lock: they see the last committed state.
 
@@ -35,7 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -51,14 +61,15 @@ from .scheduling import (
     executor_views,
     mean_durations,
     plan,
-    queue_key,
-    unplaceable_reason,
+    waiting_reason,
 )
 from .state import Changes, State
 from .store import DURATION_SAMPLES, Store, Synchronous
 from .views import executor_view, iso, task_summary
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
+
+T = TypeVar("T")
 
 CATALOG_TTL = 2.0
 """Seconds a fetched tool catalog is reused (a task type missing from it triggers a fresh fetch)."""
@@ -79,6 +90,20 @@ PROGRESS_LOG_LIMIT = 200
 """At most this many progress messages per attempt go to the task's log."""
 COMMIT_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to commit a background transition (an attempt's end) the disk refused."""
+MAX_BATCH = 1000
+"""At most this many transitions share one transaction of the group commit."""
+
+
+@dataclass(eq=False)
+class _Request:
+    """One transition waiting for the group commit (see ``EngineCore._transact``)."""
+
+    record: Callable[[Changes], Any]
+    catalog: dict[str, dict[str, Any]] | None
+    dispatch: bool = False
+    done: trio.Event = field(default_factory=trio.Event)
+    taken: bool = False
+    outcome: tuple[bool, Any] = (False, None)
 
 
 @dataclass(eq=False)
@@ -95,6 +120,8 @@ class Run:
     dirty: bool = False
     logged: int = 0
     pending_logs: list[LogLine] = field(default_factory=list)
+    finishing: bool = False
+    """Its end is being committed, with its pending log lines (``_flush`` leaves them alone)."""
 
 
 class EngineCore:
@@ -131,6 +158,11 @@ class EngineCore:
         self._workers_cache: list[dict[str, Any]] = []
         self._workers_at = -math.inf
         self._workers_error: str | None = None
+        self._pending: list[_Request] = []
+        self._pending_work = trio.Event()
+        self._committer_running = False
+        self.batches = 0
+        """How many group-commit transactions were committed (for tests and diagnostics)."""
 
     @property
     def serving(self) -> bool:
@@ -159,6 +191,8 @@ class EngineCore:
             await self._recover(snapshot)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._committer_running = True
+                nursery.start_soon(self._serve_commits)
                 nursery.start_soon(self._scheduler_loop)
                 nursery.start_soon(self._flush_loop)
                 self._serving = True
@@ -234,6 +268,8 @@ class EngineCore:
 
         A foreground commit (a tool call) raises the database's error and changes nothing. A background
         commit (an attempt's end, a dispatch) is tried again a few times, then raised.
+
+        Call it holding ``self._lock``.
         """
         writes = c.writes()
         delays = COMMIT_RETRIES if background else ()
@@ -246,6 +282,10 @@ class EngineCore:
                     raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
                 logger.error("task queue: commit failed (%s); trying again in %g s", exc, delays[attempt])
                 await trio.sleep(delays[attempt])
+        self._committed(c)
+
+    def _committed(self, c: Changes) -> None:
+        """Apply a committed ``c`` to memory and start the attempts it started."""
         c.apply()
         now_t = trio.current_time()
         for task in c.tasks.values():
@@ -262,6 +302,147 @@ class EngineCore:
             assert self._nursery is not None
             self._nursery.start_soon(self._run_attempt, run, name=f"taskqueue attempt {task.task_id}")
         self.wake()
+
+    async def _transact(
+        self,
+        record: Callable[[Changes], T],
+        *,
+        catalog: dict[str, dict[str, Any]] | None = None,
+        dispatch: bool = False,
+    ) -> T:
+        """Record a transition with ``record(changes)`` in the next group commit; return what it returned
+        once the transaction holding it is committed and applied to memory.
+
+        ``record`` runs on the Trio thread under the engine's lock, must not await, and must change nothing
+        but the ``Changes`` it is given (it may be run a second time, alone, if its batch failed to
+        commit). ``dispatch`` marks the scheduler's own transition, which goes first in its batch.
+
+        Raises:
+            whatever ``record`` raised (nothing of it was written); ``sqlite3.Error`` if its transaction
+            could not be committed (nothing of it was written); ``QueueUnavailableError`` if the engine
+            stopped first.
+
+        Cancellation: a caller cancelled before its batch started is taken out and nothing is written. Once
+        its batch has started, the transition is committed (or fails) regardless, the caller waits for
+        that, shielded, and then sees ``trio.Cancelled``: a cancelled submission may therefore have been
+        committed, exactly as if its answer had been lost on the way.
+        """
+        if not self._committer_running:
+            raise QueueUnavailableError("the task queue is not running (its engine is not serving)")
+        request = _Request(record, catalog, dispatch)
+        self._pending.append(request)
+        self._pending_work.set()
+        try:
+            await request.done.wait()
+        except trio.Cancelled:
+            if not request.taken:
+                if request in self._pending:  # (a stopping committer has dropped them all already)
+                    self._pending.remove(request)
+                raise
+            with trio.CancelScope(shield=True):
+                await request.done.wait()
+            raise
+        ok, value = request.outcome
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    async def _serve_commits(self) -> None:
+        """The committer: one transaction for everything handed to ``_transact`` since the last one."""
+        batch: list[_Request] = []
+        try:
+            while True:
+                await self._pending_work.wait()
+                self._pending_work = trio.Event()
+                while self._pending:
+                    batch = self._take_batch()
+                    async with self._lock:
+                        # The lock may have been handed over just as the engine was cancelled: a
+                        # stopping engine writes nothing more (its runs are already gone).
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        await self._commit_batch(batch)
+                    batch = []
+        finally:
+            self._committer_running = False
+            stopped = QueueUnavailableError("the task queue stopped before this change was committed")
+            for request in [*batch, *self._pending]:
+                if not request.done.is_set():
+                    request.outcome = (False, stopped)
+                    request.done.set()
+            self._pending.clear()
+
+    def _take_batch(self) -> list[_Request]:
+        """The next batch: the scheduler's dispatch first (it reads the committed state directly), then
+        the rest in arrival order; several dispatch requests share one run."""
+        taken, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if self._pending:
+            self._pending_work.set()
+        for request in taken:
+            request.taken = True
+        dispatches = [r for r in taken if r.dispatch]
+        return dispatches + [r for r in taken if not r.dispatch]
+
+    async def _commit_batch(self, batch: list[_Request]) -> None:
+        c = self._changes()
+        outcomes: list[tuple[bool, Any]] = []
+        dispatched: tuple[bool, Any] | None = None
+        for request in batch:
+            if request.dispatch and dispatched is not None:
+                outcomes.append(dispatched)
+                continue
+            outcome = self._record(c, request)
+            if request.dispatch:
+                dispatched = outcome
+            outcomes.append(outcome)
+        writes = c.writes()
+        try:
+            if writes:
+                await self._store.write(writes)
+        except sqlite3.Error as exc:
+            if len(batch) == 1:
+                outcomes = [(False, exc)]
+            else:
+                logger.warning(
+                    "task queue: a group commit of %d transitions failed (%s); committing them one by one",
+                    len(batch),
+                    exc,
+                )
+                await self._commit_one_by_one(batch)
+                return
+        else:
+            self.batches += 1
+            self._committed(c)
+        for request, outcome in zip(batch, outcomes, strict=True):
+            request.outcome = outcome
+            request.done.set()
+
+    def _record(self, c: Changes, request: _Request) -> tuple[bool, Any]:
+        mark = c.mark()
+        c.catalog = request.catalog
+        try:
+            return True, request.record(c)
+        except Exception as exc:
+            c.rewind(mark)
+            return False, exc
+
+    async def _commit_one_by_one(self, batch: list[_Request]) -> None:
+        """After a failed group commit: each transition in its own transaction, so that only the ones
+        whose own writes fail are refused."""
+        for request in batch:
+            c = self._changes()
+            outcome = self._record(c, request)
+            if outcome[0]:
+                try:
+                    writes = c.writes()
+                    if writes:
+                        await self._store.write(writes)
+                except sqlite3.Error as exc:
+                    outcome = (False, exc)
+                else:
+                    self.batches += 1
+                    self._committed(c)
+            request.outcome = outcome
+            request.done.set()
 
     async def _catalog(self, need: str | None = None) -> dict[str, dict[str, Any]]:
         """The tool catalog, fetched again when older than ``CATALOG_TTL`` or when it lacks ``need``.
@@ -317,17 +498,18 @@ class EngineCore:
         return executor_views(self._workers_cache, self._state.registrations, counts)
 
     def _queue_order(self) -> list[TaskRecord]:
-        return sorted((t for t in self._state.tasks.values() if t.status == "queued"), key=queue_key)
+        return self._state.queued()
 
     def _next_check(self) -> float:
-        if self._state.paused is not None:
-            return math.inf
-        queued = [t for t in self._state.tasks.values() if t.status == "queued"]
-        if not queued:
+        if self._state.paused is not None or not self._state.order:
             return math.inf
         now_t = trio.current_time()
-        waits = [self._eligible_at.get(t.task_id, now_t) - now_t for t in queued]
-        if any(wait <= 0 for wait in waits):
+        waits = [
+            at - now_t
+            for task_id, at in self._eligible_at.items()
+            if (task := self._state.tasks.get(task_id)) is not None and task.status == "queued"
+        ]
+        if len(waits) < len(self._state.order) or any(wait <= 0 for wait in waits):
             return RECHECK_INTERVAL
         return max(0.0, min(waits))
 
@@ -343,30 +525,38 @@ class EngineCore:
                 await trio.sleep(RECHECK_INTERVAL)
 
     async def _dispatch(self) -> None:
-        """Start every queued task an executor can take now (one transaction for all of them)."""
-        if self._state.paused is not None or not any(
-            t.status == "queued" for t in self._state.tasks.values()
-        ):
+        """Start every queued task an executor can take now (in the next group commit, first in it)."""
+        if self._state.paused is not None or not self._state.order:
             return
         await self._refresh_workers(WORKERS_TTL)
-        async with self._lock:
-            if self._state.paused is not None:
+        for attempt in range(len(COMMIT_RETRIES) + 1):
+            try:
+                await self._transact(self._record_dispatch, dispatch=True)
                 return
-            queued = self._queue_order()
-            now_t = trio.current_time()
-            not_ready = {
-                t.task_id: f"waiting for its retry delay (until {iso(t.not_before)})"
-                for t in queued
-                if self._eligible_at.get(t.task_id, now_t) > now_t
-            }
-            decided = plan(queued, self._executors(), not_ready)
-            self._reasons = decided.reasons
-            if not decided.assignments:
-                return
-            c = self._changes()
-            for task, executor_id in decided.assignments:
-                tr.start_attempt(c, task, executor_id)
-            await self._commit(c, background=True)
+            except sqlite3.Error as exc:
+                if attempt == len(COMMIT_RETRIES):
+                    raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
+                logger.error("task queue: dispatch commit failed (%s); trying again", exc)
+                await trio.sleep(COMMIT_RETRIES[attempt])
+
+    def _record_dispatch(self, c: Changes) -> None:
+        """Start what can start now. It reads the committed state directly, so it must go first in its
+        batch (``_take_batch`` sees to that)."""
+        state = self._state
+        if state.paused is not None or not state.order:
+            return
+        now_t = trio.current_time()
+        not_ready: dict[str, str] = {}
+        for task_id, at in self._eligible_at.items():
+            task = state.tasks.get(task_id)
+            if task is not None and task.status == "queued" and at > now_t:
+                not_ready[task_id] = f"waiting for its retry delay (until {iso(task.not_before)})"
+        tasks = state.tasks
+        queued = (tasks[task_id] for _, _, task_id in state.order)
+        decided = plan(queued, self._executors(), not_ready, state.queued_types)
+        self._reasons = decided.reasons
+        for task, executor_id in decided.assignments:
+            tr.start_attempt(c, task, executor_id)
 
     async def _run_attempt(self, run: Run) -> None:
         """Call the tool and record how the attempt ended. Engine cancellation records nothing."""
@@ -404,40 +594,58 @@ class EngineCore:
             self.wake()
 
     async def _finish_attempt(self, run: Run, outcome: tuple[str, Any]) -> None:
+        """Record how an attempt ended (in a group commit; tried again if the disk refuses it)."""
         catalog = await self._catalog_quietly() if run.task.workflow_id else None
-        async with self._lock:
-            c = self._changes(catalog)
-            for line in run.pending_logs:
-                c.write(store.add_log(line))
-            run.pending_logs.clear()
-            kind, detail = outcome
-            current = self._state.tasks.get(run.task.task_id)
-            if current is None or current.status != "running" or current.attempts != run.task.attempts:
-                # Ended already (a forced cancel): only the attempt row is left to close.
-                c.write(
-                    store.finish_attempt(
-                        run.task.task_id, run.task.attempts, c.now, "cancelled", "cancelled while running"
-                    )
+        run.finishing = True
+        written = 0
+        for attempt in range(len(COMMIT_RETRIES) + 1):
+            try:
+                written = await self._transact(
+                    functools.partial(self._record_end, run, outcome), catalog=catalog
                 )
-            else:
-                current = replace(current, progress=run.progress, progress_message=run.message)
-                if kind == "cancelled":
-                    tr.cancel(c, current, run.cancel_reason or "cancelled")
-                elif kind == "result" and not detail.get("isError"):
-                    tr.attempt_succeeded(c, current, detail)
-                elif kind == "result":
-                    message = tr.error_of(detail)
-                    if message.startswith("server busy"):
-                        tr.attempt_busy(c, current, message)
-                    else:
-                        tr.attempt_failed(c, replace(current, result=detail), message)
-                elif kind == "refused":
-                    tr.attempt_failed(c, current, f"refused by the router: {detail}", retryable=False)
+                break
+            except sqlite3.Error as exc:
+                if attempt == len(COMMIT_RETRIES):
+                    raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
+                logger.error(
+                    "task queue: commit failed (%s); trying again in %g s", exc, COMMIT_RETRIES[attempt]
+                )
+                await trio.sleep(COMMIT_RETRIES[attempt])
+        del run.pending_logs[:written]
+        if self._running.get(run.task.task_id) is run:
+            del self._running[run.task.task_id]
+
+    def _record_end(self, run: Run, outcome: tuple[str, Any], c: Changes) -> int:
+        """Record the end of ``run``'s attempt; returns how many of its pending log lines it wrote."""
+        lines = list(run.pending_logs)
+        for line in lines:
+            c.write(store.add_log(line))
+        kind, detail = outcome
+        current = c.task(run.task.task_id)
+        if current is None or current.status != "running" or current.attempts != run.task.attempts:
+            # Ended already (a forced cancel): only the attempt row is left to close.
+            c.write(
+                store.finish_attempt(
+                    run.task.task_id, run.task.attempts, c.now, "cancelled", "cancelled while running"
+                )
+            )
+        else:
+            current = replace(current, progress=run.progress, progress_message=run.message)
+            if kind == "cancelled":
+                tr.cancel(c, current, run.cancel_reason or "cancelled")
+            elif kind == "result" and not detail.get("isError"):
+                tr.attempt_succeeded(c, current, detail)
+            elif kind == "result":
+                message = tr.error_of(detail)
+                if message.startswith("server busy"):
+                    tr.attempt_busy(c, current, message)
                 else:
-                    tr.attempt_failed(c, current, str(detail))
-            await self._commit(c, background=True)
-            if self._running.get(run.task.task_id) is run:
-                del self._running[run.task.task_id]
+                    tr.attempt_failed(c, replace(current, result=detail), message)
+            elif kind == "refused":
+                tr.attempt_failed(c, current, f"refused by the router: {detail}", retryable=False)
+            else:
+                tr.attempt_failed(c, current, str(detail))
+        return len(lines)
 
     def _on_progress(self, run: Run, progress: float, total: float | None, message: str | None) -> None:
         """The executor's progress callback: never raises, never blocks."""
@@ -467,6 +675,8 @@ class EngineCore:
         async with self._lock:
             writes: list[store.Write] = []
             for run in list(self._running.values()):
+                if run.finishing:
+                    continue
                 if run.dirty:
                     writes.append(
                         store.put_progress(run.task.task_id, run.task.attempts, run.progress, run.message)
@@ -517,6 +727,23 @@ class EngineCore:
         )
         return positions, estimates
 
+    async def _place(self, task: TaskRecord) -> tuple[dict[str, int], dict[str, float | None]]:
+        """Like ``_queue_info``, for one task only: its position comes from the ordered queue and its
+        estimate from a simulation of the tasks ahead of it only (none at all while paused)."""
+        position = self._state.position(task)
+        if position is None:
+            return {}, {}
+        if self._state.paused is not None:
+            return {task.task_id: position}, {task.task_id: None}
+        await self._refresh_workers(WORKERS_TTL)
+        state = self._state
+        ahead = [state.tasks[task_id] for _, _, task_id in state.order[:position]]
+        running = [(state.tasks.get(r.task.task_id, r.task), r.executor_id) for r in self._running.values()]
+        estimates = estimate_starts(
+            ahead, running, self._executors(), mean_durations(self._durations), self._clock(), paused=False
+        )
+        return {task.task_id: position}, {task.task_id: estimates.get(task.task_id)}
+
     def _summary(
         self, task: TaskRecord, positions: dict[str, int], estimates: dict[str, float | None]
     ) -> dict[str, Any]:
@@ -525,7 +752,7 @@ class EngineCore:
         if task.status == "queued" and self._state.paused is not None:
             reason = f"the queue is paused: {self._state.paused.get('reason') or 'no reason given'}"
         elif task.status == "queued" and reason is None:
-            reason = unplaceable_reason(task.task_type, self._executors())
+            reason = waiting_reason(task.task_type, self._executors())
         return task_summary(
             task,
             position=positions.get(task.task_id),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,9 +156,10 @@ def unplaceable_reason(task_type: str, executors: Sequence[ExecutorView]) -> str
 
 
 def plan(
-    queued: Sequence[TaskRecord],
+    queued: Iterable[TaskRecord],
     executors: Sequence[ExecutorView],
     not_ready: Mapping[str, str],
+    queued_types: Collection[str] | None = None,
 ) -> Plan:
     """Assign queued tasks (in dispatch order) to executors with a free slot and the task type as capability.
 
@@ -166,24 +167,47 @@ def plan(
     that can use other executors. Among the executors that can take a task, the one with the most free
     slots wins, then the one with the fewest calls in flight, then the lowest id. ``not_ready`` maps the
     ids of tasks still waiting for a retry delay to the reason.
+
+    ``queued_types`` (every task type that has a queued task) lets the plan stop as soon as no executor
+    with a free slot can run any of them, instead of walking the whole queue: the tasks it did not reach
+    get no entry in ``reasons`` (``waiting_reason`` gives theirs).
     """
     free = {e.worker_id: e.free for e in executors if e.routable}
     assignments: list[tuple[TaskRecord, str]] = []
     reasons: dict[str, str] = {}
+    blocked: dict[str, str] = {}
+
+    def exhausted() -> bool:
+        if queued_types is None:
+            return False
+        return not any(
+            free[e.worker_id] > 0 and not e.capabilities.isdisjoint(queued_types)
+            for e in executors
+            if e.routable
+        )
+
+    if exhausted():
+        return Plan(assignments, reasons)
     for task in queued:
         if task.task_id in not_ready:
             reasons[task.task_id] = not_ready[task.task_id]
             continue
+        known = blocked.get(task.task_type)
+        if known is not None:  # free slots only shrink during a plan: blocked stays blocked
+            reasons[task.task_id] = known
+            continue
         candidates = [e for e in executors if e.routable and task.task_type in e.capabilities]
         if not candidates:
-            reasons[task.task_id] = unplaceable_reason(task.task_type, executors) or "no executor"
+            reasons[task.task_id] = blocked[task.task_type] = (
+                unplaceable_reason(task.task_type, executors) or "no executor"
+            )
             continue
         open_ = [e for e in candidates if free[e.worker_id] > 0]
         if not open_:
             busy = ", ".join(
                 f"{e.worker_id} {e.max_concurrent - free[e.worker_id]}/{e.max_concurrent}" for e in candidates
             )
-            reasons[task.task_id] = (
+            reasons[task.task_id] = blocked[task.task_type] = (
                 f"waiting for a free slot on an executor that runs {task.task_type!r} ({busy})"
             )
             continue
@@ -193,7 +217,21 @@ def plan(
         )
         free[chosen.worker_id] -= 1
         assignments.append((task, chosen.worker_id))
+        if free[chosen.worker_id] == 0 and exhausted():
+            break
     return Plan(assignments, reasons)
+
+
+def waiting_reason(task_type: str, executors: Sequence[ExecutorView]) -> str | None:
+    """Why a queued task of this type waits, judged from the executors as they are now (``None``: an
+    executor that can run it has a free slot, so it starts at the next dispatch)."""
+    candidates = [e for e in executors if e.routable and task_type in e.capabilities]
+    if not candidates:
+        return unplaceable_reason(task_type, executors)
+    if any(e.free > 0 for e in candidates):
+        return None
+    busy = ", ".join(f"{e.worker_id} {e.max_concurrent - e.free}/{e.max_concurrent}" for e in candidates)
+    return f"waiting for a free slot on an executor that runs {task_type!r} ({busy})"
 
 
 def mean_durations(samples: Mapping[str, Sequence[float]]) -> dict[str, float]:

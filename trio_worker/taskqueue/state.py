@@ -12,6 +12,7 @@ memory is never ahead of the disk, and a failed commit leaves both as they were.
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,12 +35,80 @@ class State:
     registrations: dict[str, Registration] = field(default_factory=dict)
     paused: dict[str, Any] | None = None
     next_seq: int = 1
+    order: list[tuple[float, int, str]] = field(default_factory=list)
+    """The queued tasks in dispatch order, as ``(-order_priority, order_seq, task_id)``, kept sorted by
+    ``put`` and ``drop`` so that neither the scheduler nor a queue position has to sort the queue."""
+
+    queued_types: dict[str, int] = field(default_factory=dict)
+    """How many queued tasks each task type has."""
+
+    def __post_init__(self) -> None:
+        self.order = sorted(_order_key(t) for t in self.tasks.values() if t.status == "queued")
+        for task in self.tasks.values():
+            if task.status == "queued":
+                self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
+
+    def put(self, task: TaskRecord) -> None:
+        """Make ``task`` the current version of an unfinished task (keeping ``order`` in step)."""
+        old = self.tasks.get(task.task_id)
+        if old is not None and old.status == "queued":
+            self._unorder(old)
+        self.tasks[task.task_id] = task
+        if task.status == "queued":
+            bisect.insort(self.order, _order_key(task))
+            self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
+
+    def drop(self, task_id: str) -> None:
+        """Forget a task that finished or was deleted."""
+        old = self.tasks.pop(task_id, None)
+        if old is not None and old.status == "queued":
+            self._unorder(old)
+
+    def _unorder(self, task: TaskRecord) -> None:
+        key = _order_key(task)
+        index = bisect.bisect_left(self.order, key)
+        if index < len(self.order) and self.order[index] == key:
+            del self.order[index]
+            left = self.queued_types.get(task.task_type, 0) - 1
+            if left > 0:
+                self.queued_types[task.task_type] = left
+            else:
+                self.queued_types.pop(task.task_type, None)
+
+    def queued(self) -> list[TaskRecord]:
+        """The queued tasks in dispatch order."""
+        tasks = self.tasks
+        return [tasks[task_id] for _, _, task_id in self.order]
+
+    def position(self, task: TaskRecord) -> int | None:
+        """The 1-based queue position of a queued task (``None`` if it is not queued)."""
+        if task.status != "queued" or task.task_id not in self.tasks:
+            return None
+        return bisect.bisect_left(self.order, _order_key(task)) + 1
 
     def take_seq(self) -> int:
         """The next submission number (tasks and workflows share one sequence)."""
         seq = self.next_seq
         self.next_seq += 1
         return seq
+
+
+def _order_key(task: TaskRecord) -> tuple[float, int, str]:
+    return (-task.order_priority, task.order_seq, task.task_id)
+
+
+@dataclass(slots=True)
+class Mark:
+    """A point in a ``Changes`` to go back to (``Changes.mark``/``Changes.rewind``)."""
+
+    tasks: dict[str, TaskRecord]
+    workflows: dict[str, WorkflowRecord]
+    steps: dict[tuple[str, str], StepRecord]
+    registrations: dict[str, Registration | None]
+    paused: Any
+    lengths: tuple[int, int, int, int]
+    delays: dict[str, float]
+    created: set[str]
 
 
 class Changes:
@@ -69,6 +138,35 @@ class Changes:
         """Task id -> seconds it must wait before it may start (retry backoff), measured from commit."""
         self.durations: list[tuple[str, float]] = []
         """(task type, execution time) of attempts that completed."""
+        self.created: set[str] = set()
+        """Ids of tasks that are new: written with a plain INSERT, so an id that is taken in the database
+        fails the write instead of replacing the task that has it."""
+
+    # -- going back (one failed transition of a group commit must leave no trace in the others) --
+
+    def mark(self) -> Mark:
+        return Mark(
+            dict(self.tasks),
+            dict(self.workflows),
+            dict(self.steps),
+            dict(self.registrations),
+            self.paused,
+            (len(self.extra), len(self.deleted), len(self.started), len(self.durations)),
+            dict(self.delays),
+            set(self.created),
+        )
+
+    def rewind(self, mark: Mark) -> None:
+        """Undo everything recorded since ``mark`` was taken."""
+        self.tasks, self.workflows, self.steps = mark.tasks, mark.workflows, mark.steps
+        self.registrations, self.paused, self.delays, self.created = (
+            mark.registrations,
+            mark.paused,
+            mark.delays,
+            mark.created,
+        )
+        extra, deleted, started, durations = mark.lengths
+        del self.extra[extra:], self.deleted[deleted:], self.started[started:], self.durations[durations:]
 
     # -- reading through the overlay --
 
@@ -130,7 +228,10 @@ class Changes:
 
     def writes(self) -> list[store.Write]:
         """Every statement of this unit of work, for one transaction."""
-        writes = [store.put_task(task) for task in self.tasks.values()]
+        writes = [
+            store.insert_task(task) if task.task_id in self.created else store.put_task(task)
+            for task in self.tasks.values()
+        ]
         writes += [store.put_workflow(workflow) for workflow in self.workflows.values()]
         writes += [store.put_step(step) for step in self.steps.values()]
         for worker_id, registration in self.registrations.items():
@@ -150,11 +251,11 @@ class Changes:
         state = self.state
         for task in self.tasks.values():
             if task.status in TERMINAL_TASK_STATUSES:
-                state.tasks.pop(task.task_id, None)
+                state.drop(task.task_id)
             else:
-                state.tasks[task.task_id] = task
+                state.put(task)
         for task_id in self.deleted:
-            state.tasks.pop(task_id, None)
+            state.drop(task_id)
         for (workflow_id, step_id), step in self.steps.items():
             state.steps.setdefault(workflow_id, {})[step_id] = step
         for workflow in self.workflows.values():

@@ -201,6 +201,10 @@ def _upsert(table: str, cls: type[Any], keys: Sequence[str]) -> str:
 
 
 _PUT_TASK = _upsert("tasks", TaskRecord, ["task_id"])
+_TASK_COLUMNS = _columns(TaskRecord)
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
+)
 _PUT_WORKFLOW = _upsert("workflows", WorkflowRecord, ["workflow_id"])
 _PUT_STEP = _upsert("steps", StepRecord, ["workflow_id", "step_id"])
 _PUT_EXECUTOR = _upsert("executors", Registration, ["worker_id"])
@@ -213,6 +217,11 @@ _ATTEMPT_COLUMNS = _columns(Attempt)
 def put_task(task: TaskRecord) -> Write:
     """Insert or replace a task's whole row."""
     return _PUT_TASK, _to_row(task)
+
+
+def insert_task(task: TaskRecord) -> Write:
+    """Insert a new task's row; fails with ``sqlite3.IntegrityError`` if its id is taken."""
+    return _INSERT_TASK, _to_row(task)
 
 
 def put_workflow(workflow: WorkflowRecord) -> Write:

@@ -110,7 +110,7 @@ async def _http_part(suite: Suite, seconds: int) -> dict[str, tuple[float, float
 async def _router_part(suite: Suite, calls: int) -> dict[str, tuple[float, float, int]]:
     """worker runtime → (idle MB, after MB, calls), plus ``router`` for this process."""
     args = hop.parse_args(["--concurrency", "32"])
-    settings = Settings.model_validate({"tools": [hop.TOOLS_MODULE], "pin_cpus": True})
+    settings = Settings.model_validate({"tools": [hop.TOOLS_MODULE], "pin_cpus": True, "task_queue": False})
     figures: dict[str, tuple[float, float, int]] = {}
     async with hop.hop_probes(suite.tmp, suite.children, settings, args, hop.Figures()) as probes:
         for probe in probes:

@@ -184,19 +184,23 @@ def _limits_e2e(section: Section) -> list[str]:
     front, sdk_front = sup_cores.get("front", math.nan), sdk_cores.get("front", math.nan)
     per_call, sdk_per_call = front / sup_rate * 1e3, sdk_front / sdk_rate * 1e3
     workers = sum(v for k, v in sup_cores.items() if k != "front")
+    no_fast_path = rates.get("e2e-supervisor-sdk", math.nan)
+    sdk_path_cores = _cores(section.data, "e2e-supervisor-sdk").get("front", math.nan)
     lines.append(
         f"- **The front is the limit of a trivial call, and it is one Python process.** At 32 connections the "
         f"supervisor served {sup_rate:,.0f} calls/s, {fmt_ratio(sup_rate / sdk_rate)} the SDK-only server "
         f"({sdk_rate:,.0f}/s; target 4×). Its front used {front:.2f} core and spent {per_call:.2f} ms of CPU per "
         f"call, against {sdk_per_call:.2f} ms in the SDK-only server ({fmt_ratio(per_call / sdk_per_call)}); the "
-        f"two workers together used {workers:.2f} core. The front runs the whole protocol stack the SDK-only "
-        "server runs (uvicorn → Starlette/FastAPI → the SDK's Streamable HTTP transport → JSON-RPC dispatch → "
-        "pydantic models) *and* the router's half of the hop, in one event loop: workers add cores for tools, "
-        "not for the protocol work a no-op call consists of, so more req/s than one SDK process needs more "
-        "front processes (or a cheaper front), not more workers. For scale: the low-level SDK `Server` in one "
+        f"two workers together used {workers:.2f} core. A stateless `tools/call` takes the fast path (uvicorn → "
+        "`FastPath`, running the SDK's own checks → `Router.call` → ZeroMQ): the same supervisor with "
+        f"`fast_path = false`, where the SDK's transport answers every request, served {no_fast_path:,.0f}/s "
+        f"({fmt_ratio(sup_rate / no_fast_path)} less) at {sdk_path_cores / no_fast_path * 1e3:.2f} ms of front CPU "
+        "per call. What is left per call is HTTP parsing and writing, the fast path's checks, the router's "
+        "bookkeeping and the ZeroMQ send and receive, in one event loop: workers add cores for tools, not for "
+        "the protocol work a no-op call consists of. For scale: the low-level SDK `Server` in one "
         f"process did {fmt_ratio(low_rate / sdk_rate)} `MCPServer`, and a bare ASGI app without MCP on the same "
         f"uvicorn did {fmt_ratio(rates.get('e2e-asgi', math.nan) / sup_rate)} the supervisor's req/s under the same "
-        "wrk, so the load generator is far from being the limit."
+        "wrk, so the load generator is not the limit."
     )
     profile: Any = section.data.get("profile")
     if isinstance(profile, pyspy.Profile) and profile.samples:
@@ -238,11 +242,12 @@ def _limits_hop(section: Section) -> list[str]:
     return [
         (
             f"- **The hop** is bounded below by libzmq's ipc round trip between two processes: the bare pyzmq "
-            f"echo took {echo:.0f} µs at p50 in this run (target for the whole hop: 150 µs). The router's side "
+            f"echo took {echo:.0f} µs at p50 in this run (the targets were set where it took "
+            f"{hop.ECHO_WHEN_SET_US:.0f} µs: 150 µs is 1.5× that). The router's side "
             f"(`Router.call` in front of a stand-in worker) took {router:.0f} µs (+{router - echo:.0f} µs); "
             + "; ".join(parts)
-            + f". Each side's Python (socket wake-up in asyncio/Trio, msgpack, starting the call's task, the "
-            f"router's bookkeeping) adds to a transport floor that alone used {echo / 150:.0%} of the 150 µs budget."
+            + ". Each side's Python (socket wake-up in asyncio/Trio, msgpack, starting the call's task, the "
+            "router's bookkeeping) adds to that transport floor."
         )
     ]
 

@@ -127,6 +127,7 @@ class FastPath:
         self._stamp = {SERVER_INFO_META_KEY: server.server_info_stamp}  # only ever serialized, never changed
         self._tools = ToolListing(router)
         self._valid: set[tuple[str, str, bytes]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._listing: tuple[int, bytes] | None = None
         if server.cache_hints:  # the SDK would add them to results; this path does not
             raise ValueError("the fast path serves a server without cache hints")
@@ -310,12 +311,12 @@ class FastPath:
         A client that disconnects cancels the call (the router sends CANCEL to the worker) and gets no
         answer; that returns normally, with status 499 for the statistics.
         """
-        caller = asyncio.current_task()
+        loop = self._loop = self._loop or asyncio.get_running_loop()
+        caller = asyncio.current_task(loop)  # with the loop: no get_running_loop (a getpid on 3.11)
         assert caller is not None
         disconnected: list[bool] = []
         watcher = asyncio.create_task(_cancel_on_disconnect(receive, caller, disconnected))
         stream: list[asyncio.Task[None]] = []
-        loop = asyncio.get_running_loop()
         commit = loop.call_later(SSE_COMMIT_AFTER, lambda: stream.append(loop.create_task(_keep_alive(send))))
         try:
             result, error = await self._outcome(version, params)

@@ -127,6 +127,7 @@ class _Pending:
     call_id: int
     tool: str
     link: WorkerLink
+    loop: asyncio.AbstractEventLoop
     on_request: RequestCallback | None = None
     events: deque[Message | WorkerLostError] = field(default_factory=deque)
     waiter: asyncio.Future[None] | None = None
@@ -141,7 +142,7 @@ class _Pending:
     async def get(self) -> Message | WorkerLostError:
         """The next event, in order; a plain future per wait (cheaper than an ``asyncio.Queue``)."""
         while not self.events:
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             try:
                 await self.waiter
             finally:
@@ -193,6 +194,7 @@ class Router:
         self._held: set[int] = set()
         self._pending: dict[int, _Pending] = {}
         self._backstops: set[_Backstop] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
         self._catalogs: dict[str, list[dict[str, Any]]] = {}
@@ -218,7 +220,7 @@ class Router:
         socket.bind(self.endpoint)
         self._socket = AsyncioZmqSocket(socket, self._on_frames)
         self._socket.start()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeat_loop()), loop.create_task(self._sweep_backstops())]
 
     async def aclose(self) -> None:
@@ -376,10 +378,11 @@ class Router:
         callbacks = (on_progress, on_log, on_request)
         started = time.perf_counter()
         outcome = "cancelled"
-        task = asyncio.current_task()
+        loop = self._loop or asyncio.get_running_loop()
+        task = asyncio.current_task(loop)  # with the loop: no get_running_loop (a getpid on 3.11)
         assert task is not None
         cancelling = task.cancelling()
-        backstop = _Backstop(task, asyncio.get_running_loop().time() + timeout + BACKSTOP_MARGIN)
+        backstop = _Backstop(task, loop.time() + timeout + BACKSTOP_MARGIN)
         self._backstops.add(backstop)
         try:
             try:
@@ -422,7 +425,7 @@ class Router:
         """One try of ``call`` on one worker: admission, CALL, then the call's events until its answer."""
         link = self._least_loaded(runtime, tool) or await self._admit(runtime, tool, deadline)
         call_id = next(self._ids)
-        pending = _Pending(call_id, tool, link, on_request)
+        pending = _Pending(call_id, tool, link, self._loop or asyncio.get_running_loop(), on_request)
         self._pending[call_id] = pending
         link.in_flight.add(call_id)
         self._tool_in_flight[tool] = self._tool_in_flight.get(tool, 0) + 1
@@ -692,6 +695,12 @@ class Router:
         except ProtocolError as exc:
             logger.error("%s", exc)
             self._send_raw(identity, Stop(f"refused: {exc}"))
+            return
+        if message.runtime not in self._runtime_ready:
+            logger.error(
+                "refusing READY from %s: pool %r is not served here", message.worker_id, message.runtime
+            )
+            self._send_raw(identity, Stop(f"refused: pool {message.runtime!r} is not served here"))
             return
         if self._expected.get(message.pid) != message.worker_id:
             logger.warning(

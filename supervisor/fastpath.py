@@ -128,7 +128,8 @@ class FastPath:
         self._tools = ToolListing(router)
         self._valid: set[tuple[str, str, bytes]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listing: tuple[int, bytes] | None = None
+        self._listings: dict[tuple[int, str], bytes] = {}
+        """Serialized ``tools/list`` results by (catalog version, protocol version)."""
         if server.cache_hints:  # the SDK would add them to results; this path does not
             raise ValueError("the fast path serves a server without cache hints")
 
@@ -292,16 +293,16 @@ class FastPath:
     # -- answers -----------------------------------------------------------------------------------
 
     async def _list_tools(self, version: str) -> bytes:
-        """The ``tools/list`` result, serialized once per catalog version."""
+        """The ``tools/list`` result, serialized once per catalog version and protocol version."""
         result = await self._tools.result()
-        listing = self._listing
-        if listing is None or listing[0] != self.router.catalog_version:
+        key = (self.router.catalog_version, version)
+        listing = self._listings.get(key)
+        if listing is None:
             data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            listing = self._listing = (
-                self.router.catalog_version,
-                self._serialize("tools/list", version, data),
-            )
-        return listing[1]
+            listing = self._serialize("tools/list", version, data)
+            # a listing of an older catalog is never asked for again
+            self._listings = {k: v for k, v in self._listings.items() if k[0] == key[0]} | {key: listing}
+        return listing
 
     async def _call_tool(
         self, send: Send, receive: Receive, request_id: int | str, version: str, params: dict[str, Any]
@@ -360,6 +361,9 @@ class FastPath:
                     error["data"] = exc.data
                 return None, error
             result = error_result(str(exc))
+        except Exception:  # a bug: answered as the SDK answers a handler that raised
+            logger.exception("tools/call of %r failed", params["name"])
+            return None, {"code": INTERNAL_ERROR, "message": "Internal server error"}
         result["resultType"] = "complete"
         try:
             return self._serialize("tools/call", version, result), None

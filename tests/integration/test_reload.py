@@ -85,8 +85,10 @@ async def test_reload_brings_new_tools_and_worker_counts(supervisor_factory: Any
     config = tmp_path / "mcp.toml"
     write_config(config, ["tests.integration.call_tools"])
     server = supervisor_factory("--config", str(config))
-    async with Client(server.url) as client:
+    async with Client(server.url) as client, Client(server.url, mode="2026-07-28") as stateless:
         assert "json_schema_2020_12_tool" not in {t.name for t in (await client.list_tools()).tools}
+        # the fast path's cached listing (stateless era) must follow the catalog too
+        assert "json_schema_2020_12_tool" not in {t.name for t in (await stateless.list_tools()).tools}
         write_config(
             config, ["tests.integration.call_tools", "tests.conformance.conformance_tools"], asyncio=2
         )
@@ -94,6 +96,7 @@ async def test_reload_brings_new_tools_and_worker_counts(supervisor_factory: Any
         server.wait_for(lambda: "reload done" in server.log(), "the reload")
         names = {t.name for t in (await client.list_tools()).tools}
         assert "json_schema_2020_12_tool" in names
+        assert "json_schema_2020_12_tool" in {t.name for t in (await stateless.list_tools()).tools}
         assert (await client.call_tool("test_simple_text", {})).is_error is False
     assert sorted(pids(server)) == ["asyncio-0", "asyncio-1", "trio-0", "trio-queue"]
 

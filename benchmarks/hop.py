@@ -1104,7 +1104,7 @@ async def _phases(
 
 
 SUITE_ARGV = {
-    False: "--calls 2000 --pipelined 6000 --rounds 4 --phase-seconds 2 --warmup 200".split(),
+    False: "--calls 5000 --pipelined 10000 --rounds 5 --phase-seconds 2 --warmup 500".split(),
     True: "--calls 800 --pipelined 2000 --rounds 2 --phase-seconds 1 --warmup 100".split(),
 }
 """The smaller budgets ``python -m benchmarks`` measures the hop with (full run, ``--quick``)."""

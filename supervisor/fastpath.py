@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -351,7 +352,7 @@ class FastPath:
                 params["name"],
                 params.get("arguments"),
                 timeout=self.router.default_timeout,
-                meta={str(key): value for key, value in meta.items()},
+                meta=meta,  # JSON: string keys already
                 on_request=_no_back_channel(version, meta),
             )
         except CallError as exc:
@@ -376,23 +377,22 @@ class FastPath:
         Raises:
             _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
         """
-        if _passes_through(method, result):
-            shaped = result
-        else:
-            try:
-                shaped = spec_methods.serialize_server_result(method, version, result)
-            except pydantic.ValidationError:
-                logger.exception("handler for %r returned an invalid result", method)
-                raise _InvalidResult from None
+        passed_through = _passes_through(method, result)
+        shaped = result if passed_through else _sieve(method, version, result)
+        try:
+            return orjson.dumps(self._stamped(shaped))
+        except orjson.JSONEncodeError:  # bytes, or an integer past 64 bits: the SDK's own rendering
+            shaped = _sieve(method, version, result) if passed_through else shaped
+            return json.dumps(self._stamped(shaped), separators=(",", ":")).encode()
+
+    def _stamped(self, shaped: dict[str, Any]) -> dict[str, Any]:
+        """``shaped`` with the ``serverInfo`` stamp in its ``_meta`` (a handler-set value wins)."""
         meta = shaped.get("_meta")
         if meta is None:
             shaped["_meta"] = self._stamp
         elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
             shaped["_meta"] = {**meta, **self._stamp}
-        try:
-            return orjson.dumps(shaped)
-        except orjson.JSONEncodeError:  # a value only pydantic's JSON mode renders (bytes, a huge int)
-            return orjson.dumps(spec_methods.serialize_server_result(method, version, result))
+        return shaped
 
     @staticmethod
     async def _answer(
@@ -437,6 +437,19 @@ def _passes_through(method: str, result: dict[str, Any]) -> bool:
 
 class _InvalidResult(Exception):
     """A result the per-version surface refuses."""
+
+
+def _sieve(method: str, version: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The result as the SDK's per-version surface shapes it (validated, unknown fields dropped).
+
+    Raises:
+        _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
+    """
+    try:
+        return spec_methods.serialize_server_result(method, version, result)
+    except pydantic.ValidationError:
+        logger.exception("handler for %r returned an invalid result", method)
+        raise _InvalidResult from None
 
 
 def _matcher(allowed: list[str]) -> Callable[..., bool]:

@@ -472,11 +472,12 @@ class Router:
     def _least_loaded(self, runtime: str, tool: str) -> WorkerLink | None:
         """``_admit`` without waiting: the least-loaded routable worker of ``runtime`` with room for a call
         of ``tool``, or None (none is ready, none has room, or calls are already waiting for room)."""
-        if self._queued or runtime in self._runtime_failed:
+        if self._queued or runtime in self._runtime_failed or not self._tool_has_room(tool):
             return None  # those waiting go first
-        limit = self._tool_limits.get(tool)
-        if limit is not None and self._tool_in_flight.get(tool, 0) >= limit:
-            return None
+        return self._open_link(runtime)
+
+    def _open_link(self, runtime: str) -> WorkerLink | None:
+        """The routable worker of ``runtime`` with the fewest calls in flight, if one has room for another."""
         best: WorkerLink | None = None
         for link in self._links.values():
             if (
@@ -488,6 +489,11 @@ class Router:
                 best = link
         return best
 
+    def _tool_has_room(self, tool: str) -> bool:
+        """Whether ``tool`` is under its ``max_concurrency`` (if it has one)."""
+        limit = self._tool_limits.get(tool)
+        return limit is None or self._tool_in_flight.get(tool, 0) < limit
+
     async def _admit(self, runtime: str, tool: str, deadline: float) -> WorkerLink:
         """The least-loaded ready worker of ``runtime`` with room for one more call of ``tool``.
 
@@ -498,19 +504,17 @@ class Router:
             NoWorkerError: the runtime is failed, or no worker of it became ready in time.
             ServerBusyError: too many calls are waiting already, or no room freed up before the deadline.
         """
-        limit = self._tool_limits.get(tool)
         queued = False
         try:
             while True:
                 failure = self._runtime_failed.get(runtime)
                 if failure is not None:
                     raise NoWorkerError(f"runtime {runtime} is unavailable: {failure}")
-                routable = self._routable(runtime)
-                if routable:
-                    open_links = [link for link in routable if len(link.in_flight) < self.max_in_flight]
-                    tool_has_room = limit is None or self._tool_in_flight.get(tool, 0) < limit
-                    if open_links and tool_has_room:
-                        return min(open_links, key=lambda link: len(link.in_flight))
+                if self._routable(runtime):
+                    link = self._open_link(runtime)
+                    tool_has_room = self._tool_has_room(tool)
+                    if link is not None and tool_has_room:
+                        return link
                     if not queued:
                         if self._queued >= self.max_queued:
                             raise ServerBusyError(self._busy_reason(runtime, tool, tool_has_room))

@@ -34,6 +34,7 @@ class StandInRouter:
     catalog_version = 1
 
     def __init__(self) -> None:
+        self.result: dict[str, Any] = {"content": [{"type": "text", "text": "done"}], "isError": False}
         self.release = asyncio.Event()
         self.cancelled = asyncio.Event()
         self.started = asyncio.Event()
@@ -54,7 +55,7 @@ class StandInRouter:
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
-        return {"content": [{"type": "text", "text": "done"}], "isError": False}
+        return dict(self.result)
 
 
 class Exchange:
@@ -202,3 +203,23 @@ async def test_headers_the_sdk_would_refuse_are_handed_over(changes: dict[str, s
     exchange = Exchange(*request(**changes))
     await within(app(exchange.scope, exchange.receive, exchange.send))
     assert handed == [True]
+
+
+async def test_a_result_orjson_cannot_render_is_rendered_as_the_sdk_does() -> None:
+    """An integer past 64 bits in structured content: orjson refuses it, the SDK's json.dumps does not."""
+    router = StandInRouter()
+    router.release.set()
+    big = 2**70
+    router.result = {
+        "content": [{"type": "text", "text": str(big)}],
+        "structuredContent": {"value": big},
+        "isError": False,
+    }
+    app, _ = build(router)
+    exchange = Exchange(*request())
+    await within(app(exchange.scope, exchange.receive, exchange.send))
+    start, body = exchange.sent
+    assert start["status"] == 200
+    result = json.loads(body["body"])["result"]
+    assert result["structuredContent"] == {"value": big}
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-supervisor"

@@ -5,6 +5,10 @@ The SDK's low-level ``Server`` speaks the protocol (both the 2025-11-25 session 
 to ``Router.call``. Errors follow the specification: an unknown tool or invalid arguments are JSON-RPC
 errors (-32602); everything that goes wrong while running a tool — including its worker dying — is a tool
 result with ``isError: true`` and a one-line message.
+
+Over HTTP, ``fastpath.FastPath`` sits in front of the whole app and answers the common stateless
+(2026-07-28) ``tools/call`` and ``tools/list`` POSTs itself, with the same answers; everything else reaches
+the SDK here.
 """
 
 from __future__ import annotations

@@ -107,6 +107,16 @@ class CallTimeoutError(CallError):
     pass
 
 
+def error_object(exc: Exception) -> dict[str, Any]:
+    """The JSON-RPC error object for ``exc``: its ``code`` (internal error when it has none), message, and
+    ``data`` when it has some."""
+    error: dict[str, Any] = {"code": getattr(exc, "code", INTERNAL_ERROR), "message": str(exc)}
+    data = getattr(exc, "data", None)
+    if data is not None:
+        error["data"] = data
+    return error
+
+
 def error_for_code(code: int, message: str, data: Any = None) -> CallError:
     """Rebuild the error a worker reported in an ERROR frame."""
     if code == INVALID_PARAMS:

@@ -54,7 +54,7 @@ from mcp_types import methods as spec_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError
+from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError, error_object
 from shared.results import error_result
 
 from .client_requests import check_client_request
@@ -357,10 +357,7 @@ class FastPath:
             )
         except CallError as exc:
             if exc.is_protocol_error:
-                error = {"code": exc.code, "message": str(exc)}
-                if exc.data is not None:
-                    error["data"] = exc.data
-                return None, error
+                return None, error_object(exc)
             result = error_result(str(exc))
         except Exception:  # a bug: answered as the SDK answers a handler that raised
             logger.exception("tools/call of %r failed", params["name"])

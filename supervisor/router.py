@@ -38,6 +38,7 @@ from shared.errors import (
     UnknownToolError,
     WorkerLostError,
     error_for_code,
+    error_object,
 )
 from shared.metadata import ToolMetadata
 from shared.protocol import (
@@ -561,7 +562,7 @@ class Router:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._send(pending.link, Reply(request.request_id, None, _error_of(exc)))
+            self._send(pending.link, Reply(request.request_id, None, error_object(exc)))
             return
         self._send(pending.link, Reply(request.request_id, result, None))
 
@@ -595,7 +596,7 @@ class Router:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._send(link, Reply(request.request_id, None, _error_of(exc)))
+            self._send(link, Reply(request.request_id, None, error_object(exc)))
             return
         self._send(link, Reply(request.request_id, result, None))
 
@@ -825,16 +826,6 @@ class Router:
                         self.on_unresponsive(link)
                     continue
                 self._send(link, Heartbeat(len(link.in_flight)))
-
-
-def _error_of(exc: Exception) -> dict[str, Any]:
-    """The REPLY ``error`` for an exception: its JSON-RPC code (internal error by default), message and
-    ``data`` when it has some."""
-    error: dict[str, Any] = {"code": getattr(exc, "code", INTERNAL_ERROR), "message": str(exc)}
-    data = getattr(exc, "data", None)
-    if data is not None:
-        error["data"] = data
-    return error
 
 
 def _check_catalog(message: Ready) -> None:

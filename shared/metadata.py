@@ -42,7 +42,9 @@ class ToolMetadata:
     Attributes:
         name: The MCP tool name (letters, digits, ``_``, ``-``, ``.``; 1-128 characters).
         runtime: ``"asyncio"``, ``"trio"`` or ``"auto"`` (decided by ``detect_runtime``).
-        requires_p2p: The tool needs the P2P task-queue worker.
+        requires_p2p: The tool needs the P2P task queue: it runs on Trio (``runtime="asyncio"`` is refused)
+            and only in the worker that hosts the queue (the ``trio-queue`` pool); another worker that
+            loads its module leaves it to that pool.
         category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
         priority: 0 (lowest) to 10 (highest); default 5.
         timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.
@@ -111,6 +113,11 @@ class ToolMetadata:
             raise ToolDefinitionError(
                 f"tool {self.name!r}: retry_policy={self.retry_policy!r} is invalid; "
                 "allowed: none, exponential, linear"
+            )
+        if self.requires_p2p and self.runtime == "asyncio":
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: requires_p2p=True needs the Trio runtime (the task queue runs on Trio); "
+                "use runtime='trio' or 'auto'"
             )
         if self.max_concurrency is not None and (
             isinstance(self.max_concurrency, bool)

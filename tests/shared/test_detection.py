@@ -147,7 +147,23 @@ def test_function_attribute_beats_module_pattern(registry: ToolMetadataRegistry)
 def test_invalid_function_attribute_is_ignored(registry: ToolMetadataRegistry) -> None:
     func = make_function(module="acme.tools", runtime_attribute="gevent")
 
-    assert detect_runtime("peer_tool", func, registry=registry) == "trio"
+    assert detect_runtime("add_peer", func, registry=registry) == "trio"
+
+
+# -- 4. requires_p2p -------------------------------------------------------------------------------
+
+
+def test_requires_p2p_means_trio(registry: ToolMetadataRegistry) -> None:
+    metadata = ToolMetadata(name="echo_all", requires_p2p=True)
+
+    assert detect_runtime("echo_all", metadata=metadata, registry=registry) == "trio"
+
+
+def test_requires_p2p_beats_function_attribute_and_module(registry: ToolMetadataRegistry) -> None:
+    func = make_function(module="acme.asyncio_tools", runtime_attribute="asyncio")
+    registry.register(ToolMetadata(name="echo_all", requires_p2p=True), func)
+
+    assert detect_runtime("echo_all", func, registry=registry) == "trio"
 
 
 # -- 5. the module pattern -------------------------------------------------------------------------
@@ -160,6 +176,9 @@ def test_invalid_function_attribute_is_ignored(registry: ToolMetadataRegistry) -
         ("trio_helpers", "trio"),
         ("acme.p2p.handlers", "trio"),
         ("acme.asyncio_tools", "asyncio"),
+        ("acme.patriot_tools", "asyncio"),  # a segment, never a substring: "patriot" is not "trio"
+        ("acme.trios", "asyncio"),
+        ("acme.asyncio-helpers.trio", "asyncio"),  # the first matching segment from the left wins
     ],
 )
 def test_module_pattern_decides(registry: ToolMetadataRegistry, module: str, expected: str) -> None:
@@ -186,13 +205,37 @@ def test_module_matching_no_pattern_leaves_the_name_patterns_to_decide(
 
 @pytest.mark.parametrize(
     "name",
-    ["p2p_send", "run_workflow_step", "workflow", "taskqueue_push", "list_peers", "bootstrap_node"],
+    [
+        "p2p_send",
+        "send.p2p",
+        "run_workflow_step",
+        "workflow",
+        "list-workflows",
+        "taskqueue_push",
+        "list_peers",
+        "add_peer",
+        "bootstrap_node",
+    ],
 )
 def test_name_patterns_choose_trio(registry: ToolMetadataRegistry, name: str) -> None:
     assert detect_runtime(name, registry=registry) == "trio"
 
 
-@pytest.mark.parametrize("name", ["echo", "p2", "xp2p_send", "work_flow", "PEER", "task_queue"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "echo",
+        "p2",
+        "xp2p_send",
+        "work_flow",
+        "PEER",
+        "task_queue",
+        "peer_review",  # "peer" counts only as the last segment
+        "peers_list",
+        "workflowish",
+        "bootstrapped",
+    ],
+)
 def test_other_names_get_the_asyncio_default(registry: ToolMetadataRegistry, name: str) -> None:
     assert detect_runtime(name, registry=registry) == "asyncio"
 

@@ -56,6 +56,12 @@ def test_valid_runtimes_are_accepted(runtime: Any) -> None:
     assert ToolMetadata(name="t", runtime=runtime).runtime == runtime
 
 
+def test_requires_p2p_on_asyncio_is_refused_as_a_contradiction() -> None:
+    with pytest.raises(ToolDefinitionError, match=r"tool 'x': requires_p2p=True needs the Trio runtime"):
+        ToolMetadata(name="x", runtime="asyncio", requires_p2p=True)
+    assert ToolMetadata(name="x", runtime="trio", requires_p2p=True).requires_p2p
+
+
 @pytest.mark.parametrize("runtime", ["gevent", "Trio", "", None])
 def test_invalid_runtime_is_refused_naming_field_and_value(runtime: Any) -> None:
     with pytest.raises(ToolDefinitionError) as caught:

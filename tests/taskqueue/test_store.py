@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import trio
 
-from trio_worker.taskqueue import store as store_module
+from trio_worker.taskqueue import schema
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.records import Registration
+from trio_worker.taskqueue.rows import put_registration
 from trio_worker.taskqueue.store import Store
 
 from .conftest import serving, wait_status
@@ -38,7 +39,7 @@ async def test_the_database_uses_wal_and_full_sync_and_creates_its_directory(tmp
         )
     finally:
         await db.close()
-    assert settings == ("wal", 2, store_module.SCHEMA_VERSION)  # 2 is FULL
+    assert settings == ("wal", 2, schema.SCHEMA_VERSION)  # 2 is FULL
     assert path.exists()
 
 
@@ -46,7 +47,7 @@ async def test_a_write_is_one_transaction_all_or_nothing(tmp_path: Path) -> None
     db = Store(tmp_path / "q.db")
     await db.open()
     try:
-        good = store_module.put_registration(Registration("w1", ["a"], 2))
+        good = put_registration(Registration("w1", ["a"], 2))
         with pytest.raises(sqlite3.Error):
             await db.write([good, ("INSERT INTO no_such_table VALUES (1)", ())])
         rows = await db.read(lambda conn: conn.execute("SELECT COUNT(*) FROM executors").fetchone()[0])
@@ -74,7 +75,7 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute(f"PRAGMA user_version = {store_module.SCHEMA_VERSION + 1}")
+        conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     with pytest.raises(QueueUnavailableError, match=r"schema version"):
         await Store(path).open()
 

@@ -49,11 +49,12 @@ from typing import Any, TypeVar
 
 import trio
 
-from . import store
+from . import queries, rows
 from . import transitions as tr
 from .errors import NotFoundError, QueueUnavailableError
 from .executor import Executor, ToolCallRefused
 from .models import TASK_REF_PATTERN, check_id
+from .queries import DURATION_SAMPLES
 from .records import LogLine, StepRecord, TaskRecord, WorkflowRecord
 from .scheduling import (
     ExecutorView,
@@ -64,7 +65,7 @@ from .scheduling import (
     waiting_reason,
 )
 from .state import Changes, State
-from .store import DURATION_SAMPLES, Store, Synchronous
+from .store import Store, Synchronous
 from .views import executor_view, iso, task_summary
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
@@ -187,7 +188,7 @@ class EngineCore:
             raise QueueUnavailableError("this engine is already serving")
         await self._store.open()
         try:
-            snapshot = await self._store.read(store.load_snapshot)
+            snapshot = await self._store.read(queries.load_snapshot)
             await self._recover(snapshot)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -203,7 +204,7 @@ class EngineCore:
             self._running.clear()
             await self._store.close()
 
-    async def _recover(self, snapshot: store.Snapshot) -> None:
+    async def _recover(self, snapshot: queries.Snapshot) -> None:
         state = State(
             tasks={task.task_id: task for task in snapshot.tasks},
             workflows={workflow.workflow_id: workflow for workflow in snapshot.workflows},
@@ -224,7 +225,7 @@ class EngineCore:
             for dependency in workflow.dependencies
             if dependency not in state.workflows
         }
-        known = await self._store.read(lambda conn: store.workflow_statuses(conn, pending_dependencies))
+        known = await self._store.read(lambda conn: queries.workflow_statuses(conn, pending_dependencies))
         c = self._changes()
         for task in list(state.tasks.values()):
             if task.status == "running":
@@ -619,13 +620,13 @@ class EngineCore:
         """Record the end of ``run``'s attempt; returns how many of its pending log lines it wrote."""
         lines = list(run.pending_logs)
         for line in lines:
-            c.write(store.add_log(line))
+            c.write(rows.add_log(line))
         kind, detail = outcome
         current = c.task(run.task.task_id)
         if current is None or current.status != "running" or current.attempts != run.task.attempts:
             # Ended already (a forced cancel): only the attempt row is left to close.
             c.write(
-                store.finish_attempt(
+                rows.finish_attempt(
                     run.task.task_id, run.task.attempts, c.now, "cancelled", "cancelled while running"
                 )
             )
@@ -673,16 +674,16 @@ class EngineCore:
         """Write the latest progress and progress messages of running attempts (under the lock, so a
         task's log lines keep their order around its own transitions)."""
         async with self._lock:
-            writes: list[store.Write] = []
+            writes: list[rows.Write] = []
             for run in list(self._running.values()):
                 if run.finishing:
                     continue
                 if run.dirty:
                     writes.append(
-                        store.put_progress(run.task.task_id, run.task.attempts, run.progress, run.message)
+                        rows.put_progress(run.task.task_id, run.task.attempts, run.progress, run.message)
                     )
                     run.dirty = False
-                writes.extend(store.add_log(line) for line in run.pending_logs)
+                writes.extend(rows.add_log(line) for line in run.pending_logs)
                 run.pending_logs.clear()
             if writes:
                 try:
@@ -694,7 +695,7 @@ class EngineCore:
         check_id(task_id, "task_id", TASK_REF_PATTERN)
         task = self._state.tasks.get(task_id)
         if task is None:
-            task = await self._store.read(lambda conn: store.get_task(conn, task_id))
+            task = await self._store.read(lambda conn: queries.get_task(conn, task_id))
         if task is None:
             raise NotFoundError(f"task_id: no task {task_id!r}")
         return task
@@ -704,7 +705,7 @@ class EngineCore:
         under the lock to decide on a transition (a record read before taking the lock may be stale)."""
         task = self._state.tasks.get(task_id)
         if task is None:
-            task = await self._store.read(lambda conn: store.get_task(conn, task_id))
+            task = await self._store.read(lambda conn: queries.get_task(conn, task_id))
         if task is None:
             raise NotFoundError(f"task_id: no task {task_id!r}")
         return task
@@ -779,7 +780,7 @@ class EngineCore:
         workflow = self._state.workflows.get(workflow_id)
         if workflow is not None:
             return workflow, dict(self._state.steps.get(workflow_id, {}))
-        found = await self._store.read(lambda conn: store.get_workflow(conn, workflow_id))
+        found = await self._store.read(lambda conn: queries.get_workflow(conn, workflow_id))
         if found is None:
             raise NotFoundError(f"workflow_id: no workflow {workflow_id!r}")
         record, steps = found
@@ -797,7 +798,7 @@ class EngineCore:
                 raise NotFoundError(
                     f"worker_id: no executor {worker_id!r} (neither a live worker process nor registered)"
                 )
-        totals = await self._store.read(store.worker_totals)
+        totals = await self._store.read(queries.worker_totals)
         everyone = self._executors()
         views = []
         for executor in executors:

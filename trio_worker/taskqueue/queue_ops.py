@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import EngineCore
 from .errors import InvalidRequestError
@@ -29,10 +29,10 @@ class QueueOperations(EngineCore):
         now = self._clock()
 
         def gather(conn: sqlite3.Connection) -> dict[str, Any]:
-            first = store.first_activity(conn)
+            first = queries.first_activity(conn)
             windows = {}
             for name, span in (("last_minute", 60.0), ("last_5_minutes", 300.0), ("last_hour", 3600.0)):
-                finished = store.finished_since(conn, now - span)
+                finished = queries.finished_since(conn, now - span)
                 actual = max(0.0, min(span, now - first)) if first is not None else 0.0
                 done = sum(finished.values())
                 windows[name] = {
@@ -46,13 +46,13 @@ class QueueOperations(EngineCore):
                     ),
                 }
             gathered: dict[str, Any] = {
-                "counts": store.status_counts(conn),
-                "averages": store.averages(conn),
+                "counts": queries.status_counts(conn),
+                "averages": queries.averages(conn),
                 "throughput": windows,
             }
             if include_historical:
-                gathered["hourly"] = store.hourly(conn, now - 24 * 3600.0)
-                gathered["by_task_type"] = store.by_task_type(conn)
+                gathered["hourly"] = queries.hourly(conn, now - 24 * 3600.0)
+                gathered["by_task_type"] = queries.by_task_type(conn)
             return gathered
 
         data = await self._store.read(gather)
@@ -171,7 +171,7 @@ class QueueOperations(EngineCore):
         async with self._lock:
             queued = [t for t in self._queue_order()] if "queued" in statuses else []
             doomed = (
-                await self._store.read(lambda conn: store.matching_task_ids(conn, finished))
+                await self._store.read(lambda conn: queries.matching_task_ids(conn, finished))
                 if finished
                 else []
             )

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import store
+from . import rows
 from .models import TERMINAL_TASK_STATUSES
 from .records import LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
 
@@ -130,7 +130,7 @@ class Changes:
         self.steps: dict[tuple[str, str], StepRecord] = {}
         self.registrations: dict[str, Registration | None] = {}
         self.paused: Any = _UNCHANGED
-        self.extra: list[store.Write] = []
+        self.extra: list[rows.Write] = []
         self.deleted: list[str] = []
         self.started: list[tuple[TaskRecord, str]] = []
         """Attempts to start once committed: (the running task, executor id)."""
@@ -218,32 +218,32 @@ class Changes:
     def delete_task(self, task_id: str) -> None:
         self.deleted.append(task_id)
 
-    def write(self, write: store.Write) -> None:
+    def write(self, write: rows.Write) -> None:
         self.extra.append(write)
 
     def log(self, task_id: str, message: str, level: str = "info") -> None:
-        self.extra.append(store.add_log(LogLine(task_id, self.now, level, message)))
+        self.extra.append(rows.add_log(LogLine(task_id, self.now, level, message)))
 
     # -- committing --
 
-    def writes(self) -> list[store.Write]:
+    def writes(self) -> list[rows.Write]:
         """Every statement of this unit of work, for one transaction."""
         writes = [
-            store.insert_task(task) if task.task_id in self.created else store.put_task(task)
+            rows.insert_task(task) if task.task_id in self.created else rows.put_task(task)
             for task in self.tasks.values()
         ]
-        writes += [store.put_workflow(workflow) for workflow in self.workflows.values()]
-        writes += [store.put_step(step) for step in self.steps.values()]
+        writes += [rows.put_workflow(workflow) for workflow in self.workflows.values()]
+        writes += [rows.put_step(step) for step in self.steps.values()]
         for worker_id, registration in self.registrations.items():
             writes.append(
-                store.delete_registration(worker_id)
+                rows.delete_registration(worker_id)
                 if registration is None
-                else store.put_registration(registration)
+                else rows.put_registration(registration)
             )
         if self.paused is not _UNCHANGED:
-            writes.append(store.put_setting("paused", self.paused))
+            writes.append(rows.put_setting("paused", self.paused))
         writes += self.extra
-        writes += store.delete_tasks(self.deleted)
+        writes += rows.delete_tasks(self.deleted)
         return writes
 
     def apply(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
 from .errors import ConflictError, InvalidRequestError, QueueUnavailableError
@@ -31,10 +31,10 @@ from .models import (
     parse,
 )
 from .payload import check_arguments
+from .queries import TaskQuery
 from .records import TaskRecord
 from .scheduling import mean_durations
 from .state import Changes
-from .store import TaskQuery
 from .views import attempt_view, iso, log_view, rounded, seconds, task_detail
 from .workflows import output_of
 
@@ -155,10 +155,10 @@ class TaskOperations(EngineCore):
         result = task_detail(task, self._summary(task, positions, estimates))
         if include_logs:
             await self._flush()
-            lines = await self._store.read(lambda conn: store.task_logs(conn, task.task_id))
+            lines = await self._store.read(lambda conn: queries.task_logs(conn, task.task_id))
             result["logs"] = [log_view(line) for line in lines]
         if include_metrics:
-            attempts = await self._store.read(lambda conn: store.task_attempts(conn, task.task_id))
+            attempts = await self._store.read(lambda conn: queries.task_attempts(conn, task.task_id))
             end = task.ended_at if task.ended_at is not None else self._clock()
             result["metrics"] = {
                 "wait_time": seconds(task.submitted_at, task.first_started_at),
@@ -265,7 +265,7 @@ class TaskOperations(EngineCore):
             total, page = len(matching), matching[offset : offset + limit]
         else:
             query = TaskQuery(statuses, worker_filter, tags or None, priority_min, limit, offset)
-            page, total = await self._store.read(lambda conn: store.list_tasks(conn, query))
+            page, total = await self._store.read(lambda conn: queries.list_tasks(conn, query))
             page = [self._state.tasks.get(t.task_id, t) for t in page]
         tasks = [self._summary(t, positions, estimates) for t in page]
         return {
@@ -354,7 +354,7 @@ class TaskOperations(EngineCore):
         }
         if include_logs:
             await self._flush()
-            lines = await self._store.read(lambda conn: store.task_logs(conn, task.task_id))
+            lines = await self._store.read(lambda conn: queries.task_logs(conn, task.task_id))
             answer["logs"] = [log_view(line) for line in lines]
         return answer
 
@@ -385,7 +385,7 @@ class TaskOperations(EngineCore):
             raise InvalidRequestError(f"task_id: its task type {original.task_type!r} is no longer a tool")
         check_arguments(entry.get("inputSchema"), original.payload, "payload")
         async with self._lock:
-            new_id = await self._new_id("task", store.task_exists)
+            new_id = await self._new_id("task", queries.task_exists)
             c = self._changes()
             retry = tr.new_task(
                 c,

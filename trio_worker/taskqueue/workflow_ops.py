@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
 from .errors import ConflictError, InvalidRequestError, NotFoundError
@@ -29,10 +29,10 @@ from .models import (
     parse,
 )
 from .payload import check_arguments
+from .queries import WorkflowQuery
 from .records import LogLine, StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
 from .scheduling import mean_durations
-from .store import WorkflowQuery
 from .views import log_view, rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
@@ -105,12 +105,12 @@ class WorkflowOperations(EngineCore):
             )
         async with self._lock:
             if workflow_id is None:
-                workflow_id = await self._new_id("wf", store.workflow_exists)
+                workflow_id = await self._new_id("wf", queries.workflow_exists)
             elif workflow_id in self._state.workflows or await self._store.read(
-                functools.partial(store.workflow_exists, workflow_id=workflow_id)
+                functools.partial(queries.workflow_exists, workflow_id=workflow_id)
             ):
                 raise ConflictError(f"workflow_id: a workflow {workflow_id!r} already exists")
-            known = await self._store.read(lambda conn: store.workflow_statuses(conn, deps))
+            known = await self._store.read(lambda conn: queries.workflow_statuses(conn, deps))
             for dependency in deps:
                 status = (
                     self._state.workflows[dependency].status
@@ -161,7 +161,7 @@ class WorkflowOperations(EngineCore):
         now = self._clock()
         finished = [s.task_id for s in steps.values() if s.task_id and s.task_id not in self._state.tasks]
         attempts = (
-            await self._store.read(lambda conn: store.attempt_counts(conn, finished)) if finished else {}
+            await self._store.read(lambda conn: queries.attempt_counts(conn, finished)) if finished else {}
         )
         views = []
         for step in steps.values():
@@ -290,7 +290,7 @@ class WorkflowOperations(EngineCore):
             raise InvalidRequestError("peer_filter: must be an executor id")
         tags = check_strings(tag_filter, "tag_filter")
         query = WorkflowQuery(statuses, peer_filter, tags or None, limit, offset)
-        page, total = await self._store.read(lambda conn: store.list_workflows(conn, query))
+        page, total = await self._store.read(lambda conn: queries.list_workflows(conn, query))
         now = self._clock()
         workflows = []
         for workflow, steps in page:
@@ -403,7 +403,7 @@ class WorkflowOperations(EngineCore):
             task_ids = [s.task_id for s in steps.values() if s.task_id]
 
             def read_logs(conn: sqlite3.Connection) -> dict[str, list[LogLine]]:
-                return {task_id: store.task_logs(conn, task_id) for task_id in task_ids}
+                return {task_id: queries.task_logs(conn, task_id) for task_id in task_ids}
 
             logs = await self._store.read(read_logs)
             answer["logs"] = {

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from trio_worker.taskqueue import Engine
-from trio_worker.taskqueue import core as core_module
+from trio_worker.taskqueue import router_cache as router_cache_module
+from trio_worker.taskqueue import scheduler as scheduler_module
 from trio_worker.taskqueue import scheduling as scheduling_module
 from trio_worker.taskqueue.errors import (
     ConflictError,
@@ -334,8 +335,8 @@ async def test_tasks_go_to_an_executor_that_has_their_type_as_capability(tmp_pat
 async def test_a_task_only_an_offline_registered_executor_can_run_stays_queued_with_the_reason(
     tmp_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core_module, "RECHECK_INTERVAL", 0.02)
-    monkeypatch.setattr(core_module, "WORKERS_TTL", 0.01)
+    monkeypatch.setattr(scheduler_module, "RECHECK_INTERVAL", 0.02)
+    monkeypatch.setattr(router_cache_module, "WORKERS_TTL", 0.01)
 
     async def photo(call: FakeCall) -> dict[str, Any]:
         return ok({"photo": "taken"})

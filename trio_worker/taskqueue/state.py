@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import rows
@@ -47,6 +47,12 @@ class State:
         for task in self.tasks.values():
             if task.status == "queued":
                 self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
+
+    def restore(self, loaded: State) -> None:
+        """Become ``loaded`` (what recovery read from the database), keeping this object: the engine's
+        parts hold it from their construction on."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(loaded, f.name))
 
     def put(self, task: TaskRecord) -> None:
         """Make ``task`` the current version of an unfinished task (keeping ``order`` in step)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
@@ -30,10 +29,10 @@ from .models import (
 )
 from .payload import check_arguments
 from .queries import WorkflowQuery
-from .records import LogLine, StepRecord, WorkflowRecord
+from .records import StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
 from .scheduling import mean_durations
-from .views import log_view, rounded, seconds, step_view, workflow_summary
+from .views import rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
 
@@ -75,12 +74,12 @@ class WorkflowOperations(EngineCore):
             raise InvalidRequestError(f"steps: must be a list of 1 to {MAX_STEPS} steps")
         parsed = [parse(WorkflowStep, step, f"steps[{index}]") for index, step in enumerate(steps)]
         graph = build_graph(parsed)
-        catalog = await self._catalog()
+        catalog = await self._router.catalog()
         records: list[StepRecord] = []
         for index, step in enumerate(parsed):
             entry = catalog.get(step.action)
             if entry is None:
-                catalog = await self._catalog(need=step.action)
+                catalog = await self._router.catalog(need=step.action)
                 entry = catalog.get(step.action)
             if entry is None:
                 raise InvalidRequestError(f"steps[{index}].action: unknown tool {step.action!r}")
@@ -103,7 +102,7 @@ class WorkflowOperations(EngineCore):
                     status="pending",
                 )
             )
-        async with self._lock:
+        async with self._committer.lock:
             if workflow_id is None:
                 workflow_id = await self._new_id("wf", queries.workflow_exists)
             elif workflow_id in self._state.workflows or await self._store.read(
@@ -139,8 +138,8 @@ class WorkflowOperations(EngineCore):
             for record in records:
                 c.put_step(replace(record, workflow_id=workflow_id))
             tr.start_workflow_if_ready(c, workflow, known)
-            await self._commit(c)
-        await self._dispatch()
+            await self._committer.commit(c)
+        await self._scheduler.dispatch()
         current, current_steps = await self._find_workflow(workflow_id)
         return {
             "success": True,
@@ -166,14 +165,14 @@ class WorkflowOperations(EngineCore):
         views = []
         for step in steps.values():
             task = self._state.tasks.get(step.task_id) if step.task_id else None
-            run = self._running.get(step.task_id) if step.task_id else None
+            run = self._runner.running.get(step.task_id) if step.task_id else None
             progress = run.progress if run is not None else (task.progress if task is not None else None)
             views.append(step_view(step, task, progress, attempts.get(step.task_id or ""), now))
         return views
 
     def _step_durations(self, steps: dict[str, StepRecord]) -> dict[str, tuple[float | None, str]]:
         """Each step's duration for the critical path and where it comes from."""
-        means = mean_durations(self._durations)
+        means = mean_durations(self._scheduler.durations)
         now = self._clock()
         durations: dict[str, tuple[float | None, str]] = {}
         for step_id, step in steps.items():
@@ -237,8 +236,8 @@ class WorkflowOperations(EngineCore):
         self._require_serving()
         reason = check_reason(reason) or "cancelled by workflow_cancel"
         workflow, _ = await self._find_workflow(workflow_id)
-        catalog = await self._catalog_quietly()
-        async with self._lock:
+        catalog = await self._router.catalog_quietly()
+        async with self._committer.lock:
             current = self._state.workflows.get(workflow.workflow_id)
             if current is None:
                 return {
@@ -249,8 +248,8 @@ class WorkflowOperations(EngineCore):
                 }
             c = self._changes(catalog)
             to_stop = tr.cancel_workflow(c, current, reason, force=force)
-            await self._commit(c)
-            runs = [self._running[t] for t in to_stop if t in self._running]
+            await self._committer.commit(c)
+            runs = [self._runner.running[t] for t in to_stop if t in self._runner.running]
             for run in runs:
                 run.cancel_reason = f"workflow cancelled ({reason})"
                 run.scope.cancel()
@@ -399,14 +398,6 @@ class WorkflowOperations(EngineCore):
                 if s.status == "completed" and not dependants[s.step_id]
             }
         if include_logs:
-            await self._flush()
-            task_ids = [s.task_id for s in steps.values() if s.task_id]
-
-            def read_logs(conn: sqlite3.Connection) -> dict[str, list[LogLine]]:
-                return {task_id: queries.task_logs(conn, task_id) for task_id in task_ids}
-
-            logs = await self._store.read(read_logs)
-            answer["logs"] = {
-                s.step_id: [log_view(line) for line in logs.get(s.task_id or "", [])] for s in steps.values()
-            }
+            logs = await self._logs([s.task_id for s in steps.values() if s.task_id])
+            answer["logs"] = {s.step_id: logs.get(s.task_id or "", []) for s in steps.values()}
         return answer

@@ -351,7 +351,11 @@ async def test_a_task_only_an_offline_registered_executor_can_run_stays_queued_w
         view = (await engine.worker_status("cam-0"))["workers"][0]
         assert view["live"] is False and view["queued_tasks_only_it_can_run"] == 1 and "note" in view
         for _ in range(3):  # a few scheduler rounds later it is still there, still explained
-            await trio.sleep(0.03)
+            # two more rounds: at least one whole round (worker list, plan, commit) ran in between
+            target = engine.dispatch_rounds + 2
+            await eventually(
+                lambda target=target: engine.dispatch_rounds >= target, f"scheduler round {target}"
+            )
             status = await engine.task_status(answer["task_id"])
             assert status["status"] == "queued" and "cam-0" in status["waiting_reason"]
         fake.add_worker("cam-0", ["photo"])

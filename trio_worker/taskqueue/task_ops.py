@@ -35,7 +35,7 @@ from .queries import TaskQuery
 from .records import TaskRecord
 from .scheduling import mean_durations
 from .state import Changes
-from .views import attempt_view, iso, rounded, seconds, task_detail
+from .views import attempt_view, iso, page_view, rounded, seconds, task_detail
 from .workflows import output_of
 
 ID_ATTEMPTS = 5
@@ -266,13 +266,7 @@ class TaskOperations(EngineCore):
             page, total = await self._store.read(lambda conn: queries.list_tasks(conn, query))
             page = [self._state.tasks.get(t.task_id, t) for t in page]
         tasks = [self._summary(t, positions, estimates) for t in page]
-        return {
-            "tasks": tasks,
-            "total_count": total,
-            "returned_count": len(tasks),
-            "offset": offset,
-            "has_more": offset + len(tasks) < total,
-        }
+        return page_view("tasks", tasks, total, offset)
 
     async def task_priority(self, task_id: str, new_priority: float, requeue: bool = True) -> dict[str, Any]:
         """Change a queued or running task's priority.

@@ -32,7 +32,7 @@ from .queries import WorkflowQuery
 from .records import StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
 from .scheduling import mean_durations
-from .views import rounded, seconds, step_view, workflow_summary
+from .views import page_view, rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
 
@@ -299,13 +299,7 @@ class WorkflowOperations(EngineCore):
             else:
                 current = {s.step_id: s for s in steps}
             workflows.append(workflow_summary(workflow, await self._step_views(current), now))
-        return {
-            "workflows": workflows,
-            "total_count": total,
-            "returned_count": len(workflows),
-            "offset": offset,
-            "has_more": offset + len(workflows) < total,
-        }
+        return page_view("workflows", workflows, total, offset)
 
     async def workflow_dependencies(self, workflow_id: str, format: GraphFormat = "json") -> dict[str, Any]:
         """The workflow's graph: ``dag`` in the asked format (``json``: each step's dependencies and

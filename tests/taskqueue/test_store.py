@@ -5,20 +5,22 @@ still on disk before the tool answers."""
 from __future__ import annotations
 
 import sqlite3
-import time
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
-from trio_worker.taskqueue import store as store_module
+from trio_worker.taskqueue import schema
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.records import Registration
+from trio_worker.taskqueue.rows import put_registration
 from trio_worker.taskqueue.store import Store
 
-from .conftest import serving, wait_status
+from .conftest import DEADLINE, eventually, serving, wait_status
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +40,7 @@ async def test_the_database_uses_wal_and_full_sync_and_creates_its_directory(tmp
         )
     finally:
         await db.close()
-    assert settings == ("wal", 2, store_module.SCHEMA_VERSION)  # 2 is FULL
+    assert settings == ("wal", 2, schema.SCHEMA_VERSION)  # 2 is FULL
     assert path.exists()
 
 
@@ -46,7 +48,7 @@ async def test_a_write_is_one_transaction_all_or_nothing(tmp_path: Path) -> None
     db = Store(tmp_path / "q.db")
     await db.open()
     try:
-        good = store_module.put_registration(Registration("w1", ["a"], 2))
+        good = put_registration(Registration("w1", ["a"], 2))
         with pytest.raises(sqlite3.Error):
             await db.write([good, ("INSERT INTO no_such_table VALUES (1)", ())])
         rows = await db.read(lambda conn: conn.execute("SELECT COUNT(*) FROM executors").fetchone()[0])
@@ -74,9 +76,35 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute(f"PRAGMA user_version = {store_module.SCHEMA_VERSION + 1}")
+        conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     with pytest.raises(QueueUnavailableError, match=r"schema version"):
         await Store(path).open()
+
+
+class HeldDisk:
+    """Makes ``Store._apply`` (the commit, on the database thread) wait until the test releases it.
+
+    ``entered`` is set when a commit has started; ``release()`` lets it go on. If the commit ran on the
+    Trio thread instead, the loop could never reach ``release()``: the commit gives up waiting after
+    ``DEADLINE`` seconds and ``released_in_time`` says so, failing the test instead of hanging it.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self._release = threading.Event()
+        self.released_in_time = True
+        original = Store._apply
+
+        def held_apply(store: Store, writes: list[Any]) -> None:
+            self.entered.set()
+            if not self._release.wait(DEADLINE):
+                self.released_in_time = False
+            original(store, writes)
+
+        monkeypatch.setattr(Store, "_apply", held_apply)
+
+    def release(self) -> None:
+        self._release.set()
 
 
 async def test_a_slow_commit_does_not_stall_the_loop_and_is_on_disk_before_the_answer(
@@ -84,52 +112,47 @@ async def test_a_slow_commit_does_not_stall_the_loop_and_is_on_disk_before_the_a
 ) -> None:
     async with serving(db_path, fake) as engine:
         await engine.queue_pause()  # only the submit's own commit runs
-        original = Store._apply
-        slow = 0.4
+        disk = HeldDisk(monkeypatch)
+        answers: list[dict[str, Any]] = []
+        seen_on_disk: list[Any] = []
 
-        def slow_apply(self: Store, writes: list[Any]) -> None:
-            time.sleep(slow)  # a disk that takes its time, on the database thread
-            original(self, writes)
-
-        monkeypatch.setattr(Store, "_apply", slow_apply)
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await trio.sleep(0.01)
-                ticks += 1
+        async def submit() -> None:
+            answers.append(await engine.task_submit("echo", {"message": "x"}, task_id="slow"))
+            with closing(sqlite3.connect(db_path)) as conn:  # another process sees it at once
+                seen_on_disk.append(
+                    conn.execute("SELECT status FROM tasks WHERE task_id = 'slow'").fetchone()
+                )
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            started = trio.current_time()
-            answer = await engine.task_submit("echo", {"message": "x"}, task_id="slow")
-            elapsed = trio.current_time() - started
-            seen = ticks
-            nursery.cancel_scope.cancel()
-        assert answer["status"] == "queued"
-        assert elapsed >= slow  # the answer waited for the commit...
-        assert seen >= 10, seen  # ...while the loop kept running other tasks
-        with closing(sqlite3.connect(db_path)) as conn:  # another process sees it at once
-            assert conn.execute("SELECT status FROM tasks WHERE task_id = 'slow'").fetchone() == ("queued",)
-        monkeypatch.setattr(Store, "_apply", original)
+            nursery.start_soon(submit)
+            # this task runs while the commit is held on the database thread: the loop is not stalled
+            await eventually(disk.entered.is_set, "the submission's commit to start")
+            assert answers == []  # and the answer waits for the commit
+            disk.release()
+        assert disk.released_in_time, "the commit blocked the Trio loop"
+        assert answers[0]["status"] == "queued"
+        assert seen_on_disk == [("queued",)]
 
 
 async def test_a_tool_call_cancelled_during_its_commit_still_commits_and_memory_agrees(
     db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with serving(db_path, fake) as engine:
-        original = Store._apply
+        disk = HeldDisk(monkeypatch)
+        scope = trio.CancelScope()
 
-        def slow_apply(self: Store, writes: list[Any]) -> None:
-            time.sleep(0.2)
-            original(self, writes)
+        async def submit() -> None:
+            with scope:
+                await engine.task_submit("gate", {"key": "cut"}, task_id="cut")
 
-        monkeypatch.setattr(Store, "_apply", slow_apply)
-        with trio.move_on_after(0.05) as scope:
-            await engine.task_submit("gate", {"key": "cut"}, task_id="cut")
-        assert scope.cancelled_caught  # the caller gave up while the insert was being committed
-        monkeypatch.setattr(Store, "_apply", original)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(submit)
+            await eventually(disk.entered.is_set, "the insert's commit to start")
+            scope.cancel()  # the caller gives up while the insert is being committed
+            await trio.testing.wait_all_tasks_blocked()
+            disk.release()
+        assert scope.cancelled_caught
+        assert disk.released_in_time
         await fake.wait_started("cut")  # committed, known to the scheduler, and run
         assert (await engine.task_status("cut"))["status"] == "running"
         fake.release("cut")

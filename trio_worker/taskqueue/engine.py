@@ -1,7 +1,7 @@
 """The task-queue engine: one class with one method per tool, on a durable core.
 
-``EngineCore`` (``core.py``) owns the state, the database, recovery, the scheduler and the runners; the
-four operation classes add the tools. The queue worker process does::
+``EngineCore`` (``core.py``) puts together the state, the database, recovery, the committer, the scheduler
+and the runners; the four operation classes add the tools. The queue worker process does::
 
     engine = Engine(db_path, executor)
     set_engine(engine)

@@ -39,17 +39,17 @@ class ExecutorOperations(EngineCore):
         check_range(max_concurrent_tasks, "max_concurrent_tasks", 1, 1000, integer=True)
         limits = check_object(resource_limits, "resource_limits")
         meta = check_object(metadata, "metadata")
-        catalog = await self._catalog_quietly() or {}
-        await self._refresh_workers(0.0)
-        async with self._lock:
+        catalog = await self._router.catalog_quietly() or {}
+        await self._router.refresh_workers(0.0)
+        async with self._committer.lock:
             existing = self._state.registrations.get(worker_id)
             registration = Registration(
                 worker_id, caps, int(max_concurrent_tasks), limits, meta, self._clock()
             )
             c = self._changes()
             c.put_registration(worker_id, registration)
-            await self._commit(c)
-        view = next(e for e in self._executors() if e.worker_id == worker_id)
+            await self._committer.commit(c)
+        view = next(e for e in self._scheduler.executors() if e.worker_id == worker_id)
         return {
             "success": True,
             "worker_id": worker_id,
@@ -77,10 +77,10 @@ class ExecutorOperations(EngineCore):
         """
         self._require_serving()
         check_id(worker_id, "worker_id")
-        await self._refresh_workers(0.0)
-        async with self._lock:
+        await self._router.refresh_workers(0.0)
+        async with self._committer.lock:
             if worker_id not in self._state.registrations:
-                live = any(str(w.get("id")) == worker_id for w in self._workers_cache)
+                live = any(str(w.get("id")) == worker_id for w in self._router.workers)
                 raise NotFoundError(
                     f"worker_id: no registered executor {worker_id!r}"
                     + (
@@ -91,8 +91,8 @@ class ExecutorOperations(EngineCore):
                 )
             c = self._changes()
             c.put_registration(worker_id, None)
-            await self._commit(c)
-        executors = self._executors()
+            await self._committer.commit(c)
+        executors = self._scheduler.executors()
         stranded = sum(
             1
             for t in self._state.tasks.values()
@@ -102,7 +102,7 @@ class ExecutorOperations(EngineCore):
             "success": True,
             "worker_id": worker_id,
             "still_live": any(e.worker_id == worker_id and e.live for e in executors),
-            "running_tasks": sum(1 for r in self._running.values() if r.executor_id == worker_id),
+            "running_tasks": sum(1 for r in self._runner.running.values() if r.executor_id == worker_id),
             "queued_tasks_without_executor": stranded,
         }
 

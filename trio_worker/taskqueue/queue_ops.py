@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import EngineCore
 from .errors import InvalidRequestError
@@ -29,10 +29,10 @@ class QueueOperations(EngineCore):
         now = self._clock()
 
         def gather(conn: sqlite3.Connection) -> dict[str, Any]:
-            first = store.first_activity(conn)
+            first = queries.first_activity(conn)
             windows = {}
             for name, span in (("last_minute", 60.0), ("last_5_minutes", 300.0), ("last_hour", 3600.0)):
-                finished = store.finished_since(conn, now - span)
+                finished = queries.finished_since(conn, now - span)
                 actual = max(0.0, min(span, now - first)) if first is not None else 0.0
                 done = sum(finished.values())
                 windows[name] = {
@@ -46,13 +46,13 @@ class QueueOperations(EngineCore):
                     ),
                 }
             gathered: dict[str, Any] = {
-                "counts": store.status_counts(conn),
-                "averages": store.averages(conn),
+                "counts": queries.status_counts(conn),
+                "averages": queries.averages(conn),
                 "throughput": windows,
             }
             if include_historical:
-                gathered["hourly"] = store.hourly(conn, now - 24 * 3600.0)
-                gathered["by_task_type"] = store.by_task_type(conn)
+                gathered["hourly"] = queries.hourly(conn, now - 24 * 3600.0)
+                gathered["by_task_type"] = queries.by_task_type(conn)
             return gathered
 
         data = await self._store.read(gather)
@@ -108,12 +108,12 @@ class QueueOperations(EngineCore):
         """Stop starting tasks (running ones go on); submissions are still accepted. Survives restarts."""
         self._require_serving()
         reason = check_reason(reason)
-        async with self._lock:
+        async with self._committer.lock:
             already = self._state.paused is not None
             if not already:
                 c = self._changes()
                 c.set_paused({"reason": reason, "since": c.now})
-                await self._commit(c)
+                await self._committer.commit(c)
             paused = self._state.paused or {}
         return {
             "success": True,
@@ -129,7 +129,7 @@ class QueueOperations(EngineCore):
         """Start tasks again. ``reorder_by_priority``: queued tasks whose priority was changed with
         ``requeue=false`` take the place of their current priority; otherwise the order stays as it was."""
         self._require_serving()
-        async with self._lock:
+        async with self._committer.lock:
             paused = self._state.paused
             c = self._changes()
             reordered = 0
@@ -141,8 +141,8 @@ class QueueOperations(EngineCore):
                         reordered += 1
             if paused is not None:
                 c.set_paused(None)
-            await self._commit(c)
-        await self._dispatch()
+            await self._committer.commit(c)
+        await self._scheduler.dispatch()
         return {
             "success": True,
             "paused": False,
@@ -168,10 +168,10 @@ class QueueOperations(EngineCore):
                 "status_filter: running tasks cannot be cleared; cancel them with task_cancel"
             )
         finished = [s for s in statuses if s != "queued"]
-        async with self._lock:
-            queued = [t for t in self._queue_order()] if "queued" in statuses else []
+        async with self._committer.lock:
+            queued = [t for t in self._state.queued()] if "queued" in statuses else []
             doomed = (
-                await self._store.read(lambda conn: store.matching_task_ids(conn, finished))
+                await self._store.read(lambda conn: queries.matching_task_ids(conn, finished))
                 if finished
                 else []
             )
@@ -180,7 +180,7 @@ class QueueOperations(EngineCore):
                     f"confirm: queue_clear would cancel {len(queued)} queued and delete {len(doomed)} finished "
                     "task(s); nothing was changed — call it again with confirm=true"
                 )
-            catalog = await self._catalog_quietly() if any(t.workflow_id for t in queued) else None
+            catalog = await self._router.catalog_quietly() if any(t.workflow_id for t in queued) else None
             c = self._changes(catalog)
             for task in queued:
                 current = c.task(task.task_id)
@@ -188,7 +188,7 @@ class QueueOperations(EngineCore):
                     tr.cancel(c, current, "cleared from the queue (queue_clear)")
             for task_id in doomed:
                 c.delete_task(task_id)
-            await self._commit(c)
+            await self._committer.commit(c)
         return {
             "success": True,
             "status_filter": statuses,

@@ -1,7 +1,7 @@
 """The task queue's durable objects as plain dataclasses: one row of the database each.
 
 The engine keeps the records of unfinished tasks and workflows in memory, changes a copy, commits the
-copy (``store.put_*``) and only then replaces its in-memory record, so memory is never ahead of the disk.
+copy (``rows.put_*``) and only then replaces its in-memory record, so memory is never ahead of the disk.
 Times are wall-clock seconds since the epoch (the engine's ``clock``).
 """
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import store
+from . import rows
 from .models import TERMINAL_TASK_STATUSES
 from .records import LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
 
@@ -47,6 +47,12 @@ class State:
         for task in self.tasks.values():
             if task.status == "queued":
                 self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
+
+    def restore(self, loaded: State) -> None:
+        """Become ``loaded`` (what recovery read from the database), keeping this object: the engine's
+        parts hold it from their construction on."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(loaded, f.name))
 
     def put(self, task: TaskRecord) -> None:
         """Make ``task`` the current version of an unfinished task (keeping ``order`` in step)."""
@@ -130,7 +136,7 @@ class Changes:
         self.steps: dict[tuple[str, str], StepRecord] = {}
         self.registrations: dict[str, Registration | None] = {}
         self.paused: Any = _UNCHANGED
-        self.extra: list[store.Write] = []
+        self.extra: list[rows.Write] = []
         self.deleted: list[str] = []
         self.started: list[tuple[TaskRecord, str]] = []
         """Attempts to start once committed: (the running task, executor id)."""
@@ -218,32 +224,32 @@ class Changes:
     def delete_task(self, task_id: str) -> None:
         self.deleted.append(task_id)
 
-    def write(self, write: store.Write) -> None:
+    def write(self, write: rows.Write) -> None:
         self.extra.append(write)
 
     def log(self, task_id: str, message: str, level: str = "info") -> None:
-        self.extra.append(store.add_log(LogLine(task_id, self.now, level, message)))
+        self.extra.append(rows.add_log(LogLine(task_id, self.now, level, message)))
 
     # -- committing --
 
-    def writes(self) -> list[store.Write]:
+    def writes(self) -> list[rows.Write]:
         """Every statement of this unit of work, for one transaction."""
         writes = [
-            store.insert_task(task) if task.task_id in self.created else store.put_task(task)
+            rows.insert_task(task) if task.task_id in self.created else rows.put_task(task)
             for task in self.tasks.values()
         ]
-        writes += [store.put_workflow(workflow) for workflow in self.workflows.values()]
-        writes += [store.put_step(step) for step in self.steps.values()]
+        writes += [rows.put_workflow(workflow) for workflow in self.workflows.values()]
+        writes += [rows.put_step(step) for step in self.steps.values()]
         for worker_id, registration in self.registrations.items():
             writes.append(
-                store.delete_registration(worker_id)
+                rows.delete_registration(worker_id)
                 if registration is None
-                else store.put_registration(registration)
+                else rows.put_registration(registration)
             )
         if self.paused is not _UNCHANGED:
-            writes.append(store.put_setting("paused", self.paused))
+            writes.append(rows.put_setting("paused", self.paused))
         writes += self.extra
-        writes += store.delete_tasks(self.deleted)
+        writes += rows.delete_tasks(self.deleted)
         return writes
 
     def apply(self) -> None:

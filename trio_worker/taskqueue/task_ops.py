@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
 from .errors import ConflictError, InvalidRequestError, QueueUnavailableError
@@ -31,11 +31,11 @@ from .models import (
     parse,
 )
 from .payload import check_arguments
+from .queries import TaskQuery
 from .records import TaskRecord
 from .scheduling import mean_durations
 from .state import Changes
-from .store import TaskQuery
-from .views import attempt_view, iso, log_view, rounded, seconds, task_detail
+from .views import attempt_view, iso, page_view, rounded, seconds, task_detail
 from .workflows import output_of
 
 ID_ATTEMPTS = 5
@@ -82,7 +82,7 @@ class TaskOperations(EngineCore):
             check_range(timeout, "timeout", 1e-3, 7 * 24 * 3600.0)
         policy = None if retry_policy is None else parse(RetryPolicy, retry_policy, "retry_policy")
         metadata = check_object(metadata, "metadata")
-        catalog = await self._catalog(need=task_type)
+        catalog = await self._router.catalog(need=task_type)
         entry = catalog.get(task_type)
         if entry is None:
             raise InvalidRequestError(f"task_type: unknown task type {task_type!r} (no tool of that name)")
@@ -113,7 +113,7 @@ class TaskOperations(EngineCore):
         for _ in range(ID_ATTEMPTS):
             candidate = chosen if chosen is not None else new_task_id()
             try:
-                await self._transact(functools.partial(record, task_id=candidate))
+                await self._committer.transact(functools.partial(record, task_id=candidate))
             except sqlite3.IntegrityError:
                 if chosen is not None:
                     raise ConflictError(f"task_id: a task {chosen!r} already exists") from None
@@ -124,7 +124,7 @@ class TaskOperations(EngineCore):
             break
         else:
             raise QueueUnavailableError("task_id: could not draw a free task id")
-        await self._dispatch()
+        await self._scheduler.dispatch()
         task = await self._find_task(task_id)
         positions, estimates = await self._place(task)
         summary = self._summary(task, positions, estimates)
@@ -154,11 +154,9 @@ class TaskOperations(EngineCore):
         positions, estimates = await self._queue_info()
         result = task_detail(task, self._summary(task, positions, estimates))
         if include_logs:
-            await self._flush()
-            lines = await self._store.read(lambda conn: store.task_logs(conn, task.task_id))
-            result["logs"] = [log_view(line) for line in lines]
+            result["logs"] = (await self._logs([task.task_id]))[task.task_id]
         if include_metrics:
-            attempts = await self._store.read(lambda conn: store.task_attempts(conn, task.task_id))
+            attempts = await self._store.read(lambda conn: queries.task_attempts(conn, task.task_id))
             end = task.ended_at if task.ended_at is not None else self._clock()
             result["metrics"] = {
                 "wait_time": seconds(task.submitted_at, task.first_started_at),
@@ -170,7 +168,7 @@ class TaskOperations(EngineCore):
                 else None,
                 "attempts": [attempt_view(a) for a in attempts],
                 "average_execution_time_of_type": rounded(
-                    mean_durations(self._durations).get(task.task_type)
+                    mean_durations(self._scheduler.durations).get(task.task_type)
                 ),
             }
         return result
@@ -190,30 +188,30 @@ class TaskOperations(EngineCore):
         self._require_serving()
         reason = check_reason(reason) or "cancelled by task_cancel"
         task = await self._find_task(task_id)
-        catalog = await self._catalog_quietly() if task.workflow_id else None
-        async with self._lock:
-            task = await self._current(task.task_id)
+        catalog = await self._router.catalog_quietly() if task.workflow_id else None
+        async with self._committer.lock:
+            task = await self._find_task(task.task_id)
             previous = task.status
             if task.status in TERMINAL_TASK_STATUSES:
                 return _not_cancelled(task, previous)
-            run = self._running.get(task.task_id)
+            run = self._runner.running.get(task.task_id)
             if task.status == "queued" or run is None:
                 c = self._changes(catalog)
                 tr.cancel(c, task, reason)
-                await self._commit(c)
+                await self._committer.commit(c)
                 return _cancelled(task.task_id, previous, reason, forced=False)
             run.cancel_reason = reason
             if force:
                 c = self._changes(catalog)
                 tr.cancel(c, task, reason, attempt_open=True)
-                await self._commit(c)
+                await self._committer.commit(c)
                 run.scope.cancel()
                 return _cancelled(task.task_id, previous, reason, forced=True)
             run.scope.cancel()
         with trio.move_on_after(CANCEL_WAIT):
             await run.done.wait()
         if not run.done.is_set():
-            async with self._lock:
+            async with self._committer.lock:
                 current = self._state.tasks.get(task.task_id)
                 if current is not None and current.status == "running":
                     c = self._changes(catalog)
@@ -223,7 +221,7 @@ class TaskOperations(EngineCore):
                         f"{reason} (the worker did not confirm within {CANCEL_WAIT:g} s)",
                         attempt_open=True,
                     )
-                    await self._commit(c)
+                    await self._committer.commit(c)
         final = await self._find_task(task.task_id)
         if final.status != "cancelled":
             return _not_cancelled(final, previous)
@@ -257,7 +255,7 @@ class TaskOperations(EngineCore):
         if statuses == ["queued"]:
             matching = [
                 t
-                for t in self._queue_order()
+                for t in self._state.queued()
                 if (worker_filter is None or t.worker_id == worker_filter)
                 and (priority_min is None or t.priority >= priority_min)
                 and all(tag in t.tags for tag in tags)
@@ -265,16 +263,10 @@ class TaskOperations(EngineCore):
             total, page = len(matching), matching[offset : offset + limit]
         else:
             query = TaskQuery(statuses, worker_filter, tags or None, priority_min, limit, offset)
-            page, total = await self._store.read(lambda conn: store.list_tasks(conn, query))
+            page, total = await self._store.read(lambda conn: queries.list_tasks(conn, query))
             page = [self._state.tasks.get(t.task_id, t) for t in page]
         tasks = [self._summary(t, positions, estimates) for t in page]
-        return {
-            "tasks": tasks,
-            "total_count": total,
-            "returned_count": len(tasks),
-            "offset": offset,
-            "has_more": offset + len(tasks) < total,
-        }
+        return page_view("tasks", tasks, total, offset)
 
     async def task_priority(self, task_id: str, new_priority: float, requeue: bool = True) -> dict[str, Any]:
         """Change a queued or running task's priority.
@@ -290,14 +282,14 @@ class TaskOperations(EngineCore):
         self._require_serving()
         check_range(new_priority, "new_priority", -MAX_PRIORITY, MAX_PRIORITY)
         task = await self._find_task(task_id)
-        async with self._lock:
-            task = await self._current(task.task_id)
+        async with self._committer.lock:
+            task = await self._find_task(task.task_id)
             if task.status in TERMINAL_TASK_STATUSES:
                 raise ConflictError(
                     f"task_id: task {task.task_id!r} is {task.status}; only a queued or running task's "
                     "priority can change"
                 )
-            old_position = {t.task_id: i + 1 for i, t in enumerate(self._queue_order())}.get(task.task_id)
+            old_position = {t.task_id: i + 1 for i, t in enumerate(self._state.queued())}.get(task.task_id)
             changed = replace(task, priority=float(new_priority))
             if task.status == "queued" and requeue:
                 changed = replace(
@@ -310,8 +302,8 @@ class TaskOperations(EngineCore):
                 f"priority {task.priority:g} -> {new_priority:g}"
                 + (" (requeued)" if requeue else " (kept its place)"),
             )
-            await self._commit(c)
-        new_position = {t.task_id: i + 1 for i, t in enumerate(self._queue_order())}.get(task.task_id)
+            await self._committer.commit(c)
+        new_position = {t.task_id: i + 1 for i, t in enumerate(self._state.queued())}.get(task.task_id)
         return {
             "success": True,
             "task_id": task.task_id,
@@ -353,9 +345,7 @@ class TaskOperations(EngineCore):
             "logs": None,
         }
         if include_logs:
-            await self._flush()
-            lines = await self._store.read(lambda conn: store.task_logs(conn, task.task_id))
-            answer["logs"] = [log_view(line) for line in lines]
+            answer["logs"] = (await self._logs([task.task_id]))[task.task_id]
         return answer
 
     async def task_retry(
@@ -379,13 +369,13 @@ class TaskOperations(EngineCore):
                 f"task_id: task {original.task_id!r} is {original.status}; only failed or cancelled tasks "
                 "can be retried"
             )
-        catalog = await self._catalog(need=original.task_type)
+        catalog = await self._router.catalog(need=original.task_type)
         entry = catalog.get(original.task_type)
         if entry is None:
             raise InvalidRequestError(f"task_id: its task type {original.task_type!r} is no longer a tool")
         check_arguments(entry.get("inputSchema"), original.payload, "payload")
-        async with self._lock:
-            new_id = await self._new_id("task", store.task_exists)
+        async with self._committer.lock:
+            new_id = await self._new_id("task", queries.task_exists)
             c = self._changes()
             retry = tr.new_task(
                 c,
@@ -406,8 +396,8 @@ class TaskOperations(EngineCore):
                 retry_count=original.retry_count + 1,
             )
             c.log(original.task_id, f"retried as {new_id}")
-            await self._commit(c)
-        await self._dispatch()
+            await self._committer.commit(c)
+        await self._scheduler.dispatch()
         current = await self._find_task(retry.task_id)
         positions, estimates = await self._queue_info()
         return {

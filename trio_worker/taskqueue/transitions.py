@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import store
+from . import rows
 from .errors import InvalidRequestError
 from .models import RetryPolicy
 from .payload import check_arguments
@@ -115,7 +115,7 @@ def start_attempt(c: Changes, task: TaskRecord, executor_id: str) -> TaskRecord:
         error=None,
     )
     c.put_task(running)
-    c.write(store.add_attempt(Attempt(task.task_id, attempt, task.task_type, executor_id, c.now)))
+    c.write(rows.add_attempt(Attempt(task.task_id, attempt, task.task_type, executor_id, c.now)))
     c.log(task.task_id, f"attempt {attempt} of {task.max_retries + 1} started on {executor_id}")
     c.started.append((running, executor_id))
     if running.workflow_id and running.step_id:
@@ -133,7 +133,7 @@ def start_attempt(c: Changes, task: TaskRecord, executor_id: str) -> TaskRecord:
 
 
 def _end_attempt(c: Changes, task: TaskRecord, outcome: str, error: str | None) -> None:
-    c.write(store.finish_attempt(task.task_id, task.attempts, c.now, outcome, error))
+    c.write(rows.finish_attempt(task.task_id, task.attempts, c.now, outcome, error))
 
 
 def attempt_succeeded(c: Changes, task: TaskRecord, result: dict[str, Any]) -> None:
@@ -209,7 +209,7 @@ def interrupted(c: Changes, task: TaskRecord) -> None:
     """Recovery of a task that was running when the task queue stopped: the run counts as an attempt;
     re-queued with backoff while retries are left, else failed."""
     error = f"interrupted: the task queue stopped while attempt {task.attempts} was running"
-    c.write(store.close_open_attempts(task.task_id, c.now, "interrupted", error))
+    c.write(rows.close_open_attempts(task.task_id, c.now, "interrupted", error))
     retries_used = task.attempts - 1
     if retries_used < task.max_retries:
         delay = retry_delay(retries_used + 1, task.backoff_factor, task.backoff, c.rng)

@@ -32,6 +32,18 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
+def page_view(name: str, items: list[dict[str, Any]], total: int, offset: int) -> dict[str, Any]:
+    """One page of a list answer: ``items`` under ``name``, with ``total_count`` (every match),
+    ``returned_count``, ``offset`` and ``has_more``."""
+    return {
+        name: items,
+        "total_count": total,
+        "returned_count": len(items),
+        "offset": offset,
+        "has_more": offset + len(items) < total,
+    }
+
+
 def task_summary(
     task: TaskRecord,
     *,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
 import trio
 
-from . import store
+from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
 from .errors import ConflictError, InvalidRequestError, NotFoundError
@@ -29,11 +28,11 @@ from .models import (
     parse,
 )
 from .payload import check_arguments
-from .records import LogLine, StepRecord, WorkflowRecord
+from .queries import WorkflowQuery
+from .records import StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
 from .scheduling import mean_durations
-from .store import WorkflowQuery
-from .views import log_view, rounded, seconds, step_view, workflow_summary
+from .views import page_view, rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
 
@@ -75,12 +74,12 @@ class WorkflowOperations(EngineCore):
             raise InvalidRequestError(f"steps: must be a list of 1 to {MAX_STEPS} steps")
         parsed = [parse(WorkflowStep, step, f"steps[{index}]") for index, step in enumerate(steps)]
         graph = build_graph(parsed)
-        catalog = await self._catalog()
+        catalog = await self._router.catalog()
         records: list[StepRecord] = []
         for index, step in enumerate(parsed):
             entry = catalog.get(step.action)
             if entry is None:
-                catalog = await self._catalog(need=step.action)
+                catalog = await self._router.catalog(need=step.action)
                 entry = catalog.get(step.action)
             if entry is None:
                 raise InvalidRequestError(f"steps[{index}].action: unknown tool {step.action!r}")
@@ -103,14 +102,14 @@ class WorkflowOperations(EngineCore):
                     status="pending",
                 )
             )
-        async with self._lock:
+        async with self._committer.lock:
             if workflow_id is None:
-                workflow_id = await self._new_id("wf", store.workflow_exists)
+                workflow_id = await self._new_id("wf", queries.workflow_exists)
             elif workflow_id in self._state.workflows or await self._store.read(
-                functools.partial(store.workflow_exists, workflow_id=workflow_id)
+                functools.partial(queries.workflow_exists, workflow_id=workflow_id)
             ):
                 raise ConflictError(f"workflow_id: a workflow {workflow_id!r} already exists")
-            known = await self._store.read(lambda conn: store.workflow_statuses(conn, deps))
+            known = await self._store.read(lambda conn: queries.workflow_statuses(conn, deps))
             for dependency in deps:
                 status = (
                     self._state.workflows[dependency].status
@@ -139,8 +138,8 @@ class WorkflowOperations(EngineCore):
             for record in records:
                 c.put_step(replace(record, workflow_id=workflow_id))
             tr.start_workflow_if_ready(c, workflow, known)
-            await self._commit(c)
-        await self._dispatch()
+            await self._committer.commit(c)
+        await self._scheduler.dispatch()
         current, current_steps = await self._find_workflow(workflow_id)
         return {
             "success": True,
@@ -161,19 +160,19 @@ class WorkflowOperations(EngineCore):
         now = self._clock()
         finished = [s.task_id for s in steps.values() if s.task_id and s.task_id not in self._state.tasks]
         attempts = (
-            await self._store.read(lambda conn: store.attempt_counts(conn, finished)) if finished else {}
+            await self._store.read(lambda conn: queries.attempt_counts(conn, finished)) if finished else {}
         )
         views = []
         for step in steps.values():
             task = self._state.tasks.get(step.task_id) if step.task_id else None
-            run = self._running.get(step.task_id) if step.task_id else None
+            run = self._runner.running.get(step.task_id) if step.task_id else None
             progress = run.progress if run is not None else (task.progress if task is not None else None)
             views.append(step_view(step, task, progress, attempts.get(step.task_id or ""), now))
         return views
 
     def _step_durations(self, steps: dict[str, StepRecord]) -> dict[str, tuple[float | None, str]]:
         """Each step's duration for the critical path and where it comes from."""
-        means = mean_durations(self._durations)
+        means = mean_durations(self._scheduler.durations)
         now = self._clock()
         durations: dict[str, tuple[float | None, str]] = {}
         for step_id, step in steps.items():
@@ -237,8 +236,8 @@ class WorkflowOperations(EngineCore):
         self._require_serving()
         reason = check_reason(reason) or "cancelled by workflow_cancel"
         workflow, _ = await self._find_workflow(workflow_id)
-        catalog = await self._catalog_quietly()
-        async with self._lock:
+        catalog = await self._router.catalog_quietly()
+        async with self._committer.lock:
             current = self._state.workflows.get(workflow.workflow_id)
             if current is None:
                 return {
@@ -249,8 +248,8 @@ class WorkflowOperations(EngineCore):
                 }
             c = self._changes(catalog)
             to_stop = tr.cancel_workflow(c, current, reason, force=force)
-            await self._commit(c)
-            runs = [self._running[t] for t in to_stop if t in self._running]
+            await self._committer.commit(c)
+            runs = [self._runner.running[t] for t in to_stop if t in self._runner.running]
             for run in runs:
                 run.cancel_reason = f"workflow cancelled ({reason})"
                 run.scope.cancel()
@@ -290,7 +289,7 @@ class WorkflowOperations(EngineCore):
             raise InvalidRequestError("peer_filter: must be an executor id")
         tags = check_strings(tag_filter, "tag_filter")
         query = WorkflowQuery(statuses, peer_filter, tags or None, limit, offset)
-        page, total = await self._store.read(lambda conn: store.list_workflows(conn, query))
+        page, total = await self._store.read(lambda conn: queries.list_workflows(conn, query))
         now = self._clock()
         workflows = []
         for workflow, steps in page:
@@ -300,13 +299,7 @@ class WorkflowOperations(EngineCore):
             else:
                 current = {s.step_id: s for s in steps}
             workflows.append(workflow_summary(workflow, await self._step_views(current), now))
-        return {
-            "workflows": workflows,
-            "total_count": total,
-            "returned_count": len(workflows),
-            "offset": offset,
-            "has_more": offset + len(workflows) < total,
-        }
+        return page_view("workflows", workflows, total, offset)
 
     async def workflow_dependencies(self, workflow_id: str, format: GraphFormat = "json") -> dict[str, Any]:
         """The workflow's graph: ``dag`` in the asked format (``json``: each step's dependencies and
@@ -399,14 +392,6 @@ class WorkflowOperations(EngineCore):
                 if s.status == "completed" and not dependants[s.step_id]
             }
         if include_logs:
-            await self._flush()
-            task_ids = [s.task_id for s in steps.values() if s.task_id]
-
-            def read_logs(conn: sqlite3.Connection) -> dict[str, list[LogLine]]:
-                return {task_id: store.task_logs(conn, task_id) for task_id in task_ids}
-
-            logs = await self._store.read(read_logs)
-            answer["logs"] = {
-                s.step_id: [log_view(line) for line in logs.get(s.task_id or "", [])] for s in steps.values()
-            }
+            logs = await self._logs([s.task_id for s in steps.values() if s.task_id])
+            answer["logs"] = {s.step_id: logs.get(s.task_id or "", []) for s in steps.values()}
         return answer

@@ -1,5 +1,8 @@
 """Workflow graphs, as pure functions: checking a DAG, references between steps, order and critical path.
 
+Order and cycles come from ``graphlib.TopologicalSorter``; this module makes its answers deterministic
+(submission order among ready steps, a cycle told from its step submitted first).
+
 References
 ----------
 A string anywhere inside a step's ``inputs`` may refer to the output of an earlier step::
@@ -18,10 +21,12 @@ only text block; otherwise its list of content blocks.
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -150,32 +155,30 @@ def build_graph(steps: Sequence[WorkflowStep]) -> Graph:
 def find_cycle(graph: Graph) -> list[str] | None:
     """One cycle as a closed path in the direction work flows (``[a, b, a]``), or ``None``.
 
-    The search starts from the steps in submission order and the cycle is told from its step submitted
-    first, so the answer is deterministic.
+    ``graphlib`` searches from the steps in submission order, following dependants in submission order,
+    and the cycle is told from its step submitted first, so the same graph always gets the same answer.
     """
-    dependants = graph.dependants()
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in graph.order:
-        if state.get(root):
-            continue
-        path: list[str] = [root]
-        iterators = [iter(dependants[root])]
-        state[root] = 1
-        while iterators:
-            following = next(iterators[-1], None)
-            if following is None:
-                state[path.pop()] = 2
-                iterators.pop()
-            elif state.get(following) == 1:
-                loop = path[path.index(following) :]
-                first = min(range(len(loop)), key=lambda i: graph.order.index(loop[i]))
-                loop = loop[first:] + loop[:first]  # start at the step submitted first
-                return [*loop, loop[0]]
-            elif not state.get(following):
-                state[following] = 1
-                path.append(following)
-                iterators.append(iter(dependants[following]))
+    try:
+        _sorter(graph).prepare()
+    except CycleError as exc:
+        # graphlib gives a closed path in which each step is a dependency of the next one
+        loop: list[str] = list(exc.args[1][:-1])
+        position = {step: index for index, step in enumerate(graph.order)}
+        first = min(range(len(loop)), key=lambda i: position[loop[i]])
+        loop = loop[first:] + loop[:first]
+        return [*loop, loop[0]]
     return None
+
+
+def _sorter(graph: Graph) -> TopologicalSorter[str]:
+    """A ``TopologicalSorter`` of the graph that knows its steps, and each step's dependants, in
+    submission order (``graphlib`` keeps the order it was told things in)."""
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for step in graph.order:
+        sorter.add(step)
+    for step in graph.order:
+        sorter.add(step, *graph.depends_on[step])
+    return sorter
 
 
 def levels(graph: Graph) -> list[list[str]]:
@@ -190,20 +193,22 @@ def levels(graph: Graph) -> list[list[str]]:
 
 
 def topological_order(graph: Graph) -> list[str]:
-    """Every step after its dependencies; among ready steps, submission order."""
-    remaining = {step: len(graph.depends_on[step]) for step in graph.order}
-    dependants = graph.dependants()
-    ready = [step for step in graph.order if remaining[step] == 0]
-    result: list[str] = []
+    """Every step after its dependencies; among ready steps, submission order.
+
+    Raises:
+        graphlib.CycleError: the graph has a cycle (``build_graph`` refuses those).
+    """
+    sorter = _sorter(graph)
+    sorter.prepare()
     position = {step: index for index, step in enumerate(graph.order)}
-    while ready:
-        ready.sort(key=position.__getitem__)
-        step = ready.pop(0)
+    ready: list[tuple[int, str]] = []
+    result: list[str] = []
+    while sorter.is_active():
+        for step in sorter.get_ready():
+            heapq.heappush(ready, (position[step], step))
+        _, step = heapq.heappop(ready)
         result.append(step)
-        for following in dependants[step]:
-            remaining[following] -= 1
-            if remaining[following] == 0:
-                ready.append(following)
+        sorter.done(step)
     return result
 
 

@@ -1,5 +1,5 @@
-"""The pure parts on their own: retry delays, the dispatch plan, start estimates, graph checks,
-references, payload checks and the renderers' escaping."""
+"""The scheduling rules on their own (``scheduling.py``): retry delays, queue order, the dispatch plan
+and start estimates."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ from typing import Any
 
 import pytest
 
-from trio_worker.taskqueue.errors import InvalidRequestError
-from trio_worker.taskqueue.models import WorkflowStep
-from trio_worker.taskqueue.payload import check_arguments
 from trio_worker.taskqueue.records import Registration, TaskRecord
-from trio_worker.taskqueue.render import Node, to_dot, to_mermaid
 from trio_worker.taskqueue.scheduling import (
     MAX_BACKOFF,
     estimate_starts,
@@ -20,14 +16,6 @@ from trio_worker.taskqueue.scheduling import (
     plan,
     queue_key,
     retry_delay,
-)
-from trio_worker.taskqueue.workflows import (
-    build_graph,
-    critical_path,
-    levels,
-    output_of,
-    references,
-    resolve,
 )
 
 
@@ -66,9 +54,6 @@ def worker(worker_id: str, tools: list[str], in_flight: int = 0, state: str = "r
     }
 
 
-# -- retry delays ----------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("retry", [1, 2, 3, 4])
 def test_exponential_retry_delays_double_with_half_of_them_jitter(retry: int) -> None:
     rng = random.Random(7)
@@ -82,9 +67,6 @@ def test_linear_delays_and_the_cap() -> None:
     rng = random.Random(1)
     assert 1.5 <= retry_delay(3, 1.0, "linear", rng) <= 3.0
     assert retry_delay(60, 10.0, "exponential", rng) <= MAX_BACKOFF
-
-
-# -- the plan --------------------------------------------------------------------------------------
 
 
 def test_queue_order_is_priority_then_submission() -> None:
@@ -137,9 +119,6 @@ def test_not_ready_and_unroutable_workers_get_no_tasks() -> None:
     assert decided.reasons["b"] == "waiting for its retry delay"
 
 
-# -- estimates -------------------------------------------------------------------------------------
-
-
 def test_estimates_simulate_the_slots_with_measured_means() -> None:
     executors = executor_views([worker("w", ["t", "u"])], {"w": Registration("w", [], 2)}, {"w": 2})
     running = [(task("r1", "t", started_at=100.0), "w"), (task("r2", "t", started_at=104.0), "w")]
@@ -167,105 +146,3 @@ def test_a_running_task_past_its_average_is_expected_to_end_now() -> None:
     assert estimate_starts([task("q", "t")], running, executors, {"t": 5.0}, 50.0, paused=False) == {
         "q": 50.0
     }
-
-
-# -- graphs and references -------------------------------------------------------------------------
-
-
-def steps(
-    *specs: tuple[str, list[str]], inputs: dict[str, dict[str, Any]] | None = None
-) -> list[WorkflowStep]:
-    return [
-        WorkflowStep(step_id=step_id, action="tool", depends_on=deps, inputs=(inputs or {}).get(step_id, {}))
-        for step_id, deps in specs
-    ]
-
-
-def test_a_graph_with_references_gets_implicit_dependencies_and_levels() -> None:
-    graph = build_graph(
-        steps(
-            ("a", []),
-            ("b", []),
-            ("c", ["a"]),
-            inputs={"c": {"x": "${steps.b.output.y}", "z": ["${steps.a.output}"]}},
-        )
-    )
-    assert graph.depends_on["c"] == ("a", "b")
-    assert levels(graph) == [["a", "b"], ["c"]]
-    assert graph.edges() == [("a", "c"), ("b", "c")]
-
-
-def test_cycles_are_named_from_the_first_submitted_step() -> None:
-    with pytest.raises(InvalidRequestError, match=r"^cycle: a -> c -> b -> a$"):
-        build_graph(steps(("z", []), ("a", ["b"]), ("b", ["c"]), ("c", ["a", "z"])))
-
-
-def test_references_parse_escape_and_resolve() -> None:
-    inputs = {
-        "whole": "${steps.a.output.items.1}",
-        "text": "n=${steps.a.output.n}!",
-        "lit": "$${steps.a.output}",
-    }
-    assert [step for _, step in references(inputs)] == ["a", "a"]
-    outputs = {"a": {"items": [{"k": 1}, {"k": 2}], "n": 3}}
-    assert resolve(inputs, outputs) == {"whole": {"k": 2}, "text": "n=3!", "lit": "${steps.a.output}"}
-    with pytest.raises(InvalidRequestError, match=r"inputs\.whole: .* has no member 'k'"):
-        resolve({"whole": "${steps.a.output.n.k}"}, outputs)
-    with pytest.raises(InvalidRequestError, match=r"malformed reference"):
-        references({"x": "${steps.a.outputs}"})
-
-
-def test_outputs_are_structured_content_else_text_else_content() -> None:
-    assert output_of({"content": [{"type": "text", "text": "{}"}], "structuredContent": {"a": 1}}) == {"a": 1}
-    assert output_of({"content": [{"type": "text", "text": "hello"}]}) == "hello"
-    image = {"type": "image", "data": "", "mimeType": "image/png"}
-    assert output_of({"content": [image]}) == [image]
-
-
-def test_the_critical_path_is_the_longest_chain_or_none_when_a_duration_is_unknown() -> None:
-    graph = build_graph(steps(("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])))
-    assert critical_path(graph, {"a": 1, "b": 2, "c": 5, "d": 1}) == (["a", "c", "d"], 7.0)
-    assert critical_path(graph, {"a": 1, "b": 2, "c": None, "d": 1}) is None
-    assert critical_path(graph, dict.fromkeys("abcd", 0.0)) == (["a", "b", "d"], 0.0)  # a whole chain
-
-
-# -- payloads --------------------------------------------------------------------------------------
-
-SCHEMA = {
-    "type": "object",
-    "properties": {"n": {"type": "integer"}, "box": {"$ref": "#/$defs/Box"}},
-    "required": ["n"],
-    "additionalProperties": False,
-    "$defs": {"Box": {"type": "object", "properties": {"w": {"type": "number", "exclusiveMinimum": 0}}}},
-}
-
-
-def test_payload_errors_name_every_field() -> None:
-    with pytest.raises(InvalidRequestError) as refused:
-        check_arguments(SCHEMA, {"n": "2", "box": {"w": -1}, "x": 1}, "payload")
-    assert str(refused.value) == (
-        "payload.box.w: -1 is less than or equal to the minimum of 0; "
-        "payload.n: '2' is not of type 'integer'; payload.x: unknown field"
-    )
-    with pytest.raises(InvalidRequestError, match=r"^payload: must be an object"):
-        check_arguments(SCHEMA, [1], "payload")
-
-
-def test_workflow_inputs_may_hold_references_but_not_miss_required_fields() -> None:
-    check_arguments(SCHEMA, {"n": "${steps.a.output.n}"}, "inputs", references_allowed=True)
-    with pytest.raises(InvalidRequestError, match=r"^inputs\.n: required$"):
-        check_arguments(SCHEMA, {"box": "${steps.a.output}"}, "inputs", references_allowed=True)
-
-
-# -- rendering -------------------------------------------------------------------------------------
-
-
-def test_labels_are_escaped_in_dot_and_mermaid() -> None:
-    nodes = [Node("a", 'say "hi" <b>\\', "completed", 1.5), Node("b-2", "x", "pending", None)]
-    dot = to_dot('name "q"', nodes, [("a", "b-2")], ["a", "b-2"])
-    assert 'digraph "name \\"q\\"" {' in dot
-    assert 'label="a\\nsay \\"hi\\" <b>\\\\\\ncompleted · 1.5 s"' in dot
-    assert '"a" -> "b-2" [color="#d32f2f", penwidth=2];' in dot
-    mermaid = to_mermaid(nodes, [("a", "b-2")], ["a", "b-2"])
-    assert 's0["a<br/>say #quot;hi#quot; #lt;b#gt;\\<br/>completed · 1.5 s"]' in mermaid
-    assert "    s0 --> s1" in mermaid and "linkStyle 0 stroke:#d32f2f" in mermaid

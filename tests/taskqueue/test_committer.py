@@ -146,10 +146,10 @@ async def test_a_submitter_cancelled_before_its_batch_started_writes_nothing(
                 await trio.testing.wait_all_tasks_blocked()
                 nursery.start_soon(cancelled_submit)
                 await trio.testing.wait_all_tasks_blocked()
-                assert [request.taken for request in engine._pending] == [False]
+                assert [request.taken for request in engine._committer.pending] == [False]
                 second.cancel()
                 await trio.testing.wait_all_tasks_blocked()
-                assert engine._pending == []
+                assert engine._committer.pending == []
         assert outcomes["first"]["success"]
         on_disk = rows(db_path)
         assert on_disk.get("first") == "queued" and "second" not in on_disk

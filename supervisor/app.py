@@ -26,7 +26,7 @@ from shared.errors import ConfigError
 
 from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
-from .control import CommandError, ControlServer
+from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
 from .router import Router
@@ -222,7 +222,7 @@ class Supervisor:
                 self.notifier.status(self.summary())
                 last_status = time.monotonic()
 
-    def _control_handlers(self) -> dict[str, Any]:
+    def _control_handlers(self) -> dict[str, Handler]:
         """The commands of the control socket (see ``control.py``)."""
 
         async def status(request: dict[str, Any]) -> Any:
@@ -271,7 +271,7 @@ class Supervisor:
         self._systemd = asyncio.create_task(self._serve_systemd())
 
     async def _finish(
-        self, serving: asyncio.Task[Any], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
+        self, serving: asyncio.Task[None], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
     ) -> int:
         """Wait for a stop request (or the front ending), then shut everything down in order.
 

@@ -21,12 +21,13 @@ from typing import Any
 import sniffio
 import uvicorn
 from mcp.server.stdio import stdio_server
+from starlette.types import ASGIApp
 
 from shared.errors import ConfigError
 
 from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
-from .control import CommandError, ControlServer
+from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
 from .router import Router
@@ -62,6 +63,8 @@ STATUS_INTERVAL = 5.0
 """How often the STATUS= line is refreshed."""
 FRONT_LINGER = 1.0
 """After the calls are drained, how long the front may take to close its connections by itself."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""Both ask for the same graceful stop."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -88,6 +91,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[str], None], reload: Callable[[], None]
+) -> None:
+    """``STOP_SIGNALS`` call ``stop(<signal name>)`` and SIGHUP calls ``reload()``, on ``loop``.
+
+    asyncio calls them from the loop, not in the signal handler's context; they should only queue work.
+    """
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, reload)
 
 
 def _succeeded(failure: str | None) -> str:
@@ -222,7 +237,7 @@ class Supervisor:
                 self.notifier.status(self.summary())
                 last_status = time.monotonic()
 
-    def _control_handlers(self) -> dict[str, Any]:
+    def _control_handlers(self) -> dict[str, Handler]:
         """The commands of the control socket (see ``control.py``)."""
 
         async def status(request: dict[str, Any]) -> Any:
@@ -259,10 +274,7 @@ class Supervisor:
         # Python 3.11. This thread only ever runs this asyncio loop: say so once.
         sniffio.thread_local.name = "asyncio"
         self._stop_requested = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        install_signal_handlers(asyncio.get_running_loop(), self.request_stop, self.request_reload)
         await self.router.start()
         self.arbiter.start()
         self._sampling = asyncio.create_task(self.sampler.serve())
@@ -271,7 +283,7 @@ class Supervisor:
         self._systemd = asyncio.create_task(self._serve_systemd())
 
     async def _finish(
-        self, serving: asyncio.Task[Any], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
+        self, serving: asyncio.Task[None], stop_serving: Callable[[], None], cut_serving: Callable[[], None]
     ) -> int:
         """Wait for a stop request (or the front ending), then shut everything down in order.
 
@@ -304,12 +316,15 @@ class Supervisor:
         logger.info("stopped %s", "cleanly" if clean else "after killing what did not finish in time")
         return EXIT_OK if clean else EXIT_FORCED
 
+    def http_app(self) -> ASGIApp:
+        """The ASGI app ``run_http`` serves: ``/mcp`` and the health, status and metrics endpoints."""
+        return build_http_app(build_mcp_server(self.router, self.settings), self.router, self.settings, self)
+
     async def run_http(self, sock: socket.socket) -> int:
         """Serve MCP over Streamable HTTP on ``sock`` until SIGTERM/SIGINT; returns the exit code."""
         await self._start()
-        app = build_http_app(build_mcp_server(self.router, self.settings), self.router, self.settings, self)
         config = uvicorn.Config(
-            app,
+            self.http_app(),
             lifespan="on",
             log_config=None,
             access_log=False,

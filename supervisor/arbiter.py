@@ -22,6 +22,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import psutil
 
@@ -75,9 +76,25 @@ def worker_slots(counts: dict[str, int], task_queue: bool = False) -> list[tuple
 class Arbiter:
     """Keeps one process alive per worker slot, and replaces processes without dropping calls."""
 
-    def __init__(self, settings: Settings, router: Router) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        *,
+        spawn: Callable[[WorkerProcess], Awaitable[int]] = WorkerProcess.spawn,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``spawn``, ``clock`` and ``sleep`` are what the arbiter asks of the operating system, so that
+        tests can pass a fake process table and a fake clock. ``spawn(worker)`` does what
+        ``WorkerProcess.spawn`` promises: set ``worker.process`` (something with ``pid``, ``returncode``,
+        ``wait()`` and ``send_signal()``), ``started_at`` (on ``clock``) and ``state``, and return the pid.
+        ``clock`` is monotonic; ``sleep`` waits that many seconds of it."""
         self.settings = settings
         self.router = router
+        self._spawn = spawn
+        self._clock = clock
+        self._sleep = sleep
         self.workers: dict[str, WorkerProcess] = self._plan(settings)
         """The current worker of each slot, by worker id."""
         self.retiring: list[WorkerProcess] = []
@@ -152,7 +169,7 @@ class Arbiter:
         if worker is None:
             return
         worker.state = "ready"
-        worker.ready_at = time.monotonic()
+        worker.ready_at = self._clock()
         worker.settled.set()
         logger.info(
             "%s ready: pid %d, %d tool(s), cpu %s, started in %.2f s",
@@ -201,11 +218,11 @@ class Arbiter:
             if worker.pid is not None:
                 self.router.drain(worker.pid)
         pids = {w.pid for w in workers if w.pid is not None}
-        deadline = time.monotonic() + grace
+        deadline = self._clock() + grace
         while any(link.in_flight for link in self.router.links() if link.pid in pids):
-            if time.monotonic() >= deadline:
+            if self._clock() >= deadline:
                 break
-            await asyncio.sleep(0.02)
+            await self._sleep(0.02)
         clean = not any(link.in_flight for link in self.router.links() if link.pid in pids)
         running = [w for w in workers if w.pid is not None and w.process is not None]
         for worker in running:
@@ -372,7 +389,7 @@ class Arbiter:
     async def _watch_memory(self) -> None:
         """Recycle a worker whose resident memory is over ``max_worker_rss``; never raises."""
         while True:
-            await asyncio.sleep(RSS_CHECK_INTERVAL)
+            await self._sleep(RSS_CHECK_INTERVAL)
             limit = self.settings.max_worker_rss
             if not limit or self._changing.locked():
                 continue
@@ -397,7 +414,7 @@ class Arbiter:
             pid: int | None
             code: int | None
             try:
-                spawned = await worker.spawn()
+                spawned = await self._spawn(worker)
             except OSError as exc:
                 worker.last_exit = f"could not start: {exc}"
                 logger.error(
@@ -408,7 +425,7 @@ class Arbiter:
                 pid = spawned
                 self.router.expect(worker.worker_id, spawned, held=worker.candidate)
                 code = await worker.wait()
-                uptime = time.monotonic() - worker.started_at
+                uptime = self._clock() - worker.started_at
             if code is not None:
                 worker.last_exit = f"{describe_exit(code)} after {uptime:.1f} s"
                 if worker.kill_reason is not None:
@@ -422,7 +439,7 @@ class Arbiter:
                 worker.settled.set()
                 return
             worker.restarts += 1
-            decision = tracker.record_death(time.monotonic(), uptime)
+            decision = tracker.record_death(self._clock(), uptime)
             if decision.failed:
                 worker.state = "failed"
                 self._update_runtime(worker.pool)
@@ -441,7 +458,7 @@ class Arbiter:
                     decision.delay,
                     extra={"worker": worker.worker_id},
                 )
-            await asyncio.sleep(decision.delay)
+            await self._sleep(decision.delay)
             self._update_runtime(worker.pool)
 
     def _update_runtime(self, pool: str) -> None:

@@ -49,6 +49,7 @@ from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import readiness, status_document
+from .types import SupervisorView
 
 logger = logging.getLogger("mcp_supervisor.front")
 
@@ -189,7 +190,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def build_http_app(server: Server[Any], router: Router, settings: Settings, supervisor: Any) -> ASGIApp:
+def build_http_app(
+    server: Server[Any], router: Router, settings: Settings, supervisor: SupervisorView
+) -> ASGIApp:
     """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path) and the health
     endpoints."""
     security = transport_security(settings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -20,6 +19,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .stats import LATENCY_BUCKETS
+from .types import SupervisorView
 
 
 class HTTPStats:
@@ -77,7 +77,7 @@ def _histogram(buckets: list[int]) -> list[tuple[str, float]]:
 class SupervisorCollector(Collector):
     """Reads the supervisor's state at every scrape."""
 
-    def __init__(self, supervisor: Any, http: HTTPStats) -> None:
+    def __init__(self, supervisor: SupervisorView, http: HTTPStats) -> None:
         self.supervisor = supervisor
         self.http = http
 
@@ -174,7 +174,7 @@ class SupervisorCollector(Collector):
         )
 
 
-def build_registry(supervisor: Any, http: HTTPStats) -> CollectorRegistry:
+def build_registry(supervisor: SupervisorView, http: HTTPStats) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SupervisorCollector(supervisor, http))
     return registry

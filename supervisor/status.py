@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from .router import Router
+from .types import SupervisorView
 
 
-def readiness(router: Router, supervisor: Any) -> tuple[bool, dict[str, Any]]:
+def readiness(router: Router, supervisor: SupervisorView) -> tuple[bool, dict[str, Any]]:
     """``(ready, body)``: ready when every runtime with configured workers has a routable worker."""
     ready_runtimes = router.ready_runtimes()
     failures = router.runtime_failures()
@@ -24,7 +25,7 @@ def readiness(router: Router, supervisor: Any) -> tuple[bool, dict[str, Any]]:
     return not reasons, body
 
 
-def status_document(router: Router, supervisor: Any) -> dict[str, Any]:
+def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any]:
     """The JSON of /status (and of ``ctl status``). psutil figures come from the sampler's cache (at
     most a second old); nothing here touches /proc."""
     sampler = supervisor.sampler

@@ -46,11 +46,6 @@ def test_sigterm_stops_the_supervisor_and_every_child(supervisor_factory: Any) -
     assert "stopped cleanly" in server.log()
 
 
-def test_sigint_stops_like_sigterm(supervisor_factory: Any) -> None:
-    server = supervisor_factory()
-    assert server.stop(signal.SIGINT) == 0
-
-
 async def test_a_tool_module_that_fails_to_import_is_reported_and_the_rest_served(
     supervisor_factory: Any,
 ) -> None:
@@ -150,20 +145,6 @@ def test_bad_configuration_is_refused_in_one_line(
     assert len(lines) == 1, stderr
     assert lines[0].startswith("mcp-supervisor: error: ")
     assert expected in lines[0]
-
-
-def test_config_file_values_and_precedence(tmp_path: Any, supervisor_factory: Any) -> None:
-    config = tmp_path / "mcp.toml"
-    config.write_text(
-        'request_timeout = 5\n[workers]\nasyncio = 2\ntrio = 1\n[tools]\nmodules = ["tests.integration.call_tools"]\n'
-    )
-    server = supervisor_factory("--config", str(config), env={"MCP_SUPERVISOR_WORKERS_TRIO": "2"})
-    ids = sorted(w["id"] for w in server.status()["workers"])
-    assert ids == ["asyncio-0", "asyncio-1", "trio-0", "trio-1", "trio-queue"]
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[workers]\nasyncio = 'many'\n")
-    code, stderr = run_supervisor_expecting_failure("--config", str(bad))
-    assert code == 2 and f"invalid workers_asyncio = 'many' in {bad}" in stderr
 
 
 async def test_sigterm_lets_in_flight_calls_finish(supervisor_factory: Any) -> None:

@@ -99,11 +99,6 @@ async def test_status_and_metrics_follow_the_load_and_a_restart(supervisor_facto
     )
 
 
-def test_metrics_can_be_turned_off(supervisor_factory: Any) -> None:
-    server = supervisor_factory(env={"MCP_SUPERVISOR_ENABLE_METRICS": "false"})
-    assert server.get("/metrics").status_code == 404
-
-
 def test_systemd_notify_messages_in_order(supervisor_factory: Any, tmp_path: Path) -> None:
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))

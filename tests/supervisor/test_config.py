@@ -1,13 +1,17 @@
-"""Settings: sources in rising precedence, and one-line refusals naming key, value and source."""
+"""Settings: sources in rising precedence, what they decide (the worker slots), and one-line refusals
+naming key, value and source, down to the command line's exit."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from shared.errors import ConfigError
-from supervisor.config import load_settings
+from supervisor import cli
+from supervisor.arbiter import Arbiter
+from supervisor.config import ENV_PREFIX, load_settings
 
 
 def test_defaults() -> None:
@@ -66,3 +70,45 @@ def test_unknown_key_and_bad_toml_in_the_file(tmp_path: Path) -> None:
     table.write_text("[workers]\ngo = 2\n")
     with pytest.raises(ConfigError, match="unknown config key 'workers.go'"):
         load_settings(table, environ={})
+
+
+class StandInRouter:
+    endpoint = "ipc:///nonexistent/router.sock"
+
+
+def test_the_file_and_the_environment_decide_the_worker_slots(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text(
+        'request_timeout = 5\n[workers]\nasyncio = 2\ntrio = 1\n[tools]\nmodules = ["tests.integration.call_tools"]\n'
+    )
+    settings = load_settings(config, environ={"MCP_SUPERVISOR_WORKERS_TRIO": "2"})
+    assert settings.request_timeout == 5 and settings.tools == ("tests.integration.call_tools",)
+    workers = Arbiter(settings, StandInRouter()).workers  # the slots /status lists
+    assert sorted(workers) == ["asyncio-0", "asyncio-1", "trio-0", "trio-1", "trio-queue"]
+
+
+def test_the_environment_is_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_SUPERVISOR_WORKERS_TRIO", "4")
+    assert load_settings().workers_trio == 4
+
+
+def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[workers]\nasyncio = 'many'\n")
+    with pytest.raises(ConfigError, match=f"invalid workers_asyncio = 'many' in {bad}"):
+        load_settings(bad, environ={})
+
+
+def test_the_command_line_reads_the_config_file_and_refuses_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in [key for key in os.environ if key.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[workers]\nasyncio = 'many'\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--config", str(bad)])  # refused before logging, sockets or workers are set up
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"mcp-supervisor: error: invalid workers_asyncio = 'many' in {bad}: ")

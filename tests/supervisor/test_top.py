@@ -1,5 +1,5 @@
-"""``python -m supervisor top``: the rendering on hand-made status documents, and the program against a
-real supervisor (and against nothing)."""
+"""``python -m supervisor top``: the rates (``top_rates``) and the rendering (``top_render``) on hand-made
+status documents, and the program (``top``) against a real supervisor (and against nothing)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from supervisor import top
+from supervisor import top, top_rates, top_render
 from tests.conftest import REPO, free_port, spawn_supervisor
 
 TOP_DEADLINE = 30.0
@@ -140,7 +140,7 @@ def two_samples() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_rates_are_the_difference_of_two_samples_over_the_supervisors_own_clock() -> None:
     before, after = two_samples()
-    rates = top.compute_rates(before, after)
+    rates = top_rates.compute_rates(before, after)
     assert rates.elapsed == 2.0
     assert rates.total == 75.0  # (250 - 100) / 2
     assert rates.workers == {("asyncio-0", 2001): 35.0, ("trio-0", 2002): 40.0}  # served + failed
@@ -153,7 +153,7 @@ def test_rates_are_the_difference_of_two_samples_over_the_supervisors_own_clock(
 
 def test_the_frame_shows_the_rates_of_the_supervisor_each_worker_and_each_tool() -> None:
     before, after = two_samples()
-    text = text_of(top.render_frame(after, before))
+    text = text_of(top_render.render_frame(after, before))
     assert "calls 250  calls/s 75.0" in text
     asyncio_row = row(text, "asyncio-0")
     assert asyncio_row[:4] == ["asyncio-0", "asyncio", "2001", "ready"]
@@ -167,7 +167,7 @@ def test_the_frame_shows_the_rates_of_the_supervisor_each_worker_and_each_tool()
 
 def test_the_first_frame_has_no_rates_yet() -> None:
     _, after = two_samples()
-    text = text_of(top.render_frame(after))
+    text = text_of(top_render.render_frame(after))
     assert "calls/s -" in text
     assert row(text, "asyncio-0")[12] == "-"
     assert row(text, "echo")[3] == "-"
@@ -177,17 +177,17 @@ def test_the_first_frame_has_no_rates_yet() -> None:
 def test_a_worker_that_was_replaced_between_samples_has_no_rate() -> None:
     before, after = two_samples()
     after["workers"][1] = worker("trio-0", 3003, calls_served=5, restarts=1, last_exit="killed by SIGKILL")
-    rates = top.compute_rates(before, after)
+    rates = top_rates.compute_rates(before, after)
     assert rates.workers[("trio-0", 3003)] is None  # its counters started over with the new process
     assert rates.workers[("asyncio-0", 2001)] == 35.0
-    shown = row(text_of(top.render_frame(after, before)), "trio-0")
+    shown = row(text_of(top_render.render_frame(after, before)), "trio-0")
     assert shown[2] == "3003" and shown[12] == "-" and shown[13] == "1" and shown[15] == "killed by SIGKILL"
 
 
 def test_a_restarted_supervisor_gives_no_rates() -> None:
     before, after = two_samples()
     after["supervisor"]["pid"] = 4242
-    rates = top.compute_rates(before, after)
+    rates = top_rates.compute_rates(before, after)
     assert rates.elapsed is None and rates.total is None
     assert set(rates.workers.values()) == {None} and set(rates.tools.values()) == {None}
 
@@ -195,7 +195,7 @@ def test_a_restarted_supervisor_gives_no_rates() -> None:
 def test_a_tool_first_called_between_samples_counts_from_zero() -> None:
     before, after = two_samples()
     after["tools"]["trio"]["trio_sleep"] = tool(8)
-    assert top.compute_rates(before, after).tools[("trio", "trio_sleep")] == 4.0
+    assert top_rates.compute_rates(before, after).tools[("trio", "trio_sleep")] == 4.0
 
 
 def test_the_same_worker_id_twice_during_a_reload_gives_two_rows_with_their_own_rates() -> None:
@@ -210,9 +210,9 @@ def test_the_same_worker_id_twice_during_a_reload_gives_two_rows_with_their_own_
             worker("trio-0", 3003, calls_served=7),
         ],
     )
-    rates = top.compute_rates(before, after)
+    rates = top_rates.compute_rates(before, after)
     assert rates.workers == {("trio-0", 2002): 2.0, ("trio-0", 3003): 7.0}
-    text = text_of(top.render_frame(after, before))
+    text = text_of(top_render.render_frame(after, before))
     assert [(r[2], r[3], r[12]) for r in rows_of(text, "trio-0")] == [
         ("2002", "draining", "2.0"),
         ("3003", "ready", "7.0"),
@@ -231,7 +231,7 @@ def test_every_worker_id_and_state_appears() -> None:
             worker("trio-1", 2004, state="starting"),
         ]
     )
-    text = text_of(top.render_frame(document))
+    text = text_of(top_render.render_frame(document))
     for worker_id, state in [
         ("asyncio-0", "ready"),
         ("asyncio-1", "backoff"),
@@ -248,22 +248,24 @@ def test_a_failed_runtime_shows_its_reason_whole() -> None:
     document = status(
         runtimes={"asyncio": {"ready": True, "failure": None}, "trio": {"ready": False, "failure": reason}}
     )
-    text = text_of(top.render_header(document, top.Rates()))
+    text = text_of(top_render.render_header(document, top_rates.Rates()))
     assert "asyncio  ready" in text
     assert f"trio     NOT READY: {reason}" in text
 
 
 def test_a_runtime_still_starting_says_so() -> None:
     document = status(runtimes={"trio": {"ready": False, "failure": None}})
-    assert "trio     NOT READY: no worker is ready yet" in text_of(top.render_header(document, top.Rates()))
+    assert "trio     NOT READY: no worker is ready yet" in text_of(
+        top_render.render_header(document, top_rates.Rates())
+    )
 
 
 def test_load_errors_are_listed_and_absent_when_there_are_none() -> None:
     error = "tests.toolmods.broken_import: ModuleNotFoundError: No module named 'nope'"
-    text = text_of(top.render_frame(status(load_errors=[error])))
+    text = text_of(top_render.render_frame(status(load_errors=[error])))
     assert "load errors" in text and error in text
-    assert top.render_load_errors(status()) is None
-    assert "load errors" not in text_of(top.render_frame(status()))
+    assert top_render.render_load_errors(status()) is None
+    assert "load errors" not in text_of(top_render.render_frame(status()))
 
 
 def test_tools_are_listed_busiest_first_with_latencies_and_errors() -> None:
@@ -273,7 +275,7 @@ def test_tools_are_listed_busiest_first_with_latencies_and_errors() -> None:
             "trio": {"trio_sleep": tool(20, p50=None, p99=None)},
         }
     )
-    text = text_of(top.render_tools(document, top.compute_rates(None, document)))
+    text = text_of(top_render.render_tools(document, top_rates.compute_rates(None, document)))
     names = [cells(line)[0] for line in text.splitlines()[3:]]  # after the title, the header and the rule
     assert names == ["sleep", "trio_sleep", "echo"]
     assert row(text, "echo")[4:7] == ["0.42", "12.5", "0"]
@@ -283,7 +285,7 @@ def test_tools_are_listed_busiest_first_with_latencies_and_errors() -> None:
 
 
 def test_no_tool_calls_yet_is_said() -> None:
-    assert "no tool calls yet" in text_of(top.render_tools(status(), top.Rates()))
+    assert "no tool calls yet" in text_of(top_render.render_tools(status(), top_rates.Rates()))
 
 
 def test_figures_not_sampled_yet_render_as_dashes() -> None:
@@ -301,13 +303,15 @@ def test_figures_not_sampled_yet_render_as_dashes() -> None:
         ]
     )
     document["supervisor"].update(cpu_percent=None, rss_bytes=None)
-    text = text_of(top.render_frame(document))
+    text = text_of(top_render.render_frame(document))
     assert row(text, "asyncio-0")[4:9] == ["-", "-", "-", "-", "-"]
     assert "cpu -%  mem - MB" in text
 
 
 def test_the_header_names_the_supervisor() -> None:
-    text = text_of(top.render_header(status(pid=31337, uptime=3725.0), top.Rates(), "/run/x/control.sock"))
+    text = text_of(
+        top_render.render_header(status(pid=31337, uptime=3725.0), top_rates.Rates(), "/run/x/control.sock")
+    )
     assert "supervisor pid 31337  running  up 1h02m" in text
     assert "mem 80.0 MB" in text
     assert "/run/x/control.sock" in text
@@ -318,20 +322,20 @@ def test_the_header_names_the_supervisor() -> None:
     [(None, "-"), (0.4, "0s"), (59.9, "59s"), (61, "1m01s"), (3600, "1h00m"), (90061, "1d01h")],
 )
 def test_durations(seconds: float | None, shown: str) -> None:
-    assert top.format_duration(seconds) == shown
+    assert top_render.format_duration(seconds) == shown
 
 
 @pytest.mark.parametrize(
     ("cores", "shown"), [(None, "-"), ([], "-"), ([3], "3"), ([2, 0], "0,2"), ([3, 1, 2, 0], "0-3")]
 )
 def test_cores(cores: list[int] | None, shown: str) -> None:
-    assert top.format_cores(cores) == shown
+    assert top_render.format_cores(cores) == shown
 
 
 def test_a_counter_that_went_backwards_has_no_rate() -> None:
-    assert top.per_second(10, 4, 1.0) is None
-    assert top.per_second(None, 4, 1.0) is None
-    assert top.per_second(4, 10, 2.0) == 3.0
+    assert top_rates.per_second(10, 4, 1.0) is None
+    assert top_rates.per_second(None, 4, 1.0) is None
+    assert top_rates.per_second(4, 10, 2.0) == 3.0
 
 
 # -- the command line --------------------------------------------------------------------------------
@@ -399,5 +403,5 @@ def test_top_once_with_nothing_listening_exits_3_with_one_line() -> None:
 def test_copying_a_document_leaves_the_rates_pure() -> None:
     before, after = two_samples()
     snapshot = copy.deepcopy((before, after))
-    top.render_frame(after, before)
+    top_render.render_frame(after, before)
     assert (before, after) == snapshot  # rendering never changes the documents it is given

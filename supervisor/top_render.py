@@ -1,0 +1,239 @@
+"""The pictures of ``python -m supervisor top``: a header, a workers table, a tools table and the tool
+modules' load errors, drawn with rich from a status document and its ``Rates``.
+
+Pure functions (``render_header``, ``render_workers``, ``render_tools``, ``render_load_errors``,
+``render_frame`` and the ``format_*`` helpers), so they are tested without a terminal and without a
+supervisor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .top_rates import Rates, compute_rates, tool_entries, worker_key
+
+STATE_STYLES = {
+    "ready": "green",
+    "starting": "cyan",
+    "draining": "yellow",
+    "backoff": "yellow",
+    "failed": "bold red",
+    "stopped": "dim",
+}
+
+
+# -- formatting ----------------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``12m03s``, ``3h04m``, ``2d03h``; ``-`` for ``None``."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_mb(value: int | None) -> str:
+    """Bytes as mebibytes with one decimal (``48.3``); ``-`` for ``None``."""
+    return "-" if value is None else f"{value / 1048576:.1f}"
+
+
+def format_number(value: float | None, decimals: int = 1) -> str:
+    """A figure with ``decimals`` decimals; ``-`` for ``None``."""
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def format_ms(value: float | None) -> str:
+    """A latency in ms with as many decimals as its size deserves (``0.42``, ``12.5``, ``1503``)."""
+    if value is None:
+        return "-"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 1000:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def format_cores(cores: list[int] | None) -> str:
+    """CPU affinity as ``3`` or ``0-3`` or ``0,2``; ``-`` when unknown."""
+    if not cores:
+        return "-"
+    ordered = sorted(cores)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ",".join(map(str, ordered))
+
+
+def _value(value: Any) -> str:
+    """``str(value)``, or ``-`` for ``None``."""
+    return "-" if value is None else str(value)
+
+
+# -- rendering -----------------------------------------------------------------------------------------
+
+
+WORKER_COLUMNS = (
+    "ID", "RUNTIME", "PID", "STATE", "CORE", "CPU%", "MEM MB", "FDS", "THR", "INFL", "SERVED", "FAILED",
+    "CALLS/S", "RESTARTS", "UP",
+)  # fmt: skip
+TOOL_COLUMNS = ("TOOL", "RUNTIME", "CALLS", "CALLS/S", "P50 MS", "P99 MS", "ERRORS")
+
+
+def _table(title: str, columns: Sequence[str], text: Collection[str], last: str) -> Table:
+    """A titled table with ``columns`` on one line each (the ``text`` ones left-aligned, figures
+    right-aligned) and a ``last`` column that takes the rest of the width and folds."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        expand=True,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in text else "right", no_wrap=True)
+    table.add_column(last, overflow="fold", ratio=1)
+    return table
+
+
+def render_header(status: dict[str, Any], rates: Rates, source: str = "") -> Panel:
+    """The supervisor's line (pid, state, uptime, CPU, memory, fds, threads), the calls' line (tools,
+    calls answered, calls/s, queued calls) and one line per runtime: ready, or why not (the failure
+    reason of a failed runtime is shown whole)."""
+    me = status.get("supervisor", {})
+    state = str(me.get("state", "?"))
+    line = Text()
+    line.append("supervisor ", style="bold")
+    line.append(f"pid {_value(me.get('pid'))}  ")
+    line.append(state, style="green" if state == "running" else "bold yellow")
+    line.append(
+        f"  up {format_duration(me.get('uptime_seconds'))}"
+        f"  cpu {format_number(me.get('cpu_percent'))}%"
+        f"  mem {format_mb(me.get('rss_bytes'))} MB"
+        f"  fds {_value(me.get('open_fds'))}  threads {_value(me.get('threads'))}"
+    )
+    calls = Text(
+        f"tools {_value(me.get('tools'))}  calls {_value(me.get('calls'))}"
+        f"  calls/s {format_number(rates.total)}  queued {_value(me.get('queued_calls'))}"
+    )
+    lines: list[RenderableType] = [line, calls]
+    for runtime, info in (status.get("runtimes") or {}).items():
+        runtime_line = Text(f"{runtime:<8} ")
+        if info.get("ready"):
+            runtime_line.append("ready", style="green")
+        else:
+            runtime_line.append("NOT READY", style="bold red")
+            runtime_line.append(f": {info.get('failure') or 'no worker is ready yet'}")
+        lines.append(runtime_line)
+    title = "mcp-supervisor top" + (f" · {source}" if source else "")
+    subtitle = None if rates.elapsed is None else f"rates over {rates.elapsed:.1f} s"
+    return Panel(Group(*lines), title=title, title_align="left", subtitle=subtitle, subtitle_align="right")
+
+
+def render_workers(status: dict[str, Any], rates: Rates) -> Table:
+    """One row per worker (current, candidate and retiring ones), in the order of the document:
+    id, runtime, pid, state, cores, CPU %, memory MB, fds, threads, in flight, served, failed, calls/s,
+    restarts, uptime and the last exit."""
+    table = _table("workers", WORKER_COLUMNS, text={"ID", "RUNTIME", "STATE"}, last="LAST EXIT")
+    for worker in status.get("workers", []):
+        state = str(worker.get("state", "?"))
+        failed = int(worker.get("calls_failed") or 0)
+        table.add_row(
+            str(worker.get("id")),
+            str(worker.get("runtime")),
+            _value(worker.get("pid")),
+            Text(state, style=STATE_STYLES.get(state, "")),
+            format_cores(worker.get("cpu_affinity")),
+            format_number(worker.get("cpu_percent")),
+            format_mb(worker.get("rss_bytes")),
+            _value(worker.get("open_fds")),
+            _value(worker.get("threads")),
+            _value(worker.get("in_flight")),
+            _value(worker.get("calls_served")),
+            Text(str(failed), style="red" if failed else ""),
+            format_number(rates.workers.get(worker_key(worker))),
+            _value(worker.get("restarts")),
+            format_duration(worker.get("uptime_seconds")) if worker.get("pid") is not None else "-",
+            Text(str(worker.get("last_exit") or ""), style="dim"),
+        )
+    if not status.get("workers"):
+        table.caption = "no workers"
+    return table
+
+
+def render_tools(status: dict[str, Any], rates: Rates) -> Table:
+    """One row per tool that has answered at least one call, busiest first (calls/s, then calls, then
+    name): tool, runtime, calls, calls/s, p50 and p99 latency in ms, and errors (every outcome other than
+    ``ok``, with the outcomes named)."""
+    table = _table("tools", TOOL_COLUMNS, text={"TOOL", "RUNTIME"}, last="OUTCOMES")
+    rows = []
+    for key, figures in tool_entries(status):
+        rate = rates.tools.get(key)
+        rows.append((-(rate or 0.0), -int(figures.get("calls") or 0), key, figures, rate))
+    rows.sort(key=lambda row: (row[0], row[1], row[2][1], row[2][0]))
+    for _, _, (runtime, name), figures, rate in rows:
+        outcomes: dict[str, int] = figures.get("outcomes") or {}
+        errors = sum(count for outcome, count in outcomes.items() if outcome != "ok")
+        table.add_row(
+            name,
+            runtime,
+            _value(figures.get("calls")),
+            format_number(rate),
+            format_ms(figures.get("p50_ms")),
+            format_ms(figures.get("p99_ms")),
+            Text(str(errors), style="red" if errors else ""),
+            Text(
+                " ".join(f"{outcome}={count}" for outcome, count in sorted(outcomes.items()) if count),
+                style="dim",
+            ),
+        )
+    if not rows:
+        table.caption = "no tool calls yet"
+    return table
+
+
+def render_load_errors(status: dict[str, Any]) -> RenderableType | None:
+    """The tool modules that failed to import, one line each, or ``None`` when there are none."""
+    errors = status.get("load_errors") or []
+    if not errors:
+        return None
+    text = Text()
+    for index, error in enumerate(errors):
+        if index:
+            text.append("\n")
+        text.append(str(error))
+    return Panel(text, title="load errors", title_align="left", border_style="red")
+
+
+def render_frame(
+    current: dict[str, Any], previous: dict[str, Any] | None = None, source: str = ""
+) -> RenderableType:
+    """One whole frame for ``current``, with rates against ``previous`` (``-`` without one): header,
+    workers, tools and, if any, load errors."""
+    rates = compute_rates(previous, current)
+    parts: list[RenderableType] = [
+        render_header(current, rates, source),
+        render_workers(current, rates),
+        Text(""),
+        render_tools(current, rates),
+    ]
+    errors = render_load_errors(current)
+    if errors is not None:
+        parts += [Text(""), errors]
+    return Group(*parts)

@@ -18,6 +18,10 @@ absolute numbers are shown beside them. Loopback only; the whole run is bounded 
 and every process it starts is stopped by pid, on Ctrl-C and SIGTERM too. Writes
 ``benchmarks/results/<date>.md``, ``benchmarks/results/<date>.png`` and ``docs/performance.md``.
 
+Each benchmark also runs alone, as with ``--only``: ``python -m benchmarks.e2e [--quick] [--no-write]`` (and
+``benchmarks.hop_cost`` for ``hop``); ``python -m benchmarks.hop`` is the hop benchmark itself, with its own
+larger budget and report.
+
 Needs ``wrk`` (``apt-get install wrk``) and the ``bench`` extra (``pip install -e '.[bench]'``: matplotlib,
 py-spy, httpx). Run from anywhere::
 

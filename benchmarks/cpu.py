@@ -16,6 +16,7 @@ server after a 1 s warm-up; the figure is requests/s over all rounds.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from benchmarks.bench_tools import spin_loop
@@ -139,3 +140,8 @@ async def run(suite: Suite) -> Section:
     )
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

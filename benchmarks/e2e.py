@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from dataclasses import dataclass, field
 
 from benchmarks import pyspy
@@ -231,3 +232,8 @@ async def run(suite: Suite) -> Section:
     section.details += ["", f"CPU cores used at {top} connections (CPU s ÷ wall s, per process): {cores}."]
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -9,6 +9,8 @@ pyzmq ROUTER/DEALER echo — plus the decomposition of the hop (router only, wor
 
 from __future__ import annotations
 
+import sys
+
 from benchmarks import hop
 from benchmarks.lib.results import Section, Target
 from benchmarks.lib.stats import fmt_ratio, fmt_us, ratio
@@ -79,3 +81,8 @@ async def run(suite: Suite) -> Section:
         )
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

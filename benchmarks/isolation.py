@@ -14,6 +14,7 @@ so its "other runtime" is the same loop and every call waits for the block to en
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import httpx
@@ -140,3 +141,8 @@ async def run(suite: Suite) -> Section:
     section.data["baseline"] = [row.ratio for row in section.context]
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -232,3 +232,8 @@ async def run(suite: Suite) -> Section:
     section.data["elapsed"] = time.monotonic() - started
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -27,6 +27,7 @@ import math
 import os
 import re
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -243,3 +244,8 @@ async def run(suite: Suite) -> Section:
     ]
     return section
 
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

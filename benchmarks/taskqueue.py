@@ -1,7 +1,7 @@
 """6. Task queue: submissions/s and no-op task completions/s, with durability on (WAL, synchronous=FULL).
 
-Load: ``wrk -t1`` with the generated Lua script of ``benchmarks.lib.wrk`` POSTing 2026-07-28 ``tools/call`` requests;
-the script counts every answer that is not HTTP 200 with ``"isError":false`` and a run with any such
+Load: ``wrk -t1`` with the generated Lua script of ``benchmarks.lib.wrk`` POSTing 2026-07-28 ``tools/call``
+requests; the script counts every answer that is not HTTP 200 with ``"isError":false`` and a run with any such
 answer is refused, so every submission counted was acknowledged as successful (committed and synced:
 ``task_submit`` answers only after its transaction is on disk). One C process generates the load: the
 earlier generator (16 httpx clients in this Python process) topped out near 200 calls/s, far below the

@@ -32,7 +32,8 @@ ENV_REMOVED = (
     "LISTEN_FDNAMES",
 )
 """What ``supervisor.process.WorkerProcess.spawn`` removes from a worker's environment (systemd's
-variables, meant for the service's main process only); every child of a benchmark gets the same."""
+variables, meant for the service's main process only); every child of a benchmark gets the same. A copy:
+the product builds that environment inline in ``spawn`` from a private tuple, with no function to call."""
 
 
 def child_env() -> dict[str, str]:

@@ -8,7 +8,7 @@ Runs, in order (``--only NAME`` runs one of them, ``--quick`` shortens every one
 ``cpu``               a CPU-bound tool on one worker per core vs the single-process server
 ``isolation``         p99 of one runtime while the other's event loop is blocked
 ``recovery``          kill -9 of a worker under load: in-flight calls answered, serving again
-``taskqueue``         the task queue (issue 5): not available yet, reported without numbers
+``taskqueue``         task submissions/s and completions/s with durability on, vs a plain tools/call
 ``routing``           ``shared.detect_runtime`` cached vs uncached, in proportion to one hop
 ``memory``            RSS of the supervisor and its workers idle and after load
 ====================  ======================================================================================
@@ -17,6 +17,10 @@ Every figure is a ratio against a baseline measured in the same run (the machine
 absolute numbers are shown beside them. Loopback only; the whole run is bounded (``OVERALL_DEADLINE``),
 and every process it starts is stopped by pid, on Ctrl-C and SIGTERM too. Writes
 ``benchmarks/results/<date>.md``, ``benchmarks/results/<date>.png`` and ``docs/performance.md``.
+
+Each benchmark also runs alone, as with ``--only``: ``python -m benchmarks.e2e [--quick] [--no-write]`` (and
+``benchmarks.hop_cost`` for ``hop``); ``python -m benchmarks.hop`` is the hop benchmark itself, with its own
+larger budget and report.
 
 Needs ``wrk`` (``apt-get install wrk``) and the ``bench`` extra (``pip install -e '.[bench]'``: matplotlib,
 py-spy, httpx). Run from anywhere::
@@ -34,16 +38,26 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import hop, report
-from benchmarks._common import REPO_ROOT, Section, Suite, others_share, tail
+from benchmarks import report
+from benchmarks.lib.children import Children, tail
+from benchmarks.lib.machine import cpu_snapshot, others_share
+from benchmarks.lib.results import Section
+from benchmarks.lib.running import (
+    LOG,
+    REPO_ROOT,
+    cancel_on_sigterm,
+    install_logging,
+    loop_name,
+    private_dir,
+    run_loop,
+)
+from benchmarks.lib.suite import Suite
 
 BENCHMARKS: dict[str, str] = {
     "hop": "benchmarks.hop_cost",
@@ -136,10 +150,8 @@ async def _run_one(suite: Suite, name: str, module: ModuleType) -> Section:
 
 
 async def run(suite: Suite, names: list[str]) -> str:
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    """Every benchmark of ``names`` in turn within ``OVERALL_DEADLINE``; returns the event loop's name."""
+    cancel_on_sigterm()
     started = time.monotonic()
     deadline = OVERALL_DEADLINE[suite.quick]
     try:
@@ -147,7 +159,7 @@ async def run(suite: Suite, names: list[str]) -> str:
             for name in names:
                 module = importlib.import_module(BENCHMARKS[name])
                 print(f"[{time.monotonic() - started:5.0f} s] {name}: {module.TITLE} ...", file=sys.stderr)
-                before = hop._machine_cpu()
+                before = cpu_snapshot()
                 begun = time.monotonic()
                 section = await _run_one(suite, name, module)
                 section.seconds = time.monotonic() - begun
@@ -165,49 +177,38 @@ async def run(suite: Suite, names: list[str]) -> str:
                 suite.sections[name] = Section(
                     name, module.TITLE, error=f"not run: the run's bound of {deadline:g} s was reached"
                 )
-    return f"{type(loop).__module__}.{type(loop).__qualname__}"
+    return loop_name()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
     os.chdir(REPO_ROOT)  # the workers import the benchmark tool modules from their working directory
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    root.addHandler(hop._LOG)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(stderr)
+    install_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    tmp = Path(tempfile.mkdtemp(prefix="benchmarks-"))  # mode 0700
-    tmp.chmod(0o700)
-    suite = Suite(args.quick, tmp, hop.Children(), hop._LOG, wrk=shutil.which("wrk"), py_spy=_find_py_spy())
+    wrk, py_spy = shutil.which("wrk"), _find_py_spy()
     tools = {
-        "wrk": _tool_version([suite.wrk, "-v"]) if suite.wrk else "not installed",
-        "py-spy": _tool_version([suite.py_spy, "--version"]) if suite.py_spy else "not installed",
+        "wrk": _tool_version([wrk, "-v"]) if wrk else "not installed",
+        "py-spy": _tool_version([py_spy, "--version"]) if py_spy else "not installed",
     }
     code = _code_version()
-    machine_start = hop._machine_cpu()
+    machine_start = cpu_snapshot()
     load_start = os.getloadavg()
     started = time.perf_counter()
-    try:
-        loop_name = hop._run_loop(run(suite, names))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: every process this run started is stopped; nothing written", file=sys.stderr)
-        return 130
-    finally:
-        leftovers = suite.children.kill_leftovers() + suite.kill_watched()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if leftovers:
-            print(f"killed leftover processes: {', '.join(leftovers)}", file=sys.stderr)
-        if suite.children.killed:
-            print(f"had to SIGKILL: {', '.join(suite.children.killed)}", file=sys.stderr)
+    with private_dir("benchmarks-") as tmp:
+        suite = Suite(args.quick, tmp, Children(), LOG, wrk=wrk, py_spy=py_spy)
+        try:
+            loop = run_loop(run(suite, names))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            print("interrupted: every process this run started is stopped; nothing written", file=sys.stderr)
+            return 130
+        finally:
+            suite.children.finish(suite.kill_watched())
     run_info = report.RunInfo(
         quick=args.quick,
         only=args.only or [],
         seconds=time.perf_counter() - started,
-        loop=loop_name,
+        loop=loop,
         tools=tools,
         others=others_share(machine_start),
         load_start=load_start,

@@ -16,28 +16,16 @@ server after a 1 s warm-up; the figure is requests/s over all rounds.
 
 from __future__ import annotations
 
-import math
+import sys
 import time
 
-from benchmarks._common import (
-    ContextRow,
-    HttpServer,
-    Section,
-    Suite,
-    Target,
-    WrkResult,
-    cpu_seconds,
-    fmt_rate,
-    fmt_ratio,
-    fmt_us,
-    median,
-    ratio,
-    run_wrk,
-    servers,
-    start_sdk_server,
-    start_supervisor,
-)
 from benchmarks.bench_tools import spin_loop
+from benchmarks.lib.results import ContextRow, Section, Target
+from benchmarks.lib.servers import CoreMeter, HttpServer, servers, start_sdk_server, start_supervisor
+from benchmarks.lib.stats import fmt_rate, fmt_ratio, fmt_us, median, ratio
+from benchmarks.lib.suite import Suite
+from benchmarks.lib.timing import rotations
+from benchmarks.lib.wrk import WrkResult, combined_rate, run_wrk, warm_up
 
 NAME = "cpu"
 TITLE = "CPU scaling (CPU-bound tool, one worker per core)"
@@ -45,11 +33,6 @@ TOOL = "spin_asyncio"
 ITERATIONS = 200_000
 CONNECTIONS = 8
 TARGET = 1.8
-
-
-def _rate(runs: list[WrkResult]) -> float:
-    seconds = sum(run.seconds for run in runs)
-    return sum(run.requests for run in runs) / seconds if seconds else math.nan
 
 
 async def run(suite: Suite) -> Section:
@@ -80,19 +63,15 @@ async def run(suite: Suite) -> Section:
         runs: dict[str, list[WrkResult]] = {server.name: [] for server in measured}
         cores: dict[str, dict[str, list[float]]] = {server.name: {} for server in measured}
         for server in measured:
-            await server.verify(TOOL, arguments)
-            await run_wrk(suite, server, calls, CONNECTIONS, 1)
-        for index in range(rounds):
-            shift = index % len(measured)
-            for server in measured[shift:] + measured[:shift]:
-                pids = {"front": server.pid, **server.workers}
-                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            await warm_up(suite, server, calls, CONNECTIONS)
+        for order in rotations(measured, rounds):
+            for server in order:
+                meter = CoreMeter(server)
                 result = await run_wrk(suite, server, calls, CONNECTIONS, seconds)
                 runs[server.name].append(result)
-                for name, pid in pids.items():
-                    used = (cpu_seconds(pid) - before[name]) / result.seconds
+                for name, used in meter.cores(result.seconds).items():
                     cores[server.name].setdefault(name, []).append(used)
-    rate = {name: _rate(results) for name, results in runs.items()}
+    rate = {name: combined_rate(results) for name, results in runs.items()}
     scaling = ratio(rate[two.name], rate[sdk.name])
     section.targets.append(
         Target(
@@ -160,3 +139,9 @@ async def run(suite: Suite) -> Section:
         work_ms=work_ms,
     )
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -27,30 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from dataclasses import dataclass, field
 
 from benchmarks import pyspy
-from benchmarks._common import (
-    ContextRow,
-    HttpServer,
-    Section,
-    Suite,
-    Target,
-    WrkResult,
-    cpu_seconds,
-    fmt_rate,
-    fmt_ratio,
-    fmt_us,
-    median,
-    ratio,
-    run_wrk,
-    servers,
-    spawn,
-    start_sdk_server,
-    start_supervisor,
-    stop_process,
-    tail,
-)
+from benchmarks.lib.children import tail
+from benchmarks.lib.results import ContextRow, Section, Target
+from benchmarks.lib.servers import CoreMeter, HttpServer, servers, start_sdk_server, start_supervisor
+from benchmarks.lib.stats import fmt_rate, fmt_ratio, fmt_us, median, ratio
+from benchmarks.lib.suite import Suite, run_to_end
+from benchmarks.lib.timing import rotations
+from benchmarks.lib.wrk import WrkResult, combined_rate, run_wrk, warm_up
 
 NAME = "e2e"
 TITLE = "End to end over HTTP (tools/call, 2026-07-28)"
@@ -68,9 +55,7 @@ class Figures:
     """Cores used at 32 connections by each process (front, workers): CPU seconds ÷ wall seconds."""
 
     def rate(self, connections: int) -> float:
-        runs = self.runs.get(connections, [])
-        seconds = sum(run.seconds for run in runs)
-        return sum(run.requests for run in runs) / seconds if seconds else math.nan
+        return combined_rate(self.runs.get(connections, []))
 
     def p50(self, connections: int) -> float:
         return median([run.p50_us for run in self.runs.get(connections, [])])
@@ -88,13 +73,11 @@ def _cpu_per_call(figures: Figures, connections: int) -> float:
 
 
 async def _measure(suite: Suite, figures: Figures, connections: int, seconds: int) -> None:
-    pids = {"front": figures.server.pid, **figures.server.workers}
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    meter = CoreMeter(figures.server)
     result = await run_wrk(suite, figures.server, [(TOOL, None)], connections, seconds)
     figures.runs.setdefault(connections, []).append(result)
     if connections == max(CONCURRENCIES):
-        for name, pid in pids.items():
-            used = (cpu_seconds(pid) - before[name]) / result.seconds
+        for name, used in meter.cores(result.seconds).items():
             figures.cpu[name] = used if name not in figures.cpu else (figures.cpu[name] + used) / 2
 
 
@@ -109,12 +92,7 @@ async def profile_supervisor(suite: Suite, server: HttpServer, seconds: int) -> 
     load = asyncio.ensure_future(run_wrk(suite, server, [(TOOL, None)], 32, seconds + 2))
     try:
         await asyncio.sleep(0.5)
-        process = await spawn(suite, "py-spy", argv, log_path, exits_by_itself=True)
-        try:
-            code = await asyncio.wait_for(process.wait(), seconds + 20)
-        finally:
-            if process.returncode is None:
-                await stop_process(suite, process, 1.0)
+        code = await run_to_end(suite, "py-spy", argv, log_path, seconds + 20)
         await load
     finally:
         if not load.done():
@@ -148,12 +126,10 @@ async def run(suite: Suite) -> Section:
         )
         measured = [supervisor, sdk, lowlevel, through_sdk]
         for figures in (*measured, bare):
-            await figures.server.verify(TOOL)
-            await run_wrk(suite, figures.server, [(TOOL, None)], 32, 1)  # warm-up
+            await warm_up(suite, figures.server, [(TOOL, None)], 32)
         for connections in CONCURRENCIES:
-            for index in range(rounds):
-                shift = index % len(measured)
-                for figures in measured[shift:] + measured[:shift]:
+            for order in rotations(measured, rounds):
+                for figures in order:
                     await _measure(suite, figures, connections, seconds)
             await _measure(suite, bare, connections, seconds)
         profile = await profile_supervisor(suite, supervisor.server, suite.pick(5, 3))
@@ -255,3 +231,9 @@ async def run(suite: Suite) -> Section:
     )
     section.details += ["", f"CPU cores used at {top} connections (CPU s ÷ wall s, per process): {cores}."]
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -1,6 +1,6 @@
 """1. Hop cost: router → worker → router for a no-op tool, both runtimes.
 
-``benchmarks.hop`` measured with a smaller budget (``hop.SUITE_ARGV``): a real ``Router`` in this process
+``benchmarks.hop`` measured with a smaller budget (``hop.SUITE_BUDGET``): a real ``Router`` in this process
 and real worker processes, against the two floors of the same run — an in-process ``await`` and a bare
 pyzmq ROUTER/DEALER echo — plus the decomposition of the hop (router only, worker only). See
 ``benchmarks/hop.py`` for everything it does; ``python -m benchmarks.hop`` runs it alone with its own
@@ -9,8 +9,12 @@ pyzmq ROUTER/DEALER echo — plus the decomposition of the hop (router only, wor
 
 from __future__ import annotations
 
+import sys
+
 from benchmarks import hop
-from benchmarks._common import Section, Suite, Target, fmt_ratio, fmt_us, ratio
+from benchmarks.lib.results import Section, Target
+from benchmarks.lib.stats import fmt_ratio, fmt_us, ratio
+from benchmarks.lib.suite import Suite
 
 NAME = "hop"
 TITLE = "Hop cost (router → worker → router, no-op tool)"
@@ -18,7 +22,8 @@ TITLE = "Hop cost (router → worker → router, no-op tool)"
 
 async def run(suite: Suite) -> Section:
     section = Section(NAME, TITLE)
-    figures, args, _settings = await hop.collect(suite.tmp, suite.children, hop.SUITE_ARGV[suite.quick])
+    budget = hop.SUITE_BUDGET[suite.quick]
+    figures = await hop.collect(suite.tmp, suite.children, budget)
     probes = {probe.key: probe for probe in figures.probes}
     echo = probes[hop.BASELINE].latency()
     in_process = figures.in_process
@@ -51,9 +56,9 @@ async def run(suite: Suite) -> Section:
     section.details += [
         (
             f"A real `Router` in the benchmark process and real worker processes (pinned as the supervisor pins "
-            f"them), `ipc://` in a private directory. Each path: {args.warmup} warm-up round trips, then "
-            f"{args.rounds} interleaved rounds of up to {args.calls} sequential round trips in all (p50/p99) and "
-            f"{args.pipelined} pipelined ones with {args.concurrency} in flight (calls/s). The baseline is a bare "
+            f"them), `ipc://` in a private directory. Each path: {budget.warmup} warm-up round trips, then "
+            f"{budget.rounds} interleaved rounds of up to {budget.calls} sequential round trips in all (p50/p99) and "
+            f"{budget.pipelined} pipelined ones with {budget.concurrency} in flight (calls/s). The baseline is a bare "
             "ROUTER/DEALER echo on blocking pyzmq of the same frame; `python -m benchmarks.hop` runs the same "
             "measurement alone with a larger budget."
         ),
@@ -68,10 +73,16 @@ async def run(suite: Suite) -> Section:
             f"| {fmt_ratio(ratio(row.p50, echo.p50))} | {fmt_ratio(ratio(row.p99, echo.p99))} | — |"
         )
     for probe in figures.probes:
-        latency, rate = probe.latency(), probe.throughput(args.concurrency)
+        latency, rate = probe.latency(), probe.throughput(budget.concurrency)
         section.details.append(
             f"| {latency.name} | {latency.count:,} | {fmt_us(latency.p50)} | {fmt_us(latency.p99)} "
             f"| {fmt_ratio(ratio(latency.p50, echo.p50))} | {fmt_ratio(ratio(latency.p99, echo.p99))} "
             f"| {rate.rate:,.0f} |"
         )
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -14,28 +14,17 @@ so its "other runtime" is the same loop and every call waits for the block to en
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import httpx
 
-from benchmarks._common import (
-    BenchmarkError,
-    ContextRow,
-    HttpServer,
-    Section,
-    Suite,
-    Target,
-    WrkResult,
-    call_tool,
-    fmt_ratio,
-    fmt_us,
-    median,
-    ratio,
-    run_wrk,
-    servers,
-    start_sdk_server,
-    start_supervisor,
-)
+from benchmarks.lib.mcp_client import call_tool
+from benchmarks.lib.results import BenchmarkError, ContextRow, Section, Target
+from benchmarks.lib.servers import HttpServer, servers, start_sdk_server, start_supervisor
+from benchmarks.lib.stats import fmt_ratio, fmt_us, median, ratio
+from benchmarks.lib.suite import Suite
+from benchmarks.lib.wrk import WrkResult, run_wrk, warm_up
 
 NAME = "isolation"
 TITLE = "Isolation (one runtime blocked for 1 s at a time)"
@@ -58,8 +47,7 @@ async def _block_back_to_back(
 async def _case(
     suite: Suite, server: HttpServer, blocker: str, probe: str, rounds: int, seconds: int
 ) -> tuple[list[WrkResult], list[WrkResult], list[float]]:
-    await server.verify(probe)
-    await run_wrk(suite, server, [(probe, None)], 1, 1)  # warm-up
+    await warm_up(suite, server, [(probe, None)], 1)
     idle: list[WrkResult] = []
     blocked: list[WrkResult] = []
     blocks: list[float] = []
@@ -152,3 +140,9 @@ async def run(suite: Suite) -> Section:
     section.data["ratios"] = [t.ratio for t in section.targets]
     section.data["baseline"] = [row.ratio for row in section.context]
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

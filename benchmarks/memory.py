@@ -23,23 +23,14 @@ import os
 import sys
 import time
 
-from benchmarks import hop
-from benchmarks._common import (
-    ContextRow,
-    Section,
-    Suite,
-    Target,
-    fmt_ratio,
-    ratio,
-    rss_mb,
-    run_wrk,
-    servers,
-    spawn,
-    start_sdk_server,
-    start_supervisor,
-    stop_process,
-)
-from supervisor.config import Settings
+from benchmarks.lib.hop_paths import hop_probes
+from benchmarks.lib.hop_peers import hop_settings
+from benchmarks.lib.machine import rss_mb
+from benchmarks.lib.results import ContextRow, Section, Target
+from benchmarks.lib.servers import servers, start_sdk_server, start_supervisor
+from benchmarks.lib.stats import fmt_ratio, ratio
+from benchmarks.lib.suite import Suite, run_to_end
+from benchmarks.lib.wrk import run_wrk, warm_up
 
 NAME = "memory"
 TITLE = "Memory (RSS idle and after load)"
@@ -47,15 +38,16 @@ SUPERVISOR_LIMIT_MB = 80.0
 WORKER_LIMIT_MB = 50.0
 GROWTH_LIMIT = 5.0
 CALLS = ("noop_asyncio", None), ("noop_trio", None)
+CONCURRENCY = 32
+"""Calls in flight per worker in part 2."""
 
 
 IMPORTS = {
-    "supervisor": "import supervisor.app, supervisor.cli",
-    "worker": "import asyncio_worker.worker, trio_worker.worker, shared.tool_host, benchmarks.noop_tools",
-    "sdk": "import benchmarks.sdk_server",
+    "supervisor": ("supervisor.app", "supervisor.cli"),
+    "worker": ("asyncio_worker.worker", "trio_worker.worker", "benchmarks.noop_tools"),
+    "sdk": ("benchmarks.sdk_server",),
 }
 """What each kind of process imports before it serves anything (to tell imports from state)."""
-IMPORT_PROBE = "import psutil\n{imports}\nprint('RSS', psutil.Process().memory_info().rss / 1e6)\n"
 
 
 async def _import_rss(suite: Suite) -> dict[str, float]:
@@ -63,13 +55,8 @@ async def _import_rss(suite: Suite) -> dict[str, float]:
     sizes: dict[str, float] = {}
     for name, imports in IMPORTS.items():
         log_path = suite.tmp / f"imports-{name}.log"
-        argv = [sys.executable, "-c", IMPORT_PROBE.format(imports=imports)]
-        process = await spawn(suite, f"imports-{name}", argv, log_path, exits_by_itself=True)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        finally:
-            if process.returncode is None:
-                await stop_process(suite, process, 1.0)
+        argv = [sys.executable, "-m", "benchmarks.rss_probe", *imports]
+        await run_to_end(suite, f"imports-{name}", argv, log_path, 30)
         line = next((x for x in log_path.read_text().splitlines() if x.startswith("RSS ")), "RSS nan")
         sizes[name] = float(line.split()[1])
     return sizes
@@ -88,9 +75,7 @@ async def _http_part(suite: Suite, seconds: int) -> dict[str, tuple[float, float
         sdk = await start_sdk_server(suite, "memory-mcpserver", "mcpserver")
         started.append(sdk)
         for server in (supervisor, sdk):
-            for tool, _ in CALLS:
-                await server.verify(tool)
-            await run_wrk(suite, server, CALLS, 8, 1)
+            await warm_up(suite, server, CALLS, 8)
         await asyncio.sleep(0.5)
         pids = {"supervisor": supervisor.pid, "sdk": sdk.pid}
         pids |= {f"http-{worker_id.split('-')[0]}": pid for worker_id, pid in supervisor.workers.items()}
@@ -109,10 +94,8 @@ async def _http_part(suite: Suite, seconds: int) -> dict[str, tuple[float, float
 
 async def _router_part(suite: Suite, calls: int) -> dict[str, tuple[float, float, int]]:
     """worker runtime → (idle MB, after MB, calls), plus ``router`` for this process."""
-    args = hop.parse_args(["--concurrency", "32"])
-    settings = Settings.model_validate({"tools": [hop.TOOLS_MODULE], "pin_cpus": True, "task_queue": False})
     figures: dict[str, tuple[float, float, int]] = {}
-    async with hop.hop_probes(suite.tmp, suite.children, settings, args, hop.Figures()) as probes:
+    async with hop_probes(suite.tmp, suite.children, hop_settings(), CONCURRENCY) as (probes, _startup):
         for probe in probes:
             await probe.pipelined(2000, 30)
         await asyncio.sleep(0.3)
@@ -136,27 +119,15 @@ async def run(suite: Suite) -> Section:
     direct = await _router_part(suite, calls)
     sdk_idle = http["sdk"][0]
     supervisor_idle, supervisor_half, supervisor_after, supervisor_calls = http["supervisor"]
-    section.targets.append(
-        Target(
-            key="memory-supervisor-idle",
-            what="supervisor RSS, idle",
-            target=f"≤ {SUPERVISOR_LIMIT_MB:g} MB",
-            limit=SUPERVISOR_LIMIT_MB,
-            better="lower",
-            measured=supervisor_idle,
-            ratio=ratio(supervisor_idle, sdk_idle),
-            ratio_of="÷ SDK-only `MCPServer` RSS, idle",
-            absolute=f"{supervisor_idle:.1f} MB vs {sdk_idle:.1f} MB",
-        )
-    )
-    for runtime in ("asyncio", "trio"):
-        idle_mb = http[f"http-{runtime}"][0]
+    idle = [("supervisor", "supervisor", supervisor_idle, SUPERVISOR_LIMIT_MB)]  # key, what, MB, limit
+    idle += [(rt, f"{rt} worker", http[f"http-{rt}"][0], WORKER_LIMIT_MB) for rt in ("asyncio", "trio")]
+    for key, what, idle_mb, limit in idle:
         section.targets.append(
             Target(
-                key=f"memory-{runtime}-idle",
-                what=f"{runtime} worker RSS, idle",
-                target=f"≤ {WORKER_LIMIT_MB:g} MB",
-                limit=WORKER_LIMIT_MB,
+                key=f"memory-{key}-idle",
+                what=f"{what} RSS, idle",
+                target=f"≤ {limit:g} MB",
+                limit=limit,
                 better="lower",
                 measured=idle_mb,
                 ratio=ratio(idle_mb, sdk_idle),
@@ -164,12 +135,19 @@ async def run(suite: Suite) -> Section:
                 absolute=f"{idle_mb:.1f} MB vs {sdk_idle:.1f} MB",
             )
         )
+    growths: list[tuple[str, str, float, float, str]] = []  # key, what, MB before, MB after, note
     for runtime in ("asyncio", "trio"):
         before, after, count = direct[runtime]
+        what = f"{runtime} worker RSS growth over {count:,} calls"
+        growths.append((runtime, what, before, after, "through the router directly"))
+    what = f"supervisor RSS growth over {supervisor_calls:,} HTTP calls"
+    note = f"{supervisor_calls:,} calls over HTTP, not 100k"
+    growths.append(("supervisor", what, supervisor_idle, supervisor_after, note))
+    for key, what, before, after, note in growths:
         section.targets.append(
             Target(
-                key=f"memory-{runtime}-growth",
-                what=f"{runtime} worker RSS growth over {count:,} calls",
+                key=f"memory-{key}-growth",
+                what=what,
                 target=f"≤ {GROWTH_LIMIT:g}% over 100k calls",
                 limit=GROWTH_LIMIT,
                 better="lower",
@@ -177,23 +155,9 @@ async def run(suite: Suite) -> Section:
                 ratio=ratio(after, before),
                 ratio_of="÷ its idle RSS",
                 absolute=f"{_growth(before, after):+.1f}%: {before:.1f} → {after:.1f} MB",
-                note="through the router directly",
+                note=note,
             )
         )
-    section.targets.append(
-        Target(
-            key="memory-supervisor-growth",
-            what=f"supervisor RSS growth over {supervisor_calls:,} HTTP calls",
-            target=f"≤ {GROWTH_LIMIT:g}% over 100k calls",
-            limit=GROWTH_LIMIT,
-            better="lower",
-            measured=_growth(supervisor_idle, supervisor_after),
-            ratio=ratio(supervisor_after, supervisor_idle),
-            ratio_of="÷ its idle RSS",
-            absolute=f"{_growth(supervisor_idle, supervisor_after):+.1f}%: {supervisor_idle:.1f} → {supervisor_after:.1f} MB",
-            note=f"{supervisor_calls:,} calls over HTTP, not 100k",
-        )
-    )
     sdk_before, _sdk_half, sdk_after, sdk_calls = http["sdk"]
     router_before, router_after, router_calls = direct["router"]
     section.context += [
@@ -267,3 +231,9 @@ async def run(suite: Suite) -> Section:
     )
     section.data["elapsed"] = time.monotonic() - started
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

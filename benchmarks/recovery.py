@@ -27,26 +27,17 @@ import math
 import os
 import re
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
 import httpx
 
-from benchmarks._common import (
-    BenchmarkError,
-    HttpServer,
-    Section,
-    Suite,
-    Target,
-    call_tool,
-    fmt_us,
-    median,
-    percentile,
-    ratio,
-    servers,
-    start_supervisor,
-    supervisor_workers,
-)
+from benchmarks.lib.mcp_client import call_tool
+from benchmarks.lib.results import BenchmarkError, Section, Target
+from benchmarks.lib.servers import HttpServer, servers, start_supervisor, supervisor_workers
+from benchmarks.lib.stats import fmt_us, median, percentile, ratio
+from benchmarks.lib.suite import Suite
 
 NAME = "recovery"
 TITLE = "Recovery (kill -9 of a worker under load)"
@@ -252,3 +243,9 @@ async def run(suite: Suite) -> Section:
         for k in kills
     ]
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -9,10 +9,8 @@ Writes ``benchmarks/results/<date>.md`` and ``.png``; a run of every benchmark a
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import math
 import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,10 @@ import psutil
 import zmq
 
 from benchmarks import hop, pyspy
-from benchmarks._common import REPO_ROOT, RESULTS_DIR, Section, Target, fmt_ratio
+from benchmarks.lib.machine import cpus, operating_system, package_versions, python_version
+from benchmarks.lib.results import Section, Target
+from benchmarks.lib.running import REPO_ROOT, RESULTS_DIR
+from benchmarks.lib.stats import fmt_ratio
 
 DOCS_PAGE = REPO_ROOT / "docs" / "performance.md"
 COMMAND = ".venv/bin/python -m benchmarks"
@@ -46,28 +47,18 @@ class RunInfo:
 
 
 def _versions() -> str:
-    versions: list[str] = []
-    for name in PACKAGES:
-        try:
-            versions.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{name} not installed")
-    versions.append(f"libzmq {zmq.zmq_version()}")
-    return ", ".join(versions)
+    versions = package_versions(PACKAGES) | {"libzmq": zmq.zmq_version()}
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
 def machine_lines(info: RunInfo) -> list[str]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        usable = os.cpu_count() or 0
     memory = psutil.virtual_memory().total / 2**30
     load0 = " ".join(f"{x:.2f}" for x in info.load_start)
     load1 = " ".join(f"{x:.2f}" for x in info.load_end)
     return [
-        f"- CPU: {os.cpu_count()} logical CPUs ({usable} usable), {hop._cpu_model()}; {memory:.1f} GiB RAM",
-        f"- OS: {platform.platform()}",
-        f"- Python {platform.python_version()} ({platform.python_implementation()}); benchmark loop {info.loop}",
+        f"- CPU: {cpus()}; {memory:.1f} GiB RAM",
+        f"- OS: {operating_system()}",
+        f"- Python {python_version()}; benchmark loop {info.loop}",
         f"- packages: {_versions()}",
         f"- tools: wrk: {info.tools.get('wrk', '?')}; py-spy: {info.tools.get('py-spy', '?')}",
         f"- code measured: {info.code or '?'}",

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import time
 from collections.abc import Callable
 
 from benchmarks import hop
-from benchmarks._common import ContextRow, Section, Suite, fmt_ratio, fmt_us, median, ratio
+from benchmarks.lib.hop_paths import Budget
+from benchmarks.lib.results import ContextRow, Section
+from benchmarks.lib.stats import fmt_ratio, fmt_us, median, ratio
+from benchmarks.lib.suite import Suite
 from shared.detection import clear_cache, detect_runtime
 from shared.metadata import ToolMetadata, ToolMetadataRegistry
 
@@ -27,6 +31,8 @@ NAME = "routing"
 TITLE = "Routing (shared.detect_runtime, cached vs uncached)"
 BATCH = 20_000
 ROUNDS = 7
+SMALL_HOP = Budget(calls=500, pipelined=100, rounds=1, phase_seconds=1, warmup=100)
+"""The hop measured here when this run has no hop benchmark to take it from (``--only routing``)."""
 
 
 def _per_call_ns(fn: Callable[[], object], batch: int, rounds: int) -> float:
@@ -46,10 +52,7 @@ async def _hop_p50_us(suite: Suite) -> tuple[float, str]:
     section = suite.sections.get("hop")
     if section is not None and section.error is None and "p50_asyncio_us" in section.data:
         return float(section.data["p50_asyncio_us"]), "hop benchmark of this run"
-    figures, _args, _settings = await hop.collect(
-        suite.tmp, suite.children,
-        ["--calls", "500", "--pipelined", "100", "--rounds", "1", "--phase-seconds", "1", "--warmup", "100"],
-    )  # fmt: skip
+    figures = await hop.collect(suite.tmp, suite.children, SMALL_HOP)
     probe = next(p for p in figures.probes if p.key == "hop-asyncio")
     return probe.latency().p50, "small hop measured by this benchmark"
 
@@ -137,3 +140,9 @@ async def run(suite: Suite) -> Section:
         uncached_ns=worst_uncached, cached_ns=worst_cached, lookup_ns=lookup_ns, hop_ns=hop_ns
     )
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -13,20 +13,17 @@
 Every flavour serves the tools of ``benchmarks.noop_tools`` and ``benchmarks.bench_tools`` under the same
 names, running the same function bodies in its one event loop. It runs uvicorn on uvloop (as the
 supervisor does), without access log, on a socket bound to 127.0.0.1 before uvicorn starts. It asks Linux
-to kill it when the benchmark dies (``PR_SET_PDEATHSIG``) and exits at once if the benchmark is already
-gone; uvicorn stops on SIGTERM.
+to kill it when the benchmark dies (``benchmarks.lib.lifeline``) and exits at once if the benchmark is
+already gone; uvicorn stops on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import os
-import signal
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +35,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import MCPServer
 
 from benchmarks.bench_tools import SPIN_DEFAULT, spin_loop
+from benchmarks.lib.lifeline import die_with_parent
 
 try:
     import uvloop
@@ -159,13 +157,6 @@ def asgi_app() -> Any:
         await send({"type": "http.response.body", "body": body})
 
     return app
-
-
-def die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        sys.exit(3)
 
 
 async def serve(flavour: str, sock: socket.socket) -> None:

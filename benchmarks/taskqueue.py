@@ -1,7 +1,7 @@
 """6. Task queue: submissions/s and no-op task completions/s, with durability on (WAL, synchronous=FULL).
 
-Load: ``wrk -t1`` with the generated Lua script of ``_common`` POSTing 2026-07-28 ``tools/call`` requests;
-the script counts every answer that is not HTTP 200 with ``"isError":false`` and a run with any such
+Load: ``wrk -t1`` with the generated Lua script of ``benchmarks.lib.wrk`` POSTing 2026-07-28 ``tools/call``
+requests; the script counts every answer that is not HTTP 200 with ``"isError":false`` and a run with any such
 answer is refused, so every submission counted was acknowledged as successful (committed and synced:
 ``task_submit`` answers only after its transaction is on disk). One C process generates the load: the
 earlier generator (16 httpx clients in this Python process) topped out near 200 calls/s, far below the
@@ -21,27 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from benchmarks._common import (
-    HttpServer,
-    Section,
-    Suite,
-    Target,
-    WrkResult,
-    call_tool,
-    cpu_seconds,
-    fmt_rate,
-    fmt_us,
-    run_wrk,
-    start_supervisor,
-    stop_server,
-)
+from benchmarks.lib.machine import reaped_children_cpu_seconds
+from benchmarks.lib.mcp_client import call_tool
+from benchmarks.lib.results import Section, Target
+from benchmarks.lib.servers import CoreMeter, HttpServer, start_supervisor, stop_server
+from benchmarks.lib.stats import fmt_rate, fmt_us
+from benchmarks.lib.suite import Suite
+from benchmarks.lib.wrk import WrkResult, run_wrk, warm_up
 
 NAME = "taskqueue"
 TITLE = "Task queue"
@@ -51,22 +44,15 @@ SUBMIT_SECONDS = 3
 COMPLETE_DEADLINE = 60.0
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's reaped children (wrk, once it has exited and been waited for)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _with_cpu(server: HttpServer, work: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, float]]:
     """Run ``work`` and return its result with the cores each process used meanwhile (CPU s ÷ wall s)."""
-    pids = {"front": server.pid, **server.workers}
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    children = _children_cpu()
+    meter = CoreMeter(server)
+    children = reaped_children_cpu_seconds()
     started = time.monotonic()
     result = await work()
     elapsed = time.monotonic() - started
-    used = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in pids.items()}
-    used["wrk"] = (_children_cpu() - children) / elapsed
+    used = meter.cores(elapsed)
+    used["wrk"] = (reaped_children_cpu_seconds() - children) / elapsed
     return result, used
 
 
@@ -93,9 +79,8 @@ async def run(suite: Suite) -> Section:
     submit: dict[str, Any] = {"task_type": TOOL, "payload": {}}
     server = await start_supervisor(suite, "taskqueue", task_queue=True)
     try:
-        await server.verify(TOOL)
         await server.verify("task_submit", submit)
-        await run_wrk(suite, server, [(TOOL, None)], CONCURRENCY, 1)  # warm-up
+        await warm_up(suite, server, [(TOOL, None)], CONCURRENCY)
         plain: WrkResult
         plain, plain_cpu = await _with_cpu(
             server, lambda: run_wrk(suite, server, [(TOOL, None)], CONCURRENCY, seconds)
@@ -167,3 +152,9 @@ async def run(suite: Suite) -> Section:
         f"{_cores(submit_cpu)}; completions: {_cores(complete_cpu)}.",
     ]
     return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", NAME, *sys.argv[1:]]))

@@ -1,0 +1,131 @@
+"""The HTTP load generator: ``wrk -t1`` driven by ``wrk.lua``, which POSTs 2026-07-28 ``tools/call``
+requests and counts every answer that is not HTTP 200 with ``"isError":false``.
+
+A run with any such answer, socket error or timeout is refused (``BenchmarkError``) unless the caller
+allows failures: every request counted was answered successfully. One C process generates the load, so
+the load generator is not what a Python server's figures measure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.lib.mcp_client import PROTOCOL_VERSION, call_body
+from benchmarks.lib.results import BenchmarkError
+from benchmarks.lib.servers import HttpServer
+from benchmarks.lib.suite import Suite, run_to_end
+
+WRK_TIMEOUT = 10
+"""wrk's per-request timeout, seconds (its default of 2 s would cut the stalls the isolation run shows)."""
+SCRIPT = string.Template((Path(__file__).parent / "wrk.lua").read_text())
+
+Calls = Sequence[tuple[str, dict[str, Any] | None]]
+"""What a run cycles through: (tool, arguments) pairs."""
+
+
+@dataclass
+class WrkResult:
+    """One wrk run: latencies in µs as wrk measured them, failures as the script counted them."""
+
+    requests: int
+    seconds: float
+    bad: int
+    socket_errors: int
+    timeouts: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    max_us: float
+    mean_us: float
+    sample: str = ""
+    """The first bad answer (status and the start of its body)."""
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else math.nan
+
+    @property
+    def failures(self) -> int:
+        return self.bad + self.socket_errors + self.timeouts
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def wrk_script(suite: Suite, calls: Calls) -> Path:
+    """A Lua script cycling through ``calls``, written into the run's private directory."""
+    names = ", ".join(_lua_string(tool) for tool, _ in calls)
+    bodies = ", ".join(_lua_string(call_body(tool, arguments)) for tool, arguments in calls)
+    script = SCRIPT.substitute(names=names, bodies=bodies, version=PROTOCOL_VERSION)
+    path = suite.tmp / f"wrk-{abs(hash(script)):x}.lua"
+    path.write_text(script)
+    return path
+
+
+async def run_wrk(
+    suite: Suite,
+    server: HttpServer,
+    calls: Calls,
+    connections: int,
+    seconds: int,
+    *,
+    allow_failures: bool = False,
+) -> WrkResult:
+    """``wrk -t1 -c<connections> -d<seconds>s`` against ``server``.
+
+    Raises:
+        BenchmarkError: wrk is not installed or failed, or (unless ``allow_failures``) an answer was bad.
+        TimeoutError: wrk ran far longer than asked (it is stopped first).
+    """
+    if suite.wrk is None:
+        raise BenchmarkError("wrk is not installed (apt-get install wrk)")
+    script = wrk_script(suite, calls)
+    log_path = suite.tmp / "wrk.log"
+    argv = [suite.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}s", "-s", str(script),
+            server.url]  # fmt: skip
+    code = await run_to_end(suite, "wrk", argv, log_path, seconds + WRK_TIMEOUT + 15)
+    output = log_path.read_text(errors="replace")
+    line = next((x for x in output.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if code != 0 or line is None:
+        first = next(
+            (x for x in output.splitlines() if "error" in x.lower() or "PANIC" in x), "no result line"
+        )
+        raise BenchmarkError(f"wrk failed (exit {code}): {first}\n{output[-2000:]}")
+    data = json.loads(line.removeprefix("WRK_RESULT "))
+    sample = next((x for x in output.splitlines() if x.startswith("WRK_SAMPLE ")), "").removeprefix(
+        "WRK_SAMPLE "
+    )
+    result = WrkResult(
+        data["requests"], data["duration_us"] / 1e6, data["bad"], data["socket_errors"], data["timeouts"],
+        data["p50"], data["p90"], data["p99"], data["max"], data["mean"], sample,
+    )  # fmt: skip
+    if result.failures and not allow_failures:
+        raise BenchmarkError(
+            f"{server.name}: {result.bad} bad answers, {result.socket_errors} socket errors, {result.timeouts} "
+            f"timeouts out of {result.requests} requests (first: {result.sample!r}); figures refused"
+        )
+    return result
+
+
+def combined_rate(runs: Sequence[WrkResult]) -> float:
+    """Requests per second over several runs: all their requests over all their seconds."""
+    seconds = sum(run.seconds for run in runs)
+    return sum(run.requests for run in runs) / seconds if seconds else math.nan
+
+
+async def warm_up(suite: Suite, server: HttpServer, calls: Calls, connections: int) -> None:
+    """Check each of ``calls`` once by hand (``HttpServer.verify``), then run wrk on them for 1 s, untimed.
+
+    Raises:
+        BenchmarkError: a call did not succeed.
+    """
+    for tool, arguments in calls:
+        await server.verify(tool, arguments)
+    await run_wrk(suite, server, calls, connections, 1)

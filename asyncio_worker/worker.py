@@ -17,9 +17,10 @@ from typing import Any
 
 import zmq
 
+from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase, WorkerOptions
+from shared.worker import WorkerBase
 
 from .eager import start_eager_task
 from .zmq_io import AsyncioZmqSocket

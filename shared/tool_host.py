@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ class ToolHost:
         self,
         worker_id: str,
         runtime: Runtime,
-        modules: list[str],
+        modules: Sequence[str],
         max_message_size: int,
         pool: str | None = None,
     ) -> None:

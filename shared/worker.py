@@ -11,7 +11,6 @@ subclass supplies ``send``, ``start_call``, ``request_exit`` and ``serve``, and 
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import itertools
 import logging
@@ -22,16 +21,16 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psutil
 
 from .errors import CallError, ClientRequestError, ProtocolError
-from .logformat import LogFormat, configure_logging
+from .launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
+from .logformat import configure_logging
 from .metadata import Runtime
 from .protocol import (
-    DEFAULT_MAX_MESSAGE_SIZE,
+    LIVENESS_MISSES,
     Call,
     Cancel,
     Drain,
@@ -47,79 +46,9 @@ from .protocol import (
 )
 from .tool_host import PreparedCall, ToolHost
 
-HEARTBEAT_INTERVAL = 1.0
-LIVENESS_MISSES = 3
-
-EXIT_OK = 0
-EXIT_ORPHANED = 3
-"""The supervisor was gone when the worker started or stopped answering heartbeats."""
-EXIT_PROTOCOL = 4
-"""The router refused this worker (protocol version) or sent something undecodable."""
-
 PR_SET_PDEATHSIG = 1
 
 logger = logging.getLogger("mcp_supervisor.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    worker_id: str
-    runtime: Runtime
-    router: str
-    modules: list[str]
-    parent_pid: int
-    cpu: int | None
-    pool: str
-    service: str | None
-    task_db: str | None
-    threads: int
-    heartbeat_interval: float
-    max_message_size: int
-    log_level: str
-    log_format: LogFormat
-
-    @property
-    def identity(self) -> bytes:
-        """The ZeroMQ identity: the worker id plus the pid, unique for each incarnation."""
-        return f"{self.worker_id}/{os.getpid()}".encode()
-
-
-def parse_options(runtime: Runtime, argv: list[str] | None = None) -> WorkerOptions:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {runtime}_worker", description=f"mcp-supervisor {runtime} worker"
-    )
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--router", required=True, help="ZeroMQ endpoint of the supervisor's router")
-    parser.add_argument("--tools", action="append", default=[], help="tool module to import (repeatable)")
-    parser.add_argument("--parent-pid", type=int, default=os.getppid())
-    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU core")
-    parser.add_argument(
-        "--pool", default=None, help="the routing group announced in READY (default: the runtime)"
-    )
-    parser.add_argument("--service", choices=["taskqueue"], default=None, help="a service this worker hosts")
-    parser.add_argument("--task-db", default=None, help="the task queue's SQLite database (with --service)")
-    parser.add_argument("--threads", type=int, default=8, help="size of the thread pool for sync tools")
-    parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL)
-    parser.add_argument("--max-message-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE)
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--log-format", choices=["text", "json"], default="text")
-    args = parser.parse_args(argv)
-    return WorkerOptions(
-        worker_id=args.worker_id,
-        runtime=runtime,
-        router=args.router,
-        modules=args.tools,
-        parent_pid=args.parent_pid,
-        cpu=args.cpu,
-        pool=args.pool or runtime,
-        service=args.service,
-        task_db=args.task_db,
-        threads=args.threads,
-        heartbeat_interval=args.heartbeat_interval,
-        max_message_size=args.max_message_size,
-        log_level=args.log_level,
-        log_format=args.log_format,
-    )
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -145,7 +74,7 @@ def pin_to_cpu(cpu: int) -> None:
 
 def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]) -> None:
     """Entry point shared by both workers; exits the process with ``serve``'s exit code."""
-    options = parse_options(runtime)
+    options = WorkerOptions.parse(runtime)
     configure_logging(options.log_level, options.log_format, worker=True)
     die_with_parent(options.parent_pid)
     if options.cpu is not None:

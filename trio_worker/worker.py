@@ -15,9 +15,10 @@ import math
 import trio
 import zmq
 
+from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase, WorkerOptions
+from shared.worker import WorkerBase
 
 from .queue_service import start_task_queue
 from .zmq_io import TrioZmqSocket

@@ -19,8 +19,7 @@ import zmq
 
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
-from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase
+from shared.worker import PreparedCall, ToolHost, WorkerBase
 
 from .eager import start_eager_task
 from .zmq_io import AsyncioZmqSocket

@@ -168,7 +168,7 @@ async def run_asyncio():
 
 def run_standin():
     from shared.protocol import Call, Heartbeat, Result, Stop, decode, encode
-    from shared.tool_host import ToolHost
+    from shared.worker import ToolHost
 
     context = zmq.Context()
     socket = dealer(context)

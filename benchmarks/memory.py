@@ -51,7 +51,7 @@ CALLS = ("noop_asyncio", None), ("noop_trio", None)
 
 IMPORTS = {
     "supervisor": "import supervisor.app, supervisor.cli",
-    "worker": "import asyncio_worker.worker, trio_worker.worker, shared.tool_host, benchmarks.noop_tools",
+    "worker": "import asyncio_worker.worker, trio_worker.worker, shared.worker, benchmarks.noop_tools",
     "sdk": "import benchmarks.sdk_server",
 }
 """What each kind of process imports before it serves anything (to tell imports from state)."""

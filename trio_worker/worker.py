@@ -17,8 +17,7 @@ import zmq
 
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
-from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase
+from shared.worker import PreparedCall, ToolHost, WorkerBase
 
 from .queue_service import start_task_queue
 from .zmq_io import TrioZmqSocket

@@ -1,0 +1,13 @@
+"""The worker process's machinery, imported by ``asyncio_worker`` and ``trio_worker`` only (tool code
+imports ``shared``, which loads none of this).
+
+``process`` is the process from its command line to its exit code (``run_worker``); ``core`` turns the
+router's frames into calls and answers (``WorkerBase``); ``host`` loads the tools and builds every frame
+about a call (``ToolHost``); ``builtin_tools`` are the tools served when no module is configured.
+"""
+
+from .core import Waiter, WorkerBase
+from .host import PreparedCall, ToolHost
+from .process import run_worker
+
+__all__ = ["PreparedCall", "ToolHost", "Waiter", "WorkerBase", "run_worker"]

@@ -2,12 +2,22 @@
 imports ``shared``, which loads none of this).
 
 ``process`` is the process from its command line to its exit code (``run_worker``); ``core`` turns the
-router's frames into calls and answers (``WorkerBase``); ``host`` loads the tools and builds every frame
-about a call (``ToolHost``); ``builtin_tools`` are the tools served when no module is configured.
+router's frames into calls and answers over the runtime's ``Loop`` (``WorkerCore``); ``host`` loads the
+tools and builds every frame about a call (``ToolHost``); ``builtin_tools`` are the tools served when no
+module is configured.
 """
 
-from .core import Waiter, WorkerBase
+from .core import Cancellable, Loop, ProgressCallback, Waiter, WorkerCore
 from .host import PreparedCall, ToolHost
 from .process import run_worker
 
-__all__ = ["PreparedCall", "ToolHost", "Waiter", "WorkerBase", "run_worker"]
+__all__ = [
+    "Cancellable",
+    "Loop",
+    "PreparedCall",
+    "ProgressCallback",
+    "ToolHost",
+    "Waiter",
+    "WorkerCore",
+    "run_worker",
+]

@@ -1,7 +1,13 @@
 """What every worker does with the router's frames, whatever its event loop.
 
-``WorkerBase`` decodes router frames, dispatches them and keeps the table of running calls; a runtime
-subclass supplies ``send``, ``start_call``, ``request_exit`` and ``serve``, and sets ``call_soon_threadsafe``.
+``WorkerCore`` decodes each frame from the router and acts on it, keeps the table of running calls, sends
+the worker's own requests to the router (held until READY is out) and its heartbeats. It runs nothing
+itself: the event loop is given to it as a ``Loop``, the few primitives the asyncio and Trio workers each
+implement. A call goes down in a straight line and never back up: the socket hands the frame to
+``WorkerCore.handle``, which has ``ToolHost.prepare`` look the tool up and ``Loop.start_call`` run it.
+
+Threads: everything runs on the event loop's thread, but ``emit`` (any thread: a sync tool's progress) and
+``Loop.call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -11,9 +17,8 @@ import logging
 import os
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import CallError, ClientRequestError, ProtocolError
 from ..launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
@@ -36,6 +41,19 @@ from .host import PreparedCall, ToolHost
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
+ProgressCallback = Callable[[float, float | None, str | None], None]
+"""Receives ``(progress, total, message)`` of a request's tool call (REQUEST_PROGRESS)."""
+
+
+class Cancellable(Protocol):
+    """The handle of a running call: an asyncio ``Task`` or a Trio ``CancelScope``."""
+
+    def cancel(self) -> object:
+        """Cancel the call; idempotent, and a no-op on a call that already finished."""
+
+
+CallHandle = TypeVar("CallHandle", bound=Cancellable)
+
 
 class Waiter(Protocol):
     """A one-shot rendezvous on one event loop: ``set`` once, ``wait`` returns the value."""
@@ -45,59 +63,65 @@ class Waiter(Protocol):
     async def wait(self) -> Reply: ...
 
 
-class WorkerBase(ABC):
-    """Frame dispatch and bookkeeping shared by the asyncio and Trio workers."""
+class Loop(Protocol):
+    """What the core needs from the worker's event loop (``AsyncioWorker``, ``TrioWorker``)."""
 
-    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
-        self.options = options
-        self.host = host
-        self.draining = False
-        self.exit_code: int | None = None
-        self.last_heard = time.monotonic()
-        self.running: dict[int, Any] = {}
-        """call id → the handle that cancels it (an asyncio Task or a Trio CancelScope: both have cancel())."""
-        self.announced = False
-        self._announce_waiters: list[Waiter] = []
-        self.request_progress: dict[int, Callable[[float, float | None, str | None], None]] = {}
-        self.waiting: dict[int, Waiter] = {}
-        """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
-        self._request_ids = itertools.count(1)
-        self.call_soon_threadsafe: Callable[..., object] | None = None
-        """The loop's way to run ``fn(*args)`` soon from another thread; set by ``serve``."""
-        self._loop_thread = threading.get_ident()
-
-    # -- supplied by the runtime -------------------------------------------------------------------
-
-    @abstractmethod
     def send(self, frame: bytes) -> None:
         """Queue a frame to the router; called from the event loop thread only; never blocks."""
 
-    @abstractmethod
     def start_call(self, call: PreparedCall) -> None:
-        """Start running a prepared call in the background and record it in ``running``."""
+        """Start running a prepared call in the background and record its handle in
+        ``WorkerCore.running`` until it ends (a call that ended before this returns need not be)."""
 
-    @abstractmethod
     def new_waiter(self) -> Waiter:
-        """A one-shot waiter on this runtime's loop."""
+        """A one-shot waiter on this loop."""
 
-    @abstractmethod
     def request_exit(self, code: int) -> None:
-        """Make ``serve`` return ``code`` soon, cancelling the calls still running."""
+        """Make the worker's ``serve`` return ``code`` soon, cancelling the calls still running."""
 
-    # -- shared ------------------------------------------------------------------------------------
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop thread soon; callable from any thread once the loop runs."""
+
+
+class WorkerCore(Generic[CallHandle]):
+    """Frame dispatch and bookkeeping of one worker process, over the ``Loop`` it is given; the loop's
+    handle of a running call is a ``CallHandle``."""
+
+    def __init__(self, options: WorkerOptions, host: ToolHost, loop: Loop) -> None:
+        self.options = options
+        self.host = host
+        self._loop = loop
+        self.send: Callable[[bytes], None] = loop.send
+        """The loop's ``send``, bound once (the per-frame path calls it without a lookup)."""
+        self._start_call = loop.start_call
+        self.draining = False
+        self.last_heard = time.monotonic()
+        self.running: dict[int, CallHandle] = {}
+        """call id → the handle that cancels it; the loop adds and removes the entries."""
+        self.cancelled: set[int] = set()
+        """Calls that CANCEL reached while they ran and that have not unwound yet; the loop discards the
+        id when the call ends (a Trio scope ends cancelled alike by CANCEL and by its deadline)."""
+        self.announced = False
+        self._announce_waiters: list[Waiter] = []
+        self.request_progress: dict[int, ProgressCallback] = {}
+        self.waiting: dict[int, Waiter] = {}
+        """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
+        self._request_ids = itertools.count(1)
+        self._loop_thread = threading.get_ident()
 
     def mark_loop_thread(self) -> None:
+        """Record the calling thread as the event loop's (``serve`` calls this first)."""
         self._loop_thread = threading.get_ident()
 
     def send_threadsafe(self, frame: bytes) -> None:
         """Queue a frame from another thread (a sync tool); never blocks."""
-        assert self.call_soon_threadsafe is not None
-        self.call_soon_threadsafe(self.send, frame)
+        self._loop.call_soon_threadsafe(self.send, frame)
 
     def cancel_call(self, call_id: int) -> None:
-        """Cancel a running call; a no-op for a call that already finished."""
+        """Cancel a running call (recording it in ``cancelled``); a no-op for a call that already ended."""
         handle = self.running.get(call_id)
         if handle is not None:
+            self.cancelled.add(call_id)
             handle.cancel()
 
     def in_flight(self) -> int:
@@ -147,7 +171,7 @@ class WorkerBase(ABC):
             self.draining = True
         elif isinstance(message, Stop):
             logger.info("stopping: %s", message.reason)
-            self.request_exit(EXIT_PROTOCOL if message.reason.startswith("refused") else EXIT_OK)
+            self._loop.request_exit(EXIT_PROTOCOL if message.reason.startswith("refused") else EXIT_OK)
         else:
             logger.warning("ignoring unexpected %s frame from the router", type(message).__name__)
 
@@ -157,7 +181,7 @@ class WorkerBase(ABC):
         except CallError as exc:
             self.send(self.host.error_frame(call.call_id, exc))
             return
-        self.start_call(prepared)
+        self._start_call(prepared)
 
     async def serve_heartbeats(self, sleep: Callable[[float], Awaitable[object]]) -> None:
         """Heartbeat every interval until the router goes silent or the supervisor is gone, then exit.
@@ -167,14 +191,14 @@ class WorkerBase(ABC):
         """
         while self.heartbeat():
             await sleep(self.options.heartbeat_interval)
-        self.request_exit(EXIT_ORPHANED)
+        self._loop.request_exit(EXIT_ORPHANED)
 
     async def request(
         self,
         call_id: int,
         method: str,
         params: dict[str, Any],
-        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Send a REQUEST and wait for its REPLY (on the loop thread).
 
@@ -188,11 +212,11 @@ class WorkerBase(ABC):
         to cancel it (REQUEST_CANCEL); a REPLY that arrives later is dropped.
         """
         if not self.announced:  # the router ignores a worker until its READY: hold the request till then
-            announced = self.new_waiter()
+            announced = self._loop.new_waiter()
             self._announce_waiters.append(announced)
             await announced.wait()
         request_id = next(self._request_ids)
-        waiter = self.new_waiter()
+        waiter = self._loop.new_waiter()
         self.waiting[request_id] = waiter
         if on_progress is not None:
             self.request_progress[request_id] = on_progress

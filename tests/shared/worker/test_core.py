@@ -37,7 +37,8 @@ from shared.protocol import (
     encode,
 )
 from shared.schema import build_tool_spec
-from shared.worker import Loop, PreparedCall, ToolHost, WorkerCore
+from shared.worker import PreparedCall, ToolHost, WorkerCore
+from shared.worker.core import Loop
 
 BACKENDS = ["asyncio", "trio"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import zmq
 
+from shared.launch import WorkerOptions
 from shared.protocol import Reply
-from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase, WorkerOptions
+from shared.worker import PreparedCall, ToolHost, WorkerCore
 
 from .eager import start_eager_task
 from .zmq_io import AsyncioZmqSocket
@@ -32,9 +32,18 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 
-class AsyncioWorker(WorkerBase):
+class AsyncioWorker:
+    """The asyncio ``Loop`` of a worker process and its ``serve``; ``core`` does the rest."""
+
     def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
-        super().__init__(options, host)
+        self.options = options
+        self.host = host
+        self.core: WorkerCore[asyncio.Task[None]] = WorkerCore(options, host, self)
+        self.running = self.core.running
+        """The core's table of running calls, which this class fills and empties."""
+        self._cancelled = self.core.cancelled
+        """The core's record of calls CANCEL reached; emptied here as they end (``_expired`` tells a
+        deadline from any other cancellation)."""
         self._pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="tool")
         self._exit: asyncio.Future[int] | None = None
         self._socket: AsyncioZmqSocket | None = None
@@ -62,6 +71,10 @@ class AsyncioWorker(WorkerBase):
         self.running[call.call_id] = task
         if call.timeout is not None:
             self._timers[call.call_id] = self._loop.call_later(call.timeout, self._expire, call.call_id)
+
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, *args)
 
     def new_waiter(self) -> _FutureWaiter:
         assert self._loop is not None
@@ -100,6 +113,7 @@ class AsyncioWorker(WorkerBase):
         finally:
             if self.running.pop(call_id, None) is not None:
                 self._expired.discard(call_id)
+                self._cancelled.discard(call_id)
                 timer = self._timers.pop(call_id, None)
                 if timer is not None:
                     timer.cancel()
@@ -108,8 +122,7 @@ class AsyncioWorker(WorkerBase):
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
         self._loop = asyncio.get_running_loop()
-        self.call_soon_threadsafe = self._loop.call_soon_threadsafe
-        self.mark_loop_thread()
+        self.core.mark_loop_thread()
         self._exit = self._loop.create_future()
         context = zmq.Context()
         socket = context.socket(zmq.DEALER)
@@ -117,10 +130,11 @@ class AsyncioWorker(WorkerBase):
         socket.setsockopt(zmq.LINGER, 1000)
         socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
         socket.connect(self.options.router)
-        self._socket = AsyncioZmqSocket(socket, lambda frames: self.handle(frames[-1]), multipart=False)
+        handle = self.core.handle
+        self._socket = AsyncioZmqSocket(socket, lambda frames: handle(frames[-1]), multipart=False)
         self._socket.start()
-        self.send(self.ready_frame())
-        background = [self._loop.create_task(self.serve_heartbeats(asyncio.sleep))]
+        self.send(self.core.ready_frame())
+        background = [self._loop.create_task(self.core.serve_heartbeats(asyncio.sleep))]
         try:
             return await self._exit
         finally:

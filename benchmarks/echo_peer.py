@@ -93,7 +93,7 @@ async def run_trio(endpoint: str) -> None:
 
 def run_standin(endpoint: str) -> None:
     from shared.protocol import Call, Heartbeat, Result, Stop, decode, encode
-    from shared.tool_host import ToolHost
+    from shared.worker import ToolHost
 
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     socket = dealer(context, endpoint)

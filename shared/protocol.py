@@ -23,6 +23,12 @@ PROTOCOL_VERSION = 3
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """Largest frame either side accepts (``ZMQ_MAXMSGSIZE``); configurable as ``max_message_size``."""
 
+HEARTBEAT_INTERVAL = 1.0
+"""Seconds between two HEARTBEAT frames, both ways (the default of ``heartbeat_interval``)."""
+LIVENESS_MISSES = 3
+"""Heartbeat intervals of silence after which either side takes its peer for dead: the router kills the
+worker, the worker exits (``EXIT_ORPHANED``)."""
+
 
 class MessageType(IntEnum):
     READY = 1

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import psutil
+
+from shared.launch import WorkerOptions
+from shared.metadata import Runtime
 
 from .config import Settings
 from .process import WorkerProcess, describe_exit
@@ -134,26 +139,25 @@ class Arbiter:
         }
 
     def _argv(self, s: Settings, worker_id: str, runtime: str, pool: str, cpu: int | None) -> list[str]:
-        argv = [
-            "-m", f"{runtime}_worker",
-            "--worker-id", worker_id,
-            "--router", self.router.endpoint,
-            "--threads", str(s.worker_threads),
-            "--heartbeat-interval", str(s.heartbeat_interval),
-            "--max-message-size", str(s.max_message_size),
-            "--log-level", s.log_level,
-            "--log-format", s.log_format,
-        ]  # fmt: skip
-        if cpu is not None:
-            argv += ["--cpu", str(cpu)]
-        if pool == QUEUE_POOL:
-            argv += ["--pool", pool, "--service", "taskqueue", "--tools", "trio_worker.taskqueue.tools"]
-            if s.task_db is not None:
-                argv += ["--task-db", str(s.task_db)]
-            return argv
-        for module in s.tools:
-            argv += ["--tools", module]
-        return argv
+        """The interpreter's arguments for one worker (``shared.launch`` is the contract)."""
+        queue = pool == QUEUE_POOL
+        options = WorkerOptions(
+            worker_id=worker_id,
+            runtime=cast(Runtime, runtime),  # worker_slots yields the configured runtimes only
+            router=self.router.endpoint,
+            parent_pid=os.getpid(),
+            pool=pool,
+            modules=("trio_worker.taskqueue.tools",) if queue else s.tools,
+            cpu=cpu,
+            service="taskqueue" if queue else None,
+            task_db=str(s.task_db) if queue and s.task_db is not None else None,
+            threads=s.worker_threads,
+            heartbeat_interval=s.heartbeat_interval,
+            max_message_size=s.max_message_size,
+            log_level=s.log_level,
+            log_format=s.log_format,
+        )
+        return options.command()
 
     def all_workers(self) -> list[WorkerProcess]:
         """Current, candidate and retiring workers."""

@@ -42,6 +42,7 @@ from shared.errors import (
 )
 from shared.metadata import ToolMetadata
 from shared.protocol import (
+    LIVENESS_MISSES,
     Call,
     Cancel,
     Drain,
@@ -62,7 +63,6 @@ from shared.protocol import (
     encode,
 )
 from shared.results import error_result
-from shared.worker import LIVENESS_MISSES
 
 from .stats import CallStats
 

@@ -29,6 +29,7 @@ EXPECTED = {
         "get_registry",
         "tool_metadata",
     },
+    "shared.worker": {"PreparedCall", "ProgressCallback", "ToolHost", "WorkerCore", "run_worker"},
     "supervisor": {"__version__"},
     "asyncio_worker": {"AsyncioWorker", "serve"},
     "trio_worker": {"TrioWorker", "TrioZmqSocket", "serve"},

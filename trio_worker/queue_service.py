@@ -8,31 +8,21 @@ runtime executes it, and the tool's progress comes back as REQUEST_PROGRESS.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from shared.errors import ClientRequestError
+from shared.worker import ProgressCallback, WorkerCore
 
 DEFAULT_DB_NAME = "tasks.db"
-
-
-class _Requester(Protocol):
-    async def request(
-        self,
-        call_id: int,
-        method: str,
-        params: dict[str, Any],
-        on_progress: Callable[[float, float | None, str | None], None] | None = None,
-    ) -> dict[str, Any]: ...
 
 
 class RouterExecutor:
     """The engine's ``Executor``, over the router (see ``trio_worker.taskqueue.executor``)."""
 
-    def __init__(self, worker: _Requester) -> None:
+    def __init__(self, worker: WorkerCore[Any]) -> None:
         self._worker = worker
 
     async def call_tool(
@@ -41,7 +31,7 @@ class RouterExecutor:
         arguments: dict[str, Any],
         *,
         timeout: float | None,
-        on_progress: Callable[[float, float | None, str | None], None],
+        on_progress: ProgressCallback,
     ) -> dict[str, Any]:
         from .taskqueue import ToolCallRefused
 
@@ -72,7 +62,7 @@ def default_db_path() -> Path:
     return Path(base) / "mcp-supervisor" / DEFAULT_DB_NAME
 
 
-async def start_task_queue(worker: _Requester, nursery: trio.Nursery, db_path: str | None) -> None:
+async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, db_path: str | None) -> None:
     """Open the database, recover, and start the engine in ``nursery``; returns once it is serving."""
     from .taskqueue import Engine, set_engine
 

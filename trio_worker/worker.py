@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 import trio
 import zmq
 
+from shared.launch import WorkerOptions
 from shared.protocol import Reply
-from shared.tool_host import PreparedCall, ToolHost
-from shared.worker import WorkerBase, WorkerOptions
+from shared.worker import PreparedCall, ToolHost, WorkerCore
 
 from .queue_service import start_task_queue
 from .zmq_io import TrioZmqSocket
@@ -25,17 +27,24 @@ from .zmq_io import TrioZmqSocket
 logger = logging.getLogger("mcp_supervisor.worker")
 
 
-class TrioWorker(WorkerBase):
+class TrioWorker:
+    """The Trio ``Loop`` of a worker process and its ``serve``; ``core`` does the rest."""
+
     def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
-        super().__init__(options, host)
+        self.options = options
+        self.host = host
+        self.core: WorkerCore[trio.CancelScope] = WorkerCore(options, host, self)
+        self.running = self.core.running
+        """The core's table of running calls, which this class fills and empties."""
+        self._cancelled = self.core.cancelled
+        """Calls cancelled by CANCEL and still unwinding (their scope also ends cancelled, as on a
+        deadline; these send nothing)."""
         self._limiter = trio.CapacityLimiter(options.threads)
         self._run_sync = functools.partial(
             trio.to_thread.run_sync, abandon_on_cancel=True, limiter=self._limiter
         )
         self._nursery: trio.Nursery | None = None
-        self._cancelled: set[int] = set()
-        """Calls cancelled by CANCEL and still unwinding (their scope also ends cancelled, as on a
-        deadline; these send nothing)."""
+        self._token: trio.lowlevel.TrioToken | None = None
         self._io: TrioZmqSocket | None = None
         self._exit_code = 0
 
@@ -52,11 +61,9 @@ class TrioWorker(WorkerBase):
         self.running[call.call_id] = scope
         self._nursery.start_soon(self._run, call, scope)
 
-    def cancel_call(self, call_id: int) -> None:
-        scope = self.running.get(call_id)
-        if scope is not None:
-            self._cancelled.add(call_id)
-            scope.cancel()
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        assert self._token is not None
+        self._token.run_sync_soon(fn, *args)
 
     def new_waiter(self) -> _EventWaiter:
         return _EventWaiter()
@@ -85,8 +92,8 @@ class TrioWorker(WorkerBase):
 
     async def serve(self) -> int:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
-        self.mark_loop_thread()
-        self.call_soon_threadsafe = trio.lowlevel.current_trio_token().run_sync_soon
+        self.core.mark_loop_thread()
+        self._token = trio.lowlevel.current_trio_token()
         context = zmq.Context()
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.IDENTITY, self.options.identity)
@@ -97,13 +104,13 @@ class TrioWorker(WorkerBase):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._io.pump, self.handle)
+                nursery.start_soon(self._io.pump, self.core.handle)
                 if self.options.service == "taskqueue":
                     # the database is open and recovered before READY; the engine's own requests to the
-                    # router are held until READY is out (WorkerBase.request)
-                    await start_task_queue(self, nursery, self.options.task_db)
-                self.send(self.ready_frame())
-                nursery.start_soon(self.serve_heartbeats, trio.sleep)
+                    # router are held until READY is out (WorkerCore.request)
+                    await start_task_queue(self.core, nursery, self.options.task_db)
+                self.send(self.core.ready_frame())
+                nursery.start_soon(self.core.serve_heartbeats, trio.sleep)
         finally:
             self._io.close()
             context.term()

@@ -2,7 +2,7 @@
 
 Imported first by every process a benchmark starts (``trampoline``, ``benchmarks.echo_peer``,
 ``benchmarks.sdk_server``), so it imports the standard library only. That is why it does not reuse the
-workers' ``shared.worker.die_with_parent`` (the same two steps): importing ``shared.worker`` takes about
+workers' ``shared.worker.process.die_with_parent`` (the same two steps): importing ``shared.worker`` takes about
 0.5 s and 11 MB (pydantic, msgpack, the tool host), which the trampoline would pay before every ``exec``
 and which would inflate the SDK-only baseline server, whose RSS the memory benchmark compares with.
 """

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-import shared.builtin_tools  # noqa: F401  (serve the default tools as well)
+import shared.worker.builtin_tools  # noqa: F401  (serve the default tools as well)
 from shared import ToolContext, tool_metadata
 
 

@@ -3,7 +3,7 @@
 import os
 import sys
 
-import shared.builtin_tools  # noqa: F401
+import shared.worker.builtin_tools  # noqa: F401
 
 if "trio_worker" in sys.modules:
     os._exit(70)

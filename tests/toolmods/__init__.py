@@ -1,4 +1,4 @@
-"""Tool modules imported by tests/shared/test_tool_host.py through ``ToolHost.load`` (not test files).
+"""Tool modules imported by tests/shared/worker/test_host.py through ``ToolHost.load`` (not test files).
 
 Importing one registers its tools in the process-wide registry; the test removes them again.
 """

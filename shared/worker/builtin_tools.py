@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import psutil
 from pydantic import Field
 
-from .context import ToolContext
-from .metadata import tool_metadata
+from ..context import ToolContext
+from ..metadata import tool_metadata
 
 
 @tool_metadata(runtime="asyncio", category="diagnostics", read_only=True, idempotent=True, open_world=False)

@@ -12,15 +12,15 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 import pydantic_core
 
-from .context import ToolContext
-from .errors import (
+from ..context import ToolContext
+from ..errors import (
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     CallError,
     ClientRequestError,
@@ -29,12 +29,12 @@ from .errors import (
     ToolDefinitionError,
     UnknownToolError,
 )
-from .metadata import Runtime, get_registry
-from .protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
-from .results import error_result, to_call_tool_result
-from .schema import ToolSpec, build_tool_spec
+from ..metadata import Runtime, get_registry
+from ..protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
+from ..results import error_result, to_call_tool_result
+from ..schema import ToolSpec, build_tool_spec
 
-DEFAULT_TOOL_MODULES = ("shared.builtin_tools",)
+DEFAULT_TOOL_MODULES = ("shared.worker.builtin_tools",)
 """Loaded when no tool module is configured."""
 
 logger = logging.getLogger("mcp_supervisor.worker")
@@ -62,7 +62,7 @@ class ToolHost:
         self,
         worker_id: str,
         runtime: Runtime,
-        modules: list[str],
+        modules: Sequence[str],
         max_message_size: int,
         pool: str | None = None,
     ) -> None:

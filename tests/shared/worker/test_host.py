@@ -1,4 +1,4 @@
-"""Tests of shared/tool_host.py: loading tool modules, preparing calls and the frames that answer them.
+"""Tests of shared/worker/host.py: loading tool modules, preparing calls and the frames that answer them.
 
 The tool modules live in tests/toolmods/. Importing one registers its tools in the process-wide registry;
 the ``toolmods`` fixture puts tests/ on ``sys.path`` and afterwards forgets both the modules and the tools,
@@ -32,9 +32,9 @@ from shared.protocol import (
     decode,
     encode,
 )
-from shared.tool_host import DEFAULT_TOOL_MODULES, PreparedCall, ToolHost
+from shared.worker.host import DEFAULT_TOOL_MODULES, PreparedCall, ToolHost
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parents[2]
 SAMPLE = "toolmods.sample_tools"
 ASYNCIO_TOOLS = {"ut_echo", "ut_asyncio_wait", "ut_sync_add", "ut_fail", "ut_big", "ut_opaque"}
 TRIO_TOOLS = {"ut_trio_double", "ut_trio_wait"}

@@ -1,0 +1,163 @@
+"""How the supervisor starts a worker process, and how the worker reads it: the command line and the exit
+codes, written once for both sides.
+
+The supervisor's arbiter builds a ``WorkerOptions`` and runs ``python -m <runtime>_worker`` with
+``options.to_argv()``; the worker parses its own command line with ``WorkerOptions.parse`` and gets the
+same options back (``tests/shared/test_launch.py`` round-trips them). A worker ends with one of the
+``EXIT_*`` codes below, which the supervisor reports when it reaps the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, get_args
+
+from .logformat import LogFormat
+from .metadata import Runtime
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
+
+EXIT_OK = 0
+"""The router sent STOP: a planned stop."""
+EXIT_ORPHANED = 3
+"""The supervisor was gone when the worker started or stopped answering heartbeats."""
+EXIT_PROTOCOL = 4
+"""The router refused this worker (protocol version) or sent something undecodable."""
+
+SERVICES = ("taskqueue",)
+"""The services a worker can host besides its tools (``--service``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOptions:
+    """Everything a worker process is told at start.
+
+    Options (command-line flag, default):
+        worker_id (``--worker-id``, required): the slot, for example ``asyncio-0``.
+        runtime (the module run, ``python -m <runtime>_worker``): ``asyncio`` or ``trio``.
+        router (``--router``, required): the ZeroMQ endpoint of the supervisor's router.
+        parent_pid (``--parent-pid``, the process that started the worker): the supervisor's pid; the
+            worker exits when it is gone.
+        pool (``--pool``, the runtime): the routing group announced in READY.
+        modules (``--tools``, repeated; none: the default tools): tool modules to import.
+        cpu (``--cpu``, none): the core to pin the process to.
+        service (``--service``, none): a service the worker hosts (``taskqueue``).
+        task_db (``--task-db``, none: the user's state directory): the task queue's SQLite database.
+        threads (``--threads``, 8): the size of the thread pool for sync tools.
+        heartbeat_interval (``--heartbeat-interval``, ``HEARTBEAT_INTERVAL``): seconds between heartbeats.
+        max_message_size (``--max-message-size``, ``DEFAULT_MAX_MESSAGE_SIZE``): largest frame, in bytes.
+        log_level (``--log-level``, ``info``) and log_format (``--log-format``, ``text``): logging on stderr.
+    """
+
+    worker_id: str
+    runtime: Runtime
+    router: str
+    parent_pid: int
+    pool: str
+    modules: tuple[str, ...] = ()
+    cpu: int | None = None
+    service: str | None = None
+    task_db: str | None = None
+    threads: int = 8
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    log_level: str = "info"
+    log_format: LogFormat = "text"
+
+    @property
+    def module(self) -> str:
+        """The module ``python -m`` runs for this worker."""
+        return f"{self.runtime}_worker"
+
+    @property
+    def identity(self) -> bytes:
+        """The ZeroMQ identity: the worker id plus the pid, unique for each incarnation (read it in the
+        worker process)."""
+        return f"{self.worker_id}/{os.getpid()}".encode()
+
+    def command(self) -> list[str]:
+        """The interpreter's arguments that start this worker: ``-m <module>`` and ``to_argv()``."""
+        return ["-m", self.module, *self.to_argv()]
+
+    def to_argv(self) -> list[str]:
+        """The worker's command line (after the module name); ``parse`` reads it back to these options."""
+        argv = [
+            "--worker-id", self.worker_id,
+            "--router", self.router,
+            "--parent-pid", str(self.parent_pid),
+            "--threads", str(self.threads),
+            "--heartbeat-interval", str(self.heartbeat_interval),
+            "--max-message-size", str(self.max_message_size),
+            "--log-level", self.log_level,
+            "--log-format", self.log_format,
+        ]  # fmt: skip
+        if self.cpu is not None:
+            argv += ["--cpu", str(self.cpu)]
+        if self.pool != self.runtime:
+            argv += ["--pool", self.pool]
+        if self.service is not None:
+            argv += ["--service", self.service]
+        if self.task_db is not None:
+            argv.append(f"--task-db={self.task_db}")  # one argument: a relative path may start with "-"
+        for module in self.modules:
+            argv += ["--tools", module]
+        return argv
+
+    @classmethod
+    def parse(cls, runtime: Runtime, argv: list[str] | None = None) -> WorkerOptions:
+        """The options of a ``runtime`` worker from its command line (``sys.argv[1:]`` when None).
+
+        Raises:
+            SystemExit: the command line is wrong (argparse prints why and the usage on stderr).
+        """
+        args = _parser(runtime).parse_args(argv)
+        return cls(
+            worker_id=args.worker_id,
+            runtime=runtime,
+            router=args.router,
+            parent_pid=args.parent_pid,
+            pool=args.pool or runtime,
+            modules=tuple(args.tools),
+            cpu=args.cpu,
+            service=args.service,
+            task_db=args.task_db,
+            threads=args.threads,
+            heartbeat_interval=args.heartbeat_interval,
+            max_message_size=args.max_message_size,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
+
+
+def _parser(runtime: Runtime) -> argparse.ArgumentParser:
+    default = _defaults()
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {runtime}_worker", description=f"mcp-supervisor {runtime} worker"
+    )
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--router", required=True, help="ZeroMQ endpoint of the supervisor's router")
+    parser.add_argument("--tools", action="append", default=[], help="tool module to import (repeatable)")
+    parser.add_argument("--parent-pid", type=int, default=os.getppid())
+    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU core")
+    parser.add_argument(
+        "--pool", default=None, help="the routing group announced in READY (default: the runtime)"
+    )
+    parser.add_argument("--service", choices=SERVICES, default=None, help="a service this worker hosts")
+    parser.add_argument("--task-db", default=None, help="the task queue's SQLite database (with --service)")
+    parser.add_argument(
+        "--threads", type=int, default=default["threads"], help="size of the thread pool for sync tools"
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=default["heartbeat_interval"])
+    parser.add_argument("--max-message-size", type=int, default=default["max_message_size"])
+    parser.add_argument("--log-level", default=default["log_level"])
+    parser.add_argument("--log-format", choices=get_args(LogFormat), default=default["log_format"])
+    return parser
+
+
+def _defaults() -> dict[str, Any]:
+    """The defaults of ``WorkerOptions``, which the parser uses too (one place for each)."""
+    return {field.name: field.default for field in fields(WorkerOptions) if field.default is not MISSING}
+
+
+__all__ = ["EXIT_OK", "EXIT_ORPHANED", "EXIT_PROTOCOL", "SERVICES", "WorkerOptions"]

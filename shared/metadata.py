@@ -42,9 +42,8 @@ class ToolMetadata:
     Attributes:
         name: The MCP tool name (letters, digits, ``_``, ``-``, ``.``; 1-128 characters).
         runtime: ``"asyncio"``, ``"trio"`` or ``"auto"`` (decided by ``detect_runtime``).
-        requires_p2p: The tool needs the P2P task queue: it runs on Trio (``runtime="asyncio"`` is refused)
-            and only in the worker that hosts the queue (the ``trio-queue`` pool); another worker that
-            loads its module leaves it to that pool.
+        requires_p2p: The tool needs the P2P layer (the task queue and workflow engine), which runs on Trio:
+            ``"auto"`` resolves to Trio and ``runtime="asyncio"`` is refused as a contradiction.
         category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
         priority: 0 (lowest) to 10 (highest); default 5.
         timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.

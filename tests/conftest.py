@@ -1,10 +1,13 @@
 """Helpers shared by every test directory: starting and stopping a real supervisor process, the two test
-tiers.
+tiers and the Hypothesis profiles.
 
 Tiers: every test that starts a process (a supervisor, its ``ctl`` or ``top`` command, a stdio server)
 is marked ``slow`` at collection, by what it does rather than by name (see ``is_slow``); so is every test
 under ``tests/integration/`` and ``tests/conformance/``. ``pytest -m "not slow"`` is the unit tier,
 plain ``pytest`` runs everything.
+
+Hypothesis: the profile named by ``HYPOTHESIS_PROFILE`` decides how many examples a ``@given`` test runs:
+``dev`` (the default) is quick, ``ci`` (set by ``.ci/run``) runs the full counts.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
 START_DEADLINE = 30.0
 STOP_DEADLINE = 20.0
+
+settings.register_profile("dev", max_examples=25)
+settings.register_profile("ci", max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "dev")
 
 SLOW_DIRECTORIES = frozenset({"integration", "conformance"})
 """Directories of ``tests/`` whose every test starts real processes."""

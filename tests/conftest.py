@@ -293,6 +293,18 @@ async def call_during(
     return results[0]
 
 
+async def eventually(predicate: Callable[[], object], what: str, deadline: float = 20.0) -> None:
+    """Poll ``predicate()`` without blocking the event loop (tasks of the test keep running) until it is
+    truthy; fail naming ``what`` after ``deadline`` seconds."""
+    import anyio
+
+    with anyio.move_on_after(deadline):
+        while not predicate():
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"timed out after {deadline} s waiting for {what}")
+
+
 def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str] | None = None) -> Any:
     """How a desktop client starts the supervisor over stdio: with ``tools``, a task database of its
     own, and quiet logs on stderr."""

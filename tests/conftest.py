@@ -1,4 +1,14 @@
-"""Helpers shared by every test directory: starting and stopping a real supervisor process."""
+"""Helpers shared by every test directory: starting and stopping a real supervisor process, the two test
+tiers and the Hypothesis profiles.
+
+Tiers: every test that starts a process (a supervisor, its ``ctl`` or ``top`` command, a stdio server)
+is marked ``slow`` at collection, by what it does rather than by name (see ``is_slow``); so is every test
+under ``tests/integration/`` and ``tests/conformance/``. ``pytest -m "not slow"`` is the unit tier,
+plain ``pytest`` runs everything.
+
+Hypothesis: the profile named by ``HYPOTHESIS_PROFILE`` decides how many examples a ``@given`` test runs:
+``dev`` (the default) is quick, ``ci`` (set by ``.ci/run``) runs the full counts.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +28,79 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
 START_DEADLINE = 30.0
 STOP_DEADLINE = 20.0
+
+settings.register_profile("dev", max_examples=25)
+settings.register_profile("ci", max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "dev")
+
+SLOW_DIRECTORIES = frozenset({"integration", "conformance"})
+"""Directories of ``tests/`` whose every test starts real processes."""
+
+_current_test: pytest.Item | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up: a module-scoped one may start a supervisor
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _current_test
+    _current_test = item
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """True for a test under a ``SLOW_DIRECTORIES`` directory, one marked ``slow`` by hand, and one that
+    starts a process: every process the tests start is a Python interpreter (``sys.executable``), so a
+    test is slow when its body, one of its fixtures, or a test helper they call (followed through the
+    functions defined under ``tests/``) reads ``sys.executable``."""
+    if item.get_closest_marker("slow") is not None:
+        return True
+    if any(item.path.is_relative_to(TESTS / directory) for directory in SLOW_DIRECTORIES):
+        return True
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    function = getattr(getattr(function, "hypothesis", None), "inner_test", function)  # under @given
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    fixtures = fixture_info.name2fixturedefs.values() if fixture_info is not None else []
+    functions = [function, *(definition.func for definitions in fixtures for definition in definitions)]
+    seen: set[types.FunctionType] = set()
+    return any(_starts_an_interpreter(f, seen) for f in functions)
+
+
+def _starts_an_interpreter(function: Any, seen: set[types.FunctionType]) -> bool:
+    function = getattr(function, "__func__", function)  # a bound fixture method
+    if not isinstance(function, types.FunctionType) or not _in_tests(function):
+        return False
+    if function in seen:
+        return False
+    seen.add(function)
+    names = _names(function.__code__)
+    if "executable" in names:
+        return True
+    return any(_starts_an_interpreter(function.__globals__.get(name), seen) for name in names)
+
+
+def _in_tests(function: types.FunctionType) -> bool:
+    return Path(function.__code__.co_filename).is_relative_to(TESTS)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global and attribute names ``code`` reads, with those of the functions and lambdas in it."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
+    return names
 
 
 def free_port() -> int:
@@ -134,7 +214,10 @@ def _alive(pid: int) -> bool:
 
 
 def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> RunningSupervisor:
-    """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``."""
+    """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``.
+    Fails a test that is not marked ``slow`` (one that reaches here in a way ``is_slow`` cannot see)."""
+    if _current_test is not None and _current_test.get_closest_marker("slow") is None:
+        pytest.fail(f"{_current_test.nodeid} starts a supervisor: mark it @pytest.mark.slow")
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="supervisor-", suffix=".log", delete=False)
     if "--task-db" not in args and "--no-task-queue" not in args:
@@ -208,6 +291,18 @@ async def call_during(
             await started.wait()
             action()
     return results[0]
+
+
+async def eventually(predicate: Callable[[], object], what: str, deadline: float = 20.0) -> None:
+    """Poll ``predicate()`` without blocking the event loop (tasks of the test keep running) until it is
+    truthy; fail naming ``what`` after ``deadline`` seconds."""
+    import anyio
+
+    with anyio.move_on_after(deadline):
+        while not predicate():
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"timed out after {deadline} s waiting for {what}")
 
 
 def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str] | None = None) -> Any:

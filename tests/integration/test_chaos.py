@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 import anyio
@@ -18,14 +17,14 @@ pytestmark = pytest.mark.anyio
 
 
 def test_sigkill_of_the_supervisor_leaves_no_worker_behind(supervisor_factory: Any) -> None:
-    server = supervisor_factory()
+    # Heartbeats a minute apart: a worker would notice the silence only after three minutes, so within
+    # the deadline only the parent-death signal can have ended it.
+    server = supervisor_factory(env={"MCP_SUPERVISOR_HEARTBEAT_INTERVAL": "60"})
     workers = list(server.children)
     assert len(workers) >= 2
     server.process.kill()
     server.process.wait(10)
-    killed_at = time.monotonic()
-    assert_gone(workers, deadline=2.0)
-    assert time.monotonic() - killed_at < 2.0
+    assert_gone(workers, deadline=20.0)
 
 
 async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
@@ -34,12 +33,12 @@ async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
     server = supervisor_factory("--tools", "tests.integration.call_tools")
     stopped_pid = server.worker("trio-0")["pid"]
     os.kill(stopped_pid, signal.SIGSTOP)
-    stopped_at = time.monotonic()
     try:
         async with Client(server.url) as client:
             # the asyncio runtime keeps answering while trio-0 is frozen
             for _ in range(5):
                 assert text(await client.call_tool("echo", {"message": "alive"})) == "alive"
+            # the liveness window is 3 s (three heartbeats); the deadline only bounds a hang
             replaced = server.wait_for(
                 lambda: (
                     (w := server.worker("trio-0"))["pid"] not in (None, stopped_pid)
@@ -47,10 +46,7 @@ async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
                     and w
                 ),
                 "trio-0 to be replaced",
-                deadline=10,
             )
-            elapsed = time.monotonic() - stopped_at
-            assert elapsed < 3 * 1.0 + 1.0 + 1.0  # liveness window + 1 s, plus the new worker's start
             assert "missing heartbeats" in replaced["last_exit"]
             served = await client.call_tool("whoami_trio", {})
             assert served.structured_content["pid"] == replaced["pid"]
@@ -81,13 +77,13 @@ async def test_kill_9_twenty_times_every_call_answered(supervisor_factory: Any) 
         "tests.integration.call_tools",
         env={"MCP_SUPERVISOR_FLAP_DEATHS": "100", "MCP_SUPERVISOR_RESTART_BACKOFF_MAX": "0.4"},
     )
-    answered = 0
+    killed: list[int] = []
     async with Client(server.url, mode="2026-07-28") as client:
         for _round in range(20):
-            result = await kill_asyncio_worker_during_a_call(server, client)
+            pid, result = await kill_asyncio_worker_during_a_call(server, client)
             assert result.is_error is True and "killed by SIGKILL" in text(result)
-            answered += 1
-        assert answered == 20
+            killed.append(pid)
+        assert len(set(killed)) == 20  # every round found a new worker running the call
         final = server.wait_for(
             lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w, "last restart"
         )
@@ -95,14 +91,16 @@ async def test_kill_9_twenty_times_every_call_answered(supervisor_factory: Any) 
         assert text(await client.call_tool("echo", {"message": "still serving"})) == "still serving"
 
 
-async def kill_asyncio_worker_during_a_call(server: Any, client: Client) -> Any:
-    """Start a long call on asyncio-0, SIGKILL the worker once the call runs, return the call's answer."""
+async def kill_asyncio_worker_during_a_call(server: Any, client: Client) -> tuple[int, Any]:
+    """Start a long call on asyncio-0, SIGKILL the worker once the call runs; return the pid killed and
+    the call's answer."""
     worker = server.wait_for(
         lambda: (w := server.worker("asyncio-0"))["state"] == "ready" and w, "asyncio-0 ready"
     )
-    return await call_during(
+    result = await call_during(
         client, "it_hold", {"seconds": 30}, lambda: os.kill(worker["pid"], signal.SIGKILL)
     )
+    return worker["pid"], result
 
 
 async def test_a_tool_that_aborts_its_worker(supervisor_factory: Any) -> None:
@@ -121,22 +119,19 @@ async def test_a_tool_that_aborts_its_worker(supervisor_factory: Any) -> None:
 
 async def test_a_busy_front_does_not_kill_healthy_workers(supervisor_factory: Any) -> None:
     """Saturate the supervisor's loop with calls while heartbeats are frequent (0.2 s, so a 0.6 s
-    liveness window): no worker may be declared dead."""
+    liveness window): no worker may be declared dead. The load is a number of calls, not a duration:
+    32 callers of 60 calls each, about 5 s of calls on a busy 2-core machine, many liveness windows."""
     server = supervisor_factory(
         "--tools", "tests.integration.call_tools", env={"MCP_SUPERVISOR_HEARTBEAT_INTERVAL": "0.2"}
     )
     before = {w["id"]: w["pid"] for w in server.status()["workers"]}
-    calls = 0
     async with Client(server.url, mode="2026-07-28") as client:
         await client.list_tools()
 
         async def hammer(tool: str, arguments: dict[str, Any]) -> None:
-            nonlocal calls
-            deadline = anyio.current_time() + 4
-            while anyio.current_time() < deadline:
+            for _ in range(60):
                 result = await client.call_tool(tool, arguments)
                 assert result.is_error is False, text(result)
-                calls += 1
 
         with anyio.fail_after(60):
             async with anyio.create_task_group() as load:
@@ -144,7 +139,6 @@ async def test_a_busy_front_does_not_kill_healthy_workers(supervisor_factory: An
                     load.start_soon(hammer, "echo", {"message": "x"})
                     load.start_soon(hammer, "whoami_trio", {})
     after = {w["id"]: (w["pid"], w["restarts"]) for w in server.status()["workers"]}
-    assert calls > 100
     assert after == {worker_id: (pid, 0) for worker_id, pid in before.items()}
     assert "missed" not in server.log()
 

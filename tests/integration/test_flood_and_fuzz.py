@@ -111,7 +111,13 @@ raw_bodies = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+# Ten bodies per example of the Hypothesis profile (tests/conftest.py): 2,000 under ci, 250 by default.
+@settings(
+    max_examples=10 * settings.default.max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 @given(body=raw_bodies, version=st.sampled_from([None, "2025-11-25", "2026-07-28", "garbage"]))
 def test_fuzzed_bodies_get_proper_errors_and_the_server_stays_up(
     server: RunningSupervisor, http: httpx.Client, body: str, version: str | None

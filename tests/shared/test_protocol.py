@@ -245,7 +245,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=200, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(database=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile decides
 @given(
     arguments=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
     call_id=st.integers(min_value=0, max_value=2**63 - 1),

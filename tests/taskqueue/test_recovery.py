@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
 QUICK_RETRY = {"max_retries": 2, "backoff_factor": 0.001}
 
 
+@pytest.mark.slow  # about 2 s: recovery waits on the engine's real 1 s timers
 async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_path: Path) -> None:
     first = standard_executor()
     async with serving(db_path, first) as engine:

@@ -20,9 +20,10 @@ import zmq
 from shared.protocol import Reply
 from shared.tool_host import PreparedCall, ToolHost
 from shared.worker import WorkerBase, WorkerOptions
+from shared.zmqio.asyncio_socket import AsyncioZmqSocket
+from shared.zmqio.core import connect_dealer
 
 from .eager import start_eager_task
-from .zmq_io import AsyncioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -112,11 +113,9 @@ class AsyncioWorker(WorkerBase):
         self.mark_loop_thread()
         self._exit = self._loop.create_future()
         context = zmq.Context()
-        socket = context.socket(zmq.DEALER)
-        socket.setsockopt(zmq.IDENTITY, self.options.identity)
-        socket.setsockopt(zmq.LINGER, 1000)
-        socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
-        socket.connect(self.options.router)
+        socket = connect_dealer(
+            context, self.options.router, self.options.identity, self.options.max_message_size
+        )
         self._socket = AsyncioZmqSocket(socket, lambda frames: self.handle(frames[-1]), multipart=False)
         self._socket.start()
         self.send(self.ready_frame())

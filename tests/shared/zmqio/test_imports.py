@@ -29,6 +29,7 @@ def modules_loaded_by(statement: str, names: list[str]) -> set[str]:
         ("import shared.zmqio", ["shared.zmqio.core", "trio", "asyncio"]),
         ("import shared.zmqio.asyncio_socket", ["trio", "shared.zmqio.trio_socket", "asyncio_worker"]),
         ("import shared.zmqio.trio_socket", ["asyncio", "shared.zmqio.asyncio_socket", "trio_worker"]),
+        ("import supervisor.router", ["asyncio_worker", "trio_worker", "trio"]),
     ],
 )
 def test_an_import_loads_only_what_it_needs(statement: str, absent: list[str]) -> None:

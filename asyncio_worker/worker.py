@@ -20,9 +20,10 @@ import zmq
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.worker import PreparedCall, ToolHost, WorkerCore
+from shared.zmqio.asyncio_socket import AsyncioZmqSocket
+from shared.zmqio.core import connect_dealer
 
 from .eager import start_eager_task
-from .zmq_io import AsyncioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -125,11 +126,9 @@ class AsyncioWorker:
         self.core.mark_loop_thread()
         self._exit = self._loop.create_future()
         context = zmq.Context()
-        socket = context.socket(zmq.DEALER)
-        socket.setsockopt(zmq.IDENTITY, self.options.identity)
-        socket.setsockopt(zmq.LINGER, 1000)
-        socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
-        socket.connect(self.options.router)
+        socket = connect_dealer(
+            context, self.options.router, self.options.identity, self.options.max_message_size
+        )
         handle = self.core.handle
         self._socket = AsyncioZmqSocket(socket, lambda frames: handle(frames[-1]), multipart=False)
         self._socket.start()

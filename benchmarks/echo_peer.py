@@ -75,18 +75,18 @@ async def run_asyncio(endpoint: str) -> None:
 
 
 async def run_trio(endpoint: str) -> None:
-    from trio_worker.zmq_io import TrioZmqSocket
+    from shared.zmqio.trio_socket import TrioZmqSocket
 
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    io = TrioZmqSocket(dealer(context, endpoint))
+    io = TrioZmqSocket(dealer(context, endpoint), multipart=False)
 
-    def on_frame(frame: bytes) -> None:
-        if frame == STOP:
+    def on_frame(frames: list[bytes]) -> None:
+        if frames == [STOP]:
             io.close()
         else:
-            io.send(frame)
+            io.send(frames)
 
-    io.send(b"hello")
+    io.send([b"hello"])
     await io.pump(on_frame)
     context.term()
 

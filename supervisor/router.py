@@ -23,7 +23,6 @@ from typing import Any
 
 import zmq
 
-from asyncio_worker.zmq_io import AsyncioZmqSocket
 from shared.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -63,6 +62,7 @@ from shared.protocol import (
     encode,
 )
 from shared.results import error_result
+from shared.zmqio.asyncio_socket import AsyncioZmqSocket
 
 from .stats import CallStats
 

@@ -1,6 +1,5 @@
 """The Trio worker process: runs the Trio tools of the configured modules (``python -m trio_worker``)."""
 
 from .worker import TrioWorker, serve
-from .zmq_io import TrioZmqSocket
 
-__all__ = ["TrioWorker", "TrioZmqSocket", "serve"]
+__all__ = ["TrioWorker", "serve"]

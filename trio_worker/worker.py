@@ -20,9 +20,10 @@ import zmq
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.worker import PreparedCall, ToolHost, WorkerCore
+from shared.zmqio.core import connect_dealer
+from shared.zmqio.trio_socket import TrioZmqSocket
 
 from .queue_service import start_task_queue
-from .zmq_io import TrioZmqSocket
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -50,7 +51,7 @@ class TrioWorker:
 
     def send(self, frame: bytes) -> None:
         assert self._io is not None
-        self._io.send(frame)
+        self._io.send([frame])
 
     def start_call(self, call: PreparedCall) -> None:
         assert self._nursery is not None
@@ -95,16 +96,15 @@ class TrioWorker:
         self.core.mark_loop_thread()
         self._token = trio.lowlevel.current_trio_token()
         context = zmq.Context()
-        socket = context.socket(zmq.DEALER)
-        socket.setsockopt(zmq.IDENTITY, self.options.identity)
-        socket.setsockopt(zmq.LINGER, 1000)
-        socket.setsockopt(zmq.MAXMSGSIZE, self.options.max_message_size)
-        socket.connect(self.options.router)
-        self._io = TrioZmqSocket(socket)
+        socket = connect_dealer(
+            context, self.options.router, self.options.identity, self.options.max_message_size
+        )
+        self._io = TrioZmqSocket(socket, multipart=False)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._io.pump, self.core.handle)
+                handle = self.core.handle
+                nursery.start_soon(self._io.pump, lambda frames: handle(frames[-1]))
                 if self.options.service == "taskqueue":
                     # the database is open and recovered before READY; the engine's own requests to the
                     # router are held until READY is out (WorkerCore.request)

@@ -61,7 +61,7 @@ from shared.protocol import (
     decode,
     encode,
 )
-from shared.results import error_result
+from shared.results import call_error_result
 from shared.worker import LIVENESS_MISSES
 
 from .stats import CallStats
@@ -628,9 +628,10 @@ class Router:
                 on_progress=on_progress,
             )
         except CallError as exc:
-            if exc.is_protocol_error:
-                raise ClientRequestError(str(exc), exc.code, exc.data) from None
-            return error_result(str(exc))
+            result = call_error_result(exc)
+            if result is None:
+                raise ClientRequestError(**error_object(exc)) from None
+            return result
 
     # -- socket ------------------------------------------------------------------------------------
 

@@ -702,11 +702,9 @@ class Router:
             logger.error("%s", exc)
             self._send_raw(identity, Stop(f"refused: {exc}"))
             return
-        if message.runtime not in self._runtime_ready:
-            logger.error(
-                "refusing READY from %s: pool %r is not served here", message.worker_id, message.runtime
-            )
-            self._send_raw(identity, Stop(f"refused: pool {message.runtime!r} is not served here"))
+        if message.pool not in self._runtime_ready:
+            logger.error("refusing READY from %s: pool %r is not served here", message.worker_id, message.pool)
+            self._send_raw(identity, Stop(f"refused: pool {message.pool!r} is not served here"))
             return
         if self._expected.get(message.pid) != message.worker_id:
             logger.warning(
@@ -718,7 +716,7 @@ class Router:
             return
         link = WorkerLink(
             message.worker_id,
-            message.runtime,
+            message.pool,
             message.pid,
             identity,
             message.catalog,

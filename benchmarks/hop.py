@@ -683,7 +683,7 @@ def make_router(
     """A ``Router`` as ``Supervisor`` builds it, with the two callbacks the arbiter would get."""
     router = Router(
         endpoint,
-        runtimes=runtimes,
+        pools=runtimes,
         max_message_size=settings.max_message_size,
         heartbeat_interval=settings.heartbeat_interval,
     )

@@ -447,9 +447,9 @@ class Arbiter:
     def _update_runtime(self, pool: str) -> None:
         slots = [w for w in self.workers.values() if w.pool == pool]
         if slots and all(w.state == "failed" for w in slots):
-            self.router.set_runtime_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
+            self.router.set_pool_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
         else:
-            self.router.set_runtime_failed(pool, None)
+            self.router.set_pool_failed(pool, None)
 
 
 def _slot_order(worker_id: str) -> tuple[int, str]:

@@ -351,7 +351,7 @@ class FastPath:
             result = await self.router.call(
                 params["name"],
                 params.get("arguments"),
-                timeout=self.router.default_timeout,
+                timeout=self.router.request_timeout,
                 meta=meta,  # JSON: string keys already
                 on_request=_no_back_channel(version, meta),
             )

@@ -139,7 +139,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
             result = await router.call(
                 params.name,
                 params.arguments,
-                timeout=router.default_timeout,
+                timeout=router.request_timeout,
                 progress_token=progress_token,
                 meta=_plain(meta),
                 on_progress=on_progress if progress_token is not None else None,

@@ -38,35 +38,34 @@ class Admission:
         """Most calls waiting for room at once (``max_queued_calls``)."""
         self._catalog = catalog
         self._routable: dict[str, list[WorkerLink]] = {pool: [] for pool in catalog.pools}
-        self._ready = {pool: asyncio.Event() for pool in catalog.pools}
-        """Set while the pool has a routable worker (woken, and left unset, when the pool fails)."""
         self._tool_in_flight: dict[str, int] = {}
         self._queued = 0
-        self._capacity = asyncio.Event()
+        self._waiting_for_worker: dict[str, set[asyncio.Future[None]]] = {
+            pool: set() for pool in catalog.pools
+        }
+        self._waiting_for_room: set[asyncio.Future[None]] = set()
 
     # -- the routable workers ----------------------------------------------------------------------
 
     def serves(self, pool: str) -> bool:
-        return pool in self._ready
+        return pool in self._routable
 
     def add(self, link: WorkerLink) -> None:
         """Route calls to ``link`` from now on (a worker became ready or was promoted)."""
         routable = self._routable[link.pool]
         if link not in routable:
             routable.append(link)
-        self._ready[link.pool].set()
+        _wake(self._waiting_for_worker[link.pool])
 
     def remove(self, link: WorkerLink) -> None:
         """Route no new call to ``link`` (drained, silent or gone); a no-op for one not routable."""
         routable = self._routable.get(link.pool)
         if routable is not None and link in routable:
             routable.remove(link)
-        if not routable:
-            self._ready[link.pool].clear()
 
     def wake(self, pool: str) -> None:
         """Wake the calls waiting for a worker of ``pool`` (it was marked failed: they fail fast)."""
-        _wake(self._ready[pool])
+        _wake(self._waiting_for_worker[pool])
 
     def ready_pools(self) -> dict[str, bool]:
         """Pool → whether a worker of it is routable, in configuration order."""
@@ -121,20 +120,15 @@ class Admission:
                             raise ServerBusyError(self._busy_reason(pool, tool, tool_has_room))
                         self._queued += 1
                         queued = True
-                    event, timeout = self._capacity, deadline - time.monotonic()
-                    if timeout <= 0:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0 or not await _woken(self._waiting_for_room, timeout):
                         raise ServerBusyError(self._busy_reason(pool, tool, tool_has_room))
                 else:
-                    event, timeout = self._ready[pool], min(deadline - time.monotonic(), READY_TIMEOUT)
-                    event.clear()  # set only while a routable worker exists; there is none now
+                    timeout = min(deadline - time.monotonic(), READY_TIMEOUT)
                     if timeout <= 0:
                         raise NoWorkerError(f"no {pool} worker is ready")
-                try:
-                    await asyncio.wait_for(event.wait(), timeout)
-                except TimeoutError:
-                    if event is self._capacity:
-                        raise ServerBusyError(self._busy_reason(pool, tool, tool_has_room)) from None
-                    raise NoWorkerError(f"no {pool} worker became ready within {READY_TIMEOUT:g} s") from None
+                    if not await _woken(self._waiting_for_worker[pool], timeout):
+                        raise NoWorkerError(f"no {pool} worker became ready within {READY_TIMEOUT:g} s")
         finally:
             if queued:
                 self._queued -= 1
@@ -142,8 +136,8 @@ class Admission:
     def release(self, tool: str) -> None:
         """A call of ``tool`` that ``take`` or ``admit`` counted has ended: let a waiting call try again."""
         self._tool_in_flight[tool] -= 1
-        if self._queued:
-            _wake(self._capacity)
+        if self._waiting_for_room:
+            _wake(self._waiting_for_room)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -174,7 +168,27 @@ class Admission:
         )
 
 
-def _wake(event: asyncio.Event) -> None:
-    """Wake everyone waiting on ``event`` now, leaving it unset for the next waiters."""
-    event.set()
-    event.clear()
+async def _woken(waiters: set[asyncio.Future[None]], timeout: float) -> bool:
+    """Wait in ``waiters`` until ``_wake`` (True) or for ``timeout`` seconds (False).
+
+    The waiter is in the set before this yields, so a wake-up cannot fall between the caller's check of
+    the state and its wait (``Event.set`` then ``clear`` can: on Python 3.11 ``wait_for`` starts
+    ``Event.wait`` in a task of its own, one loop iteration later).
+    """
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.add(waiter)
+    try:
+        await asyncio.wait_for(waiter, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        waiters.discard(waiter)
+
+
+def _wake(waiters: set[asyncio.Future[None]]) -> None:
+    """Wake every call waiting in ``waiters`` now; the next ones wait for the next wake-up."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()

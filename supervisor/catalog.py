@@ -66,8 +66,8 @@ class Catalog:
         self._load_errors[pool] = list(load_errors)
         self.pool_of.update(elsewhere)
         self.pool_of.update((entry["name"], pool) for entry in catalog)
-        self._rebuild()
         self.failures.pop(pool, None)
+        self._rebuild()
         self._check_settled()
 
     def set_failed(self, pool: str, reason: str | None) -> None:

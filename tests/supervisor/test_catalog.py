@@ -91,12 +91,17 @@ async def test_a_failed_pool_leaves_the_listing_until_its_mark_is_cleared() -> N
     assert catalog.failures == {}
 
 
-async def test_a_new_catalog_clears_the_pool_s_failure() -> None:
-    catalog = Catalog(["trio"])
+async def test_a_failed_pool_back_with_a_new_catalog_is_listed_again() -> None:
+    changes: list[int] = []
+    catalog = Catalog(["asyncio", "trio"])
+    catalog.on_change = lambda: changes.append(catalog.version)
+    catalog.take("asyncio", [tool_entry("a")], [], {})
     catalog.set_failed("trio", "every trio worker is failing")
     catalog.take("trio", [tool_entry("t")], [], {})
 
     assert catalog.failures == {}
+    assert names(catalog) == ["a", "t"]
+    assert changes == [catalog.version]
 
 
 async def test_the_catalog_settles_once_every_pool_announced_or_failed() -> None:

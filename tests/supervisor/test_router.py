@@ -189,8 +189,9 @@ async def test_a_failed_pool_leaves_the_listing_and_its_calls_fail_fast() -> Non
         assert [entry["name"] for entry in router.tools()] == ["echo"]
         assert router.pool_failures() == {"trio": "every trio worker is failing: exit code 70"}
         assert router.ready_pools() == {"asyncio": True, "trio": False}
-        router.set_pool_failed("trio", None)
+        connect(router, socket, "trio-0", 3, "trio", "trio_echo")  # back after its rest
         assert router.pool_failures() == {}
+        assert [entry["name"] for entry in router.tools()] == ["echo", "trio_echo"]
 
 
 async def test_a_call_waiting_for_a_worker_fails_fast_when_its_pool_is_marked_failed() -> None:

@@ -20,7 +20,7 @@ from shared.errors import NoWorkerError, ServerBusyError
 from .catalog import Catalog
 from .links import WorkerLink
 
-READY_TIMEOUT = 10.0
+WORKER_READY_TIMEOUT = 10.0
 """Longest a call waits for a worker of its pool to become ready (a restart in progress)."""
 
 
@@ -94,7 +94,7 @@ class Admission:
         counted against the tool's limit (``release(tool)`` when it ends).
 
         Waits, until ``deadline`` (``time.monotonic()``), for a worker to become ready (at most
-        ``READY_TIMEOUT``) or for room to free up.
+        ``WORKER_READY_TIMEOUT``) or for room to free up.
 
         Raises:
             NoWorkerError: the pool is failed, or no worker of it became ready in time.
@@ -124,11 +124,13 @@ class Admission:
                     if timeout <= 0 or not await _woken(self._waiting_for_room, timeout):
                         raise ServerBusyError(self._busy_reason(pool, tool, tool_has_room))
                 else:
-                    timeout = min(deadline - time.monotonic(), READY_TIMEOUT)
+                    timeout = min(deadline - time.monotonic(), WORKER_READY_TIMEOUT)
                     if timeout <= 0:
                         raise NoWorkerError(f"no {pool} worker is ready")
                     if not await _woken(self._waiting_for_worker[pool], timeout):
-                        raise NoWorkerError(f"no {pool} worker became ready within {READY_TIMEOUT:g} s")
+                        raise NoWorkerError(
+                            f"no {pool} worker became ready within {WORKER_READY_TIMEOUT:g} s"
+                        )
         finally:
             if queued:
                 self._queued -= 1

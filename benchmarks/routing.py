@@ -7,7 +7,7 @@ falls through every rule to the default. Each figure is the median of ``ROUNDS``
 calls; ``use_cache=False`` for the uncached ones, ``use_cache=True`` after one warm call for the cached ones.
 
 For proportion: the hop p50 of this run (``benchmarks.hop``), and the dictionary lookup
-(``Router._runtime_of.get``) the router actually does per call — ``detect_runtime`` runs once per tool when a
+(``Catalog.pool_of.get``) the router actually does per call — ``detect_runtime`` runs once per tool when a
 worker loads its tools (``shared/schema.py``), not per call.
 """
 

@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -50,18 +50,18 @@ class MessageType(IntEnum):
 class Ready(NamedTuple):
     """worker → router, once, after the tool modules are imported.
 
-    ``runtime`` is the worker's *pool*, the group the router routes by: the runtime's name for ordinary
-    workers (``asyncio``, ``trio``), or a pool of its own such as ``trio-queue``."""
+    ``pool`` is the set of workers the router routes the worker's tools among: named after the worker's
+    runtime for ordinary workers (``asyncio``, ``trio``), or a pool of its own such as ``trio-queue``."""
 
     worker_id: str
     pid: int
-    runtime: str
+    pool: str
     protocol_version: int
     catalog: list[dict[str, Any]]
     load_errors: list[str]
     elsewhere: dict[str, str]
     """Tools of the other runtimes found in the same modules (name → runtime), so the router knows
-    where a tool belongs even while no worker of that runtime has started."""
+    where a tool belongs (the pool named after its runtime) even while no worker of it has started."""
 
 
 class Heartbeat(NamedTuple):

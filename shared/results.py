@@ -20,6 +20,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel
 
+from .errors import CallError
+
 CONTENT_TYPES = frozenset({"text", "image", "audio", "resource", "resource_link"})
 
 
@@ -62,6 +64,16 @@ def _to_call_tool_result(value: Any) -> dict[str, Any]:
 def error_result(message: str) -> dict[str, Any]:
     """A tool execution error (``isError: true``) with a one-line message."""
     return {"content": [{"type": "text", "text": message}], "isError": True}
+
+
+def call_error_result(exc: CallError) -> dict[str, Any] | None:
+    """The answer to a call that failed with ``exc`` when it is a tool execution error: an ``isError``
+    result with the error's message. None when ``exc`` is a protocol error (``exc.is_protocol_error``):
+    answer with its JSON-RPC error object instead (``shared.errors.error_object(exc)``), as the MCP
+    specification separates the two."""
+    if exc.is_protocol_error:
+        return None
+    return error_result(str(exc))
 
 
 def _structured(value: Any) -> dict[str, Any]:

@@ -132,10 +132,10 @@ class Supervisor:
             pools.append(QUEUE_POOL)
         self.router = Router(
             self.runtime_dir.endpoint,
-            runtimes=pools,
+            pools=pools,
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
-            default_timeout=settings.request_timeout,
+            request_timeout=settings.request_timeout,
             max_in_flight=settings.max_in_flight_per_worker,
             max_queued=settings.max_queued_calls,
         )
@@ -203,9 +203,11 @@ class Supervisor:
         failure = await self.arbiter.reload(fresh)
         if failure is None:  # only a reload that happened changes the running settings
             self.settings = fresh
-            self.router.default_timeout = fresh.request_timeout
-            self.router.max_in_flight = fresh.max_in_flight_per_worker
-            self.router.max_queued = fresh.max_queued_calls
+            self.router.set_limits(
+                request_timeout=fresh.request_timeout,
+                max_in_flight=fresh.max_in_flight_per_worker,
+                max_queued=fresh.max_queued_calls,
+            )
             logging.getLogger().setLevel(fresh.log_level.upper())
             logger.info("reload done: %d worker(s) serving", len(self.arbiter.workers))
         return failure
@@ -213,10 +215,10 @@ class Supervisor:
     def summary(self) -> str:
         """One line for systemd's STATUS=: tools, workers ready per runtime, calls answered."""
         parts = []
-        for runtime in self.router.runtimes:
+        for runtime in self.router.pools:
             workers = [w for w in self.arbiter.workers.values() if w.runtime == runtime]
             ready = sum(1 for w in workers if w.state == "ready")
-            failure = self.router.runtime_failures().get(runtime)
+            failure = self.router.pool_failures().get(runtime)
             parts.append(f"{runtime} {ready}/{len(workers)} ready" + (" (FAILED)" if failure else ""))
         return (
             f"serving {len(self.router.tools())} tools; {', '.join(parts)}; {self.router.stats.total()} calls"

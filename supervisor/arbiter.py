@@ -446,7 +446,7 @@ class Arbiter:
             decision = tracker.record_death(self._clock(), uptime)
             if decision.failed:
                 worker.state = "failed"
-                self._update_runtime(worker.pool)
+                self._update_pool(worker.pool)
                 logger.error(
                     "%s died %d times in %.0f s (last: %s); resting %.0f s before trying again",
                     worker.worker_id, decision.deaths_in_window, tracker.policy.flap_window,
@@ -463,14 +463,14 @@ class Arbiter:
                     extra={"worker": worker.worker_id},
                 )
             await self._sleep(decision.delay)
-            self._update_runtime(worker.pool)
+            self._update_pool(worker.pool)
 
-    def _update_runtime(self, pool: str) -> None:
+    def _update_pool(self, pool: str) -> None:
         slots = [w for w in self.workers.values() if w.pool == pool]
         if slots and all(w.state == "failed" for w in slots):
-            self.router.set_runtime_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
+            self.router.set_pool_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
         else:
-            self.router.set_runtime_failed(pool, None)
+            self.router.set_pool_failed(pool, None)
 
 
 def _slot_order(worker_id: str) -> tuple[int, str]:

@@ -55,7 +55,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError, error_object
-from shared.results import error_result
+from shared.results import call_error_result
 
 from .client_requests import check_client_request
 from .listing import ToolListing
@@ -351,14 +351,15 @@ class FastPath:
             result = await self.router.call(
                 params["name"],
                 params.get("arguments"),
-                timeout=self.router.default_timeout,
+                timeout=self.router.request_timeout,
                 meta=meta,  # JSON: string keys already
                 on_request=_no_back_channel(version, meta),
             )
         except CallError as exc:
-            if exc.is_protocol_error:
+            answer = call_error_result(exc)
+            if answer is None:
                 return None, error_object(exc)
-            result = error_result(str(exc))
+            result = answer
         except Exception:  # a bug: answered as the SDK answers a handler that raised
             logger.exception("tools/call of %r failed", params["name"])
             return None, {"code": INTERNAL_ERROR, "message": "Internal server error"}

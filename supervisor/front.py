@@ -38,8 +38,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from shared.context import LOG_LEVELS
-from shared.errors import CallError, ClientRequestError
-from shared.results import error_result
+from shared.errors import CallError, ClientRequestError, error_object
+from shared.results import call_error_result
 
 from . import __version__
 from .client_requests import check_client_request, first_error
@@ -140,7 +140,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
             result = await router.call(
                 params.name,
                 params.arguments,
-                timeout=router.default_timeout,
+                timeout=router.request_timeout,
                 progress_token=progress_token,
                 meta=_plain(meta),
                 on_progress=on_progress if progress_token is not None else None,
@@ -148,9 +148,10 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
                 on_request=on_request,
             )
         except CallError as exc:
-            if exc.is_protocol_error:
-                raise MCPError(code=exc.code, message=str(exc), data=exc.data) from None
-            result = error_result(str(exc))
+            answer = call_error_result(exc)
+            if answer is None:
+                raise MCPError(**error_object(exc)) from None
+            result = answer
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             result["resultType"] = "complete"  # required from 2026-07-28 on; unknown to older versions
         return result

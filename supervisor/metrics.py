@@ -166,7 +166,7 @@ class SupervisorCollector(Collector):
         ready = GaugeMetricFamily(
             "mcp_supervisor_runtime_ready", "1 when the runtime can take calls.", labels=["runtime"]
         )
-        for runtime, is_ready in router.ready_runtimes().items():
+        for runtime, is_ready in router.ready_pools().items():
             ready.add_metric([runtime], 1.0 if is_ready else 0.0)
         yield ready
         yield GaugeMetricFamily(

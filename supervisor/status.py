@@ -11,8 +11,8 @@ from .types import SupervisorView
 
 def readiness(router: Router, supervisor: SupervisorView) -> tuple[bool, dict[str, Any]]:
     """``(ready, body)``: ready when every runtime with configured workers has a routable worker."""
-    ready_runtimes = router.ready_runtimes()
-    failures = router.runtime_failures()
+    ready_runtimes = router.ready_pools()
+    failures = router.pool_failures()
     reasons = []
     for runtime, ready in ready_runtimes.items():
         if not ready:
@@ -80,8 +80,8 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             },
         },
         "runtimes": {
-            runtime: {"ready": ready, "failure": router.runtime_failures().get(runtime)}
-            for runtime, ready in router.ready_runtimes().items()
+            runtime: {"ready": ready, "failure": router.pool_failures().get(runtime)}
+            for runtime, ready in router.ready_pools().items()
         },
         "load_errors": router.load_errors(),
         "workers": workers,

@@ -304,7 +304,7 @@ async def worker_only_probes(
             identity, frame = await socket.recv_multipart(copy=True)
             message = decode(frame)
             if isinstance(message, Ready):
-                identities[message.runtime] = identity
+                identities[message.pool] = identity
 
     def probe(worker: WorkerProcess) -> Probe:
         identity = identities[worker.runtime]

@@ -97,7 +97,7 @@ def make_router(
     heartbeats is logged as an error (the benchmark's figures would not mean much)."""
     router = Router(
         endpoint,
-        runtimes=runtimes,
+        pools=runtimes,
         max_message_size=settings.max_message_size,
         heartbeat_interval=settings.heartbeat_interval,
     )

@@ -109,13 +109,13 @@ class ToolHost:
 
     def ready(self) -> Ready:
         return Ready(
-            self.worker_id,
-            os.getpid(),
-            self.pool,
-            PROTOCOL_VERSION,
-            [spec.catalog_entry() for spec in self.tools.values()],
-            self.load_errors,
-            self.elsewhere,
+            worker_id=self.worker_id,
+            pid=os.getpid(),
+            pool=self.pool,
+            protocol_version=PROTOCOL_VERSION,
+            catalog=[spec.catalog_entry() for spec in self.tools.values()],
+            load_errors=self.load_errors,
+            elsewhere=self.elsewhere,
         )
 
     def prepare(

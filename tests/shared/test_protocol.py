@@ -39,13 +39,13 @@ from shared.protocol import (
 
 SAMPLES: list[Message] = [
     Ready(
-        "trio-0",
-        4242,
-        "trio",
-        PROTOCOL_VERSION,
-        [{"name": "echo", "inputSchema": {"type": "object", "properties": {}}, "runtime": "trio"}],
-        ["tool module 'broken' failed to import: ImportError: nope"],
-        {"whoami_asyncio": "asyncio"},
+        worker_id="trio-0",
+        pid=4242,
+        pool="trio",
+        protocol_version=PROTOCOL_VERSION,
+        catalog=[{"name": "echo", "inputSchema": {"type": "object", "properties": {}}, "runtime": "trio"}],
+        load_errors=["tool module 'broken' failed to import: ImportError: nope"],
+        elsewhere={"whoami_asyncio": "asyncio"},
     ),
     Heartbeat(3),
     Call(7, "echo", {"message": "héllo", "n": [1, 2.5, None, True]}, 12.5, "token-1", {"k": "v"}),
@@ -115,6 +115,19 @@ def test_message_type_numbers_are_pinned() -> None:
         "REQUEST_PROGRESS": 13,
         "REQUEST_CANCEL": 14,
     }
+
+
+def test_ready_fields_are_pinned() -> None:
+    """READY's fields in wire order; version 4 renamed the third from ``runtime`` to ``pool``."""
+    assert Ready._fields == (
+        "worker_id",
+        "pid",
+        "pool",
+        "protocol_version",
+        "catalog",
+        "load_errors",
+        "elsewhere",
+    )
 
 
 def test_strings_and_bytes_stay_distinct() -> None:

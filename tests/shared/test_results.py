@@ -9,7 +9,17 @@ import mcp_types
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.results import error_result, to_call_tool_result
+from shared.errors import (
+    CallError,
+    CallTimeoutError,
+    InvalidArgumentsError,
+    MissingCapabilityError,
+    NoWorkerError,
+    ServerBusyError,
+    UnknownToolError,
+    WorkerLostError,
+)
+from shared.results import call_error_result, error_result, to_call_tool_result
 
 
 class Weather(BaseModel):
@@ -146,3 +156,31 @@ def test_error_result_shape() -> None:
         "content": [{"type": "text", "text": "tool 'x' failed: ValueError: bad"}],
         "isError": True,
     }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CallError("tool 'x' failed"),
+        ServerBusyError("server busy: try again later"),
+        NoWorkerError("runtime trio is unavailable: every trio worker is failing"),
+        WorkerLostError("worker asyncio-0 (pid 7) killed by SIGKILL"),
+        CallTimeoutError("tool 'x' did not answer within 1 s"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_tool_execution_error_is_answered_with_an_is_error_result(error: CallError) -> None:
+    assert call_error_result(error) == error_result(str(error))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnknownToolError("unknown tool 'nope'"),
+        InvalidArgumentsError("bad arguments", {"field": "x"}),
+        MissingCapabilityError("needs sampling", {"requiredCapabilities": {"sampling": {}}}),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_protocol_error_has_no_result_and_is_answered_as_an_error(error: CallError) -> None:
+    assert call_error_result(error) is None

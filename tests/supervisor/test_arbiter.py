@@ -135,11 +135,11 @@ class FakeRouter:
     def worker_gone(self, pid: int, reason: str) -> None:
         self.calls.append(("worker_gone", pid, reason))
 
-    def set_runtime_failed(self, runtime: str, reason: str | None) -> None:
+    def set_pool_failed(self, pool: str, reason: str | None) -> None:
         if reason is None:
-            self.failed.pop(runtime, None)
+            self.failed.pop(pool, None)
         else:
-            self.failed[runtime] = reason
+            self.failed[pool] = reason
 
     def drain(self, pid: int) -> None:
         self.calls.append(("drain", pid))

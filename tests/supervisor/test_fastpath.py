@@ -30,7 +30,7 @@ META = {
 class StandInRouter:
     """What the fast path asks of the router; ``call`` waits until the test releases it."""
 
-    default_timeout = 30.0
+    request_timeout = 30.0
     catalog_version = 1
 
     def __init__(self) -> None:

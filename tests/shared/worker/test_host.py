@@ -189,7 +189,7 @@ def test_ready_announces_catalog_errors_and_elsewhere_and_encodes() -> None:
 
     assert isinstance(ready, Ready)
     assert ready.worker_id == "trio-0"
-    assert ready.runtime == "trio"
+    assert ready.pool == "trio"
     assert ready.protocol_version == PROTOCOL_VERSION
     assert ut_names(entry["name"] for entry in ready.catalog) == TRIO_TOOLS
     assert errors_about(host, "does_not_exist") == errors_about(ready, "does_not_exist")  # type: ignore[arg-type]

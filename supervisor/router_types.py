@@ -1,0 +1,28 @@
+"""The types the router and its parts share: the callbacks of a call and the router's socket seam."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+"""Takes a call's progress report: ``(progress, total, message)``."""
+LogCallback = Callable[[str, Any, str | None], Awaitable[None]]
+"""Takes a log message a tool sent its client: ``(level, data, logger)``."""
+RequestCallback = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers a request a tool made of the client (``sampling/createMessage``, ``elicitation/create``)."""
+
+
+class FrameSocket(Protocol):
+    """The router's socket: a bound ROUTER (``AsyncioZmqSocket``) or a test's fake. ``send`` queues one
+    message, ``[identity, frame]``, without blocking, and raises ``zmq.ZMQError`` for a peer that is gone
+    (``ROUTER_MANDATORY``); ``close`` stops receiving and closes, and is idempotent."""
+
+    def send(self, frames: list[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+SocketOpener = Callable[[Callable[[list[bytes]], None]], FrameSocket]
+"""Opens the router's socket, already receiving: each message received (its frames) is handed to the
+function given, synchronously, in arrival order."""

@@ -1,0 +1,209 @@
+"""Answering the requests workers make: REQUEST frames, answered with one REPLY each.
+
+Two kinds (docs/protocol.md):
+
+- a request of a *running tool* (``call_id`` of its call): ``tools/call`` (a tool calling a tool) is run
+  by the supervisor itself; anything else (sampling, elicitation) goes to the client through the call's
+  ``on_request``. It lives as long as the call: the router cancels it when the call ends.
+- a request of the *worker itself* (``call_id`` 0, the task queue): ``tools/call`` (with its progress sent
+  back as REQUEST_PROGRESS), ``supervisor/tools`` and ``supervisor/workers``; any other method is answered
+  with -32601. REQUEST_CANCEL cancels one, and the worker's death cancels them all, so that a task its
+  next incarnation recovers never runs twice at once.
+
+Every answer is a REPLY: a failure becomes its JSON-RPC error object (``shared.errors.error_object``),
+never an exception escaping to the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from shared.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    CallError,
+    ClientRequestError,
+    error_object,
+)
+from shared.protocol import Message, Reply, Request, RequestProgress
+from shared.results import call_error_result
+
+from .catalog import Catalog
+from .links import WorkerLink
+from .router_types import ProgressCallback, RequestCallback
+
+
+class ToolCaller(Protocol):
+    """What tool-to-tool calls run on: the router."""
+
+    request_timeout: float
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        *,
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class WorkerRequests:
+    """Answers the requests of the workers connected as ``links`` (the router's table, read only).
+
+    ``send(identity, message)`` queues a frame to a worker and never raises.
+    """
+
+    def __init__(
+        self,
+        caller: ToolCaller,
+        catalog: Catalog,
+        links: Mapping[bytes, WorkerLink],
+        send: Callable[[bytes, Message], None],
+    ) -> None:
+        self._caller = caller
+        self._catalog = catalog
+        self._links = links
+        self._send = send
+        self._running: dict[tuple[bytes, int], asyncio.Task[None]] = {}
+        """The worker requests being answered, by (worker identity, request id)."""
+
+    # -- requests of a running tool ----------------------------------------------------------------
+
+    def start_for_call(
+        self,
+        link: WorkerLink,
+        request: Request,
+        on_request: RequestCallback | None,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        """Start answering a request of a tool running on ``link``, in a task kept in ``tasks`` while it
+        runs (the router cancels them when the call ends)."""
+        task = asyncio.create_task(self._answer_tool(link, request, on_request))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _answer_tool(
+        self, link: WorkerLink, request: Request, on_request: RequestCallback | None
+    ) -> None:
+        """Answer one request of a tool running on ``link`` with a REPLY; never raises (but may be
+        cancelled)."""
+        try:
+            if request.method == "tools/call":
+                result = await self._call_tool(request.params)
+            elif on_request is not None:
+                result = await on_request(request.method, request.params)
+            else:
+                raise ClientRequestError(f"{request.method} cannot reach a client from here")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._send(link.identity, Reply(request.request_id, None, error_object(exc)))
+            return
+        self._send(link.identity, Reply(request.request_id, result, None))
+
+    def refuse_late(self, link: WorkerLink, request: Request) -> None:
+        """Answer a request of a tool whose call is over (or was never sent to ``link``) with an error."""
+        self._send(
+            link.identity,
+            Reply(request.request_id, None, {"code": INTERNAL_ERROR, "message": "the call is over"}),
+        )
+
+    # -- requests of a worker itself ---------------------------------------------------------------
+
+    def start(self, link: WorkerLink, request: Request) -> None:
+        """Start answering a request ``link`` made on its own behalf (``call_id`` 0)."""
+        key = (link.identity, request.request_id)
+        task = asyncio.create_task(self._answer_worker(link, request))
+        self._running[key] = task
+        task.add_done_callback(lambda _: self._running.pop(key, None))
+
+    def cancel(self, link: WorkerLink, request_id: int) -> None:
+        """REQUEST_CANCEL: cancel that request of ``link`` (and the tool call it runs); a no-op when it is
+        over."""
+        task = self._running.get((link.identity, request_id))
+        if task is not None:
+            task.cancel()
+
+    def cancel_all(self, link: WorkerLink) -> None:
+        """Cancel every request ``link`` made on its own behalf (the worker is gone)."""
+        for (identity, _), task in list(self._running.items()):
+            if identity == link.identity:
+                task.cancel()
+
+    async def _answer_worker(self, link: WorkerLink, request: Request) -> None:
+        """Answer a request a worker made on its own behalf; never raises (but may be cancelled by
+        ``cancel``, which cancels the tool call it runs)."""
+        try:
+            if request.method == "tools/call":
+
+                async def forward(progress: float, total: float | None, message: str | None) -> None:
+                    self._send(link.identity, RequestProgress(request.request_id, progress, total, message))
+
+                result = await self._call_tool(request.params, on_progress=forward)
+            elif request.method == "supervisor/tools":
+                pool_of = self._catalog.pool_of
+                result = {
+                    "tools": {
+                        name: {**entry, "pool": pool_of.get(name)}
+                        for name, entry in self._catalog.entries().items()
+                    }
+                }
+            elif request.method == "supervisor/workers":
+                result = {"workers": [_describe(other) for other in self._links.values()]}
+            else:
+                raise ClientRequestError(f"unknown request {request.method!r}", METHOD_NOT_FOUND)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._send(link.identity, Reply(request.request_id, None, error_object(exc)))
+            return
+        self._send(link.identity, Reply(request.request_id, result, None))
+
+    # -- tool-to-tool calls ------------------------------------------------------------------------
+
+    async def _call_tool(
+        self, params: dict[str, Any], on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """A ``tools/call`` a worker asked for: the tool's result, or its tool execution error as an
+        ``isError`` result.
+
+        ``params``: ``name``, ``arguments`` and ``timeout`` (seconds; the router's ``request_timeout`` when
+        absent).
+
+        Raises:
+            ClientRequestError: the params are malformed, or the call failed with a protocol error (its
+                code and data).
+        """
+        name = params.get("name")
+        arguments = params.get("arguments")
+        timeout = params.get("timeout")
+        if not isinstance(name, str) or not isinstance(arguments, (dict, type(None))):
+            raise ClientRequestError("tools/call needs a tool name and an arguments object", INVALID_PARAMS)
+        try:
+            return await self._caller.call(
+                name,
+                arguments,
+                timeout=float(timeout) if timeout is not None else self._caller.request_timeout,
+                on_progress=on_progress,
+            )
+        except CallError as exc:
+            result = call_error_result(exc)
+            if result is None:
+                raise ClientRequestError(**error_object(exc)) from None
+            return result
+
+
+def _describe(link: WorkerLink) -> dict[str, Any]:
+    """A worker as ``supervisor/workers`` answers it (its ``runtime`` key holds the pool)."""
+    return {
+        "id": link.worker_id,
+        "runtime": link.pool,
+        "pid": link.pid,
+        "state": "draining" if link.draining else "ready",
+        "tools": [entry["name"] for entry in link.catalog],
+        "in_flight": len(link.in_flight),
+    }

@@ -1,0 +1,84 @@
+"""Unit tests of supervisor/status.py on a router over a fake socket: what /status and /readyz report."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from supervisor.status import readiness, status_document
+from tests.supervisor.fakes import WAIT, connect, running_router
+
+pytestmark = pytest.mark.anyio
+
+
+def worker(worker_id: str, pid: int, runtime: str, pool: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        worker_id=worker_id,
+        runtime=runtime,
+        pool=pool,
+        pid=pid,
+        state="ready",
+        uptime=lambda: 1.0,
+        restarts=0,
+        last_exit=None,
+    )
+
+
+def supervisor(*workers: SimpleNamespace) -> Any:
+    return SimpleNamespace(
+        sampler=SimpleNamespace(latest={}),
+        arbiter=SimpleNamespace(all_workers=lambda: list(workers)),
+        pid=1,
+        started_at=0.0,
+        stopping=False,
+        fast_path_stats=SimpleNamespace(served=0, handed_over=0),
+    )
+
+
+async def test_status_shows_the_calls_each_worker_holds() -> None:
+    """Part of what tests/integration/test_faults.py::test_calls_go_to_the_least_loaded_worker checked:
+    the busy worker is the one /status shows with a call in flight."""
+    async with running_router(["asyncio"]) as (router, socket):
+        busy = connect(router, socket, "asyncio-0", 11, "asyncio", "sleep")
+        connect(router, socket, "asyncio-1", 12, "asyncio", "sleep")
+        call = asyncio.create_task(router.call("sleep", {}, timeout=30))
+        held = await busy.next_call()
+        workers = [
+            worker("asyncio-0", 11, "asyncio", "asyncio"),
+            worker("asyncio-1", 12, "asyncio", "asyncio"),
+        ]
+
+        document = status_document(router, supervisor(*workers))
+        assert [(w["id"], w["runtime"], w["pool"], w["in_flight"]) for w in document["workers"]] == [
+            ("asyncio-0", "asyncio", "asyncio", 1),
+            ("asyncio-1", "asyncio", "asyncio", 0),
+        ]
+        assert document["runtimes"] == {"asyncio": {"ready": True, "failure": None}}
+        busy.answer(held)
+        await asyncio.wait_for(call, WAIT)
+        document = status_document(router, supervisor(*workers))
+        assert [w["in_flight"] for w in document["workers"]] == [0, 0]
+        assert [w["calls_served"] for w in document["workers"]] == [1, 0]
+        assert document["tools"]["asyncio"]["sleep"]["calls"] == 1
+
+
+async def test_readiness_names_each_pool_without_a_ready_worker() -> None:
+    async with running_router(["asyncio", "trio"]) as (router, socket):
+        connect(router, socket, "asyncio-0", 11, "asyncio", "sleep")
+        router.set_pool_failed("trio", "every trio worker is failing: exit code 70")
+
+        ready, body = readiness(router, supervisor())
+        assert not ready
+        assert body == {
+            "ready": False,
+            "runtimes": {"asyncio": True, "trio": False},
+            "reason": "every trio worker is failing: exit code 70",
+        }
+        connect(router, socket, "trio-0", 12, "trio", "trio_sleep")
+        assert readiness(router, supervisor()) == (
+            True,
+            {"ready": True, "runtimes": {"asyncio": True, "trio": True}},
+        )

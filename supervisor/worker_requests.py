@@ -17,7 +17,7 @@ never an exception escaping to the socket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from shared.errors import (
@@ -82,28 +82,18 @@ class WorkerRequests:
     ) -> None:
         """Start answering a request of a tool running on ``link``, in a task kept in ``tasks`` while it
         runs (the router cancels them when the call ends)."""
-        task = asyncio.create_task(self._answer_tool(link, request, on_request))
+        task = asyncio.create_task(self._reply(link, request, self._tool_request, request, on_request))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _answer_tool(
-        self, link: WorkerLink, request: Request, on_request: RequestCallback | None
-    ) -> None:
-        """Answer one request of a tool running on ``link`` with a REPLY; never raises (but may be
-        cancelled)."""
-        try:
-            if request.method == "tools/call":
-                result = await self._call_tool(request.params)
-            elif on_request is not None:
-                result = await on_request(request.method, request.params)
-            else:
-                raise ClientRequestError(f"{request.method} cannot reach a client from here")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._send(link.identity, Reply(request.request_id, None, error_object(exc)))
-            return
-        self._send(link.identity, Reply(request.request_id, result, None))
+    async def _tool_request(self, request: Request, on_request: RequestCallback | None) -> dict[str, Any]:
+        """The answer to a request of a running tool: ``tools/call`` by the router itself, anything else
+        by the client (``on_request``)."""
+        if request.method == "tools/call":
+            return await self._call_tool(request.params)
+        if on_request is not None:
+            return await on_request(request.method, request.params)
+        raise ClientRequestError(f"{request.method} cannot reach a client from here")
 
     def refuse_late(self, link: WorkerLink, request: Request) -> None:
         """Answer a request of a tool whose call is over (or was never sent to ``link``) with an error."""
@@ -117,7 +107,7 @@ class WorkerRequests:
     def start(self, link: WorkerLink, request: Request) -> None:
         """Start answering a request ``link`` made on its own behalf (``call_id`` 0)."""
         key = (link.identity, request.request_id)
-        task = asyncio.create_task(self._answer_worker(link, request))
+        task = asyncio.create_task(self._reply(link, request, self._worker_request, link, request))
         self._running[key] = task
         task.add_done_callback(lambda _: self._running.pop(key, None))
 
@@ -134,28 +124,40 @@ class WorkerRequests:
             if identity == link.identity:
                 task.cancel()
 
-    async def _answer_worker(self, link: WorkerLink, request: Request) -> None:
-        """Answer a request a worker made on its own behalf; never raises (but may be cancelled by
-        ``cancel``, which cancels the tool call it runs)."""
-        try:
-            if request.method == "tools/call":
+    async def _worker_request(self, link: WorkerLink, request: Request) -> dict[str, Any]:
+        """The answer to a request a worker made on its own behalf (the task queue's)."""
+        if request.method == "tools/call":
 
-                async def forward(progress: float, total: float | None, message: str | None) -> None:
-                    self._send(link.identity, RequestProgress(request.request_id, progress, total, message))
+            async def forward(progress: float, total: float | None, message: str | None) -> None:
+                self._send(link.identity, RequestProgress(request.request_id, progress, total, message))
 
-                result = await self._call_tool(request.params, on_progress=forward)
-            elif request.method == "supervisor/tools":
-                pool_of = self._catalog.pool_of
-                result = {
-                    "tools": {
-                        name: {**entry, "pool": pool_of.get(name)}
-                        for name, entry in self._catalog.entries().items()
-                    }
+            return await self._call_tool(request.params, on_progress=forward)
+        if request.method == "supervisor/tools":
+            pool_of = self._catalog.pool_of
+            return {
+                "tools": {
+                    name: {**entry, "pool": pool_of.get(name)} for name, entry in self._catalog.entries().items()
                 }
-            elif request.method == "supervisor/workers":
-                result = {"workers": [_describe(other) for other in self._links.values()]}
-            else:
-                raise ClientRequestError(f"unknown request {request.method!r}", METHOD_NOT_FOUND)
+            }
+        if request.method == "supervisor/workers":
+            return {"workers": [_describe(other) for other in self._links.values()]}
+        raise ClientRequestError(f"unknown request {request.method!r}", METHOD_NOT_FOUND)
+
+    async def _reply(
+        self,
+        link: WorkerLink,
+        request: Request,
+        answer: Callable[..., Awaitable[dict[str, Any]]],
+        *args: Any,
+    ) -> None:
+        """Send ``link`` the REPLY to ``request``: ``answer(*args)``'s result, or the error it raised as a
+        JSON-RPC error object. Never raises.
+
+        Cancellation: propagates, and nothing is sent (the call the request belonged to is over, or the
+        worker cancelled its own request).
+        """
+        try:
+            result = await answer(*args)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -34,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import pydantic
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import NoBackChannelError
@@ -48,7 +46,6 @@ from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
     LOG_LEVEL_META_KEY,
-    SERVER_INFO_META_KEY,
 )
 from mcp_types import methods as spec_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -58,6 +55,7 @@ from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError, error_o
 from shared.results import call_error_result
 
 from .client_requests import check_client_request
+from .fastpath_render import InvalidResult, ResultRenderer, response_body
 from .listing import ToolListing
 from .metrics import HTTPStats
 from .router import Router
@@ -125,7 +123,7 @@ class FastPath:
         self.http_stats = http_stats
         self._host_allowed = _matcher(allowed_hosts)
         self._origin_allowed = _matcher(allowed_origins)
-        self._stamp = {SERVER_INFO_META_KEY: server.server_info_stamp}  # only ever serialized, never changed
+        self._render = ResultRenderer(server.server_info_stamp)
         self._tools = ToolListing(router)
         self._valid: set[tuple[str, str, bytes]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -300,7 +298,7 @@ class FastPath:
         listing = self._listings.get(key)
         if listing is None:
             data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            listing = self._serialize("tools/list", version, data)
+            listing = self._render.serialize("tools/list", version, data)
             # a listing of an older catalog is never asked for again
             self._listings = {k: v for k, v in self._listings.items() if k[0] == key[0]} | {key: listing}
         return listing
@@ -337,7 +335,7 @@ class FastPath:
         await send(
             {
                 "type": "http.response.body",
-                "body": b"event: message\r\ndata: " + _response(request_id, result, error) + b"\r\n\r\n",
+                "body": b"event: message\r\ndata: " + response_body(request_id, result, error) + b"\r\n\r\n",
             }
         )
         return 200
@@ -365,32 +363,9 @@ class FastPath:
             return None, {"code": INTERNAL_ERROR, "message": "Internal server error"}
         result["resultType"] = "complete"
         try:
-            return self._serialize("tools/call", version, result), None
-        except _InvalidResult:
+            return self._render.serialize("tools/call", version, result), None
+        except InvalidResult:
             return None, {"code": INTERNAL_ERROR, "message": "Handler returned an invalid result"}
-
-    def _serialize(self, method: str, version: str, result: dict[str, Any]) -> bytes:
-        """The result as the SDK's per-version surface shapes it, with the ``serverInfo`` stamp.
-
-        Raises:
-            _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
-        """
-        passed_through = _passes_through(method, result)
-        shaped = result if passed_through else _sieve(method, version, result)
-        try:
-            return orjson.dumps(self._stamped(shaped))
-        except orjson.JSONEncodeError:  # bytes, or an integer past 64 bits: the SDK's own rendering
-            shaped = _sieve(method, version, result) if passed_through else shaped
-            return json.dumps(self._stamped(shaped), separators=(",", ":")).encode()
-
-    def _stamped(self, shaped: dict[str, Any]) -> dict[str, Any]:
-        """``shaped`` with the ``serverInfo`` stamp in its ``_meta`` (a handler-set value wins)."""
-        meta = shaped.get("_meta")
-        if meta is None:
-            shaped["_meta"] = self._stamp
-        elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
-            shaped["_meta"] = {**meta, **self._stamp}
-        return shaped
 
     @staticmethod
     async def _answer(
@@ -398,56 +373,11 @@ class FastPath:
     ) -> int:
         """Send one JSON-RPC response as ``application/json``; returns the HTTP status."""
         status = 200 if error is None else ERROR_CODE_HTTP_STATUS.get(error["code"], 200)
-        body = _response(request_id, result, error)
+        body = response_body(request_id, result, error)
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status
-
-
-_PLAIN_RESULT_KEYS = frozenset({"content", "isError", "resultType", "structuredContent"})
-_REQUIRED_RESULT_KEYS = frozenset({"content", "isError", "resultType"})
-_TEXT_BLOCK_KEYS = {"type", "text"}
-
-
-def _passes_through(method: str, result: dict[str, Any]) -> bool:
-    """Whether the per-version surface returns ``result`` unchanged: a ``tools/call`` result of text
-    blocks, ``isError`` and structured content only (the common case), which the pydantic sieve would
-    only re-validate and copy."""
-    keys = result.keys()
-    if method != "tools/call" or keys - _PLAIN_RESULT_KEYS or not keys >= _REQUIRED_RESULT_KEYS:
-        return False
-    content = result["content"]
-    return (
-        result["resultType"] == "complete"
-        and type(result["isError"]) is bool
-        and isinstance(result.get("structuredContent", {}), dict)
-        and type(content) is list
-        and all(
-            type(block) is dict
-            and block.keys() == _TEXT_BLOCK_KEYS
-            and block["type"] == "text"
-            and type(block["text"]) is str
-            for block in content
-        )
-    )
-
-
-class _InvalidResult(Exception):
-    """A result the per-version surface refuses."""
-
-
-def _sieve(method: str, version: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The result as the SDK's per-version surface shapes it (validated, unknown fields dropped).
-
-    Raises:
-        _InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
-    """
-    try:
-        return spec_methods.serialize_server_result(method, version, result)
-    except pydantic.ValidationError:
-        logger.exception("handler for %r returned an invalid result", method)
-        raise _InvalidResult from None
 
 
 def _matcher(allowed: list[str]) -> Callable[..., bool]:
@@ -499,10 +429,3 @@ async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _response(request_id: int | str, result: bytes | None, error: dict[str, Any] | None) -> bytes:
-    """One JSON-RPC response, serialized: ``result`` is already JSON."""
-    if result is not None:
-        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}"
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})

@@ -66,11 +66,10 @@ from shared.protocol import (
 from shared.zmqio.asyncio_socket import AsyncioZmqSocket
 
 from .admission import Admission
-from .backstop import BACKSTOP_MARGIN, Backstop, serve_sweeper
 from .catalog import SETTLE_TIMEOUT, Catalog
+from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
-from .pending import PendingCall
 from .router_types import FrameSocket, LogCallback, ProgressCallback, RequestCallback, SocketOpener
 from .stats import CallStats
 from .worker_requests import WorkerRequests

@@ -38,7 +38,7 @@ from shared.protocol import (
     Result,
     Stop,
 )
-from supervisor import backstop
+from supervisor import inflight
 from supervisor import router as router_module
 from supervisor.links import WorkerLink
 from tests.supervisor.fakes import WAIT, FakeWorker, connect, running_router, tool_entry
@@ -464,7 +464,7 @@ async def test_a_worker_that_does_not_answer_by_its_backstop_is_cut_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(router_module, "BACKSTOP_MARGIN", 0.0)
-    monkeypatch.setattr(backstop, "SWEEP_INTERVAL", 0.001)
+    monkeypatch.setattr(inflight, "SWEEP_INTERVAL", 0.001)
     async with running_router(["asyncio"]) as (router, socket):
         worker = connect(router, socket, "asyncio-0", 1, "asyncio", "it_block_loop_async")
         with pytest.raises(CallTimeoutError, match="tool 'it_block_loop_async' did not answer within 0.02 s"):

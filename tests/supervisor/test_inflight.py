@@ -1,4 +1,4 @@
-"""Unit tests of supervisor/backstop.py: the one sweeper that cancels calls past their backstop."""
+"""Unit tests of supervisor/inflight.py: the one sweeper that cancels calls past their backstop."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from supervisor import backstop
-from supervisor.backstop import Backstop, serve_sweeper
+from supervisor import inflight
+from supervisor.inflight import Backstop, serve_sweeper
 from tests.supervisor.fakes import WAIT
 
 pytestmark = pytest.mark.anyio
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 async def test_the_sweeper_cancels_the_calls_past_their_backstop_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(backstop, "SWEEP_INTERVAL", 0.001)
+    monkeypatch.setattr(inflight, "SWEEP_INTERVAL", 0.001)
     loop = asyncio.get_running_loop()
     forever = asyncio.Event()
     late = asyncio.create_task(forever.wait())

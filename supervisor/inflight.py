@@ -1,0 +1,90 @@
+"""A call in flight, as the router holds it: the events its worker sent that the caller has not taken yet
+(``PendingCall``), and its last-resort timeout (``Backstop``).
+
+The router's frame dispatch ``put``s each PROGRESS, LOG, REQUEST, RESULT or ERROR of the call (or the
+``WorkerLostError`` of its worker's death) and the calling task ``get``s them in order. Not thread-safe:
+both sides run on the supervisor's loop.
+
+The backstop is for a worker that cannot enforce the call's own deadline. The worker answers "timed out"
+at the deadline itself; when its loop is blocked it cannot, so the router gives it ``BACKSTOP_MARGIN``
+more seconds, then cancels the calling task and the call answers ``CallTimeoutError``. One sweeper task
+cancels every call past its backstop, instead of a timer per call: ``asyncio.timeout`` costs about 9 µs a
+call, a twentieth of the front's whole CPU per call (see docs/performance-changes.md). The price is that a
+backstop fires up to ``SWEEP_INTERVAL`` late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from shared.errors import WorkerLostError
+from shared.protocol import Message
+
+from .links import WorkerLink
+
+BACKSTOP_MARGIN = 2.0
+"""The router gives a worker this long past the call's deadline to answer with its own timeout error."""
+SWEEP_INTERVAL = 0.25
+"""How often the sweeper looks for calls past their backstop (so a backstop fires up to this late)."""
+
+
+@dataclass(eq=False, slots=True)
+class Backstop:
+    """Past ``deadline`` (``loop.time()``) the sweeper cancels ``task`` and sets ``fired``."""
+
+    task: asyncio.Task[Any]
+    deadline: float
+    fired: bool = False
+
+
+async def serve_sweeper(backstops: set[Backstop]) -> NoReturn:
+    """Every ``SWEEP_INTERVAL``, cancel the task of each backstop in ``backstops`` past its deadline,
+    once; returns never. The caller adds a call's backstop before it awaits and discards it after.
+
+    Cancellation: cancel the task running it to stop it.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        now = loop.time()
+        for backstop in list(backstops):
+            if not backstop.fired and now >= backstop.deadline:
+                backstop.fired = True
+                backstop.task.cancel()
+
+
+@dataclass(eq=False, slots=True)
+class PendingCall:
+    """The call ``call_id`` of ``tool``, sent to ``link``."""
+
+    call_id: int
+    tool: str
+    link: WorkerLink
+    loop: asyncio.AbstractEventLoop
+    events: deque[Message | WorkerLostError] = field(default_factory=deque)
+    waiter: asyncio.Future[None] | None = None
+    requests: set[asyncio.Task[None]] = field(default_factory=set)
+    """The tasks answering the requests the tool made, cancelled when the call ends."""
+    finished: bool = False
+    """The worker answered (or died): nothing to CANCEL when the caller leaves."""
+
+    def put(self, event: Message | WorkerLostError) -> None:
+        self.events.append(event)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self) -> Message | WorkerLostError:
+        """The next event, in order; a plain future per wait (cheaper than an ``asyncio.Queue``).
+
+        Cancellation: only the wait is cancelled; the events stay.
+        """
+        while not self.events:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.events.popleft()

@@ -9,7 +9,7 @@
     ├── ClientRequestError     a request a tool made (sampling, elicitation, a tool call) failed
     └── CallError              a tool call could not be answered normally
         ├── UnknownToolError   no tool of that name (JSON-RPC -32602)
-        ├── InvalidArgumentsError  arguments do not match the input schema (-32602)
+        ├── InvalidArgumentsError  arguments do not match the input schema (a tool execution error)
         ├── MissingCapabilityError  the tool needed a capability the client did not declare (-32021)
         ├── ServerBusyError    admission limits reached
         ├── NoWorkerError      no ready worker for the tool's runtime
@@ -79,8 +79,12 @@ class UnknownToolError(CallError):
 
 
 class InvalidArgumentsError(CallError):
+    """The arguments do not match the tool's input schema. A tool execution error (SEP-1303, final in
+    2025-11-25): the client gets an ``isError`` result naming the field, which reaches the model, where a
+    JSON-RPC error would end as an exception in the client. ``code`` is what the ERROR frame carries on
+    the router⇄worker wire."""
+
     code = INVALID_PARAMS
-    is_protocol_error = True
 
 
 class MissingCapabilityError(CallError):

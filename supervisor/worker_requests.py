@@ -26,6 +26,7 @@ from shared.errors import (
     METHOD_NOT_FOUND,
     CallError,
     ClientRequestError,
+    InvalidArgumentsError,
     error_object,
 )
 from shared.protocol import Message, Reply, Request, RequestProgress
@@ -171,7 +172,9 @@ class WorkerRequests:
         self, params: dict[str, Any], on_progress: ProgressCallback | None = None
     ) -> dict[str, Any]:
         """A ``tools/call`` a worker asked for: the tool's result, or its tool execution error as an
-        ``isError`` result.
+        ``isError`` result. Invalid arguments are the exception: the caller here is code (``ctx.call_tool``,
+        the task queue), not a model, so it gets them as an error it can catch, and the queue does not
+        retry a call that can never run.
 
         ``params``: ``name``, ``arguments`` and ``timeout`` (seconds; the router's ``request_timeout`` when
         absent).
@@ -193,7 +196,7 @@ class WorkerRequests:
                 on_progress=on_progress,
             )
         except CallError as exc:
-            result = call_error_result(exc)
+            result = None if isinstance(exc, InvalidArgumentsError) else call_error_result(exc)
             if result is None:
                 raise ClientRequestError(**error_object(exc)) from None
             return result

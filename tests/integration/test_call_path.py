@@ -113,15 +113,17 @@ async def test_unknown_tool_is_a_protocol_error(server: RunningSupervisor, mode:
         ({"message": ["not", "a", "string"]}, "'message': Input should be a valid string"),
     ],
 )
-async def test_bad_arguments_are_a_protocol_error_naming_the_field(
-    server: RunningSupervisor, arguments: dict[str, Any], expected: str
+@pytest.mark.parametrize("mode", MODES)
+async def test_bad_arguments_are_a_tool_error_naming_the_field(
+    server: RunningSupervisor, arguments: dict[str, Any], expected: str, mode: str
 ) -> None:
-    async with Client(server.url, mode="legacy") as client:
-        with pytest.raises(MCPError) as caught:
-            await client.call_tool("echo", arguments)
-    assert caught.value.code == -32602
-    assert expected in caught.value.message
-    assert "\n" not in caught.value.message
+    """SEP-1303: the model sees what was wrong with its arguments (an isError result, not -32602)."""
+    async with Client(server.url, mode=mode) as client:
+        result = await client.call_tool("echo", arguments)
+    assert result.is_error is True
+    assert text(result).startswith("invalid arguments for tool 'echo': ")
+    assert expected in text(result)
+    assert "\n" not in text(result)
 
 
 @pytest.mark.parametrize("tool", ["it_sync_thread", "it_sync_thread_trio"])

@@ -177,10 +177,19 @@ def test_a_tool_execution_error_is_answered_with_an_is_error_result(error: CallE
     "error",
     [
         UnknownToolError("unknown tool 'nope'"),
-        InvalidArgumentsError("bad arguments", {"field": "x"}),
         MissingCapabilityError("needs sampling", {"requiredCapabilities": {"sampling": {}}}),
     ],
     ids=lambda e: type(e).__name__,
 )
 def test_a_protocol_error_has_no_result_and_is_answered_as_an_error(error: CallError) -> None:
     assert call_error_result(error) is None
+
+
+def test_invalid_arguments_are_a_tool_execution_error_the_model_sees() -> None:
+    """SEP-1303: bad arguments come back as an isError result naming the field, not as -32602."""
+    error = InvalidArgumentsError("invalid arguments for tool 'echo': missing required argument 'message'")
+
+    assert call_error_result(error) == {
+        "content": [{"type": "text", "text": str(error)}],
+        "isError": True,
+    }

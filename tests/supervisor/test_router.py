@@ -416,7 +416,9 @@ async def test_an_error_frame_is_the_protocol_error_it_names() -> None:
             await within(call)
         assert caught.value.data == data
         assert router.links()[0].calls_failed == 2
-        assert router.stats.tools["echo"].outcomes["protocol_error"] == 2
+        # bad arguments are a tool execution error for the client (SEP-1303), and counted as one
+        assert router.stats.tools["echo"].outcomes["tool_error"] == 1
+        assert router.stats.tools["echo"].outcomes["protocol_error"] == 1
 
 
 async def test_frames_of_a_call_from_another_worker_are_ignored() -> None:

@@ -26,6 +26,15 @@ _ENV_REMOVED = (
     "LISTEN_PID",
     "LISTEN_FDNAMES",
 )
+"""systemd's variables, meant for the service's main process only."""
+
+
+def worker_environment() -> dict[str, str]:
+    """A worker's environment: this process's, without systemd's variables (``_ENV_REMOVED``), and with
+    unbuffered Python output (a worker's last lines reach the log even when it is killed)."""
+    env = {key: value for key, value in os.environ.items() if key not in _ENV_REMOVED}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 @dataclass(eq=False)
@@ -86,15 +95,13 @@ class WorkerProcess:
         Raises:
             OSError: the interpreter could not be started.
         """
-        env = {k: v for k, v in os.environ.items() if k not in _ENV_REMOVED}
-        env["PYTHONUNBUFFERED"] = "1"
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
+            env=worker_environment(),
             limit=LINE_LIMIT,
         )
         self.started_at = time.monotonic()

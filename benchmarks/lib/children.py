@@ -22,26 +22,13 @@ from typing import Any
 import psutil
 
 from benchmarks.lib.running import REPO_ROOT
-
-ENV_REMOVED = (
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-)
-"""What ``supervisor.process.WorkerProcess.spawn`` removes from a worker's environment (systemd's
-variables, meant for the service's main process only); every child of a benchmark gets the same. A copy:
-the product builds that environment inline in ``spawn`` from a private tuple, with no function to call."""
+from supervisor.process import worker_environment
 
 
 def child_env() -> dict[str, str]:
-    """This process's environment as ``WorkerProcess.spawn`` passes it on: without ``ENV_REMOVED``, and
-    with unbuffered Python output (a child's last lines reach its log even when it is killed)."""
-    env = {key: value for key, value in os.environ.items() if key not in ENV_REMOVED}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """This process's environment as ``WorkerProcess.spawn`` passes it on (``worker_environment``): every
+    child of a benchmark gets what a worker gets."""
+    return worker_environment()
 
 
 async def start_child(

@@ -20,20 +20,23 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import mcp_types as types
+import pydantic
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-from shared.errors import INVALID_PARAMS, CallError, error_object
+from shared.errors import INTERNAL_ERROR, INVALID_PARAMS, CallError, error_object
 from shared.kinds import completion_key
 
 from .forwarding import call_options
 from .router import Router
 
 logger = logging.getLogger("mcp_supervisor.front")
+
+ResultT = TypeVar("ResultT", bound=pydantic.BaseModel)
 
 LISTED_KINDS = {"resource": "resources", "resource_template": "resourceTemplates", "prompt": "prompts"}
 """Kind → the key of its list in the ``*/list`` result."""
@@ -121,21 +124,22 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
         ctx: ServerRequestContext[Any], kind: str, key: str, arguments: dict[str, Any], meta: Any
     ) -> Any:
         remember(ctx)
-        return await router.call(
+        result = await router.call(
             key, arguments, timeout=router.request_timeout, kind=kind, **call_options(ctx, meta)
         )
+        return result
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return await listings.result("resource")
+        return _typed(types.ListResourcesResult, await listings.result("resource"))
 
     async def list_resource_templates(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return await listings.result("resource_template")
+        return _typed(types.ListResourceTemplatesResult, await listings.result("resource_template"))
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return await listings.result("prompt")
+        return _typed(types.ListPromptsResult, await listings.result("prompt"))
 
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
         uri = str(params.uri)
@@ -159,7 +163,7 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
         for contents in result.get("contents", []):
             if isinstance(contents, dict):
                 contents.setdefault("uri", uri)
-        return result
+        return _typed(types.ReadResourceResult, result, {"uri": uri})
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
         await router.wait_settled()
@@ -168,9 +172,10 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
                 code=INVALID_PARAMS, message=f"Unknown prompt: {params.name}", data={"name": params.name}
             )
         try:
-            return await run(ctx, "prompt", params.name, dict(params.arguments or {}), params.meta)
+            result = await run(ctx, "prompt", params.name, dict(params.arguments or {}), params.meta)
         except CallError as exc:
             raise MCPError(**error_object(exc)) from None
+        return _typed(types.GetPromptResult, result)
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> Any:
         ref = params.ref
@@ -180,13 +185,14 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
             key = completion_key("resource_template", str(ref.uri), params.argument.name)
         await router.wait_settled()
         if router.catalog.entry("completion", key) is None:
-            return {"completion": {"values": []}}
+            return types.CompleteResult(completion=types.Completion(values=[]))
         context = dict(params.context.arguments or {}) if params.context is not None else {}
         arguments = {"value": params.argument.value, "context": context}
         try:
-            return await run(ctx, "completion", key, arguments, params.meta)
+            result = await run(ctx, "completion", key, arguments, params.meta)
         except CallError as exc:
             raise MCPError(**error_object(exc)) from None
+        return _typed(types.CompleteResult, result)
 
     async def subscribe(ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
         remember(ctx)
@@ -207,6 +213,20 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
         "on_get_prompt": get_prompt,
         "on_completion": complete,
     }
+
+
+def _typed(model: type[ResultT], result: dict[str, Any], data: dict[str, Any] | None = None) -> ResultT:
+    """``result`` as the SDK's result type, whose defaults (``resultType``, the caching hints ``ttlMs`` and
+    ``cacheScope``) the SDK sieves per protocol version; a result that is not one is -32603.
+
+    Raises:
+        MCPError: the result does not validate (a function returned a malformed message, say).
+    """
+    try:
+        return model.model_validate(result)
+    except pydantic.ValidationError as exc:
+        message = f"invalid {model.__name__}: {' '.join(str(exc).split())[:300]}"
+        raise MCPError(code=INTERNAL_ERROR, message=message, data=data) from None
 
 
 def _session_of(ctx: ServerRequestContext[Any]) -> Any:

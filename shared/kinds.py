@@ -110,6 +110,11 @@ class EntryRegistry:
                 )
             self._entries[metadata.ref] = (metadata, func)
 
+    def unregister(self, ref: str) -> None:
+        """Forget the entry of reference ``ref`` (``EntryMetadata.ref``); a no-op for an unknown one."""
+        with self._lock:
+            self._entries.pop(ref, None)
+
     def list_all(self) -> list[tuple[EntryMetadata, Callable[..., Any]]]:
         """Every entry with its function, sorted by reference."""
         with self._lock:
@@ -245,8 +250,9 @@ def _decorator(
     def decorate(target: F) -> F:
         if not callable(target):
             raise ToolDefinitionError(f"@{kind}_metadata must decorate a function, not {target!r}")
-        function_name = getattr(target, "__name__", "")
-        run = ToolMetadata(name=f"{kind}.{function_name}", runtime=runtime, **fields)
+        function_name = getattr(target, "__name__", "") or "entry"
+        safe_name = "".join(c if c.isalnum() or c in "_-." else "_" for c in function_name)  # a lambda
+        run = ToolMetadata(name=f"{kind}.{safe_name}"[:128], runtime=runtime, **fields)
         metadata = EntryMetadata(
             kind=kind,
             key=key if key is not None else function_name,

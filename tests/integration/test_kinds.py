@@ -52,7 +52,11 @@ async def test_reads_text_binary_and_templates(server: RunningSupervisor, mode: 
         user = (await client.read_resource("it://asyncio/users/42")).contents[0]
         item = (await client.read_resource("it://trio/items/box")).contents[0]
     assert isinstance(text, types.TextResourceContents)
-    assert (str(text.uri), text.mime_type, text.text) == ("it://asyncio/text", "text/plain", "text from asyncio")
+    assert (str(text.uri), text.mime_type, text.text) == (
+        "it://asyncio/text",
+        "text/plain",
+        "text from asyncio",
+    )
     assert isinstance(blob, types.BlobResourceContents)
     assert (blob.mime_type, blob.blob) == ("image/png", base64.b64encode(base64.b64decode(PNG_1X1)).decode())
     assert isinstance(user, types.TextResourceContents)
@@ -62,7 +66,9 @@ async def test_reads_text_binary_and_templates(server: RunningSupervisor, mode: 
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_unknown_and_failing_resources_are_errors_with_the_uri(server: RunningSupervisor, mode: str) -> None:
+async def test_unknown_and_failing_resources_are_errors_with_the_uri(
+    server: RunningSupervisor, mode: str
+) -> None:
     async with Client(server.url, mode=mode) as client:  # type: ignore[arg-type]
         with pytest.raises(MCPError) as unknown:
             await client.read_resource("it://nowhere")
@@ -99,14 +105,20 @@ async def test_prompts_text_image_and_embedded_resource(server: RunningSuperviso
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_completions_of_a_prompt_argument_and_a_template_variable(server: RunningSupervisor, mode: str) -> None:
+async def test_completions_of_a_prompt_argument_and_a_template_variable(
+    server: RunningSupervisor, mode: str
+) -> None:
     async with Client(server.url, mode=mode) as client:  # type: ignore[arg-type]
-        names = await client.complete(types.PromptReference(type="ref/prompt", name="it_greet"), {"name": "name", "value": "a"})
+        names = await client.complete(
+            types.PromptReference(type="ref/prompt", name="it_greet"), {"name": "name", "value": "a"}
+        )
         items = await client.complete(
             types.ResourceTemplateReference(type="ref/resource", uri="it://trio/items/{item}"),
             {"name": "item", "value": "bo"},
         )
-        nothing = await client.complete(types.PromptReference(type="ref/prompt", name="it_picture"), {"name": "uri", "value": ""})
+        nothing = await client.complete(
+            types.PromptReference(type="ref/prompt", name="it_picture"), {"name": "uri", "value": ""}
+        )
     assert names.completion.values == ["Ada", "Alan"] and names.completion.total == 2
     assert items.completion.values == ["bo-1", "bo-2", "trio"]
     assert nothing.completion.values == []
@@ -137,7 +149,9 @@ async def test_list_changed_for_prompts_and_resources_when_a_worker_brings_new_o
     supervisor_factory: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "extra"
-    server = supervisor_factory("--tools", "tests.integration.kind_tools", env={"IT_EXTRA_KIND_MARKER": str(marker)})
+    server = supervisor_factory(
+        "--tools", "tests.integration.kind_tools", env={"IT_EXTRA_KIND_MARKER": str(marker)}
+    )
     prompts_changed, resources_changed = anyio.Event(), anyio.Event()
 
     async def on_message(message: Any) -> None:
@@ -147,7 +161,9 @@ async def test_list_changed_for_prompts_and_resources_when_a_worker_brings_new_o
             resources_changed.set()
 
     async with Client(server.url, mode="legacy", message_handler=on_message) as client:
-        assert client.server_capabilities.prompts is not None and client.server_capabilities.prompts.list_changed
+        assert (
+            client.server_capabilities.prompts is not None and client.server_capabilities.prompts.list_changed
+        )
         assert "it_extra_prompt" not in {p.name for p in (await client.list_prompts()).prompts}
         marker.write_text("on")
         os.kill(server.worker("trio-0")["pid"], signal.SIGKILL)
@@ -164,7 +180,9 @@ async def test_a_worker_dying_during_a_read_is_an_error_answer_not_a_hang(
     supervisor_factory: Any, tmp_path: Path, mode: str
 ) -> None:
     marker = tmp_path / "crash"
-    server = supervisor_factory("--tools", "tests.integration.kind_tools", env={"IT_CRASH_MARKER": str(marker)})
+    server = supervisor_factory(
+        "--tools", "tests.integration.kind_tools", env={"IT_CRASH_MARKER": str(marker)}
+    )
     async with Client(server.url, mode=mode) as client:  # type: ignore[arg-type]
         assert (await client.read_resource("it://asyncio/crash")).contents[0].text == "alive"  # type: ignore[union-attr]
         marker.write_text("on")

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import RunningSupervisor, spawn_supervisor
+from tests.conftest import RunningSupervisor, spawn_supervisor, stdio_server
 from tests.integration.kind_tools import PNG_1X1
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +199,28 @@ async def test_a_worker_dying_during_a_read_is_an_error_answer_not_a_hang(
                 except MCPError:
                     await anyio.sleep(0.2)
         assert result.contents[0].text == "alive"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_kind_over_stdio_with_a_subscription(mode: str) -> None:
+    updated = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.set()
+
+    params = stdio_server("tests.integration.kind_tools")
+    async with Client(params, read_timeout_seconds=30, mode=mode, message_handler=on_message) as client:  # type: ignore[arg-type]
+        item = (await client.read_resource("it://trio/items/a")).contents[0]
+        greeting = await client.get_prompt("it_greet", {"name": "Alan"})
+        names = await client.complete(
+            types.PromptReference(type="ref/prompt", name="it_greet"), {"name": "name", "value": "g"}
+        )
+        if mode == "legacy":  # subscriptions are of the handshake era
+            await client.subscribe_resource("it://trio/blob")
+            await client.call_tool("it_touch", {"uri": "it://trio/blob"})
+            with anyio.fail_after(10):
+                await updated.wait()
+    assert isinstance(item, types.TextResourceContents) and item.text == "item a from trio"
+    assert greeting.messages[0].content == types.TextContent(type="text", text="Hello Alan, from asyncio")
+    assert names.completion.values == ["Grace"]

@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .detection import detect_runtime
 from .kinds import EntryMetadata
 from .schema import ToolSpec, build_tool_spec
 
@@ -23,10 +24,18 @@ def build_entry_spec(func: Callable[..., Any], entry: EntryMetadata) -> ToolSpec
         ToolDefinitionError: the function cannot be described (see ``build_tool_spec``).
     """
     spec = build_tool_spec(func, entry.run)
+    # not cached: two functions of one name in two modules share ``run.name`` but not their runtime
+    runtime = detect_runtime(entry.run.name, func, entry.run, use_cache=False)
     description = entry.description or inspect.getdoc(func) or ""
     listing = _listing(entry, spec, description)
     return dataclasses.replace(
-        spec, kind=entry.kind, key=entry.key, listing=listing, description=description, output_adapter=None
+        spec,
+        kind=entry.kind,
+        key=entry.key,
+        listing=listing,
+        description=description,
+        output_adapter=None,
+        runtime=runtime,
     )
 
 

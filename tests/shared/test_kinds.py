@@ -170,3 +170,21 @@ def test_the_host_announces_runs_and_renders_every_kind(entries: None) -> None:
     assert failed.message == "resource 'ut://fails' failed: RuntimeError: no luck"
     with pytest.raises(InvalidArgumentsError):
         host.prepare(Call(2, "ut_prompt", {}, None, None, None, "prompt"), lambda message: None)
+
+
+def test_two_functions_of_one_name_keep_their_own_runtime() -> None:
+    from shared.entry_spec import build_entry_spec
+
+    registry = EntryRegistry()
+
+    def read() -> str:
+        return "a"
+
+    def read_too() -> str:
+        return "b"
+
+    read_too.__name__ = "read"
+    resource_metadata(uri="x://trio", runtime="trio", registry=registry)(read)
+    resource_metadata(uri="x://asyncio", runtime="asyncio", registry=registry)(read_too)
+    runtimes = {entry.key: build_entry_spec(func, entry).runtime for entry, func in registry.list_all()}
+    assert runtimes == {"x://trio": "trio", "x://asyncio": "asyncio"}

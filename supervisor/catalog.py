@@ -56,6 +56,8 @@ class Catalog:
         self.kind_versions: dict[str, int] = dict.fromkeys(KINDS, 0)
         """Kind → bumped whenever the listed entries of that kind change (for the list_changed
         notifications of each list)."""
+        self.last_changed: frozenset[str] = frozenset()
+        """The kinds whose listed entries the latest change changed (what ``on_change`` is told about)."""
         self._by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         self.on_change: Callable[[], None] = lambda: None
         self._catalogs: dict[str, list[dict[str, Any]]] = {}
@@ -147,9 +149,11 @@ class Catalog:
         for ref in sorted(tools):
             entry = tools[ref]
             by_kind.setdefault(entry.get("kind", "tool"), []).append(entry)
-        for kind, entries in by_kind.items():
-            if entries != self._by_kind.get(kind):
-                self.kind_versions[kind] = self.kind_versions.get(kind, 0) + 1
+        self.last_changed = frozenset(
+            kind for kind, entries in by_kind.items() if entries != self._by_kind.get(kind)
+        )
+        for kind in self.last_changed:
+            self.kind_versions[kind] = self.kind_versions.get(kind, 0) + 1
         self._by_kind = by_kind
         metadata = {name: ToolMetadata(**entry["metadata"]) for name, entry in tools.items()}
         self.tool_limits = {name: m.max_concurrency for name, m in metadata.items() if m.max_concurrency}

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import warnings
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import mcp_types as types
@@ -80,7 +80,7 @@ class ListChangedNotifier:
 
     Only handshake-era connections (2025-11-25 and older) with a standalone stream are told; the
     2026-07-28 era delivers list changes through ``subscriptions/listen``, which is not served yet. Each of
-    the three lists is announced only when entries of its kinds changed (``Catalog.kind_versions``).
+    the three lists is announced only when entries of its kinds changed (``Catalog.last_changed``).
     """
 
     SENDERS = (
@@ -89,11 +89,10 @@ class ListChangedNotifier:
         (("prompt",), "send_prompt_list_changed"),
     )
 
-    def __init__(self, versions: dict[str, int] | None = None) -> None:
+    def __init__(self, changed_kinds: Callable[[], Collection[str]] | None = None) -> None:
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._versions = versions
-        self._seen = dict(versions or {})
+        self._changed_kinds = changed_kinds or (lambda: ("tool",))
 
     def remember(self, ctx: ServerRequestContext[Any]) -> None:
         connection = getattr(ctx.session, "_connection", None)
@@ -101,21 +100,15 @@ class ListChangedNotifier:
             self._connections.add(connection)
 
     def catalog_changed(self) -> None:
-        """Send the ``notifications/*/list_changed`` of every list that changed to every remembered
-        connection (``tools`` alone when the catalog's versions are not known); returns at once."""
-        senders = [name for kinds, name in self.SENDERS if self._changed(kinds)]
+        """Send the ``notifications/*/list_changed`` of every list whose kinds ``changed_kinds()`` names
+        (tools alone without it) to every remembered connection; returns at once."""
+        changed = set(self._changed_kinds())
+        senders = [name for kinds, name in self.SENDERS if changed.intersection(kinds)]
         for connection in list(self._connections):
             for sender in senders:
                 task = asyncio.create_task(self._notify(connection, sender))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-
-    def _changed(self, kinds: tuple[str, ...]) -> bool:
-        if self._versions is None:
-            return kinds == ("tool",)
-        changed = any(self._versions.get(kind) != self._seen.get(kind) for kind in kinds)
-        self._seen.update((kind, self._versions.get(kind, 0)) for kind in kinds)
-        return changed
 
     async def _notify(self, connection: Any, sender: str) -> None:
         try:
@@ -128,7 +121,7 @@ class ListChangedNotifier:
 def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
     """The SDK server whose handlers forward to ``router``."""
     listing = ToolListing(router)
-    notifier = ListChangedNotifier(router.catalog.kind_versions)
+    notifier = ListChangedNotifier(lambda: router.catalog.last_changed)
     router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:

@@ -114,4 +114,4 @@ async def test_the_catalog_lists_each_kind_apart_and_bumps_only_the_changed_kind
         router.expect("asyncio-0", 2)
         worker.ready()
         changed = {kind for kind, version in catalog.kind_versions.items() if version != before[kind]}
-        assert changed == {"resource", "resource_template", "prompt"}
+        assert changed == {"resource", "resource_template", "prompt"} == catalog.last_changed

@@ -81,6 +81,14 @@ async def picture(uri: str, ctx: ToolContext) -> list[Any]:
     ]
 
 
+@prompt_metadata(name="it_ask", runtime="trio")
+async def ask(topic: str, ctx: ToolContext) -> str:
+    """Logs, then asks the client's LLM (Trio): the same context a tool has."""
+    await ctx.log("info", f"asking about {topic}")
+    answer = await ctx.sample(f"about {topic}", max_tokens=10)
+    return f"the model says: {answer['content']['text']}"
+
+
 @completion_metadata(prompt="it_greet", argument="name", runtime="asyncio")
 def complete_name(value: str) -> list[str]:
     """Names that start with what was typed (asyncio)."""

@@ -39,7 +39,7 @@ async def test_lists_show_every_kind_from_both_runtimes(server: RunningSuperviso
     assert set(resources) >= {"it://asyncio/text", "it://trio/blob"}
     assert resources["it://trio/blob"].mime_type == "image/png"
     assert templates == {"it://asyncio/users/{id}", "it://trio/items/{item}"}
-    assert set(prompts) == {"it_greet", "it_picture"}
+    assert set(prompts) == {"it_greet", "it_picture", "it_ask"}
     assert [(a.name, a.required) for a in prompts["it_greet"].arguments or []] == [("name", True)]
     assert prompts["it_greet"].description == "Greet someone (asyncio)."
 
@@ -122,6 +122,24 @@ async def test_completions_of_a_prompt_argument_and_a_template_variable(
     assert names.completion.values == ["Ada", "Alan"] and names.completion.total == 2
     assert items.completion.values == ["bo-1", "bo-2", "trio"]
     assert nothing.completion.values == []
+
+
+async def test_a_prompt_logs_and_samples_through_its_context(server: RunningSupervisor) -> None:
+    logs: list[Any] = []
+
+    async def on_log(params: Any) -> None:
+        logs.append((params.level, params.data))
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        prompt = params.messages[0].content.text  # type: ignore[union-attr]
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=f"{prompt}!"), model="m"
+        )
+
+    async with Client(server.url, mode="legacy", logging_callback=on_log, sampling_callback=sample) as client:
+        result = await client.get_prompt("it_ask", {"topic": "owls"})
+    assert result.messages[0].content == types.TextContent(type="text", text="the model says: about owls!")
+    assert ("info", "asking about owls") in logs
 
 
 async def test_a_subscribed_session_hears_an_update_a_worker_publishes(server: RunningSupervisor) -> None:

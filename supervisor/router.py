@@ -82,6 +82,7 @@ __all__ = ["Router", "WorkerLink"]
 
 logger = logging.getLogger("mcp_supervisor.router")
 
+
 class Router:
     """Owns the ROUTER socket bound at ``endpoint`` (or the socket ``open_socket`` returns).
 

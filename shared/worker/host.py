@@ -202,37 +202,35 @@ class ToolHost:
         return encode(Error(call_id, error.code, str(error), error.data))
 
     def result_frame(self, call: PreparedCall, value: Any) -> bytes:
-        """The RESULT frame for what the tool returned; an unrepresentable or oversized value becomes a
-        tool error naming the problem."""
+        """The RESULT frame for what the function returned (a tool's ``CallToolResult``, another kind's
+        result); an unrepresentable or oversized value becomes an error naming the problem (``isError``
+        for a tool, ERROR -32603 for another kind)."""
         adapter = call.spec.output_adapter
-        if call.spec.kind != "tool":
-            try:
-                frame = encode(Result(call.call_id, to_kind_result(call.spec.kind, value, call.spec.listing)))
-            except (TypeError, ValueError, ProtocolError) as exc:
-                return self.failure_frame(call, exc)
-            if len(frame) > self.max_message_size:
-                return self._error_result(call, f"{self._what(call)} returned {len(frame)} bytes, over "
-                                          f"the limit of {self.max_message_size} bytes (max_message_size)")
-            return frame
         try:
-            if adapter is not None:
-                try:
-                    value = adapter.dump_python(adapter.validate_python(value), mode="json", by_alias=True)
-                except pydantic.ValidationError as exc:
-                    return self._error_result(
-                        call,
-                        f"tool {call.spec.name!r} returned a value that does not match its output schema: "
-                        f"{_one_line(exc)}",
-                    )
-                except pydantic_core.PydanticSerializationError as exc:
-                    raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
-            frame = encode(Result(call.call_id, to_call_tool_result(value)))
-        except (TypeError, ProtocolError) as exc:
+            if call.spec.kind != "tool":
+                result = to_kind_result(call.spec.kind, value, call.spec.listing)
+            else:
+                if adapter is not None:
+                    try:
+                        value = adapter.dump_python(
+                            adapter.validate_python(value), mode="json", by_alias=True
+                        )
+                    except pydantic.ValidationError as exc:
+                        return self._error_result(
+                            call,
+                            f"tool {call.spec.name!r} returned a value that does not match its output "
+                            f"schema: {_one_line(exc)}",
+                        )
+                    except pydantic_core.PydanticSerializationError as exc:
+                        raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
+                result = to_call_tool_result(value)
+            frame = encode(Result(call.call_id, result))
+        except (TypeError, ValueError, ProtocolError) as exc:
             return self.failure_frame(call, exc)
         if len(frame) > self.max_message_size:
             return self._error_result(
                 call,
-                f"tool {call.spec.name!r} returned {len(frame)} bytes, over the limit of "
+                f"{self._what(call)} returned {len(frame)} bytes, over the limit of "
                 f"{self.max_message_size} bytes (max_message_size)",
             )
         return frame
@@ -248,9 +246,7 @@ class ToolHost:
             exc_info=exc,
             extra={"tool": call.spec.name, "call_id": call.call_id},
         )
-        return self._error_result(
-            call, f"{self._what(call)} failed: {type(exc).__name__}: {_one_line(exc)}"
-        )
+        return self._error_result(call, f"{self._what(call)} failed: {type(exc).__name__}: {_one_line(exc)}")
 
     def timeout_frame(self, call: PreparedCall) -> bytes:
         """The RESULT frame for a call that outlived its deadline."""

@@ -107,6 +107,7 @@ async def test_the_catalog_lists_each_kind_apart_and_bumps_only_the_changed_kind
         assert [entry["key"] for entry in catalog.of_kind("prompt")] == ["echo"]
         assert catalog.entry("prompt", "echo") is not None and catalog.entry("resource", "echo") is None
         assert catalog.entries().keys() == {"echo"}
+        assert [link.tool_names for link in router.links()] == [["echo"]]
         before = dict(catalog.kind_versions)
         worker = FakeWorker(
             socket, "asyncio-0", 2, "asyncio", [tool_entry("echo"), kind_entry("prompt", "new")]

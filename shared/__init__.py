@@ -1,5 +1,5 @@
-"""The package every mcp-supervisor process imports: tool metadata, runtime detection, the tool context and
-the router⇄worker wire protocol. Runtime-neutral: nothing here depends on asyncio or Trio."""
+"""The package every mcp-supervisor process imports: tool metadata (and that of resources, templates,
+prompts and completions), runtime detection, the tool context and the router⇄worker wire protocol. Runtime-neutral: nothing here depends on asyncio or Trio."""
 
 from .context import ToolContext
 from .detection import clear_cache, detect_runtime
@@ -17,6 +17,14 @@ from .errors import (
     UnknownToolError,
     WorkerLostError,
 )
+from .kinds import (
+    EntryMetadata,
+    EntryRegistry,
+    completion_metadata,
+    get_entry_registry,
+    prompt_metadata,
+    resource_metadata,
+)
 from .metadata import ToolMetadata, ToolMetadataRegistry, get_registry, tool_metadata
 from .protocol import PROTOCOL_VERSION
 
@@ -26,6 +34,8 @@ __all__ = [
     "CallTimeoutError",
     "ClientRequestError",
     "ConfigError",
+    "EntryMetadata",
+    "EntryRegistry",
     "InvalidArgumentsError",
     "NoWorkerError",
     "ProtocolError",
@@ -38,7 +48,11 @@ __all__ = [
     "UnknownToolError",
     "WorkerLostError",
     "clear_cache",
+    "completion_metadata",
     "detect_runtime",
+    "get_entry_registry",
     "get_registry",
+    "prompt_metadata",
+    "resource_metadata",
     "tool_metadata",
 ]

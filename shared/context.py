@@ -6,6 +6,8 @@ is not part of the tool's input schema. The same class serves both runtimes and 
 thread pool. They return an already-completed awaitable, so ``await ctx.report_progress(...)`` (the usual
 MCP SDK spelling) and a plain ``ctx.report_progress(...)`` both work.
 
+``resource_updated`` tells the subscribed clients that a resource changed; it never blocks either.
+
 ``sample``, ``elicit`` and ``call_tool`` are requests that travel worker → router → client (or → another
 tool) and back; they are coroutines for ``async def`` tools, awaited on the worker's own event loop.
 """
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from .errors import ClientRequestError
-from .protocol import Log, Message, Progress
+from .protocol import Log, Message, Progress, ResourceUpdated
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
@@ -126,6 +128,18 @@ class ToolContext:
             raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not self._cancelled:
             self._emit(Log(self.call_id, level, logger, data))
+        return _SENT
+
+    def resource_updated(self, uri: str) -> Sent:
+        """Tell every client session subscribed to ``uri`` that the resource changed
+        (``notifications/resources/updated``); never blocks, and works after the call ended too.
+
+        Raises:
+            TypeError: ``uri`` is not a non-empty string.
+        """
+        if not isinstance(uri, str) or not uri:
+            raise TypeError("resource_updated: uri must be a non-empty string")
+        self._emit(ResourceUpdated(uri))
         return _SENT
 
     async def sample(

@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -45,6 +45,7 @@ class MessageType(IntEnum):
     STOP = 12
     REQUEST_PROGRESS = 13
     REQUEST_CANCEL = 14
+    RESOURCE_UPDATED = 15
 
 
 class Ready(NamedTuple):
@@ -71,7 +72,11 @@ class Heartbeat(NamedTuple):
 
 
 class Call(NamedTuple):
-    """router → worker: run ``tool`` with ``arguments``; ``timeout`` is seconds from now or None."""
+    """router → worker: run the entry ``tool`` of ``kind`` with ``arguments``; ``timeout`` is seconds from
+    now or None.
+
+    ``tool`` is the entry's key: a tool's name, a resource's URI, a template's URI template, a prompt's
+    name, a completion handler's ``completion_key`` (``shared.kinds``)."""
 
     call_id: int
     tool: str
@@ -79,6 +84,8 @@ class Call(NamedTuple):
     timeout: float | None
     progress_token: str | int | None
     meta: dict[str, Any] | None
+    kind: str = "tool"
+    """``tool``, ``resource``, ``resource_template``, ``prompt`` or ``completion`` (protocol 5)."""
 
 
 class Cancel(NamedTuple):
@@ -156,6 +163,13 @@ class RequestCancel(NamedTuple):
     request_id: int
 
 
+class ResourceUpdated(NamedTuple):
+    """worker → router: a resource changed (``ctx.resource_updated``); the front tells every session
+    subscribed to ``uri`` (``notifications/resources/updated``)."""
+
+    uri: str
+
+
 class Drain(NamedTuple):
     """router → worker: take no new calls; finish the ones in flight."""
 
@@ -181,6 +195,7 @@ Message = (
     | Stop
     | RequestProgress
     | RequestCancel
+    | ResourceUpdated
 )
 
 _TYPE_OF: dict[type, MessageType] = {
@@ -198,6 +213,7 @@ _TYPE_OF: dict[type, MessageType] = {
     Stop: MessageType.STOP,
     RequestProgress: MessageType.REQUEST_PROGRESS,
     RequestCancel: MessageType.REQUEST_CANCEL,
+    ResourceUpdated: MessageType.RESOURCE_UPDATED,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
 _CODE_OF: dict[type, int] = {cls: int(t) for cls, t in _TYPE_OF.items()}

@@ -45,9 +45,33 @@ class ToolSpec:
     argument_names: tuple[str, ...] = ()
     """The model's fields, in order (what ``parse_arguments`` returns); empty for a tool without
     arguments, whose empty argument object is then accepted without running pydantic."""
+    kind: str = "tool"
+    """The entry's kind (``shared.kinds.KINDS``); every kind runs through this same spec."""
+    key: str = ""
+    """Other kinds: the URI, URI template, prompt name or completion key (a tool's key is its name)."""
+    listing: dict[str, Any] | None = None
+    """Other kinds: the MCP object ``resources/list``, ``resources/templates/list`` or ``prompts/list``
+    shows (empty for a completion handler), plus ``mimeType`` for rendering a resource's contents."""
+
+    @property
+    def ref(self) -> str:
+        """What the router and the worker know the entry by (``shared.kinds.entry_ref``)."""
+        return self.name if self.kind == "tool" else f"{self.kind}:{self.key}"
 
     def catalog_entry(self) -> dict[str, Any]:
-        """The tool as announced in READY: an MCP ``Tool`` object plus ``runtime`` and ``metadata``."""
+        """The entry as announced in READY. A tool: an MCP ``Tool`` object plus ``runtime`` and ``metadata``
+        (no ``kind``: an entry without one is a tool); another kind: ``kind``, ``key``, ``name`` (of its ``ToolMetadata``),
+        ``inputSchema`` (its arguments), ``runtime``, ``metadata`` and ``mcp`` (what a listing shows)."""
+        if self.kind != "tool":
+            return {
+                "kind": self.kind,
+                "key": self.key,
+                "name": self.name,
+                "inputSchema": self.input_schema,
+                "runtime": self.runtime,
+                "metadata": self.metadata.to_dict(),
+                "mcp": self.listing or {},
+            }
         entry: dict[str, Any] = {
             "name": self.name,
             "description": self.description,

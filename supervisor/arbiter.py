@@ -177,7 +177,7 @@ class Arbiter:
         worker.settled.set()
         logger.info(
             "%s ready: pid %d, %d tool(s), cpu %s, started in %.2f s",
-            link.worker_id, link.pid, len(link.catalog),
+            link.worker_id, link.pid, len(link.tool_names),
             "any" if worker.cpu is None else worker.cpu, worker.ready_at - worker.started_at,
             extra={"worker": link.worker_id},
         )  # fmt: skip

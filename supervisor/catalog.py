@@ -1,10 +1,15 @@
-"""The catalog: the tools the supervisor lists, the pool that serves each, and the per-tool rules.
+"""The catalog: everything the supervisor offers, the pool that serves each entry, and the per-entry rules.
 
-Each *pool* (a set of workers: ``asyncio``, ``trio``, ``trio-queue``) announces its tools in its workers'
-READY; the catalog of a pool is the catalog of the last of its workers the router made routable. The
-listed tools are the merge of every pool's catalog but a failed pool's, the first pool (in configuration
-order) winning a name two pools share. From the listed tools come the two tables ``Router.call`` reads on
-every call: ``tool_limits`` (``max_concurrency``) and ``retry_safe`` (read-only or idempotent tools).
+An entry is a tool, a resource, a resource template, a prompt or a completion handler; it is known by its
+*reference* (``shared.kinds.entry_ref``): a tool by its name, any other kind by ``kind:key`` (a tool name
+cannot hold ``:``), so one flat table maps (kind, key) → pool and a tool call looks up its name alone.
+
+Each *pool* (a set of workers: ``asyncio``, ``trio``, ``trio-queue``) announces its entries in its
+workers' READY; the catalog of a pool is the catalog of the last of its workers the router made routable.
+The listed entries are the merge of every pool's catalog but a failed pool's, the first pool (in
+configuration order) winning a reference two pools share. From them come the two tables ``Router.call``
+reads on every call: ``tool_limits`` (``max_concurrency``) and ``retry_safe`` (read-only or idempotent
+entries; every kind but a tool is read-only unless it says otherwise).
 
 The catalog is *settled* once every pool has announced a catalog or was marked failed: a listing or a
 call before then waits for it (bounded), so that a client starting with the supervisor does not see an
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.errors import ProtocolError, ToolDefinitionError
+from shared.kinds import KINDS
 from shared.metadata import ToolMetadata
 from shared.protocol import Ready
 
@@ -38,15 +44,21 @@ class Catalog:
     def __init__(self, pools: list[str]) -> None:
         self.pools = list(pools)
         self.pool_of: dict[str, str] = {}
-        """Tool name → the pool that serves it, also for a tool of a pool no worker announced yet."""
+        """Entry reference → the pool that serves it, also for an entry of a pool no worker announced yet."""
         self.tool_limits: dict[str, int] = {}
-        """Tool name → its ``max_concurrency``, for the listed tools that have one."""
+        """Entry reference → its ``max_concurrency``, for the listed entries that have one."""
         self.retry_safe: frozenset[str] = frozenset()
-        """Names of the listed tools a call may be sent twice to (``ToolMetadata.retry_safe``)."""
+        """References of the listed entries a call may be sent twice to (``ToolMetadata.retry_safe``)."""
         self.failures: dict[str, str] = {}
         """Pool → why it is failed (its tools are not listed and calls to it fail fast)."""
         self.version = 0
-        """Bumped whenever the listed tools change."""
+        """Bumped whenever the listed entries change."""
+        self.kind_versions: dict[str, int] = dict.fromkeys(KINDS, 0)
+        """Kind → bumped whenever the listed entries of that kind change (for the list_changed
+        notifications of each list)."""
+        self.last_changed: frozenset[str] = frozenset()
+        """The kinds whose listed entries the latest change changed (what ``on_change`` is told about)."""
+        self._by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         self.on_change: Callable[[], None] = lambda: None
         self._catalogs: dict[str, list[dict[str, Any]]] = {}
         self._tools: dict[str, dict[str, Any]] = {}
@@ -65,7 +77,7 @@ class Catalog:
         self._catalogs[pool] = catalog
         self._load_errors[pool] = list(load_errors)
         self.pool_of.update(elsewhere)
-        self.pool_of.update((entry["name"], pool) for entry in catalog)
+        self.pool_of.update((entry_ref_of(entry), pool) for entry in catalog)
         self.failures.pop(pool, None)
         self._rebuild()
         self._check_settled()
@@ -93,15 +105,25 @@ class Catalog:
 
     def tools(self) -> list[dict[str, Any]]:
         """The listed tools (catalog entries), sorted by name."""
-        return [self._tools[name] for name in sorted(self._tools)]
+        return self._by_kind["tool"]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        """The listed entries of ``kind``, sorted by key (do not modify)."""
+        return self._by_kind.get(kind, [])
 
     def tool(self, name: str) -> dict[str, Any] | None:
         """The catalog entry of the listed tool ``name``, or None."""
-        return self._tools.get(name)
+        entry = self._tools.get(name)
+        return entry if entry is not None and entry.get("kind", "tool") == "tool" else None
+
+    def entry(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The catalog entry of the listed entry (``kind``, ``key``), or None."""
+        entry = self._tools.get(key if kind == "tool" else f"{kind}:{key}")
+        return entry if entry is not None and entry.get("kind", "tool") == kind else None
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        """The listed tools: name → catalog entry, in merge order (do not modify)."""
-        return self._tools
+        """The listed tools: name → catalog entry, in merge order."""
+        return {ref: entry for ref, entry in self._tools.items() if entry.get("kind", "tool") == "tool"}
 
     def load_errors(self) -> list[str]:
         """Tool module errors the workers reported, without repeats."""
@@ -119,10 +141,20 @@ class Catalog:
             if pool in self.failures:
                 continue
             for entry in self._catalogs.get(pool, []):
-                tools.setdefault(entry["name"], entry)
+                tools.setdefault(entry_ref_of(entry), entry)
         if tools == self._tools:
             return
         self._tools = tools
+        by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+        for ref in sorted(tools):
+            entry = tools[ref]
+            by_kind.setdefault(entry.get("kind", "tool"), []).append(entry)
+        self.last_changed = frozenset(
+            kind for kind, entries in by_kind.items() if entries != self._by_kind.get(kind)
+        )
+        for kind in self.last_changed:
+            self.kind_versions[kind] = self.kind_versions.get(kind, 0) + 1
+        self._by_kind = by_kind
         metadata = {name: ToolMetadata(**entry["metadata"]) for name, entry in tools.items()}
         self.tool_limits = {name: m.max_concurrency for name, m in metadata.items() if m.max_concurrency}
         self.retry_safe = frozenset(name for name, m in metadata.items() if m.retry_safe)
@@ -133,6 +165,12 @@ class Catalog:
     def _check_settled(self) -> None:
         if all(pool in self._catalogs or pool in self.failures for pool in self.pools):
             self.settled.set()
+
+
+def entry_ref_of(entry: dict[str, Any]) -> str:
+    """The reference of a catalog entry (``shared.kinds.entry_ref``): a tool's name, else ``kind:key``."""
+    kind = entry.get("kind", "tool")
+    return entry["name"] if kind == "tool" else f"{kind}:{entry['key']}"
 
 
 def check_catalog(message: Ready) -> None:
@@ -150,6 +188,8 @@ def check_catalog(message: Ready) -> None:
             or not isinstance(entry.get("name"), str)
             or not isinstance(entry.get("inputSchema"), dict)
             or not isinstance(entry.get("metadata"), dict)
+            or entry.get("kind", "tool") not in KINDS
+            or (entry.get("kind", "tool") != "tool" and not isinstance(entry.get("key"), str))
         ):
             raise ProtocolError(f"READY from {message.worker_id}: malformed catalog entry {str(entry)[:200]}")
         try:

@@ -18,11 +18,10 @@ import contextlib
 import logging
 import warnings
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import mcp_types as types
-import pydantic
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from mcp.server.context import ServerRequestContext
@@ -31,20 +30,19 @@ from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from shared.context import LOG_LEVELS
-from shared.errors import CallError, ClientRequestError, error_object
+from shared.errors import CallError, error_object
 from shared.results import call_error_result
 
 from . import __version__
-from .client_requests import check_client_request, first_error
 from .config import Settings
 from .fastpath import FastPath
+from .forwarding import LOG_LEVEL_KEY, call_options, connection_state
+from .front_kinds import kind_handlers
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
@@ -54,14 +52,14 @@ from .types import SupervisorView
 logger = logging.getLogger("mcp_supervisor.front")
 
 SERVER_NAME = "mcp-supervisor"
-LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics")
 
 
 class _SupervisorServer(Server[Any]):
-    """The SDK server, announcing ``tools.listChanged``: the catalog changes as workers come and go."""
+    """The SDK server, announcing ``listChanged`` for tools, resources and prompts: the catalog changes as
+    workers come and go."""
 
     def create_initialization_options(
         self,
@@ -70,22 +68,31 @@ class _SupervisorServer(Server[Any]):
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True),
+            notification_options
+            or NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=True),
             experimental_capabilities,
             extensions,
         )
 
 
 class ListChangedNotifier:
-    """Remembers the connections that have talked to us and tells them when the tool list changes.
+    """Remembers the connections that have talked to us and tells them when a list changes.
 
     Only handshake-era connections (2025-11-25 and older) with a standalone stream are told; the
-    2026-07-28 era delivers list changes through ``subscriptions/listen``, which is not served yet.
+    2026-07-28 era delivers list changes through ``subscriptions/listen``, which is not served yet. Each of
+    the three lists is announced only when entries of its kinds changed (``Catalog.last_changed``).
     """
 
-    def __init__(self) -> None:
+    SENDERS = (
+        (("tool",), "send_tool_list_changed"),
+        (("resource", "resource_template"), "send_resource_list_changed"),
+        (("prompt",), "send_prompt_list_changed"),
+    )
+
+    def __init__(self, changed_kinds: Callable[[], Collection[str]] | None = None) -> None:
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._changed_kinds = changed_kinds or (lambda: ("tool",))
 
     def remember(self, ctx: ServerRequestContext[Any]) -> None:
         connection = getattr(ctx.session, "_connection", None)
@@ -93,24 +100,28 @@ class ListChangedNotifier:
             self._connections.add(connection)
 
     def catalog_changed(self) -> None:
-        """Send ``notifications/tools/list_changed`` to every remembered connection; returns at once."""
+        """Send the ``notifications/*/list_changed`` of every list whose kinds ``changed_kinds()`` names
+        (tools alone without it) to every remembered connection; returns at once."""
+        changed = set(self._changed_kinds())
+        senders = [name for kinds, name in self.SENDERS if changed.intersection(kinds)]
         for connection in list(self._connections):
-            task = asyncio.create_task(self._notify(connection))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            for sender in senders:
+                task = asyncio.create_task(self._notify(connection, sender))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    async def _notify(self, connection: Any) -> None:
+    async def _notify(self, connection: Any, sender: str) -> None:
         try:
-            await connection.send_tool_list_changed()
+            await getattr(connection, sender)()
         except Exception as exc:  # a closed connection: nothing to tell
-            logger.debug("cannot send tools/list_changed: %s", exc)
+            logger.debug("cannot send %s: %s", sender, exc)
             self._connections.discard(connection)
 
 
 def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
     """The SDK server whose handlers forward to ``router``."""
     listing = ToolListing(router)
-    notifier = ListChangedNotifier()
+    notifier = ListChangedNotifier(lambda: router.catalog.last_changed)
     router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
@@ -119,33 +130,12 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
-        meta = dict(params.meta) if params.meta else None
-        progress_token: str | int | None = None
-        if meta:
-            token = meta.get("progress_token", meta.get("progressToken"))
-            progress_token = token if isinstance(token, (str, int)) else None
-
-        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(progress, total, message)
-
-        async def on_log(level: str, data: Any, logger_name: str | None) -> None:
-            if LOG_LEVELS.index(level) < LOG_LEVELS.index(_log_level(ctx)):
-                return
-            await ctx.session.send_log_message(level, data, logger_name, related_request_id=ctx.request_id)  # type: ignore[arg-type]
-
-        async def on_request(method: str, request_params: dict[str, Any]) -> dict[str, Any]:
-            return await _ask_client(ctx, method, request_params)
-
         try:
             result = await router.call(
                 params.name,
                 params.arguments,
                 timeout=router.request_timeout,
-                progress_token=progress_token,
-                meta=_plain(meta),
-                on_progress=on_progress if progress_token is not None else None,
-                on_log=on_log,
-                on_request=on_request,
+                **call_options(ctx, params.meta),
             )
         except CallError as exc:
             answer = call_error_result(exc)
@@ -157,7 +147,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
         return result
 
     async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> Any:
-        state = _connection_state(ctx)
+        state = connection_state(ctx)
         if state is not None:
             state[LOG_LEVEL_KEY] = params.level
         return types.EmptyResult()
@@ -175,6 +165,7 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
         on_call_tool=call_tool,
         on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
+        **kind_handlers(router, notifier.remember),
     )
     return server
 
@@ -250,44 +241,3 @@ def build_http_app(
         stats=supervisor.fast_path_stats,
         http_stats=http_stats,
     )
-
-
-async def _ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Send a tool's request to the client on the tool call's own stream and return the answer.
-
-    Raises:
-        ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
-            answered with an error or with something that is not a valid result.
-    """
-    request, result_type = check_client_request(
-        method, params, ctx.session.check_client_capability, ctx.protocol_version
-    )
-    try:
-        result = await ctx.session.send_request(
-            request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
-        )
-    except MCPError as exc:
-        raise ClientRequestError(f"{method} failed: {exc.message}", exc.code) from None
-    except pydantic.ValidationError as exc:
-        raise ClientRequestError(f"the client's answer to {method} is invalid: {first_error(exc)}") from None
-    return result.model_dump(by_alias=True, mode="json", exclude_none=True)  # type: ignore[no-any-return]
-
-
-def _connection_state(ctx: ServerRequestContext[Any]) -> dict[str, Any] | None:
-    """The per-connection state dict of the SDK's Connection (where the log level lives)."""
-    connection = getattr(ctx.session, "_connection", None)
-    return getattr(connection, "state", None)
-
-
-def _log_level(ctx: ServerRequestContext[Any]) -> str:
-    """The level the client asked for with logging/setLevel (handshake era); ``debug`` when it did not.
-
-    On 2026-07-28 the SDK applies the per-request opt-in itself.
-    """
-    state = _connection_state(ctx)
-    return str(state.get(LOG_LEVEL_KEY, "debug")) if state is not None else "debug"
-
-
-def _plain(meta: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``_meta`` as msgpack-safe data (it is a TypedDict of JSON values)."""
-    return None if not meta else {str(k): v for k, v in meta.items()}

@@ -33,7 +33,7 @@ class WorkerLink:
     catalog: list[dict[str, Any]]
     load_errors: list[str]
     elsewhere: dict[str, str] = field(default_factory=dict)
-    """Tools of the other runtimes found in the worker's modules: name → runtime (routed to the pool of
+    """Entries of the other runtimes found in the worker's modules: reference → runtime (routed to the pool of
     that name)."""
     last_heard: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of the last frame from the worker."""
@@ -47,6 +47,11 @@ class WorkerLink:
     """Declared dead for missing heartbeats; the arbiter is killing it."""
     calls_served: int = 0
     calls_failed: int = 0
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The names of the tools among the worker's catalog entries (an entry without ``kind``)."""
+        return [entry["name"] for entry in self.catalog if "kind" not in entry]
 
 
 class Refused(Exception):

@@ -5,7 +5,7 @@ a distinct peer and a frame from a dead incarnation can never be mistaken for it
 becomes routable when its READY arrives with the protocol version and pid the arbiter expects.
 
 ``Router.call`` is the whole call path on this side: catalog lookup, choice of the least-loaded ready
-worker of the tool's pool, CALL, then PROGRESS/LOG frames handed to the caller in order until RESULT
+worker of the entry's pool (a tool, or any other kind of entry), CALL, then PROGRESS/LOG frames handed to the caller in order until RESULT
 or ERROR. When a worker dies the arbiter calls ``worker_gone`` and every call that worker held is answered
 at once with ``WorkerLostError``.
 
@@ -13,10 +13,9 @@ The router composes parts it calls into; none of them owns a socket, and none ca
 but through what it was given (a send function, a callback, ``Router.call`` for a tool-to-tool call):
 
 - ``links.Links``: the connected workers, and the READY checks that admit one;
-- ``catalog.Catalog``: each pool's catalog, the listed tools, the pool of each tool, failed pools;
+- ``catalog.Catalog``: each pool's catalog, the listed entries of every kind, their pools, failed pools;
 - ``admission.Admission``: the routable workers of each pool, the limits, the calls waiting for room;
-- ``pending.PendingCall``: one entry of the in-flight table (the table itself is the router's);
-- ``backstop``: the last-resort timeout of every call, one sweeper task for all;
+- ``inflight``: ``PendingCall``, one entry of the in-flight table, and the backstop of every call;
 - ``worker_requests.WorkerRequests``: the requests a running tool or a worker makes;
 - ``liveness.Liveness``: heartbeats and silent workers.
 
@@ -39,9 +38,7 @@ import zmq
 from shared.errors import (
     CallError,
     CallTimeoutError,
-    NoWorkerError,
     ProtocolError,
-    ServerBusyError,
     UnknownToolError,
     WorkerLostError,
     error_for_code,
@@ -58,32 +55,32 @@ from shared.protocol import (
     Ready,
     Request,
     RequestCancel,
+    ResourceUpdated,
     Result,
     Stop,
     decode,
     encode,
 )
-from shared.zmqio.asyncio_socket import AsyncioZmqSocket
 
 from .admission import Admission
 from .catalog import SETTLE_TIMEOUT, Catalog
 from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
-from .router_types import FrameSocket, LogCallback, ProgressCallback, RequestCallback, SocketOpener
-from .stats import CallStats
+from .router_types import (
+    FrameSocket,
+    LogCallback,
+    ProgressCallback,
+    RequestCallback,
+    SocketOpener,
+    open_zmq_router,
+)
+from .stats import CallStats, outcome_of
 from .worker_requests import WorkerRequests
 
 __all__ = ["Router", "WorkerLink"]
 
 logger = logging.getLogger("mcp_supervisor.router")
-
-_OUTCOME_OF: dict[type[CallError], str] = {
-    ServerBusyError: "busy",
-    NoWorkerError: "busy",
-    WorkerLostError: "worker_lost",
-    CallTimeoutError: "timeout",
-}
 
 
 class Router:
@@ -97,8 +94,9 @@ class Router:
 
     Callbacks (plain attributes, set by whoever composes the supervisor):
     ``on_ready(link)`` when a worker incarnation becomes routable; ``on_unresponsive(link)`` when one
-    misses ``LIVENESS_MISSES`` heartbeats in a row; ``on_catalog_change()`` when the set of tools that
-    ``tools()`` lists changed after start-up (a worker with other tools, a pool failed or back).
+    misses ``LIVENESS_MISSES`` heartbeats in a row; ``on_catalog_change()`` when the listed entries
+    changed after start-up (a worker with other entries, a pool failed or back); ``on_resource_updated(uri)``
+    when a worker published a change of a resource (``ctx.resource_updated``).
     """
 
     def __init__(
@@ -120,6 +118,7 @@ class Router:
         self.stats = CallStats()
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
+        self.on_resource_updated: Callable[[str], None] = lambda uri: None
         self._open_socket = open_socket or self._open_zmq
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: FrameSocket | None = None
@@ -131,7 +130,7 @@ class Router:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
-        self._catalog = Catalog(self.pools)
+        self.catalog = self._catalog = Catalog(self.pools)  # the front lists every kind from it
         self._admission = Admission(self._catalog, max_in_flight=max_in_flight, max_queued=max_queued)
         self._requests = WorkerRequests(self, self._catalog, self._links, self._send_raw)
         self._liveness = Liveness(self._links, heartbeat_interval, self._send, self._on_silent)
@@ -148,17 +147,8 @@ class Router:
         ]
 
     def _open_zmq(self, on_frames: Callable[[list[bytes]], None]) -> FrameSocket:
-        context = self._context = zmq.Context()
-        socket = context.socket(zmq.ROUTER)
-        socket.setsockopt(zmq.LINGER, 0)
-        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
-        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        socket.setsockopt(zmq.SNDHWM, 100_000)
-        socket.setsockopt(zmq.RCVHWM, 100_000)
-        socket.bind(self.endpoint)
-        adapter = AsyncioZmqSocket(socket, on_frames)
-        adapter.start()
-        return adapter
+        self._context = zmq.Context()
+        return open_zmq_router(self._context, self.endpoint, self.max_message_size, on_frames)
 
     async def aclose(self) -> None:
         """Stop receiving, answer every open call with an error and close the socket; idempotent."""
@@ -286,8 +276,13 @@ class Router:
         on_progress: ProgressCallback | None = None,
         on_log: LogCallback | None = None,
         on_request: RequestCallback | None = None,
+        kind: str = "tool",
     ) -> dict[str, Any]:
         """Run ``tool`` on a worker of its pool and return its ``CallToolResult`` (wire form).
+
+        Every kind of entry runs this way: with ``kind`` another than ``"tool"``, ``tool`` is the entry's
+        key (``shared.kinds``) and the result is that kind's (``ReadResourceResult``, ``GetPromptResult``,
+        ``CompleteResult``); a failure of its function is an error (``CallError``), never ``isError``.
 
         ``timeout`` (seconds) sets the call's deadline; the worker applies it, or the tool's
         ``timeout_seconds`` when shorter.
@@ -313,9 +308,10 @@ class Router:
         """
         if not self._catalog.settled.is_set():
             await self._catalog.wait_settled()
-        pool = self._catalog.pool_of.get(tool)
+        ref = tool if kind == "tool" else f"{kind}:{tool}"  # shared.kinds.entry_ref
+        pool = self._catalog.pool_of.get(ref)
         if pool is None or pool not in self._served:
-            raise UnknownToolError(f"unknown tool {tool!r}")
+            raise UnknownToolError(f"unknown {kind.replace('_', ' ')} {tool!r}")
         deadline = time.monotonic() + timeout
         callbacks = (on_progress, on_log, on_request)
         started = time.perf_counter()
@@ -329,32 +325,34 @@ class Router:
         try:
             try:
                 result = await self._attempt(
-                    tool, pool, arguments, deadline, progress_token, meta, *callbacks
+                    tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
                 )
             except WorkerLostError as lost:
-                if tool not in self._catalog.retry_safe:  # ToolMetadata.retry_safe, per catalog
+                if ref not in self._catalog.retry_safe:  # ToolMetadata.retry_safe, per catalog
                     raise
-                logger.warning("retrying %s once on another worker: %s", tool, lost)
+                logger.warning("retrying %s once on another worker: %s", ref, lost)
                 result = await self._attempt(
-                    tool, pool, arguments, deadline, progress_token, meta, *callbacks
+                    tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
                 )
             outcome = "tool_error" if result.get("isError") else "ok"
             return result
         except asyncio.CancelledError:
             if backstop.fired and task.uncancel() <= cancelling:
                 outcome = "timeout"
-                raise CallTimeoutError(f"tool {tool!r} did not answer within {timeout:g} s") from None
+                raise CallTimeoutError(f"{kind} {tool!r} did not answer within {timeout:g} s") from None
             raise
         except CallError as exc:
-            outcome = _OUTCOME_OF.get(type(exc), "protocol_error" if exc.is_protocol_error else "tool_error")
+            outcome = outcome_of(exc)
             raise
         finally:
             self._backstops.discard(backstop)
-            self.stats.record(tool, pool, outcome, time.perf_counter() - started)
+            self.stats.record(ref, pool, outcome, time.perf_counter() - started)
 
     async def _attempt(
         self,
         tool: str,
+        kind: str,
+        ref: str,
         pool: str,
         arguments: dict[str, Any] | None,
         deadline: float,
@@ -367,14 +365,14 @@ class Router:
         """One try of ``call`` on one worker: admission (a worker is picked without a coroutine when one
         has room), CALL, then the call's events until its answer."""
         admission = self._admission
-        link = admission.take(pool, tool) or await admission.admit(pool, tool, deadline)
+        link = admission.take(pool, ref) or await admission.admit(pool, ref, deadline)
         call_id = next(self._ids)
-        pending = PendingCall(call_id, tool, link, self._loop or asyncio.get_running_loop())
+        pending = PendingCall(call_id, ref, link, self._loop or asyncio.get_running_loop())
         self._pending[call_id] = pending
         link.in_flight.add(call_id)
         try:
             timeout = max(0.0, deadline - time.monotonic())
-            self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta))
+            self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta, kind))
             while True:
                 event = await pending.get()
                 if isinstance(event, Result):
@@ -406,7 +404,7 @@ class Router:
             link.in_flight.discard(call_id)
             if not pending.finished and link.identity in self._links:
                 self._send(link, Cancel(call_id, "cancelled by the client"))
-            admission.release(tool)
+            admission.release(ref)
 
     # -- socket ------------------------------------------------------------------------------------
 
@@ -459,6 +457,8 @@ class Router:
                 pending.put(message)
             elif isinstance(message, Request):
                 self._requests.refuse_late(link, message)
+        elif isinstance(message, ResourceUpdated):
+            self.on_resource_updated(message.uri)
         elif not isinstance(message, Heartbeat):
             logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
 

@@ -1,9 +1,14 @@
-"""The types the router and its parts share: the callbacks of a call and the router's socket seam."""
+"""The types the router and its parts share: the callbacks of a call and the router's socket seam (with
+the real socket's opener)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+import zmq
+
+from shared.zmqio.asyncio_socket import AsyncioZmqSocket
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 """Takes a call's progress report: ``(progress, total, message)``."""
@@ -26,3 +31,22 @@ class FrameSocket(Protocol):
 SocketOpener = Callable[[Callable[[list[bytes]], None]], FrameSocket]
 """Opens the router's socket, already receiving: each message received (its frames) is handed to the
 function given, synchronously, in arrival order."""
+
+
+def open_zmq_router(
+    context: zmq.Context[zmq.Socket[bytes]],
+    endpoint: str,
+    max_message_size: int,
+    on_frames: Callable[[list[bytes]], None],
+) -> FrameSocket:
+    """The router's real socket: a ROUTER of ``context`` bound at ``endpoint``, already receiving."""
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.MAXMSGSIZE, max_message_size)
+    socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    socket.setsockopt(zmq.SNDHWM, 100_000)
+    socket.setsockopt(zmq.RCVHWM, 100_000)
+    socket.bind(endpoint)
+    adapter = AsyncioZmqSocket(socket, on_frames)
+    adapter.start()
+    return adapter

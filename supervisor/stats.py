@@ -11,6 +11,8 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
+from shared.errors import CallError, CallTimeoutError, NoWorkerError, ServerBusyError, WorkerLostError
+
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -34,6 +36,18 @@ RECENT_CALLS = 1024
 """How many recent latencies per tool the percentiles on /status are computed from."""
 
 OUTCOMES = ("ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled")
+
+_OUTCOME_OF: dict[type[CallError], str] = {
+    ServerBusyError: "busy",
+    NoWorkerError: "busy",
+    WorkerLostError: "worker_lost",
+    CallTimeoutError: "timeout",
+}
+
+
+def outcome_of(exc: CallError) -> str:
+    """The outcome (one of ``OUTCOMES``) a call that failed with ``exc`` is counted under."""
+    return _OUTCOME_OF.get(type(exc), "protocol_error" if exc.is_protocol_error else "tool_error")
 
 
 @dataclass(slots=True)

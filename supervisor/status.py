@@ -58,7 +58,7 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
                 "in_flight": len(link.in_flight) if link else 0,
                 "calls_served": link.calls_served if link else 0,
                 "calls_failed": link.calls_failed if link else 0,
-                "tools": [entry["name"] for entry in link.catalog] if link else [],
+                "tools": link.tool_names if link else [],
             }
         )
     own = sampler.latest.get(supervisor.pid, {})

@@ -209,6 +209,6 @@ def _describe(link: WorkerLink) -> dict[str, Any]:
         "runtime": link.pool,
         "pid": link.pid,
         "state": "draining" if link.draining else "ready",
-        "tools": [entry["name"] for entry in link.catalog],
+        "tools": link.tool_names,
         "in_flight": len(link.in_flight),
     }

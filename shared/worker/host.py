@@ -1,7 +1,11 @@
 """The runtime-independent half of a worker: tool loading, call preparation and result frames.
 
-``ToolHost`` imports the configured tool modules, keeps the tools of its own runtime and turns every
-router message about a call into the frame the worker sends back. The asyncio and Trio workers only add
+``ToolHost`` imports the configured tool modules, keeps the entries of its own runtime (tools, resources,
+resource templates, prompts, completion handlers: one table, keyed by ``shared.kinds.entry_ref``) and
+turns every router message about a call into the frame the worker sends back. Every kind is prepared and
+run alike; only the rendering of the result differs (``shared.results`` for tools,
+``shared.kind_results`` for the others), and an exception from a tool is an ``isError`` result while one
+from another kind is a protocol error (-32603) naming it. The asyncio and Trio workers only add
 what their event loop requires: running the coroutine or the thread, deadlines and cancellation.
 """
 
@@ -20,7 +24,9 @@ import pydantic
 import pydantic_core
 
 from ..context import ToolContext
+from ..entry_spec import build_entry_spec
 from ..errors import (
+    INTERNAL_ERROR,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     CallError,
     ClientRequestError,
@@ -29,6 +35,8 @@ from ..errors import (
     ToolDefinitionError,
     UnknownToolError,
 )
+from ..kind_results import to_kind_result
+from ..kinds import get_entry_registry
 from ..metadata import Runtime, get_registry
 from ..protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
 from ..results import error_result, to_call_tool_result
@@ -73,6 +81,7 @@ class ToolHost:
         self.modules = list(modules) or list(DEFAULT_TOOL_MODULES)
         self.max_message_size = max_message_size
         self.tools: dict[str, ToolSpec] = {}
+        """Every entry of this runtime by reference: a tool by its name, another kind by ``kind:key``."""
         self.load_errors: list[str] = []
         self.elsewhere: dict[str, str] = {}
 
@@ -106,6 +115,17 @@ class ToolHost:
                 self.tools[spec.name] = spec
             else:
                 self.elsewhere[spec.name] = spec.runtime
+        for entry, func in get_entry_registry().list_all():
+            try:
+                spec = build_entry_spec(func, entry)
+            except ToolDefinitionError as exc:
+                self.load_errors.append(_one_line(exc))
+                logger.error("%s", exc)
+                continue
+            if spec.runtime == self.runtime:
+                self.tools[spec.ref] = spec
+            else:
+                self.elsewhere[spec.ref] = spec.runtime
 
     def ready(self) -> Ready:
         return Ready(
@@ -129,10 +149,14 @@ class ToolHost:
         Raises:
             UnknownToolError, InvalidArgumentsError: answer with ``error_frame``.
         """
-        spec = self.tools.get(call.tool)
+        kind = call.kind
+        spec = self.tools.get(call.tool if kind == "tool" else f"{kind}:{call.tool}")
         if spec is None:
-            raise UnknownToolError(f"unknown tool {call.tool!r} on worker {self.worker_id}")
-        kwargs = spec.parse_arguments(call.arguments)
+            raise UnknownToolError(f"unknown {kind} {call.tool!r} on worker {self.worker_id}")
+        arguments = call.arguments
+        if kind == "completion":  # the handler takes what it names of value and context
+            arguments = {k: v for k, v in arguments.items() if k in spec.argument_names}
+        kwargs = spec.parse_arguments(arguments)
         timeout = _earliest(call.timeout, spec.metadata.timeout_seconds)
         context = ToolContext(
             call_id=call.call_id,
@@ -178,54 +202,68 @@ class ToolHost:
         return encode(Error(call_id, error.code, str(error), error.data))
 
     def result_frame(self, call: PreparedCall, value: Any) -> bytes:
-        """The RESULT frame for what the tool returned; an unrepresentable or oversized value becomes a
-        tool error naming the problem."""
+        """The RESULT frame for what the function returned (a tool's ``CallToolResult``, another kind's
+        result); an unrepresentable or oversized value becomes an error naming the problem (``isError``
+        for a tool, ERROR -32603 for another kind)."""
         adapter = call.spec.output_adapter
         try:
-            if adapter is not None:
-                try:
-                    value = adapter.dump_python(adapter.validate_python(value), mode="json", by_alias=True)
-                except pydantic.ValidationError as exc:
-                    return self._error_result(
-                        call,
-                        f"tool {call.spec.name!r} returned a value that does not match its output schema: "
-                        f"{_one_line(exc)}",
-                    )
-                except pydantic_core.PydanticSerializationError as exc:
-                    raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
-            frame = encode(Result(call.call_id, to_call_tool_result(value)))
-        except (TypeError, ProtocolError) as exc:
+            if call.spec.kind != "tool":
+                result = to_kind_result(call.spec.kind, value, call.spec.listing)
+            else:
+                if adapter is not None:
+                    try:
+                        value = adapter.dump_python(
+                            adapter.validate_python(value), mode="json", by_alias=True
+                        )
+                    except pydantic.ValidationError as exc:
+                        return self._error_result(
+                            call,
+                            f"tool {call.spec.name!r} returned a value that does not match its output "
+                            f"schema: {_one_line(exc)}",
+                        )
+                    except pydantic_core.PydanticSerializationError as exc:
+                        raise TypeError(f"tool returned a value JSON cannot represent: {exc}") from None
+                result = to_call_tool_result(value)
+            frame = encode(Result(call.call_id, result))
+        except (TypeError, ValueError, ProtocolError) as exc:
             return self.failure_frame(call, exc)
         if len(frame) > self.max_message_size:
             return self._error_result(
                 call,
-                f"tool {call.spec.name!r} returned {len(frame)} bytes, over the limit of "
+                f"{self._what(call)} returned {len(frame)} bytes, over the limit of "
                 f"{self.max_message_size} bytes (max_message_size)",
             )
         return frame
 
     def failure_frame(self, call: PreparedCall, exc: BaseException) -> bytes:
-        """The RESULT frame (``isError: true``) for a tool that raised; the traceback stays in this log."""
+        """The RESULT frame (``isError: true``) for a tool that raised, the ERROR frame (-32603) for another
+        kind; the traceback stays in this log."""
         logger.error(
-            "tool %r (call %d) raised %s",
-            call.spec.name,
+            "%s (call %d) raised %s",
+            self._what(call),
             call.call_id,
             type(exc).__name__,
             exc_info=exc,
             extra={"tool": call.spec.name, "call_id": call.call_id},
         )
-        return self._error_result(
-            call, f"tool {call.spec.name!r} failed: {type(exc).__name__}: {_one_line(exc)}"
-        )
+        return self._error_result(call, f"{self._what(call)} failed: {type(exc).__name__}: {_one_line(exc)}")
 
     def timeout_frame(self, call: PreparedCall) -> bytes:
         """The RESULT frame for a call that outlived its deadline."""
         return self._error_result(
-            call, f"tool {call.spec.name!r} timed out after {round(call.timeout or 0, 2):g} s"
+            call, f"{self._what(call)} timed out after {round(call.timeout or 0, 2):g} s"
         )
 
     def _error_result(self, call: PreparedCall, message: str) -> bytes:
+        if call.spec.kind != "tool":  # only a tool has an isError result; the others fail as protocol errors
+            return encode(Error(call.call_id, INTERNAL_ERROR, message, None))
         return encode(Result(call.call_id, error_result(message)))
+
+    @staticmethod
+    def _what(call: PreparedCall) -> str:
+        """``tool 'x'``, ``resource 'config://app'``, ``prompt 'greet'``, ... for messages."""
+        spec = call.spec
+        return f"tool {spec.name!r}" if spec.kind == "tool" else f"{spec.kind.replace('_', ' ')} {spec.key!r}"
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

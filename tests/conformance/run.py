@@ -2,7 +2,8 @@
 
     python -m tests.conformance.run            (after ``npm ci`` in tests/conformance, see .ci/conformance)
 
-Starts ``python -m supervisor`` on a free loopback port with the tools of ``conformance_tools`` (served by
+Starts ``python -m supervisor`` on a free loopback port with the tools of ``conformance_tools`` and the
+resources, prompts and completions of ``conformance_kinds`` (served by
 the asyncio and Trio workers, not the supervisor) and runs, each with its baseline of expected failures:
 
 - the released suite (0.1.x): its active server scenarios (the 2025-11-25 handshake era) and the JSON
@@ -41,7 +42,11 @@ def main() -> int:
         if not path.exists():
             print(f"conformance: {path} is missing; run 'npm ci' in {HERE} first", file=sys.stderr)
             return 2
-    server = spawn_supervisor("--tools", "tests.conformance.conformance_tools", "--log-level", "warning")
+    server = spawn_supervisor(
+        "--tools", "tests.conformance.conformance_tools",
+        "--tools", "tests.conformance.conformance_kinds",
+        "--log-level", "warning",
+    )  # fmt: skip
     status = 0
     try:
         for suite, selection, baseline in RUNS:

@@ -273,7 +273,8 @@ def test_unsupported_protocol_version_is_refused_naming_it(server: RunningSuperv
 
 
 async def test_unknown_method_is_method_not_found(server: RunningSupervisor) -> None:
+    """Was prompts/list, served since issue 13; the tasks extension is not served."""
     async with Client(server.url, mode="legacy") as client:
         with pytest.raises(MCPError) as caught:
-            await client.session.send_request(types.ListPromptsRequest(), types.ListPromptsResult)
+            await client.session.send_request(types.ListTasksRequest(), types.ListTasksResult)
     assert caught.value.code == -32601

@@ -30,6 +30,7 @@ from shared.protocol import (
     Request,
     RequestCancel,
     RequestProgress,
+    ResourceUpdated,
     Result,
     Stop,
     check_ready,
@@ -51,6 +52,7 @@ SAMPLES: list[Message] = [
     Call(7, "echo", {"message": "héllo", "n": [1, 2.5, None, True]}, 12.5, "token-1", {"k": "v"}),
     Call(8, "echo", {}, None, None, None),
     Call(9, "echo", {"x": 1}, 1.0, 17, None),
+    Call(10, "users://{id}", {"id": "7"}, 1.0, None, None, "resource_template"),
     Cancel(7, "client cancelled"),
     Progress(7, 0.5, 1.0, "halfway"),
     Progress(7, 3.0, None, None),
@@ -67,6 +69,7 @@ SAMPLES: list[Message] = [
     Request(0, 3, "tools/call", {"name": "echo", "arguments": {}, "timeout": 5.0}),
     RequestProgress(3, 1.0, 2.0, "half"),
     RequestCancel(3),
+    ResourceUpdated("config://app"),
 ]
 
 
@@ -114,6 +117,7 @@ def test_message_type_numbers_are_pinned() -> None:
         "STOP": 12,
         "REQUEST_PROGRESS": 13,
         "REQUEST_CANCEL": 14,
+        "RESOURCE_UPDATED": 15,
     }
 
 
@@ -167,7 +171,7 @@ def test_decode_refuses_what_is_not_a_typed_array(value: Any) -> None:
         decode(msgpack.packb(value))
 
 
-@pytest.mark.parametrize("type_number", [0, 15, 99, -1])
+@pytest.mark.parametrize("type_number", [0, 16, 99, -1])
 def test_decode_refuses_unknown_type(type_number: int) -> None:
     with pytest.raises(ProtocolError, match=f"unknown message type {type_number}"):
         decode(msgpack.packb([type_number, "x"]))
@@ -176,7 +180,7 @@ def test_decode_refuses_unknown_type(type_number: int) -> None:
 @pytest.mark.parametrize(
     ("parts", "expected"),
     [
-        ([MessageType.CALL, 1], "Call frame has 1 fields, expected 6"),
+        ([MessageType.CALL, 1], "Call frame has 1 fields, expected 7"),
         ([MessageType.STOP, "a", "b"], "Stop frame has 2 fields, expected 1"),
         ([MessageType.DRAIN, "unexpected"], "Drain frame has 1 fields, expected 0"),
         ([MessageType.HEARTBEAT], "Heartbeat frame has 0 fields, expected 1"),

@@ -223,3 +223,39 @@ async def test_a_result_orjson_cannot_render_is_rendered_as_the_sdk_does() -> No
     result = json.loads(body["body"])["result"]
     assert result["structuredContent"] == {"value": big}
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-supervisor"
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("resources/list", {}),
+        ("resources/templates/list", {}),
+        ("resources/read", {"uri": "config://app"}),
+        ("prompts/list", {}),
+        ("prompts/get", {"name": "greet"}),
+        (
+            "completion/complete",
+            {"ref": {"type": "ref/prompt", "name": "greet"}, "argument": {"name": "a", "value": ""}},
+        ),
+    ],
+)
+async def test_the_other_kinds_reach_the_sdk_unchanged(method: str, params: dict[str, Any]) -> None:
+    """Issue 13: the fast path stays for tools/call and tools/list; every other kind goes to the SDK."""
+    received: list[bytes] = []
+
+    async def sdk(scope: Any, receive: Any, send: Any) -> None:
+        received.append((await receive())["body"])
+
+    router = StandInRouter()
+    app, stats = build(router, sdk)
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 4, "method": method, "params": {**params, "_meta": META}}
+    ).encode()
+    _, headers = request()
+    headers["mcp-method"] = method
+    del headers["mcp-name"]
+    exchange = Exchange(body, headers)
+    await within(app(exchange.scope, exchange.receive, exchange.send))
+    assert received == [body]
+    assert (stats.served, stats.handed_over) == (0, 1)
+    assert not router.started.is_set()

@@ -91,6 +91,12 @@ class Settings(BaseModel):
     )
     allowed_hosts: tuple[str, ...] = Field((), description="extra Host header values accepted")
     allowed_origins: tuple[str, ...] = Field((), description="extra Origin header values accepted")
+    state_keys: tuple[str, ...] = Field(
+        (), description="request-state keys, first seals (default: one kept in the state directory)"
+    )
+    request_state_ttl: float = Field(
+        600.0, gt=0, le=86400, description="seconds a client may take to answer an input request"
+    )
 
     @pydantic.field_validator("tools")
     @classmethod
@@ -118,7 +124,7 @@ _TABLES = {
     ("workers", "trio"): "workers_trio",
     ("tools", "modules"): "tools",
 }
-_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins"}
+_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins", "state_keys"}
 
 
 def load_settings(

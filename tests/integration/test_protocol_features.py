@@ -42,9 +42,12 @@ async def answer_sampling(
     )
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 @pytest.mark.parametrize("tool", ["it_ask_llm", "it_ask_llm_trio"])
-async def test_sampling_round_trip_through_the_worker(server: RunningSupervisor, tool: str) -> None:
-    async with Client(server.url, mode="legacy", sampling_callback=answer_sampling) as client:
+async def test_sampling_round_trip_through_the_worker(server: RunningSupervisor, tool: str, mode: str) -> None:
+    """Over a session a real request to the client; in the stateless era an input_required round the
+    client answers and retries (issue 13)."""
+    async with Client(server.url, mode=mode, sampling_callback=answer_sampling) as client:
         result = await client.call_tool(tool, {"prompt": "hi"})
     assert result.is_error is False
     assert result.structured_content == {
@@ -63,21 +66,26 @@ async def test_sampling_without_client_support_is_a_clear_error_for_the_tool(
     assert text(result) == "refused: the client does not support sampling (sampling/createMessage)"
 
 
-async def test_sampling_over_stateless_http_is_a_clear_error_for_the_tool(server: RunningSupervisor) -> None:
-    async with Client(server.url, mode="2026-07-28", sampling_callback=answer_sampling) as client:
+async def test_stateless_sampling_without_client_support_is_a_clear_error_for_the_tool(
+    server: RunningSupervisor,
+) -> None:
+    async with Client(server.url, mode="2026-07-28") as client:
         result = await client.call_tool("it_request_refused", {})
-    assert text(result).startswith("refused: sampling/createMessage failed: ")
+    assert text(result) == "refused: the client does not support sampling (sampling/createMessage)"
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 @pytest.mark.parametrize("tool", ["it_ask_user", "it_ask_user_asyncio"])
-async def test_elicitation_round_trip_with_defaults_and_enums(server: RunningSupervisor, tool: str) -> None:
+async def test_elicitation_round_trip_with_defaults_and_enums(
+    server: RunningSupervisor, tool: str, mode: str
+) -> None:
     seen: list[Any] = []
 
     async def answer(context: Any, params: Any) -> types.ElicitResult:
         seen.append(params.requested_schema)
         return types.ElicitResult(action="accept", content={"name": "Grace", "colour": "red"})
 
-    async with Client(server.url, mode="legacy", elicitation_callback=answer) as client:
+    async with Client(server.url, mode=mode, elicitation_callback=answer) as client:
         result = await client.call_tool(tool, {})
     assert result.structured_content is not None
     assert result.structured_content["action"] == "accept"

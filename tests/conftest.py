@@ -320,6 +320,7 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
     """How a desktop client starts the supervisor over stdio: with ``tools``, a task database of its
     own, and quiet logs on stderr."""
     from mcp import StdioServerParameters
+    from mcp.client.stdio import get_default_environment
 
     return StdioServerParameters(
         command=sys.executable,
@@ -335,5 +336,5 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
             "warning",
         ],  # fmt: skip
         cwd=str(REPO),
-        env=env,
+        env=env or {**get_default_environment(), "XDG_STATE_HOME": _test_state_home()},
     )

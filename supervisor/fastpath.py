@@ -16,6 +16,10 @@ with a result. What it must do besides, it does as the SDK's single-exchange ent
 ``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a client that
 disconnects cancels its call.
 
+A function that asks the client something (``ctx.sample``, ``ctx.elicit``, ``ctx.list_roots``) is answered
+here with the first ``input_required`` round (``input_required.InputRound``, the same as the SDK path); the
+client's retry carries ``inputResponses`` and ``requestState`` and goes to the SDK path.
+
 One difference is deliberate: header values are compared without the whitespace around them (RFC 9110
 §5.5, checked by the 2026-07-28 conformance scenario), where the SDK refuses ``Mcp-Name:  echo``.
 tests/integration/test_fastpath.py sends every other case to both and compares the answers.

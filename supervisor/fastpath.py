@@ -32,7 +32,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,25 +351,25 @@ class FastPath:
     ) -> tuple[bytes | None, dict[str, Any] | None]:
         """The call's serialized result, or the JSON-RPC error to answer instead (as the SDK's handler)."""
         meta = params["_meta"]
-        round_ = InputRound({}, _client_supports(version, meta), version)
+        opened: list[InputRound] = []  # made by the first request the function makes, if it makes one
         try:
             result = await self.router.call(
                 params["name"],
                 params.get("arguments"),
                 timeout=self.router.request_timeout,
                 meta=meta,  # JSON: string keys already
-                on_request=round_.on_request,
+                on_request=_first_round(opened, version, meta),
             )
         except CallError as exc:
             answer = call_error_result(exc)
-            if answer is None and not round_.needs_input:
+            if answer is None and not (opened and opened[0].needs_input):
                 return None, error_object(exc)
             result = answer or {}
         except Exception:  # a bug: answered as the SDK answers a handler that raised
             logger.exception("tools/call of %r failed", params["name"])
             return None, {"code": INTERNAL_ERROR, "message": "Internal server error"}
-        if round_.needs_input:  # the function asked the client something: the retry brings the answers
-            result = self.input_flow.result(round_, "tools/call", params)
+        if opened and opened[0].needs_input:  # the function asked the client: the retry brings the answers
+            result = self.input_flow.result(opened[0], "tools/call", params)
         else:
             result["resultType"] = "complete"
         try:
@@ -402,6 +402,20 @@ def _matcher(allowed: list[str]) -> Callable[..., bool]:
         return value in exact or value.startswith(prefixes)
 
     return allowed_value
+
+
+def _first_round(
+    opened: list[InputRound], version: str, meta: dict[str, Any]
+) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The call's ``on_request``: the first round of the input-required flow, opened into ``opened`` by
+    the function's first request (a plain call pays for one closure, as before the flow)."""
+
+    async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if not opened:
+            opened.append(InputRound({}, _client_supports(version, meta), version))
+        return await opened[0].on_request(method, params)
+
+    return on_request
 
 
 def _client_supports(version: str, meta: dict[str, Any]) -> Callable[[ClientCapabilities], bool]:

@@ -96,6 +96,39 @@ async def test_elicitation_round_trip_with_defaults_and_enums(
         assert properties["colour"] == {"type": "string", "enum": ["red", "green"], "default": "green"}
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_requests_at_once_and_in_turn_ask_the_client_once_each(server: RunningSupervisor, mode: str) -> None:
+    """In the stateless era: two requests in one round, a third in the next, and the answers of the first
+    round replayed to the re-run function, not asked again."""
+    asked: list[str] = []
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked.append("sample")
+        return await answer_sampling(context, params)
+
+    async def elicit(context: Any, params: Any) -> types.ElicitResult:
+        asked.append("elicit")
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def roots(context: Any) -> types.ListRootsResult:
+        asked.append("roots")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///src")])
+
+    async with Client(
+        server.url, mode=mode, sampling_callback=sample, elicitation_callback=elicit, list_roots_callback=roots
+    ) as client:
+        result = await client.call_tool("it_ask_around_trio", {})
+        if mode == "2026-07-28":
+            first = await client.session.call_tool("it_ask_around_trio", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult)
+            assert set(first.input_requests or {}) == {"user", "model"}  # one round for the nursery
+    assert sorted(asked) == ["elicit", "roots", "sample"]
+    assert result.structured_content is not None
+    assert result.structured_content["user"]["content"] == {"name": "Ada"}
+    assert result.structured_content["model"]["content"]["text"] == "echo of 'Say hi' (5 tokens)"
+    assert result.structured_content["roots"] == {"roots": [{"uri": "file:///src"}]}
+
+
 async def test_elicitation_without_client_support_is_an_error_result(server: RunningSupervisor) -> None:
     async with Client(server.url, mode="legacy") as client:
         result = await client.call_tool("it_ask_user", {})

@@ -8,8 +8,12 @@ MCP SDK spelling) and a plain ``ctx.report_progress(...)`` both work.
 
 ``resource_updated`` tells the subscribed clients that a resource changed; it never blocks either.
 
-``sample``, ``elicit`` and ``call_tool`` are requests that travel worker → router → client (or → another
-tool) and back; they are coroutines for ``async def`` tools, awaited on the worker's own event loop.
+``sample``, ``elicit``, ``list_roots`` and ``call_tool`` are requests that travel worker → router →
+client (or → another tool) and back; they are coroutines for ``async def`` tools, awaited on the worker's
+own event loop. In the stateless 2026-07-28 era the first three have no channel to the client in the
+middle of a call: the server answers the call with ``input_required`` and runs the function again when the
+client retries with the answers (``supervisor/input_required.py``; docs/tools.md). Each such request has a
+key naming it across those runs: the ``key=`` argument, else ``<kind>-<n>`` in the order the run asks.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from typing import Any
 
 from .errors import ClientRequestError
 from .protocol import Log, Message, Progress, ResourceUpdated
+
+INPUT_KEY_META = "io.github.mcp-supervisor/inputKey"
+"""``_meta`` key of a request to the client carrying its key (the router takes it out before sending)."""
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
@@ -60,6 +67,7 @@ class ToolContext:
         "_emit",
         "_request",
         "_cancelled",
+        "_inputs",
     )
 
     def __init__(
@@ -85,6 +93,7 @@ class ToolContext:
         self._emit = emit
         self._request = request
         self._cancelled = False  # a plain flag: set once by the loop thread, read by any (atomic in CPython)
+        self._inputs = 0  # requests to the client so far: their default keys
 
     @property
     def cancelled(self) -> bool:
@@ -153,14 +162,16 @@ class ToolContext:
         model_preferences: dict[str, Any] | None = None,
         include_context: str | None = None,
         metadata: dict[str, Any] | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """Ask the client's LLM for a completion (``sampling/createMessage``) and return its result.
 
         ``messages`` is a prompt string (one user text message) or MCP ``SamplingMessage`` objects as
         dicts. The result is the client's ``CreateMessageResult`` as a dict (``role``, ``content``,
-        ``model``, ``stopReason``).
+        ``model``, ``stopReason``). ``key`` names the request in an ``input_required`` result.
 
         Raises:
+            InputRequired: 2026-07-28, no answer yet; let it propagate (the call is run again with it).
             ClientRequestError: the client does not support sampling, or answered with an error.
         """
         if isinstance(messages, str):
@@ -175,22 +186,35 @@ class ToolContext:
             "metadata": metadata,
         }
         params.update({key: value for key, value in optional.items() if value is not None})
-        return await self._send_request("sampling/createMessage", params)
+        return await self._ask_client("sampling/createMessage", params, key, "sample")
 
-    async def elicit(self, message: str, requested_schema: dict[str, Any]) -> dict[str, Any]:
+    async def elicit(
+        self, message: str, requested_schema: dict[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
         """Ask the user for structured input (``elicitation/create``, form mode) and return the answer.
 
         ``requested_schema`` is a flat JSON object schema of primitive properties (strings, numbers,
         booleans, enums), as the MCP specification restricts it. The result is the client's
         ``ElicitResult`` as a dict: ``action`` (``accept``, ``decline`` or ``cancel``) and, on accept,
-        ``content``.
+        ``content``. ``key`` names the request in an ``input_required`` result.
 
         Raises:
+            InputRequired: 2026-07-28, no answer yet; let it propagate (the call is run again with it).
             ClientRequestError: the client does not support elicitation, or answered with an error.
         """
-        return await self._send_request(
-            "elicitation/create", {"mode": "form", "message": message, "requestedSchema": requested_schema}
-        )
+        params = {"mode": "form", "message": message, "requestedSchema": requested_schema}
+        return await self._ask_client("elicitation/create", params, key, "elicit")
+
+    async def list_roots(self, *, key: str | None = None) -> dict[str, Any]:
+        """Ask the client for its roots (``roots/list``) and return its ``ListRootsResult`` as a dict
+        (``roots``: objects with ``uri`` and an optional ``name``). ``key`` names the request in an
+        ``input_required`` result.
+
+        Raises:
+            InputRequired: 2026-07-28, no answer yet; let it propagate (the call is run again with it).
+            ClientRequestError: the client does not support roots, or answered with an error.
+        """
+        return await self._ask_client("roots/list", {}, key, "roots")
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call another tool, in any runtime, through the router; returns its ``CallToolResult`` as a dict.
@@ -208,6 +232,14 @@ class ToolContext:
             "timeout": self.time_remaining(),
         }
         return await self._send_request("tools/call", params)
+
+    async def _ask_client(
+        self, method: str, params: dict[str, Any], key: str | None, kind: str
+    ) -> dict[str, Any]:
+        """A request to the client, carrying its key (given, or ``<kind>-<n>``) in ``_meta``."""
+        self._inputs += 1
+        params["_meta"] = {INPUT_KEY_META: key if key is not None else f"{kind}-{self._inputs}"}
+        return await self._send_request(method, params)
 
     async def _send_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if self._request is None:

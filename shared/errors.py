@@ -7,6 +7,7 @@
     ├── ProtocolError          a frame on the router⇄worker wire could not be decoded
     ├── ToolDefinitionError    a decorated function cannot become a tool
     ├── ClientRequestError     a request a tool made (sampling, elicitation, a tool call) failed
+    │   └── InputRequired      2026-07-28: the request goes to the client in an input_required result
     └── CallError              a tool call could not be answered normally
         ├── UnknownToolError   no tool of that name (JSON-RPC -32602)
         ├── InvalidArgumentsError  arguments do not match the input schema (a tool execution error)
@@ -30,6 +31,9 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 """2026-07-28: processing the request needs a client capability the request's ``_meta`` did not declare."""
+INPUT_PENDING = -32099
+"""Router → worker only: the request was handed to the client in an ``input_required`` result; the run
+ends (``InputRequired``). Never sent to a client."""
 
 
 class SupervisorError(Exception):
@@ -59,6 +63,14 @@ class ClientRequestError(SupervisorError):
         super().__init__(message)
         self.code = code
         self.data = data
+
+
+class InputRequired(ClientRequestError):
+    """2026-07-28: ``ctx.sample``/``ctx.elicit``/``ctx.list_roots`` has no answer yet; the server answers the
+    call with ``input_required`` and runs the function again, with the answer, when the client retries.
+
+    Let it propagate: whatever the function does after catching it is done for nothing.
+    """
 
 
 class CallError(SupervisorError):

@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -114,8 +114,11 @@ class Log(NamedTuple):
 
 
 class Request(NamedTuple):
-    """worker → router: a request made by a tool (sampling, elicitation, tool call), or with
-    ``call_id`` 0 by the worker itself (``tools/call``, ``supervisor/tools``, ``supervisor/workers``)."""
+    """worker → router: a request made by a tool (sampling, elicitation, roots, tool call), or with
+    ``call_id`` 0 by the worker itself (``tools/call``, ``supervisor/tools``, ``supervisor/workers``).
+
+    A request to the client carries its key in ``params["_meta"]`` (``shared.context.INPUT_KEY_META``);
+    the router takes it out (protocol 6)."""
 
     call_id: int
     request_id: int

@@ -1,4 +1,5 @@
-"""The requests a tool may send to the client (sampling, elicitation), checked as the SDK will send them."""
+"""The requests a tool may send to the client (sampling, elicitation, roots), checked as the SDK will send
+them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ _CLIENT_REQUESTS: dict[str, tuple[type[Any], type[Any], type[Any], types.ClientC
         types.ElicitResult,
         types.ClientCapabilities(elicitation=types.ElicitationCapability()),
         "elicitation",
+    ),
+    "roots/list": (
+        types.ListRootsRequest,
+        types.RequestParams,
+        types.ListRootsResult,
+        types.ClientCapabilities(roots=types.RootsCapability()),
+        "roots",
     ),
 }
 

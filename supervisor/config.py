@@ -91,6 +91,14 @@ class Settings(BaseModel):
     )
     allowed_hosts: tuple[str, ...] = Field((), description="extra Host header values accepted")
     allowed_origins: tuple[str, ...] = Field((), description="extra Origin header values accepted")
+    state_keys: tuple[str, ...] = Field(
+        (),
+        repr=False,
+        description="request-state keys of 32+ characters, the first seals (default: one in the state directory)",
+    )
+    request_state_ttl: float = Field(
+        600.0, gt=0, le=86400, description="seconds a client may take to answer an input request"
+    )
 
     @pydantic.field_validator("tools")
     @classmethod
@@ -98,6 +106,14 @@ class Settings(BaseModel):
         for name in value:
             if not name or not all(part.isidentifier() for part in name.split(".")):
                 raise ValueError(f"{name!r} is not a dotted Python module name")
+        return value
+
+    @pydantic.field_validator("state_keys")
+    @classmethod
+    def _long_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, key in enumerate(value):
+            if len(key) < 32:
+                raise ValueError(f"key {index} has {len(key)} characters, fewer than 32")
         return value
 
     @pydantic.model_validator(mode="after")
@@ -118,7 +134,9 @@ _TABLES = {
     ("workers", "trio"): "workers_trio",
     ("tools", "modules"): "tools",
 }
-_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins"}
+_SECRET_KEYS = {"state_keys"}
+"""Never echoed in an error message."""
+_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins", "state_keys"}
 
 
 def load_settings(
@@ -205,6 +223,7 @@ def _describe(exc: pydantic.ValidationError, values: Mapping[str, Any], sources:
     message = error["msg"]
     if error["type"] == "value_error":
         message = message.removeprefix("Value error, ")
-    return f"invalid {key} = {values.get(key)!r} {sources.get(key, '')}: {message}{allowed}".replace(
+    shown = "(secret)" if key in _SECRET_KEYS else repr(values.get(key))
+    return f"invalid {key} = {shown} {sources.get(key, '')}: {message}{allowed}".replace(
         "  ", " "
     )

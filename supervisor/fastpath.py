@@ -16,6 +16,10 @@ with a result. What it must do besides, it does as the SDK's single-exchange ent
 ``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a client that
 disconnects cancels its call.
 
+A function that asks the client something (``ctx.sample``, ``ctx.elicit``, ``ctx.list_roots``) is answered
+here with the first ``input_required`` round (``input_required.InputRound``, the same as the SDK path); the
+client's retry carries ``inputResponses`` and ``requestState`` and goes to the SDK path.
+
 One difference is deliberate: header values are compared without the whitespace around them (RFC 9110
 §5.5, checked by the 2026-07-28 conformance scenario), where the SDK refuses ``Mcp-Name:  echo``.
 tests/integration/test_fastpath.py sends every other case to both and compares the answers.
@@ -28,14 +32,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
-from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
     InboundModernRoute,
@@ -46,16 +49,17 @@ from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
     LOG_LEVEL_META_KEY,
+    ClientCapabilities,
 )
 from mcp_types import methods as spec_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import INTERNAL_ERROR, CallError, ClientRequestError, error_object
+from shared.errors import INTERNAL_ERROR, CallError, error_object
 from shared.results import call_error_result
 
-from .client_requests import check_client_request
 from .fastpath_render import InvalidResult, ResultRenderer, response_body
+from .input_required import InputFlow, InputRound
 from .listing import ToolListing
 from .metrics import HTTPStats
 from .router import Router
@@ -109,6 +113,7 @@ class FastPath:
         *,
         server: Server[Any],
         router: Router,
+        input_flow: InputFlow,
         allowed_hosts: list[str],
         allowed_origins: list[str],
         max_body_size: int,
@@ -118,6 +123,7 @@ class FastPath:
         self.app = app
         self.server = server
         self.router = router
+        self.input_flow = input_flow
         self.max_body_size = max_body_size
         self.stats = stats
         self.http_stats = http_stats
@@ -345,23 +351,27 @@ class FastPath:
     ) -> tuple[bytes | None, dict[str, Any] | None]:
         """The call's serialized result, or the JSON-RPC error to answer instead (as the SDK's handler)."""
         meta = params["_meta"]
+        opened: list[InputRound] = []  # made by the first request the function makes, if it makes one
         try:
             result = await self.router.call(
                 params["name"],
                 params.get("arguments"),
                 timeout=self.router.request_timeout,
                 meta=meta,  # JSON: string keys already
-                on_request=_no_back_channel(version, meta),
+                on_request=_first_round(opened, version, meta),
             )
         except CallError as exc:
             answer = call_error_result(exc)
-            if answer is None:
+            if answer is None and not (opened and opened[0].needs_input):
                 return None, error_object(exc)
-            result = answer
+            result = answer or {}
         except Exception:  # a bug: answered as the SDK answers a handler that raised
             logger.exception("tools/call of %r failed", params["name"])
             return None, {"code": INTERNAL_ERROR, "message": "Internal server error"}
-        result["resultType"] = "complete"
+        if opened and opened[0].needs_input:  # the function asked the client: the retry brings the answers
+            result = self.input_flow.result(opened[0], "tools/call", params)
+        else:
+            result["resultType"] = "complete"
         try:
             return self._render.serialize("tools/call", version, result), None
         except InvalidResult:
@@ -394,18 +404,31 @@ def _matcher(allowed: list[str]) -> Callable[..., bool]:
     return allowed_value
 
 
-def _no_back_channel(version: str, meta: dict[str, Any]) -> Callable[[str, dict[str, Any]], Any]:
-    """What a tool asking the client something gets on this path: what the SDK's entry answers."""
+def _first_round(
+    opened: list[InputRound], version: str, meta: dict[str, Any]
+) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The call's ``on_request``: the first round of the input-required flow, opened into ``opened`` by
+    the function's first request (a plain call pays for one closure, as before the flow)."""
 
-    async def refuse(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if not opened:
+            opened.append(InputRound({}, _client_supports(version, meta), version))
+        return await opened[0].on_request(method, params)
+
+    return on_request
+
+
+def _client_supports(version: str, meta: dict[str, Any]) -> Callable[[ClientCapabilities], bool]:
+    """Whether the client declared capabilities, from the request's ``_meta`` (as the SDK's entry reads
+    them); the envelope is read only when the function asks the client something."""
+
+    def supports(capabilities: ClientCapabilities) -> bool:
         connection = Connection.from_envelope(
             version, meta.get(CLIENT_INFO_META_KEY), meta.get(CLIENT_CAPABILITIES_META_KEY)
         )
-        check_client_request(method, params, connection.check_capability, version)
-        error = NoBackChannelError(method)
-        raise ClientRequestError(f"{method} failed: {error.message}", error.code)
+        return connection.check_capability(capabilities)
 
-    return refuse
+    return supports
 
 
 async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], disconnected: list[bool]) -> None:

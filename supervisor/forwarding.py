@@ -2,22 +2,27 @@
 
 ``call_options`` gives ``Router.call`` the callbacks that send a running call's PROGRESS and LOG frames to
 the client of the request (on the request's own stream) and that ask the client what the function asks
-(``ctx.sample``, ``ctx.elicit``). Every kind of call uses it: tools, resource reads, prompts, completions.
+(``ctx.sample``, ``ctx.elicit``, ``ctx.list_roots``). Every kind of call uses it: tools, resource reads,
+prompts, completions. ``call_with_input`` runs a call with those options; in the 2026-07-28 era the
+function's requests to the client become an ``input_required`` result instead (``input_required``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from shared.context import LOG_LEVELS
 from shared.errors import ClientRequestError
 
 from .client_requests import check_client_request, first_error
+from .input_required import INPUT_METHODS, InputFlow, take_input_key
 
 LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 
@@ -52,6 +57,32 @@ def call_options(ctx: ServerRequestContext[Any], meta: Any) -> dict[str, Any]:
     }
 
 
+async def call_with_input(
+    flow: InputFlow,
+    ctx: ServerRequestContext[Any],
+    meta: Any,
+    call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """``call(options)`` with the ``call_options`` of this request; from 2026-07-28 on, for ``tools/call``,
+    ``prompts/get`` and ``resources/read``, its requests to the client answered from the retry's answers
+    or gathered into an ``input_required`` result (``InputFlow``).
+
+    Raises:
+        MCPError: -32602, the ``requestState`` is refused.
+        CallError: the call failed, and not because it needs input.
+    """
+    options = call_options(ctx, meta)
+    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or ctx.method not in INPUT_METHODS:
+        return await call(options)
+    params = ctx.params or {}
+    try:
+        round_ = flow.open(ctx.method, params, ctx.session.check_client_capability, ctx.protocol_version)
+    except ClientRequestError as exc:
+        raise MCPError(exc.code, str(exc)) from None
+    options["on_request"] = round_.on_request
+    return await flow.run(round_, ctx.method, params, lambda: call(options))
+
+
 async def ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
     """Send a function's request to the client on the call's own stream and return the answer.
 
@@ -59,6 +90,7 @@ async def ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[s
         ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
             answered with an error or with something that is not a valid result.
     """
+    _, params = take_input_key(method, params)  # the key names a request only in input_required results
     request, result_type = check_client_request(
         method, params, ctx.session.check_client_capability, ctx.protocol_version
     )

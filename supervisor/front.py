@@ -41,8 +41,9 @@ from shared.results import call_error_result
 from . import __version__
 from .config import Settings
 from .fastpath import FastPath
-from .forwarding import LOG_LEVEL_KEY, call_options, connection_state
+from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers
+from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
@@ -60,6 +61,8 @@ HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics")
 class _SupervisorServer(Server[Any]):
     """The SDK server, announcing ``listChanged`` for tools, resources and prompts: the catalog changes as
     workers come and go."""
+
+    input_flow: InputFlow
 
     def create_initialization_options(
         self,
@@ -118,8 +121,10 @@ class ListChangedNotifier:
             self._connections.discard(connection)
 
 
-def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
-    """The SDK server whose handlers forward to ``router``."""
+def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
+    """The SDK server whose handlers forward to ``router``; its ``input_flow`` is the one the fast path
+    shares."""
+    flow = InputFlow(settings.state_keys, settings.request_state_ttl)
     listing = ToolListing(router)
     notifier = ListChangedNotifier(lambda: router.catalog.last_changed)
     router.on_catalog_change = notifier.catalog_changed
@@ -130,18 +135,19 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
+
+        async def call(options: dict[str, Any]) -> dict[str, Any]:
+            return await router.call(params.name, params.arguments, timeout=router.request_timeout, **options)
+
         try:
-            result = await router.call(
-                params.name,
-                params.arguments,
-                timeout=router.request_timeout,
-                **call_options(ctx, params.meta),
-            )
+            result = await call_with_input(flow, ctx, params.meta, call)
         except CallError as exc:
             answer = call_error_result(exc)
             if answer is None:
                 raise MCPError(**error_object(exc)) from None
             result = answer
+        if result.get("resultType") == "input_required":
+            return result
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             result["resultType"] = "complete"  # required from 2026-07-28 on; unknown to older versions
         return result
@@ -158,15 +164,16 @@ def build_mcp_server(router: Router, settings: Settings) -> Server[Any]:
 
     # The logging capability is deprecated in 2026-07-28 but still part of 2025-11-25, which we serve.
     warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
-    server: Server[Any] = _SupervisorServer(
+    server = _SupervisorServer(
         SERVER_NAME,
         version=__version__,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
-        **kind_handlers(router, notifier.remember),
+        **kind_handlers(router, notifier.remember, flow),
     )
+    server.input_flow = flow
     return server
 
 
@@ -183,7 +190,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def build_http_app(
-    server: Server[Any], router: Router, settings: Settings, supervisor: SupervisorView
+    server: _SupervisorServer, router: Router, settings: Settings, supervisor: SupervisorView
 ) -> ASGIApp:
     """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path) and the health
     endpoints."""
@@ -235,6 +242,7 @@ def build_http_app(
         app,
         server=server,
         router=router,
+        input_flow=server.input_flow,
         allowed_hosts=security.allowed_hosts,
         allowed_origins=security.allowed_origins,
         max_body_size=settings.max_body_size,

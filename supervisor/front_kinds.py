@@ -31,7 +31,8 @@ from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 from shared.errors import INTERNAL_ERROR, INVALID_PARAMS, CallError, error_object
 from shared.kinds import completion_key
 
-from .forwarding import call_options
+from .forwarding import call_with_input
+from .input_required import InputFlow
 from .router import Router
 
 logger = logging.getLogger("mcp_supervisor.front")
@@ -111,10 +112,13 @@ class KindListings:
         return self._lists[kind]
 
 
-def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]], None]) -> dict[str, Any]:
+def kind_handlers(
+    router: Router, remember: Callable[[ServerRequestContext[Any]], None], flow: InputFlow
+) -> dict[str, Any]:
     """The SDK ``Server`` handlers (``on_list_resources=...`` and so on) of every kind but tools.
 
-    ``remember(ctx)`` is called with each request's context (the list_changed notifier's hook).
+    ``remember(ctx)`` is called with each request's context (the list_changed notifier's hook); ``flow``
+    serves the input-required flow of resource reads and prompts.
     """
     listings = KindListings(router)
     subscriptions = Subscriptions()
@@ -124,10 +128,11 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
         ctx: ServerRequestContext[Any], kind: str, key: str, arguments: dict[str, Any], meta: Any
     ) -> Any:
         remember(ctx)
-        result = await router.call(
-            key, arguments, timeout=router.request_timeout, kind=kind, **call_options(ctx, meta)
-        )
-        return result
+
+        async def call(options: dict[str, Any]) -> dict[str, Any]:
+            return await router.call(key, arguments, timeout=router.request_timeout, kind=kind, **options)
+
+        return await call_with_input(flow, ctx, meta, call)
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
@@ -160,6 +165,8 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
         except CallError as exc:
             error = error_object(exc)
             raise MCPError(code=error["code"], message=error["message"], data={"uri": uri}) from None
+        if result.get("resultType") == "input_required":
+            return _typed(types.InputRequiredResult, result)
         for contents in result.get("contents", []):
             if isinstance(contents, dict):
                 contents.setdefault("uri", uri)
@@ -175,6 +182,8 @@ def kind_handlers(router: Router, remember: Callable[[ServerRequestContext[Any]]
             result = await run(ctx, "prompt", params.name, dict(params.arguments or {}), params.meta)
         except CallError as exc:
             raise MCPError(**error_object(exc)) from None
+        if result.get("resultType") == "input_required":
+            return _typed(types.InputRequiredResult, result)
         return _typed(types.GetPromptResult, result)
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> Any:

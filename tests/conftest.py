@@ -213,6 +213,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _test_state_home() -> str:
+    """A state directory of the test run's own (the request-state key), never the user's."""
+    global _state_home
+    if _state_home is None:
+        _state_home = tempfile.mkdtemp(prefix="state-")
+    return _state_home
+
+
+_state_home: str | None = None
+
+
 def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> RunningSupervisor:
     """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``.
     Fails a test that is not marked ``slow`` (one that reaches here in a way ``is_slow`` cannot see)."""
@@ -229,7 +240,7 @@ def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool =
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "XDG_STATE_HOME": _test_state_home(), **(env or {})},
     )
     running = RunningSupervisor(process, port, Path(log.name))
     if wait:
@@ -309,6 +320,7 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
     """How a desktop client starts the supervisor over stdio: with ``tools``, a task database of its
     own, and quiet logs on stderr."""
     from mcp import StdioServerParameters
+    from mcp.client.stdio import get_default_environment
 
     return StdioServerParameters(
         command=sys.executable,
@@ -324,5 +336,5 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
             "warning",
         ],  # fmt: skip
         cwd=str(REPO),
-        env=env,
+        env=env or {**get_default_environment(), "XDG_STATE_HOME": _test_state_home()},
     )

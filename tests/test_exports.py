@@ -15,6 +15,7 @@ EXPECTED = {
         "ConfigError",
         "EntryMetadata",
         "EntryRegistry",
+        "InputRequired",
         "InvalidArgumentsError",
         "NoWorkerError",
         "ProtocolError",

@@ -7,13 +7,13 @@ runtime executes it, and the tool's progress comes back as REQUEST_PROGRESS.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from shared.errors import ClientRequestError
+from shared.statedir import state_directory
 from shared.worker import ProgressCallback, WorkerCore
 
 DEFAULT_DB_NAME = "tasks.db"
@@ -53,13 +53,8 @@ class RouterExecutor:
 
 
 def default_db_path() -> Path:
-    """``$STATE_DIRECTORY`` (systemd's StateDirectory), else ``$XDG_STATE_HOME`` or ``~/.local/state``,
-    in a ``mcp-supervisor`` folder."""
-    systemd = os.environ.get("STATE_DIRECTORY")
-    if systemd:
-        return Path(systemd.split(":")[0]) / DEFAULT_DB_NAME
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "mcp-supervisor" / DEFAULT_DB_NAME
+    """``DEFAULT_DB_NAME`` in the state directory (``shared.statedir.state_directory``)."""
+    return state_directory() / DEFAULT_DB_NAME
 
 
 async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, db_path: str | None) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..errors import CallError, ClientRequestError, ProtocolError
+from ..errors import INPUT_PENDING, CallError, ClientRequestError, InputRequired, ProtocolError
 from ..launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
 from ..protocol import (
     LIVENESS_MISSES,
@@ -206,6 +206,7 @@ class WorkerCore(Generic[CallHandle]):
         (the task queue's tool calls); ``on_progress`` then receives the progress of that tool call.
 
         Raises:
+            InputRequired: the request went to the client in an ``input_required`` result (2026-07-28).
             ClientRequestError: the answer was an error.
 
         Cancellation: the waiter is forgotten and, for a request of the worker's own, the router is told
@@ -231,11 +232,9 @@ class WorkerCore(Generic[CallHandle]):
             if not answered and call_id == 0:
                 self.send(encode(RequestCancel(request_id)))
         if reply.error is not None:
-            raise ClientRequestError(
-                str(reply.error.get("message", "request failed")),
-                int(reply.error.get("code", -32603)),
-                reply.error.get("data"),
-            )
+            code = int(reply.error.get("code", -32603))
+            error = InputRequired if code == INPUT_PENDING else ClientRequestError
+            raise error(str(reply.error.get("message", "request failed")), code, reply.error.get("data"))
         return reply.result or {}
 
     def heartbeat(self) -> bool:

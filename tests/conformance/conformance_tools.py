@@ -20,7 +20,7 @@ from mcp_types import (
 )
 
 from shared import ToolContext, tool_metadata
-from shared.errors import ClientRequestError
+from shared.errors import ClientRequestError, InputRequired
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WAV_HEADER = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
@@ -266,6 +266,8 @@ async def test_streaming_elicitation(ctx: ToolContext) -> str:
         result = await ctx.elicit(
             "Your name?", {"type": "object", "properties": {"name": {"type": "string"}}}
         )
+    except InputRequired:
+        raise  # 2026-07-28: the answer comes with the client's retry
     except ClientRequestError as exc:
         return f"elicitation is not available here: {exc}"
     return f"elicitation answered: {json.dumps(result)}"

@@ -129,6 +129,26 @@ async def it_ask_user_asyncio(ctx: ToolContext) -> dict[str, Any]:
     return await ctx.elicit("Name?", {"type": "object", "properties": {"name": {"type": "string"}}})
 
 
+@tool_metadata(runtime="trio")
+async def it_ask_around_trio(ctx: ToolContext) -> dict[str, Any]:
+    """Ask the user and the model at once (a nursery: one round), then the client's roots (another)."""
+    answers: dict[str, Any] = {}
+
+    async def ask_user() -> None:
+        answers["user"] = await ctx.elicit(
+            "Name?", {"type": "object", "properties": {"name": {"type": "string"}}}, key="user"
+        )
+
+    async def ask_model() -> None:
+        answers["model"] = await ctx.sample("Say hi", max_tokens=5, key="model")
+
+    async with anyio.create_task_group() as nursery:  # a Trio nursery underneath
+        nursery.start_soon(ask_user)
+        nursery.start_soon(ask_model)
+    answers["roots"] = await ctx.list_roots()
+    return answers
+
+
 @tool_metadata(runtime="asyncio")
 async def it_request_refused(ctx: ToolContext) -> str:
     """Try to sample and report the error the tool gets."""

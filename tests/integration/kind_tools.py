@@ -81,6 +81,13 @@ async def picture(uri: str, ctx: ToolContext) -> list[Any]:
     ]
 
 
+@resource_metadata(uri="it://asyncio/roots", mime_type="text/plain", runtime="asyncio")
+async def asyncio_roots(ctx: ToolContext) -> str:
+    """The client's roots (roots/list): a resource read that needs the client's input."""
+    roots = await ctx.list_roots()
+    return ", ".join(root["uri"] for root in roots["roots"])
+
+
 @prompt_metadata(name="it_ask", runtime="trio")
 async def ask(topic: str, ctx: ToolContext) -> str:
     """Logs, then asks the client's LLM (Trio): the same context a tool has."""

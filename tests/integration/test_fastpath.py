@@ -90,7 +90,7 @@ CASES = [
     Case("sampling refused: no capability", *call("it_request_refused", {})),
     Case("sampling needed, capability not declared", *call("it_ask_llm", {"prompt": "hi"})),
     Case(
-        "sampling refused: stateless",
+        "sampling: an input_required round",
         "tools/call",
         {"name": "it_ask_llm", "arguments": {"prompt": "hi"}, "_meta": SAMPLING_META},
     ),
@@ -174,9 +174,13 @@ def answer(server: RunningSupervisor, case: Case) -> tuple[int, str, Any]:
         data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
         return response.status_code, content_type, [json.loads(item) for item in data]
     try:
-        return response.status_code, content_type, response.json() if response.content else None
+        decoded = response.json() if response.content else None
     except json.JSONDecodeError:
         return response.status_code, content_type, response.text
+    result = decoded.get("result") if isinstance(decoded, dict) else None
+    if isinstance(result, dict) and "requestState" in result:  # sealed with a fresh nonce each time
+        result["requestState"] = "<sealed>"
+    return response.status_code, content_type, decoded
 
 
 def posts(server: RunningSupervisor) -> dict[str, int]:

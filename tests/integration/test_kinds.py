@@ -124,7 +124,8 @@ async def test_completions_of_a_prompt_argument_and_a_template_variable(
     assert nothing.completion.values == []
 
 
-async def test_a_prompt_logs_and_samples_through_its_context(server: RunningSupervisor) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
+async def test_a_prompt_logs_and_samples_through_its_context(server: RunningSupervisor, mode: str) -> None:
     logs: list[Any] = []
 
     async def on_log(params: Any) -> None:
@@ -136,10 +137,22 @@ async def test_a_prompt_logs_and_samples_through_its_context(server: RunningSupe
             role="assistant", content=types.TextContent(type="text", text=f"{prompt}!"), model="m"
         )
 
-    async with Client(server.url, mode="legacy", logging_callback=on_log, sampling_callback=sample) as client:
+    async with Client(
+        server.url, mode=mode, logging_callback=on_log, sampling_callback=sample, log_level="debug"
+    ) as client:
         result = await client.get_prompt("it_ask", {"topic": "owls"})
     assert result.messages[0].content == types.TextContent(type="text", text="the model says: about owls!")
     assert ("info", "asking about owls") in logs
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
+async def test_a_resource_read_asks_the_client_for_its_roots(server: RunningSupervisor, mode: str) -> None:
+    async def roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work", name="work")])
+
+    async with Client(server.url, mode=mode, list_roots_callback=roots) as client:
+        result = await client.read_resource("it://asyncio/roots")
+    assert result.contents[0].text == "file:///work"  # type: ignore[union-attr]
 
 
 async def test_a_subscribed_session_hears_an_update_a_worker_publishes(server: RunningSupervisor) -> None:

@@ -42,9 +42,12 @@ async def answer_sampling(
     )
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 @pytest.mark.parametrize("tool", ["it_ask_llm", "it_ask_llm_trio"])
-async def test_sampling_round_trip_through_the_worker(server: RunningSupervisor, tool: str) -> None:
-    async with Client(server.url, mode="legacy", sampling_callback=answer_sampling) as client:
+async def test_sampling_round_trip_through_the_worker(server: RunningSupervisor, tool: str, mode: str) -> None:
+    """Over a session a real request to the client; in the stateless era an input_required round the
+    client answers and retries (issue 13)."""
+    async with Client(server.url, mode=mode, sampling_callback=answer_sampling) as client:
         result = await client.call_tool(tool, {"prompt": "hi"})
     assert result.is_error is False
     assert result.structured_content == {
@@ -63,21 +66,26 @@ async def test_sampling_without_client_support_is_a_clear_error_for_the_tool(
     assert text(result) == "refused: the client does not support sampling (sampling/createMessage)"
 
 
-async def test_sampling_over_stateless_http_is_a_clear_error_for_the_tool(server: RunningSupervisor) -> None:
-    async with Client(server.url, mode="2026-07-28", sampling_callback=answer_sampling) as client:
+async def test_stateless_sampling_without_client_support_is_a_clear_error_for_the_tool(
+    server: RunningSupervisor,
+) -> None:
+    async with Client(server.url, mode="2026-07-28") as client:
         result = await client.call_tool("it_request_refused", {})
-    assert text(result).startswith("refused: sampling/createMessage failed: ")
+    assert text(result) == "refused: the client does not support sampling (sampling/createMessage)"
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 @pytest.mark.parametrize("tool", ["it_ask_user", "it_ask_user_asyncio"])
-async def test_elicitation_round_trip_with_defaults_and_enums(server: RunningSupervisor, tool: str) -> None:
+async def test_elicitation_round_trip_with_defaults_and_enums(
+    server: RunningSupervisor, tool: str, mode: str
+) -> None:
     seen: list[Any] = []
 
     async def answer(context: Any, params: Any) -> types.ElicitResult:
         seen.append(params.requested_schema)
         return types.ElicitResult(action="accept", content={"name": "Grace", "colour": "red"})
 
-    async with Client(server.url, mode="legacy", elicitation_callback=answer) as client:
+    async with Client(server.url, mode=mode, elicitation_callback=answer) as client:
         result = await client.call_tool(tool, {})
     assert result.structured_content is not None
     assert result.structured_content["action"] == "accept"
@@ -86,6 +94,39 @@ async def test_elicitation_round_trip_with_defaults_and_enums(server: RunningSup
         properties = seen[0]["properties"]
         assert properties["name"]["default"] == "Ada"
         assert properties["colour"] == {"type": "string", "enum": ["red", "green"], "default": "green"}
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_requests_at_once_and_in_turn_ask_the_client_once_each(server: RunningSupervisor, mode: str) -> None:
+    """In the stateless era: two requests in one round, a third in the next, and the answers of the first
+    round replayed to the re-run function, not asked again."""
+    asked: list[str] = []
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked.append("sample")
+        return await answer_sampling(context, params)
+
+    async def elicit(context: Any, params: Any) -> types.ElicitResult:
+        asked.append("elicit")
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def roots(context: Any) -> types.ListRootsResult:
+        asked.append("roots")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///src")])
+
+    async with Client(
+        server.url, mode=mode, sampling_callback=sample, elicitation_callback=elicit, list_roots_callback=roots
+    ) as client:
+        result = await client.call_tool("it_ask_around_trio", {})
+        if mode == "2026-07-28":
+            first = await client.session.call_tool("it_ask_around_trio", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult)
+            assert set(first.input_requests or {}) == {"user", "model"}  # one round for the nursery
+    assert sorted(asked) == ["elicit", "roots", "sample"]
+    assert result.structured_content is not None
+    assert result.structured_content["user"]["content"] == {"name": "Ada"}
+    assert result.structured_content["model"]["content"]["text"] == "echo of 'Say hi' (5 tokens)"
+    assert result.structured_content["roots"] == {"roots": [{"uri": "file:///src"}]}
 
 
 async def test_elicitation_without_client_support_is_an_error_result(server: RunningSupervisor) -> None:

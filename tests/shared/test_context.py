@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from shared.context import LOG_LEVELS, ToolContext
+from shared.context import INPUT_KEY_META, LOG_LEVELS, ToolContext
 from shared.protocol import Log, Message, Progress
 
 
@@ -234,3 +234,33 @@ def test_attributes_are_kept() -> None:
     assert ctx.deadline == 123.0
     assert ctx.progress_token == "tok"
     assert ctx.meta == {"progressToken": "tok"}
+
+
+# -- requests to the client ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_requests_to_the_client_carry_their_key_given_or_ordinal(runtime: str) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        sent.append((method, params))
+        return {"roots": []} if method == "roots/list" else {"action": "decline"}
+
+    context = ToolContext(
+        call_id=1, tool="t", worker_id="w", runtime=runtime, deadline=None, progress_token=None,
+        meta=None, emit=lambda message: None, request=request,
+    )  # fmt: skip
+
+    async def main() -> None:
+        assert await context.list_roots() == {"roots": []}
+        await context.elicit("Name?", {"type": "object", "properties": {}}, key="name")
+        await context.list_roots()
+
+    run_on(runtime, main)
+    assert [(method, params["_meta"][INPUT_KEY_META]) for method, params in sent] == [
+        ("roots/list", "roots-1"),
+        ("elicitation/create", "name"),
+        ("roots/list", "roots-3"),
+    ]
+    assert {k: v for k, v in sent[0][1].items() if k != "_meta"} == {}

@@ -112,3 +112,13 @@ def test_the_command_line_reads_the_config_file_and_refuses_in_one_line(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"mcp-supervisor: error: invalid workers_asyncio = 'many' in {bad}: ")
+
+
+def test_state_keys_are_a_list_of_long_secrets_never_echoed() -> None:
+    keys = "a" * 32 + "," + "b" * 40
+    assert load_settings(environ={"MCP_SUPERVISOR_STATE_KEYS": keys}).state_keys == ("a" * 32, "b" * 40)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={"MCP_SUPERVISOR_STATE_KEYS": "shortsecret"})
+    assert "shortsecret" not in str(refused.value)
+    assert "fewer than 32" in str(refused.value)
+    assert "a" * 32 not in repr(load_settings(environ={"MCP_SUPERVISOR_STATE_KEYS": keys}))

@@ -17,6 +17,7 @@ from starlette.types import Message
 
 from supervisor import fastpath
 from supervisor.fastpath import FastPath, FastPathStats
+from supervisor.input_required import InputFlow
 
 pytestmark = pytest.mark.anyio
 
@@ -107,6 +108,7 @@ def build(router: StandInRouter, inner: Any = None) -> tuple[FastPath, FastPathS
         inner or no_app,
         server=Server("mcp-supervisor", version="0"),
         router=router,  # type: ignore[arg-type]
+        input_flow=InputFlow(("k" * 32,)),
         allowed_hosts=["127.0.0.1:*"],
         allowed_origins=["http://127.0.0.1:*"],
         max_body_size=1 << 20,

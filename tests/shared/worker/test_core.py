@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from shared.errors import ClientRequestError
+from shared.errors import INPUT_PENDING, ClientRequestError, InputRequired
 from shared.launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
 from shared.metadata import ToolMetadataRegistry, tool_metadata
 from shared.protocol import (
@@ -332,6 +332,31 @@ def test_an_error_reply_raises_client_request_error(core: Core, backend: str) ->
                 assert isinstance(request, Request)
                 worker.handle(
                     encode(Reply(request.request_id, None, {"code": -32600, "message": "no sampling"}))
+                )
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_input_pending_reply_raises_input_required(core: Core, backend: str) -> None:
+    worker, loop = core
+    worker.ready_frame()
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tasks:
+
+                async def ask() -> None:
+                    with pytest.raises(InputRequired) as raised:
+                        await worker.request(3, "roots/list", {})
+                    assert raised.value.code == INPUT_PENDING
+
+                tasks.start_soon(ask)
+                await wait_until(lambda: bool(loop.sent))
+                request = loop.sent[0]
+                assert isinstance(request, Request)
+                worker.handle(
+                    encode(Reply(request.request_id, None, {"code": INPUT_PENDING, "message": "asked"}))
                 )
 
     anyio.run(main, backend=backend)

@@ -99,6 +99,9 @@ class Settings(BaseModel):
     request_state_ttl: float = Field(
         600.0, gt=0, le=86400, description="seconds a client may take to answer an input request"
     )
+    list_page_size: int = Field(
+        500, ge=1, le=100_000, description="entries per page of tools/list, resources/list and the other lists"
+    )
 
     @pydantic.field_validator("tools")
     @classmethod

@@ -62,6 +62,7 @@ from .fastpath_render import InvalidResult, ResultRenderer, response_body
 from .input_required import InputFlow, InputRound
 from .listing import ToolListing
 from .metrics import HTTPStats
+from .pagination import DEFAULT_PAGE_SIZE
 from .router import Router
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
@@ -117,6 +118,7 @@ class FastPath:
         allowed_hosts: list[str],
         allowed_origins: list[str],
         max_body_size: int,
+        list_page_size: int = DEFAULT_PAGE_SIZE,
         stats: FastPathStats,
         http_stats: HTTPStats | None = None,
     ) -> None:
@@ -130,7 +132,7 @@ class FastPath:
         self._host_allowed = _matcher(allowed_hosts)
         self._origin_allowed = _matcher(allowed_origins)
         self._render = ResultRenderer(server.server_info_stamp)
-        self._tools = ToolListing(router)
+        self._tools = ToolListing(router, list_page_size)
         self._valid: set[tuple[str, str, bytes]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listings: dict[tuple[int, str], bytes] = {}

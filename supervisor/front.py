@@ -125,13 +125,13 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
     """The SDK server whose handlers forward to ``router``; its ``input_flow`` is the one the fast path
     shares."""
     flow = InputFlow(settings.state_keys, settings.request_state_ttl)
-    listing = ToolListing(router)
+    listing = ToolListing(router, settings.list_page_size)
     notifier = ListChangedNotifier(lambda: router.catalog.last_changed)
     router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
         notifier.remember(ctx)
-        return await listing.result()
+        return await listing.result(params.cursor if params is not None else None)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
@@ -171,7 +171,7 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
         on_call_tool=call_tool,
         on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
-        **kind_handlers(router, notifier.remember, flow),
+        **kind_handlers(router, notifier.remember, flow, settings.list_page_size),
     )
     server.input_flow = flow
     return server
@@ -246,6 +246,7 @@ def build_http_app(
         allowed_hosts=security.allowed_hosts,
         allowed_origins=security.allowed_origins,
         max_body_size=settings.max_body_size,
+        list_page_size=settings.list_page_size,
         stats=supervisor.fast_path_stats,
         http_stats=http_stats,
     )

@@ -33,6 +33,7 @@ from shared.kinds import completion_key
 
 from .forwarding import call_with_input
 from .input_required import InputFlow
+from .pagination import page
 from .router import Router
 
 logger = logging.getLogger("mcp_supervisor.front")
@@ -76,31 +77,43 @@ class Subscriptions:
 
 
 class KindListings:
-    """The ``resources/list``, ``resources/templates/list`` and ``prompts/list`` results and the parsed
+    """The ``resources/list``, ``resources/templates/list`` and ``prompts/list`` pages and the parsed
     templates, rebuilt only when the catalog's entries of that kind changed."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, page_size: int) -> None:
         self.router = router
+        self.page_size = page_size
         self._versions: dict[str, int] = {}
-        self._lists: dict[str, list[dict[str, Any]]] = {}
+        self._lists: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
         self._templates: list[tuple[UriTemplate, str]] = []
 
-    async def result(self, kind: str) -> dict[str, Any]:
-        """The list result of ``kind``; waits (bounded) for every pool's first catalog."""
+    async def result(self, kind: str, cursor: str | None) -> dict[str, Any]:
+        """The page of the list of ``kind`` that ``cursor`` points to (the first without one); waits
+        (bounded) for every pool's first catalog.
+
+        Raises:
+            MCPError: -32602, an invalid cursor.
+        """
         await self.router.wait_settled()
-        return {LISTED_KINDS[kind]: self._list(kind)}
+        entries, keys = self._list(kind)
+        listed, next_cursor = page(entries, keys, cursor, self.page_size)
+        result: dict[str, Any] = {LISTED_KINDS[kind]: listed}
+        if next_cursor is not None:
+            result["nextCursor"] = next_cursor
+        return result
 
     def templates(self) -> list[tuple[UriTemplate, str]]:
         """The listed templates, parsed, with their keys (a template the SDK cannot parse is left out)."""
         self._list("resource_template")
         return self._templates
 
-    def _list(self, kind: str) -> list[dict[str, Any]]:
+    def _list(self, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The listed entries of ``kind`` as clients see them, and their keys (the catalog sorts by key)."""
         catalog = self.router.catalog
         version = catalog.kind_versions.get(kind, 0)
         if self._versions.get(kind) != version:
             entries = catalog.of_kind(kind)
-            self._lists[kind] = [entry["mcp"] for entry in entries]
+            self._lists[kind] = ([entry["mcp"] for entry in entries], [entry["key"] for entry in entries])
             if kind == "resource_template":
                 self._templates = []
                 for entry in entries:
@@ -113,14 +126,14 @@ class KindListings:
 
 
 def kind_handlers(
-    router: Router, remember: Callable[[ServerRequestContext[Any]], None], flow: InputFlow
+    router: Router, remember: Callable[[ServerRequestContext[Any]], None], flow: InputFlow, page_size: int
 ) -> dict[str, Any]:
     """The SDK ``Server`` handlers (``on_list_resources=...`` and so on) of every kind but tools.
 
     ``remember(ctx)`` is called with each request's context (the list_changed notifier's hook); ``flow``
     serves the input-required flow of resource reads and prompts.
     """
-    listings = KindListings(router)
+    listings = KindListings(router, page_size)
     subscriptions = Subscriptions()
     router.on_resource_updated = subscriptions.updated
 
@@ -136,15 +149,15 @@ def kind_handlers(
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return _typed(types.ListResourcesResult, await listings.result("resource"))
+        return _typed(types.ListResourcesResult, await listings.result("resource", _cursor(params)))
 
     async def list_resource_templates(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return _typed(types.ListResourceTemplatesResult, await listings.result("resource_template"))
+        return _typed(types.ListResourceTemplatesResult, await listings.result("resource_template", _cursor(params)))
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return _typed(types.ListPromptsResult, await listings.result("prompt"))
+        return _typed(types.ListPromptsResult, await listings.result("prompt", _cursor(params)))
 
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
         uri = str(params.uri)
@@ -222,6 +235,12 @@ def kind_handlers(
         "on_get_prompt": get_prompt,
         "on_completion": complete,
     }
+
+
+def _cursor(params: Any) -> str | None:
+    """The ``cursor`` of a list request's params (which may be absent)."""
+    cursor = getattr(params, "cursor", None)
+    return cursor if isinstance(cursor, str) else None
 
 
 def _typed(model: type[ResultT], result: dict[str, Any], data: dict[str, Any] | None = None) -> ResultT:

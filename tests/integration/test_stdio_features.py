@@ -32,7 +32,7 @@ async def answer_elicitation(context: Any, params: Any) -> types.ElicitResult:
     return types.ElicitResult(action="accept", content={"name": "Grace"})
 
 
-@pytest.fixture(params=["legacy", "2026-07-28"])
+@pytest.fixture(params=["legacy", "2026-07-28", "auto"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, list[Any]]]:
     logs: list[Any] = []
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from typing import Any
 
 import mcp_types as types
@@ -28,6 +28,14 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    SubscriptionBus,
+    ToolsListChanged,
+)
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -79,23 +87,28 @@ class _SupervisorServer(Server[Any]):
 
 
 class ListChangedNotifier:
-    """Remembers the connections that have talked to us and tells them when a list changes.
-
-    Only handshake-era connections (2025-11-25 and older) with a standalone stream are told; the
-    2026-07-28 era delivers list changes through ``subscriptions/listen``, which is not served yet. Each of
-    the three lists is announced only when entries of its kinds changed (``Catalog.last_changed``).
+    """Tells clients when a list changes: the handshake-era connections (2025-11-25 and older) that have
+    talked to us, on their standalone stream, and the 2026-07-28 clients listening on a
+    ``subscriptions/listen`` stream, through ``events`` (the SDK's ``ListenHandler`` reads it and sends
+    each stream only what it asked for). Each of the three lists is announced only when entries of its
+    kinds changed (``Catalog.last_changed``).
     """
 
     SENDERS = (
-        (("tool",), "send_tool_list_changed"),
-        (("resource", "resource_template"), "send_resource_list_changed"),
-        (("prompt",), "send_prompt_list_changed"),
+        (("tool",), "send_tool_list_changed", ToolsListChanged()),
+        (("resource", "resource_template"), "send_resource_list_changed", ResourcesListChanged()),
+        (("prompt",), "send_prompt_list_changed", PromptsListChanged()),
     )
 
-    def __init__(self, changed_kinds: Callable[[], Collection[str]] | None = None) -> None:
+    def __init__(
+        self,
+        changed_kinds: Callable[[], Collection[str]] | None = None,
+        events: SubscriptionBus | None = None,
+    ) -> None:
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed_kinds = changed_kinds or (lambda: ("tool",))
+        self._events = events
 
     def remember(self, ctx: ServerRequestContext[Any]) -> None:
         connection = getattr(ctx.session, "_connection", None)
@@ -106,12 +119,18 @@ class ListChangedNotifier:
         """Send the ``notifications/*/list_changed`` of every list whose kinds ``changed_kinds()`` names
         (tools alone without it) to every remembered connection; returns at once."""
         changed = set(self._changed_kinds())
-        senders = [name for kinds, name in self.SENDERS if changed.intersection(kinds)]
+        lists = [(name, event) for kinds, name, event in self.SENDERS if changed.intersection(kinds)]
         for connection in list(self._connections):
-            for sender in senders:
-                task = asyncio.create_task(self._notify(connection, sender))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            for sender, _ in lists:
+                self._start(self._notify(connection, sender))
+        if self._events is not None:
+            for _, event in lists:
+                self._start(self._events.publish(event))
+
+    def _start(self, notification: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(notification)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _notify(self, connection: Any, sender: str) -> None:
         try:
@@ -126,7 +145,8 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
     shares."""
     flow = InputFlow(settings.state_keys, settings.request_state_ttl)
     listing = ToolListing(router, settings.list_page_size)
-    notifier = ListChangedNotifier(lambda: router.catalog.last_changed)
+    events = InMemorySubscriptionBus()
+    notifier = ListChangedNotifier(lambda: router.catalog.last_changed, events)
     router.on_catalog_change = notifier.catalog_changed
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
@@ -171,7 +191,8 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
         on_call_tool=call_tool,
         on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
-        **kind_handlers(router, notifier.remember, flow, settings.list_page_size),
+        on_subscriptions_listen=ListenHandler(events),
+        **kind_handlers(router, notifier.remember, flow, settings.list_page_size, events),
     )
     server.input_flow = flow
     return server

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import mcp_types as types
 import pydantic
 from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
@@ -45,11 +46,14 @@ LISTED_KINDS = {"resource": "resources", "resource_template": "resourceTemplates
 
 
 class Subscriptions:
-    """URI → the sessions subscribed to it (weakly held: a closed session drops out by itself)."""
+    """URI → the handshake-era sessions subscribed to it (weakly held: a closed session drops out by
+    itself); an update also goes to ``events``, where the 2026-07-28 clients' ``subscriptions/listen``
+    streams that asked for that URI pick it up."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: SubscriptionBus) -> None:
         self._sessions: dict[str, weakref.WeakSet[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._events = events
 
     def add(self, uri: str, session: Any) -> None:
         self._sessions.setdefault(uri, weakref.WeakSet()).add(session)
@@ -62,11 +66,16 @@ class Subscriptions:
                 del self._sessions[uri]
 
     def updated(self, uri: str) -> None:
-        """Send ``notifications/resources/updated`` to every session subscribed to ``uri``; returns at once."""
+        """Send ``notifications/resources/updated`` to every session and listen stream subscribed to
+        ``uri``; returns at once."""
         for session in list(self._sessions.get(uri, ())):
-            task = asyncio.create_task(self._notify(session, uri))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._notify(session, uri))
+        self._start(self._events.publish(ResourceUpdated(uri)))
+
+    def _start(self, notification: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(notification)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _notify(self, session: Any, uri: str) -> None:
         try:
@@ -126,15 +135,20 @@ class KindListings:
 
 
 def kind_handlers(
-    router: Router, remember: Callable[[ServerRequestContext[Any]], None], flow: InputFlow, page_size: int
+    router: Router,
+    remember: Callable[[ServerRequestContext[Any]], None],
+    flow: InputFlow,
+    page_size: int,
+    events: SubscriptionBus,
 ) -> dict[str, Any]:
     """The SDK ``Server`` handlers (``on_list_resources=...`` and so on) of every kind but tools.
 
     ``remember(ctx)`` is called with each request's context (the list_changed notifier's hook); ``flow``
-    serves the input-required flow of resource reads and prompts.
+    serves the input-required flow of resource reads and prompts; resource updates are also published on
+    ``events`` for the ``subscriptions/listen`` streams.
     """
     listings = KindListings(router, page_size)
-    subscriptions = Subscriptions()
+    subscriptions = Subscriptions(events)
     router.on_resource_updated = subscriptions.updated
 
     async def run(

@@ -14,6 +14,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourceUpdated
 
 from tests.conftest import RunningSupervisor, spawn_supervisor, stdio_server
 from tests.integration.kind_tools import PNG_1X1
@@ -204,6 +205,30 @@ async def test_list_changed_for_prompts_and_resources_when_a_worker_brings_new_o
         assert "it_extra_prompt" in {p.name for p in (await client.list_prompts()).prompts}
         contents = (await client.read_resource("it://trio/extra")).contents[0]
         assert isinstance(contents, types.TextResourceContents) and contents.text == "extra"
+
+
+async def test_a_listen_stream_gets_the_updates_and_list_changes_it_asked_for(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    """2026-07-28 has no sessions: a client opens ``subscriptions/listen`` and gets, on that stream, the
+    resource updates a worker publishes and the list changes of a restarted worker, as it filtered them."""
+    marker = tmp_path / "extra"
+    server = supervisor_factory(
+        "--tools", "tests.integration.kind_tools", env={"IT_EXTRA_KIND_MARKER": str(marker)}
+    )
+    async with Client(server.url, mode="2026-07-28") as client:  # type: ignore[arg-type]
+        async with client.listen(
+            prompts_list_changed=True, resource_subscriptions=["it://trio/blob"]
+        ) as subscription:
+            await client.call_tool("it_touch", {"uri": "it://asyncio/text"})  # not asked for
+            await client.call_tool("it_touch", {"uri": "it://trio/blob"})
+            with anyio.fail_after(10):
+                assert await subscription.__anext__() == ResourceUpdated(uri="it://trio/blob")
+            marker.write_text("on")
+            os.kill(server.worker("trio-0")["pid"], signal.SIGKILL)
+            with anyio.fail_after(15):
+                assert await subscription.__anext__() == PromptsListChanged()
+        assert "it_extra_prompt" in {p.name for p in (await client.list_prompts()).prompts}
 
 
 @pytest.mark.parametrize("mode", MODES)

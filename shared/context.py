@@ -66,6 +66,7 @@ class ToolContext:
         "meta",
         "_emit",
         "_request",
+        "_announce",
         "_cancelled",
         "_inputs",
     )
@@ -82,6 +83,7 @@ class ToolContext:
         meta: dict[str, Any] | None,
         emit: Callable[[Message], None],
         request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+        announce: Callable[[], None] | None = None,
     ) -> None:
         self.call_id = call_id
         self.tool = tool
@@ -92,6 +94,7 @@ class ToolContext:
         self.meta = meta
         self._emit = emit
         self._request = request
+        self._announce = announce
         self._cancelled = False  # a plain flag: set once by the loop thread, read by any (atomic in CPython)
         self._inputs = 0  # requests to the client so far: their default keys
 
@@ -149,6 +152,19 @@ class ToolContext:
         if not isinstance(uri, str) or not uri:
             raise TypeError("resource_updated: uri must be a non-empty string")
         self._emit(ResourceUpdated(uri))
+        return _SENT
+
+    def announce_catalog(self) -> Sent:
+        """Announce this worker's entries again: tools, resources, prompts or completions registered
+        (decorated) since the worker started become callable and listed, and clients are told that the
+        lists changed (``list_changed``). Never blocks.
+
+        Raises:
+            RuntimeError: the context has no worker behind it (a test's hand-made context).
+        """
+        if self._announce is None:
+            raise RuntimeError("announce_catalog: this context is not running in a worker")
+        self._announce()
         return _SENT
 
     async def sample(

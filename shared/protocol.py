@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -46,6 +46,7 @@ class MessageType(IntEnum):
     REQUEST_PROGRESS = 13
     REQUEST_CANCEL = 14
     RESOURCE_UPDATED = 15
+    CATALOG_CHANGED = 16
 
 
 class Ready(NamedTuple):
@@ -173,6 +174,15 @@ class ResourceUpdated(NamedTuple):
     uri: str
 
 
+class CatalogChanged(NamedTuple):
+    """worker → router: the worker's entries changed after READY (``ctx.announce_catalog()`` after an entry
+    was registered at run time); the same three fields as READY's, which they replace."""
+
+    catalog: list[dict[str, Any]]
+    load_errors: list[str]
+    elsewhere: dict[str, str]
+
+
 class Drain(NamedTuple):
     """router → worker: take no new calls; finish the ones in flight."""
 
@@ -199,6 +209,7 @@ Message = (
     | RequestProgress
     | RequestCancel
     | ResourceUpdated
+    | CatalogChanged
 )
 
 _TYPE_OF: dict[type, MessageType] = {
@@ -217,6 +228,7 @@ _TYPE_OF: dict[type, MessageType] = {
     RequestProgress: MessageType.REQUEST_PROGRESS,
     RequestCancel: MessageType.REQUEST_CANCEL,
     ResourceUpdated: MessageType.RESOURCE_UPDATED,
+    CatalogChanged: MessageType.CATALOG_CHANGED,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
 _CODE_OF: dict[type, int] = {cls: int(t) for cls, t in _TYPE_OF.items()}

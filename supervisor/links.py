@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ProtocolError
-from shared.protocol import Ready, check_ready
+from shared.protocol import PROTOCOL_VERSION, CatalogChanged, Ready, check_ready
 
 from .catalog import check_catalog
 
@@ -120,6 +120,18 @@ class Links:
         if message.pid in self._held:
             link.held = link.draining = True
         return link
+
+    def recatalog(self, link: WorkerLink, message: CatalogChanged) -> bool:
+        """Take the catalog a connected worker announced after READY; True when that worker is routed to
+        (its catalog is then its pool's). A catalog the router could not use is logged and ignored."""
+        as_ready = Ready(link.worker_id, link.pid, link.pool, PROTOCOL_VERSION, *message)
+        try:
+            check_catalog(as_ready)
+        except ProtocolError as exc:
+            logger.error("ignoring a new catalog: %s", exc)
+            return False
+        link.catalog, link.load_errors, link.elsewhere = message.catalog, message.load_errors, message.elsewhere
+        return not link.held and not link.draining
 
     def unhold(self, pid: int) -> WorkerLink | None:
         """The connected worker ``pid`` if it was held, now no longer held nor draining; else None."""

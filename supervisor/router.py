@@ -4,10 +4,10 @@ Workers connect with a DEALER whose identity is ``<worker id>/<pid>``, so each i
 a distinct peer and a frame from a dead incarnation can never be mistaken for its replacement's. A worker
 becomes routable when its READY arrives with the protocol version and pid the arbiter expects.
 
-``Router.call`` is the whole call path on this side: catalog lookup, choice of the least-loaded ready
-worker of the entry's pool (a tool, or any other kind of entry), CALL, then PROGRESS/LOG frames handed to the caller in order until RESULT
-or ERROR. When a worker dies the arbiter calls ``worker_gone`` and every call that worker held is answered
-at once with ``WorkerLostError``.
+``Router.call`` is the whole call path on this side: catalog lookup, the least-loaded ready worker of
+the entry's pool (a tool or any other kind), CALL, then PROGRESS/LOG frames handed to the caller in order
+until RESULT or ERROR. A worker's CATALOG_CHANGED replaces its catalog. When a worker dies the arbiter
+calls ``worker_gone`` and every call that worker held is answered at once with ``WorkerLostError``.
 
 The router composes parts it calls into; none of them owns a socket, and none calls back into the router
 but through what it was given (a send function, a callback, ``Router.call`` for a tool-to-tool call):
@@ -19,9 +19,8 @@ but through what it was given (a send function, a callback, ``Router.call`` for 
 - ``worker_requests.WorkerRequests``: the requests a running tool or a worker makes;
 - ``liveness.Liveness``: heartbeats and silent workers.
 
-Words: a *pool* is a set of workers a call is routed among (``asyncio``, ``trio``, ``trio-queue``); a
-*runtime* is an event loop (asyncio or Trio). A *timeout* is a duration in seconds; a *deadline* is an
-instant of ``time.monotonic()`` (or of ``loop.time()``, the same clock on asyncio's loops).
+Words (docs/architecture.md): a *pool* is a set of workers a call is routed among; a *runtime* is an
+event loop. A *timeout* is a duration in seconds; a *deadline* an instant of ``time.monotonic()``.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from shared.errors import (
 from shared.protocol import (
     Call,
     Cancel,
+    CatalogChanged,
     Drain,
     Error,
     Heartbeat,
@@ -412,11 +412,8 @@ class Router:
         self._send_raw(link.identity, message)
 
     def _send_raw(self, identity: bytes, message: Message) -> None:
-        """Queue a frame to a worker; never blocks, never raises.
-
-        A send to a peer that is gone fails (ROUTER_MANDATORY) and is only logged at debug level: the
-        arbiter reports the exit and answers the calls that worker held.
-        """
+        """Queue a frame to a worker; never blocks, never raises. A send to a peer that is gone fails
+        (ROUTER_MANDATORY) and is only logged at debug level: the arbiter reports the exit."""
         if self._socket is None:
             return
         try:
@@ -459,6 +456,9 @@ class Router:
                 self._requests.refuse_late(link, message)
         elif isinstance(message, ResourceUpdated):
             self.on_resource_updated(message.uri)
+        elif isinstance(message, CatalogChanged):
+            if self._table.recatalog(link, message):
+                self._catalog.take(link.pool, link.catalog, link.load_errors, link.elsewhere)
         elif not isinstance(message, Heartbeat):
             logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
 

@@ -38,7 +38,7 @@ from ..errors import (
 from ..kind_results import to_kind_result
 from ..kinds import get_entry_registry
 from ..metadata import Runtime, get_registry
-from ..protocol import PROTOCOL_VERSION, Call, Error, Message, Ready, Result, encode
+from ..protocol import PROTOCOL_VERSION, Call, CatalogChanged, Error, Message, Ready, Result, encode
 from ..results import error_result, to_call_tool_result
 from ..schema import ToolSpec, build_tool_spec
 
@@ -83,6 +83,7 @@ class ToolHost:
         self.tools: dict[str, ToolSpec] = {}
         """Every entry of this runtime by reference: a tool by its name, another kind by ``kind:key``."""
         self.load_errors: list[str] = []
+        self._import_errors: list[str] = []
         self.elsewhere: dict[str, str] = {}
 
     def load(self) -> None:
@@ -99,8 +100,23 @@ class ToolHost:
                     raise
                 message = f"tool module {module!r} failed to import: {type(exc).__name__}: {_one_line(exc)}"
                 logger.error("%s", message, exc_info=True)
-                self.load_errors.append(message)
+                self._import_errors.append(message)
+        self._scan()
+
+    def announce(self, emit: Callable[[Message], None]) -> None:
+        """Build the entries of the registries again (some were registered at run time) and send the new
+        catalog (CATALOG_CHANGED) with ``emit``; any thread."""
+        self._scan()
+        emit(CatalogChanged(self._catalog(), self.load_errors, self.elsewhere))
+
+    def _scan(self) -> None:
+        """The entries of every registry, this runtime's in ``tools`` and the others' in ``elsewhere``;
+        the three tables are replaced whole (a scan at run time never shows a half-built one)."""
+        tools: dict[str, Any] = {}
+        elsewhere: dict[str, str] = {}
+        errors = list(self._import_errors)
         registry = get_registry()
+        built: list[tuple[str, Any]] = []
         for metadata in registry.list_all():
             func = registry.get_function(metadata.name)
             if func is None:
@@ -108,24 +124,27 @@ class ToolHost:
             try:
                 spec = build_tool_spec(func, metadata)
             except ToolDefinitionError as exc:
-                self.load_errors.append(_one_line(exc))
+                errors.append(_one_line(exc))
                 logger.error("%s", exc)
                 continue
-            if spec.runtime == self.runtime:
-                self.tools[spec.name] = spec
-            else:
-                self.elsewhere[spec.name] = spec.runtime
+            built.append((spec.name, spec))
         for entry, func in get_entry_registry().list_all():
             try:
-                spec = build_entry_spec(func, entry)
+                entry_spec = build_entry_spec(func, entry)
             except ToolDefinitionError as exc:
-                self.load_errors.append(_one_line(exc))
+                errors.append(_one_line(exc))
                 logger.error("%s", exc)
                 continue
+            built.append((entry_spec.ref, entry_spec))
+        for ref, spec in built:
             if spec.runtime == self.runtime:
-                self.tools[spec.ref] = spec
+                tools[ref] = spec
             else:
-                self.elsewhere[spec.ref] = spec.runtime
+                elsewhere[ref] = spec.runtime
+        self.tools, self.elsewhere, self.load_errors = tools, elsewhere, errors
+
+    def _catalog(self) -> list[dict[str, Any]]:
+        return [spec.catalog_entry() for spec in self.tools.values()]
 
     def ready(self) -> Ready:
         return Ready(
@@ -133,7 +152,7 @@ class ToolHost:
             pid=os.getpid(),
             pool=self.pool,
             protocol_version=PROTOCOL_VERSION,
-            catalog=[spec.catalog_entry() for spec in self.tools.values()],
+            catalog=self._catalog(),
             load_errors=self.load_errors,
             elsewhere=self.elsewhere,
         )
@@ -168,6 +187,7 @@ class ToolHost:
             meta=call.meta,
             emit=emit,
             request=None if request is None else functools.partial(request, call.call_id),
+            announce=functools.partial(self.announce, emit),
         )
         if spec.context_parameter is not None:
             kwargs[spec.context_parameter] = context

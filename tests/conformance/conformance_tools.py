@@ -19,7 +19,7 @@ from mcp_types import (
     TextResourceContents,
 )
 
-from shared import ToolContext, tool_metadata
+from shared import ToolContext, prompt_metadata, tool_metadata
 from shared.errors import ClientRequestError, InputRequired
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
@@ -278,3 +278,36 @@ async def test_missing_capability(ctx: ToolContext) -> str:
     """Needs sampling: a client that did not declare it gets MissingRequiredClientCapabilityError."""
     answer = await ctx.sample("Say hello.", max_tokens=10)
     return json.dumps(answer)
+
+
+_added = iter(range(1, 1_000_000))
+
+
+@tool_metadata(runtime="asyncio")
+async def test_trigger_tool_change(ctx: ToolContext) -> str:
+    """Add a tool to this worker at run time and announce it (the suite's list-change diagnostic hook)."""
+    name = f"test_added_tool_{next(_added)}"
+
+    async def added() -> str:
+        """A tool added at run time by test_trigger_tool_change."""
+        return "added at run time"
+
+    added.__name__ = added.__qualname__ = name
+    tool_metadata(runtime="asyncio")(added)
+    ctx.announce_catalog()
+    return f"added {name}"
+
+
+@tool_metadata(runtime="asyncio")
+async def test_trigger_prompt_change(ctx: ToolContext) -> str:
+    """Add a prompt to this worker at run time and announce it (the suite's list-change diagnostic hook)."""
+    name = f"test_added_prompt_{next(_added)}"
+
+    def added() -> str:
+        """A prompt added at run time by test_trigger_prompt_change."""
+        return "added at run time"
+
+    added.__name__ = added.__qualname__ = name
+    prompt_metadata(name=name, runtime="asyncio")(added)
+    ctx.announce_catalog()
+    return f"added {name}"

@@ -18,6 +18,7 @@ from shared.protocol import (
     PROTOCOL_VERSION,
     Call,
     Cancel,
+    CatalogChanged,
     Drain,
     Error,
     Heartbeat,
@@ -70,6 +71,7 @@ SAMPLES: list[Message] = [
     RequestProgress(3, 1.0, 2.0, "half"),
     RequestCancel(3),
     ResourceUpdated("config://app"),
+    CatalogChanged([{"name": "added", "inputSchema": {"type": "object"}, "metadata": {}}], [], {"x": "trio"}),
 ]
 
 
@@ -118,6 +120,7 @@ def test_message_type_numbers_are_pinned() -> None:
         "REQUEST_PROGRESS": 13,
         "REQUEST_CANCEL": 14,
         "RESOURCE_UPDATED": 15,
+        "CATALOG_CHANGED": 16,
     }
 
 
@@ -171,7 +174,7 @@ def test_decode_refuses_what_is_not_a_typed_array(value: Any) -> None:
         decode(msgpack.packb(value))
 
 
-@pytest.mark.parametrize("type_number", [0, 16, 99, -1])
+@pytest.mark.parametrize("type_number", [0, 17, 99, -1])
 def test_decode_refuses_unknown_type(type_number: int) -> None:
     with pytest.raises(ProtocolError, match=f"unknown message type {type_number}"):
         decode(msgpack.packb([type_number, "x"]))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.errors import INTERNAL_ERROR, CallError, UnknownToolError, WorkerLostError
-from shared.protocol import Error, ResourceUpdated, Result
+from shared.protocol import CatalogChanged, Error, ResourceUpdated, Result
 from tests.supervisor.fakes import WAIT, FakeWorker, running_router, tool_entry
 
 pytestmark = pytest.mark.anyio
@@ -116,3 +116,18 @@ async def test_the_catalog_lists_each_kind_apart_and_bumps_only_the_changed_kind
         worker.ready()
         changed = {kind for kind, version in catalog.kind_versions.items() if version != before[kind]}
         assert changed == {"resource", "resource_template", "prompt"} == catalog.last_changed
+
+
+async def test_a_catalog_announced_after_ready_replaces_the_workers_and_is_told() -> None:
+    async with running_router(["asyncio"]) as (router, socket):
+        worker = connect_kinds(router, socket, "asyncio-0", 1, "asyncio")
+        changes: list[set[str]] = []
+        router.on_catalog_change = lambda: changes.append(set(router.catalog.last_changed))
+        worker.send(
+            CatalogChanged([tool_entry("echo"), tool_entry("added"), kind_entry("prompt", "new")], [], {})
+        )
+        assert [entry["name"] for entry in router.tools()] == ["added", "echo"]
+        assert [entry["key"] for entry in router.catalog.of_kind("prompt")] == ["new"]
+        assert changes and {"tool", "prompt"} <= changes[-1]
+        worker.send(CatalogChanged([{"name": 3}], [], {}))  # unusable: logged and ignored
+        assert [entry["name"] for entry in router.tools()] == ["added", "echo"]

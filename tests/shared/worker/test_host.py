@@ -18,11 +18,12 @@ import pytest
 import trio
 
 from shared.errors import INVALID_PARAMS, InvalidArgumentsError, UnknownToolError
-from shared.metadata import ToolMetadataRegistry
+from shared.metadata import ToolMetadataRegistry, tool_metadata
 from shared.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_VERSION,
     Call,
+    CatalogChanged,
     Error,
     Log,
     Message,
@@ -194,6 +195,27 @@ def test_ready_announces_catalog_errors_and_elsewhere_and_encodes() -> None:
     assert ut_names(entry["name"] for entry in ready.catalog) == TRIO_TOOLS
     assert errors_about(host, "does_not_exist") == errors_about(ready, "does_not_exist")  # type: ignore[arg-type]
     assert ready.elsewhere["ut_echo"] == "asyncio"
+
+
+def test_a_context_announces_entries_registered_at_run_time() -> None:
+    """``ctx.announce_catalog()``: a tool decorated after start is built, served and announced, and the
+    import errors of the start are announced again with it."""
+    host = loaded_host("asyncio", modules=(SAMPLE, "toolmods.does_not_exist"))
+    sent: list[Message] = []
+    prepared = host.prepare(call("ut_echo", {"message": "x"}), sent.append)
+
+    @tool_metadata(runtime="asyncio")
+    async def ut_added_later() -> str:
+        return "later"
+
+    prepared.context.announce_catalog()
+
+    [changed] = [decode(encode(message)) for message in sent]
+    assert isinstance(changed, CatalogChanged)
+    assert ut_names(entry["name"] for entry in changed.catalog) == ASYNCIO_TOOLS | {"ut_added_later"}
+    assert changed.elsewhere["ut_trio_double"] == "trio"
+    assert errors_about(host, "does_not_exist") and errors_about(changed, "does_not_exist")  # type: ignore[arg-type]
+    assert host.prepare(call("ut_added_later"), sent.append).spec.name == "ut_added_later"
 
 
 # -- prepare ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import mcp_types as types
@@ -50,7 +50,7 @@ from . import __version__
 from .config import Settings
 from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
-from .front_kinds import kind_handlers
+from .front_kinds import kind_handlers, send_in_background
 from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
@@ -122,15 +122,10 @@ class ListChangedNotifier:
         lists = [(name, event) for kinds, name, event in self.SENDERS if changed.intersection(kinds)]
         for connection in list(self._connections):
             for sender, _ in lists:
-                self._start(self._notify(connection, sender))
+                send_in_background(self._tasks, self._notify(connection, sender))
         if self._events is not None:
             for _, event in lists:
-                self._start(self._events.publish(event))
-
-    def _start(self, notification: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(notification)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+                send_in_background(self._tasks, self._events.publish(event))
 
     async def _notify(self, connection: Any, sender: str) -> None:
         try:

@@ -45,6 +45,14 @@ LISTED_KINDS = {"resource": "resources", "resource_template": "resourceTemplates
 """Kind → the key of its list in the ``*/list`` result."""
 
 
+def send_in_background(tasks: set[asyncio.Task[None]], notification: Coroutine[Any, Any, None]) -> None:
+    """Run ``notification`` in a task of its own, kept in ``tasks`` until it ends (so it is not collected
+    half-way); the caller returns at once."""
+    task = asyncio.create_task(notification)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 class Subscriptions:
     """URI → the handshake-era sessions subscribed to it (weakly held: a closed session drops out by
     itself); an update also goes to ``events``, where the 2026-07-28 clients' ``subscriptions/listen``
@@ -69,13 +77,8 @@ class Subscriptions:
         """Send ``notifications/resources/updated`` to every session and listen stream subscribed to
         ``uri``; returns at once."""
         for session in list(self._sessions.get(uri, ())):
-            self._start(self._notify(session, uri))
-        self._start(self._events.publish(ResourceUpdated(uri)))
-
-    def _start(self, notification: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(notification)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            send_in_background(self._tasks, self._notify(session, uri))
+        send_in_background(self._tasks, self._events.publish(ResourceUpdated(uri)))
 
     async def _notify(self, session: Any, uri: str) -> None:
         try:

@@ -112,35 +112,30 @@ class ToolHost:
     def _scan(self) -> None:
         """The entries of every registry, this runtime's in ``tools`` and the others' in ``elsewhere``;
         the three tables are replaced whole (a scan at run time never shows a half-built one)."""
-        tools: dict[str, Any] = {}
+        tools: dict[str, ToolSpec] = {}
         elsewhere: dict[str, str] = {}
         errors = list(self._import_errors)
         registry = get_registry()
-        built: list[tuple[str, Any]] = []
-        for metadata in registry.list_all():
-            func = registry.get_function(metadata.name)
-            if func is None:
-                continue
+        builders: list[Callable[[], ToolSpec]] = [
+            functools.partial(build_tool_spec, func, metadata)
+            for metadata in registry.list_all()
+            if (func := registry.get_function(metadata.name)) is not None
+        ]
+        builders += [
+            functools.partial(build_entry_spec, func, entry)
+            for entry, func in get_entry_registry().list_all()
+        ]
+        for build in builders:
             try:
-                spec = build_tool_spec(func, metadata)
+                spec = build()
             except ToolDefinitionError as exc:
                 errors.append(_one_line(exc))
                 logger.error("%s", exc)
                 continue
-            built.append((spec.name, spec))
-        for entry, func in get_entry_registry().list_all():
-            try:
-                entry_spec = build_entry_spec(func, entry)
-            except ToolDefinitionError as exc:
-                errors.append(_one_line(exc))
-                logger.error("%s", exc)
-                continue
-            built.append((entry_spec.ref, entry_spec))
-        for ref, spec in built:
             if spec.runtime == self.runtime:
-                tools[ref] = spec
+                tools[spec.ref] = spec
             else:
-                elsewhere[ref] = spec.runtime
+                elsewhere[spec.ref] = spec.runtime
         self.tools, self.elsewhere, self.load_errors = tools, elsewhere, errors
 
     def _catalog(self) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ own event loop. In the stateless 2026-07-28 era the first three have no channel 
 middle of a call: the server answers the call with ``input_required`` and runs the function again when the
 client retries with the answers (``supervisor/input_required.py``; docs/tools.md). Each such request has a
 key naming it across those runs: the ``key=`` argument, else ``<kind>-<n>`` in the order the run asks.
+``run_as_task`` is the same kind of request, answered by the server itself (the MCP tasks extension).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .protocol import Log, Message, Progress, ResourceUpdated
 
 INPUT_KEY_META = "io.github.mcp-supervisor/inputKey"
 """``_meta`` key of a request to the client carrying its key (the router takes it out before sending)."""
+START_TASK_METHOD = "io.github.mcp-supervisor/startTask"
+"""The request ``ctx.run_as_task()`` makes; the server answers it and never sends it to a client."""
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
@@ -248,6 +251,21 @@ class ToolContext:
             "timeout": self.time_remaining(),
         }
         return await self._send_request("tools/call", params)
+
+    async def run_as_task(self) -> None:
+        """Become an MCP task here (a tool declared with ``task_after_input=True``).
+
+        In a plain call from a client that declared the tasks extension, the call ends here: the server
+        records a durable task holding the tool's arguments and the answers the client gave so far, and
+        answers with its ``CreateTaskResult``; the task then runs the function again from the start, where
+        the earlier requests to the client are answered at once and this returns. In a task, or for a
+        client without the extension (``task_support="optional"``), it returns at once.
+
+        Raises:
+            InputRequired: the call becomes a task; let it propagate (whatever the function does after
+                catching it is done for nothing).
+        """
+        await self._send_request(START_TASK_METHOD, {})
 
     async def _ask_client(
         self, method: str, params: dict[str, Any], key: str | None, kind: str

@@ -3,7 +3,8 @@
 ``ToolMetadata`` carries the original design's eleven attributes (name, runtime, requires_p2p, category,
 priority, timeout_seconds, retry_policy, memory_intensive, cpu_intensive, io_intensive, mcp_schema,
 mcp_description) plus what a production server needs: a title, the MCP tool annotations (read-only,
-idempotent, destructive, open-world) and a per-tool ``max_concurrency``.
+idempotent, destructive, open-world), a per-tool ``max_concurrency`` and whether a call may run as an MCP
+task (``task_support``, ``task_after_input``).
 
 ``@tool_metadata(...)`` attaches a ``ToolMetadata`` to a function and registers it in the process-wide
 ``ToolMetadataRegistry`` (``get_registry()``). Every worker process imports the configured tool modules and
@@ -22,10 +23,12 @@ from .errors import ToolDefinitionError
 Runtime = Literal["asyncio", "trio"]
 RuntimeChoice = Literal["asyncio", "trio", "auto"]
 RetryPolicy = Literal["none", "exponential", "linear"]
+TaskSupport = Literal["forbidden", "optional", "required"]
 
 RUNTIMES: tuple[Runtime, ...] = ("asyncio", "trio")
 RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("asyncio", "trio", "auto")
 RETRY_POLICIES: tuple[RetryPolicy, ...] = ("none", "exponential", "linear")
+TASK_SUPPORT: tuple[TaskSupport, ...] = ("forbidden", "optional", "required")
 
 METADATA_ATTRIBUTE = "__tool_metadata__"
 """Name of the attribute ``@tool_metadata`` sets on the decorated function."""
@@ -58,6 +61,13 @@ class ToolMetadata:
             A read-only or idempotent tool's call is sent once more if its worker dies during the call.
         max_concurrency: At most this many calls of the tool run at once, over all workers (``None``: no
             limit); the router queues or refuses the others ("server busy").
+        task_support: Whether a call may run as an MCP task (the ``io.modelcontextprotocol/tasks``
+            extension, on the durable task queue): ``"forbidden"`` (the default: always a plain call),
+            ``"optional"`` (a task for a client that declared the extension, a plain call for the others)
+            or ``"required"`` (always a task; a client without the extension gets -32021).
+        task_after_input: With ``task_support``: the call first runs as a plain call, asking the client
+            what it needs (input-required rounds), and becomes a task where the function awaits
+            ``ctx.run_as_task()``; the task runs the function again from the start, with the answers.
     """
 
     name: str
@@ -78,6 +88,8 @@ class ToolMetadata:
     destructive: bool | None = None
     open_world: bool | None = None
     max_concurrency: int | None = None
+    task_support: TaskSupport = "forbidden"
+    task_after_input: bool = False
 
     def __post_init__(self) -> None:
         if (
@@ -125,6 +137,15 @@ class ToolMetadata:
         ):
             raise ToolDefinitionError(
                 f"tool {self.name!r}: max_concurrency={self.max_concurrency!r} must be a positive integer or None"
+            )
+        if self.task_support not in TASK_SUPPORT:
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: task_support={self.task_support!r} is invalid; "
+                "allowed: forbidden, optional, required"
+            )
+        if self.task_after_input and self.task_support == "forbidden":
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: task_after_input=True needs task_support='optional' or 'required'"
             )
         if self.mcp_schema is not None and (
             not isinstance(self.mcp_schema, dict) or self.mcp_schema.get("type") != "object"

@@ -49,6 +49,10 @@ class Catalog:
         """Entry reference → its ``max_concurrency``, for the listed entries that have one."""
         self.retry_safe: frozenset[str] = frozenset()
         """References of the listed entries a call may be sent twice to (``ToolMetadata.retry_safe``)."""
+        self.task_support: dict[str, str] = {}
+        """Tool name → ``"optional"`` or ``"required"``, for the listed tools that may run as MCP tasks."""
+        self.task_after_input: frozenset[str] = frozenset()
+        """Tools that become a task only where the function says so (``ToolMetadata.task_after_input``)."""
         self.failures: dict[str, str] = {}
         """Pool → why it is failed (its tools are not listed and calls to it fail fast)."""
         self.version = 0
@@ -158,6 +162,10 @@ class Catalog:
         metadata = {name: ToolMetadata(**entry["metadata"]) for name, entry in tools.items()}
         self.tool_limits = {name: m.max_concurrency for name, m in metadata.items() if m.max_concurrency}
         self.retry_safe = frozenset(name for name, m in metadata.items() if m.retry_safe)
+        self.task_support = {
+            name: m.task_support for name, m in metadata.items() if m.task_support != "forbidden"
+        }
+        self.task_after_input = frozenset(name for name, m in metadata.items() if m.task_after_input)
         self.version += 1
         if self.settled.is_set():
             self.on_change()

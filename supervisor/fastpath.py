@@ -59,20 +59,26 @@ from shared.errors import INTERNAL_ERROR, CallError, error_object
 from shared.results import call_error_result
 
 from .fastpath_render import InvalidResult, ResultRenderer, response_body
+from .fastpath_tasks import TASK_PARAMS_KEYS, FastTasks
 from .input_required import InputFlow, InputRound
 from .listing import ToolListing
 from .metrics import HTTPStats
 from .pagination import DEFAULT_PAGE_SIZE
 from .router import Router
+from .tasks_front import TASK
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
 
 SSE_COMMIT_AFTER = 15.0
 """Seconds a call may run before the answer becomes an event stream with keep-alive pings (as the SDK)."""
 
-_METHODS = frozenset({"tools/call", "tools/list"})
+_METHODS = frozenset({"tools/call", "tools/list", *TASK_PARAMS_KEYS})
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
-_PARAMS_KEYS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"})}
+_PARAMS_KEYS = {
+    "tools/call": frozenset({"name", "arguments", "_meta"}),
+    "tools/list": frozenset({"_meta"}),
+    **TASK_PARAMS_KEYS,
+}
 _VALID_CACHE_SIZE = 1024
 _STREAM_META_KEYS = ("progressToken", LOG_LEVEL_META_KEY)
 """``_meta`` keys that ask for notifications on the response stream: the SDK serves those requests."""
@@ -133,6 +139,7 @@ class FastPath:
         self._origin_allowed = _matcher(allowed_origins)
         self._render = ResultRenderer(server.server_info_stamp)
         self._tools = ToolListing(router, list_page_size)
+        self._tasks = FastTasks(router, self._render)
         self._valid: set[tuple[str, str, bytes]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listings: dict[tuple[int, str], bytes] = {}
@@ -163,7 +170,7 @@ class FastPath:
         messages: deque[Message] = deque()
         try:
             body = await self._read_body(headers, receive, messages)
-            request_id, version, params = self._parse(body, headers)
+            request_id, version, params, plan = self._parse(body, headers)
         except _NotFast:
 
             async def replay() -> Message:
@@ -177,6 +184,11 @@ class FastPath:
         try:
             if method == "tools/list":
                 status = await self._answer(send, request_id, await self._list_tools(version))
+            elif method != "tools/call":
+                answer = await self._tasks.answer(method, version, params, headers)
+                status = await self._answer(send, request_id, *answer)
+            elif plan == TASK:
+                status = await self._answer(send, request_id, *await self._tasks.create(version, params))
             else:
                 status = await self._call_tool(send, receive, request_id, version, params)
         finally:
@@ -225,8 +237,11 @@ class FastPath:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _parse(self, body: bytes, headers: dict[str, str]) -> tuple[int | str, str, dict[str, Any]]:
-        """The request's id, protocol version and params when the SDK would accept it as is.
+    def _parse(
+        self, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | str, str, dict[str, Any], str | None]:
+        """The request's id, protocol version and params when the SDK would accept it as is, and for a
+        ``tools/call`` its plan (``tasks_front.plan_call``).
 
         Raises:
             _NotFast: anything the SDK answers with an error, or serves with an event stream.
@@ -256,14 +271,22 @@ class FastPath:
         meta = params["_meta"]
         if any(key in meta for key in _STREAM_META_KEYS) or params.keys() - _PARAMS_KEYS[method]:
             raise _NotFast  # notifications wanted, a cursor, or the input-required flow: the SDK's
+        version = verdict.protocol_version
+        if method in TASK_PARAMS_KEYS:
+            if not self._tasks.passes(method, version, params, headers):
+                raise _NotFast
+            return request_id, version, params, None
         if method == "tools/call" and (
             not isinstance(params.get("name"), str) or not isinstance(params.get("arguments", {}), dict)
         ):
             raise _NotFast
-        self._validate(method, verdict.protocol_version, params)
-        if method == "tools/call" and self._param_headers_refused(params, headers):
-            raise _NotFast
-        return request_id, verdict.protocol_version, params
+        self._validate(method, version, params)
+        plan = None
+        if method == "tools/call":
+            plan = self._tasks.plan(version, params)
+            if plan is None or self._param_headers_refused(params, headers):
+                raise _NotFast
+        return request_id, version, params, plan
 
     def _validate(self, method: str, version: str, params: dict[str, Any]) -> None:
         """The SDK's surface validation of the params, remembered per ``_meta``.

@@ -43,6 +43,11 @@ class ResultRenderer:
             shaped = _sieve(method, version, result) if passed_through else shaped
             return json.dumps(self._stamped(shaped), separators=(",", ":")).encode()
 
+    def extension(self, result: dict[str, Any]) -> bytes:
+        """An extension's result (a task), serialized as the SDK does: stamped, never sieved (the
+        per-version surface does not describe it)."""
+        return orjson.dumps(self._stamped(result))
+
     def _stamped(self, shaped: dict[str, Any]) -> dict[str, Any]:
         """``shaped`` with the ``serverInfo`` stamp in its ``_meta`` (a handler-set value wins)."""
         meta = shaped.get("_meta")

@@ -18,11 +18,11 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from shared.context import LOG_LEVELS
+from shared.context import LOG_LEVELS, START_TASK_METHOD
 from shared.errors import ClientRequestError
 
 from .client_requests import check_client_request, first_error
-from .input_required import INPUT_METHODS, InputFlow, take_input_key
+from .input_required import INPUT_METHODS, InputFlow, InputRound, take_input_key
 
 LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 
@@ -62,10 +62,12 @@ async def call_with_input(
     ctx: ServerRequestContext[Any],
     meta: Any,
     call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    on_start_task: Callable[[InputRound], Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """``call(options)`` with the ``call_options`` of this request; from 2026-07-28 on, for ``tools/call``,
     ``prompts/get`` and ``resources/read``, its requests to the client answered from the retry's answers
-    or gathered into an ``input_required`` result (``InputFlow``).
+    or gathered into an ``input_required`` result (``InputFlow``). With ``on_start_task``, a function
+    that awaits ``ctx.run_as_task()`` ends there and the answer is ``on_start_task(round)``'s.
 
     Raises:
         MCPError: -32602, the ``requestState`` is refused.
@@ -76,11 +78,17 @@ async def call_with_input(
         return await call(options)
     params = ctx.params or {}
     try:
-        round_ = flow.open(ctx.method, params, ctx.session.check_client_capability, ctx.protocol_version)
+        round_ = flow.open(
+            ctx.method,
+            params,
+            ctx.session.check_client_capability,
+            ctx.protocol_version,
+            can_start_task=on_start_task is not None,
+        )
     except ClientRequestError as exc:
         raise MCPError(exc.code, str(exc)) from None
     options["on_request"] = round_.on_request
-    return await flow.run(round_, ctx.method, params, lambda: call(options))
+    return await flow.run(round_, ctx.method, params, lambda: call(options), on_start_task)
 
 
 async def ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +98,8 @@ async def ask_client(ctx: ServerRequestContext[Any], method: str, params: dict[s
         ClientRequestError: the client lacks the capability, has no channel back (stateless HTTP),
             answered with an error or with something that is not a valid result.
     """
+    if method == START_TASK_METHOD:  # ctx.run_as_task() in a call that does not become a task: go on
+        return {}
     _, params = take_input_key(method, params)  # the key names a request only in input_required results
     request, result_type = check_client_request(
         method, params, ctx.session.check_client_capability, ctx.protocol_version

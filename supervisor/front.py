@@ -51,6 +51,7 @@ from .config import Settings
 from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
+from .front_tasks import TASK, CallPlanner, register_task_methods
 from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
@@ -143,6 +144,7 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
     events = InMemorySubscriptionBus()
     notifier = ListChangedNotifier(lambda: router.catalog.last_changed, events)
     router.on_catalog_change = notifier.catalog_changed
+    planner = CallPlanner(router)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
         notifier.remember(ctx)
@@ -150,18 +152,23 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
+        plan = planner.plan(ctx, params.name)
+        if plan == TASK:
+            return await planner.create(ctx, params.name, params.arguments)
 
         async def call(options: dict[str, Any]) -> dict[str, Any]:
             return await router.call(params.name, params.arguments, timeout=router.request_timeout, **options)
 
         try:
-            result = await call_with_input(flow, ctx, params.meta, call)
+            result = await call_with_input(
+                flow, ctx, params.meta, call, planner.starter(ctx, plan, params.name, params.arguments)
+            )
         except CallError as exc:
             answer = call_error_result(exc)
             if answer is None:
                 raise MCPError(**error_object(exc)) from None
             result = answer
-        if result.get("resultType") == "input_required":
+        if result.get("resultType") in ("input_required", "task"):
             return result
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             result["resultType"] = "complete"  # required from 2026-07-28 on; unknown to older versions
@@ -189,6 +196,8 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
         on_subscriptions_listen=ListenHandler(events),
         **kind_handlers(router, notifier.remember, flow, settings.list_page_size, events),
     )
+    if settings.task_queue:
+        register_task_methods(server, router)
     server.input_flow = flow
     return server
 

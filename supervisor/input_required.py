@@ -35,7 +35,7 @@ from typing import Any
 import pydantic
 from mcp_types import ClientCapabilities
 
-from shared.context import INPUT_KEY_META
+from shared.context import INPUT_KEY_META, START_TASK_METHOD
 from shared.errors import (
     INPUT_PENDING,
     INVALID_PARAMS,
@@ -79,21 +79,38 @@ class InputRound:
     response}``), the others recorded in ``pending`` (key → the request as it goes on the wire).
 
     ``supports(capabilities)`` says whether the client declared them; ``version`` is the protocol version.
+    ``can_start_task``: the call may become an MCP task where the function awaits ``ctx.run_as_task()``
+    (the run ends there and ``start_task`` is set); otherwise that request is answered at once.
     """
 
-    __slots__ = ("answers", "pending", "asked", "refused", "_supports", "_version", "_count")
+    __slots__ = (
+        "answers",
+        "pending",
+        "asked",
+        "refused",
+        "start_task",
+        "_can_start_task",
+        "_supports",
+        "_version",
+        "_count",
+    )
 
     def __init__(
         self,
         answers: dict[str, dict[str, Any]],
         supports: Callable[[ClientCapabilities], bool],
         version: str,
+        *,
+        can_start_task: bool = False,
     ) -> None:
         self.answers = answers
         self.pending: dict[str, dict[str, Any]] = {}
         self.asked: dict[str, str] = {}
         self.refused = False
         """A request failed its capability check: the call fails with it, whatever else is pending."""
+        self.start_task = False
+        """The function awaited ``ctx.run_as_task()`` in a call that may become a task: it becomes one."""
+        self._can_start_task = can_start_task
         self._supports = supports
         self._version = version
         self._count = 0
@@ -106,6 +123,8 @@ class InputRound:
             ClientRequestError: a capability the client did not declare (-32021), invalid params, or an
                 answer that is not a valid result.
         """
+        if method == START_TASK_METHOD:
+            return self._start_task()
         key, params = take_input_key(method, params)
         self._count += 1
         if key is None:
@@ -132,6 +151,15 @@ class InputRound:
             f"{method} ({key}) needs the client's answer: this run ends here and the call goes on when the "
             "client retries with it",
             INPUT_PENDING,
+        )
+
+    def _start_task(self) -> dict[str, Any]:
+        """``ctx.run_as_task()``: end the run here when the call may become a task, else go on."""
+        if not self._can_start_task:
+            return {}
+        self.start_task = True
+        raise ClientRequestError(
+            "the call becomes a task here: this run ends and the task runs the function again", INPUT_PENDING
         )
 
     @property
@@ -169,6 +197,8 @@ class InputFlow:
         params: Mapping[str, Any],
         supports: Callable[[ClientCapabilities], bool],
         version: str,
+        *,
+        can_start_task: bool = False,
     ) -> InputRound:
         """The round of this request: the answers of the sealed state and of ``inputResponses``.
 
@@ -179,7 +209,12 @@ class InputFlow:
         responses = params.get("inputResponses")
         if token is None:  # answers the client gives unasked are taken by their key alone
             loose = responses.items() if isinstance(responses, dict) else ()
-            return InputRound({key: {"q": None, "r": answer} for key, answer in loose}, supports, version)
+            return InputRound(
+                {key: {"q": None, "r": answer} for key, answer in loose},
+                supports,
+                version,
+                can_start_task=can_start_task,
+            )
         state = self.sealer.open(method, params, token)
         answers = state.get("answers")
         answers = dict(answers) if isinstance(answers, dict) else {}
@@ -188,7 +223,7 @@ class InputFlow:
             for key, digest in asked.items():
                 if key in responses:
                     answers[key] = {"q": digest, "r": responses[key]}
-        return InputRound(answers, supports, version)
+        return InputRound(answers, supports, version, can_start_task=can_start_task)
 
     def result(self, round_: InputRound, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The ``input_required`` result of a round that needs input."""
@@ -205,16 +240,24 @@ class InputFlow:
         method: str,
         params: Mapping[str, Any],
         call: Callable[[], Awaitable[dict[str, Any]]],
+        on_start_task: Callable[[InputRound], Awaitable[dict[str, Any]]] | None = None,
     ) -> dict[str, Any]:
-        """``call()``'s result, or the ``input_required`` result when the round recorded requests.
+        """``call()``'s result, or the ``input_required`` result when the round recorded requests, or
+        ``on_start_task(round_)``'s when the function became a task (``ctx.run_as_task()``).
 
         Raises:
-            CallError: the call failed, and not because it needs input.
+            CallError: the call failed, and not because it needs input or became a task.
         """
         try:
             result = await call()
         except CallError:
             if round_.needs_input:
                 return self.result(round_, method, params)
+            if round_.start_task and on_start_task is not None:
+                return await on_start_task(round_)
             raise
-        return self.result(round_, method, params) if round_.needs_input else result
+        if round_.needs_input:
+            return self.result(round_, method, params)
+        if round_.start_task and on_start_task is not None:
+            return await on_start_task(round_)
+        return result

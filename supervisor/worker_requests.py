@@ -6,7 +6,9 @@ Two kinds (docs/protocol.md):
   by the supervisor itself; anything else (sampling, elicitation) goes to the client through the call's
   ``on_request``. It lives as long as the call: the router cancels it when the call ends.
 - a request of the *worker itself* (``call_id`` 0, the task queue): ``tools/call`` (with its progress sent
-  back as REQUEST_PROGRESS), ``supervisor/tools`` and ``supervisor/workers``; any other method is answered
+  back as REQUEST_PROGRESS; with ``task``, one run of an MCP task: ``task_runs``),
+  ``supervisor/tools``, ``supervisor/workers`` and ``supervisor/task_changed`` (an MCP task's new state,
+  for the clients listening); any other method is answered
   with -32601. REQUEST_CANCEL cancels one, and the worker's death cancels them all, so that a task its
   next incarnation recovers never runs twice at once.
 
@@ -35,6 +37,7 @@ from shared.results import call_error_result
 from .catalog import Catalog
 from .links import WorkerLink
 from .router_types import ProgressCallback, RequestCallback
+from .task_runs import run_task_call
 
 
 class ToolCaller(Protocol):
@@ -49,6 +52,7 @@ class ToolCaller(Protocol):
         *,
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        on_request: RequestCallback | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -71,6 +75,8 @@ class WorkerRequests:
         self._send = send
         self._running: dict[tuple[bytes, int], asyncio.Task[None]] = {}
         """The worker requests being answered, by (worker identity, request id)."""
+        self.on_task_changed: Callable[[dict[str, Any]], None] | None = None
+        """Told every MCP task state the task queue reports (``supervisor/task_changed``); never raises."""
 
     # -- requests of a running tool ----------------------------------------------------------------
 
@@ -132,7 +138,14 @@ class WorkerRequests:
             async def forward(progress: float, total: float | None, message: str | None) -> None:
                 self._send(link.identity, RequestProgress(request.request_id, progress, total, message))
 
+            if "task" in request.params:  # a run of an MCP task
+                return await run_task_call(self._caller, request.params, forward)
             return await self._call_tool(request.params, on_progress=forward)
+        if request.method == "supervisor/task_changed":
+            task = request.params.get("task")
+            if self.on_task_changed is not None and isinstance(task, dict):
+                self.on_task_changed(task)
+            return {}
         if request.method == "supervisor/tools":
             pool_of = self._catalog.pool_of
             return {

@@ -3,8 +3,8 @@
     python -m tests.conformance.run            (after ``npm ci`` in tests/conformance, see .ci/conformance)
 
 Starts ``python -m supervisor`` on a free loopback port with the tools of ``conformance_tools`` and the
-resources, prompts and completions of ``conformance_kinds`` and the input-required tools of
-``conformance_input`` (served by
+resources, prompts and completions of ``conformance_kinds``, the input-required tools of
+``conformance_input`` and the task-capable tools of ``conformance_tasks`` (served by
 the asyncio and Trio workers, not the supervisor) and runs, each with its baseline of expected failures:
 
 - the released suite (0.1.x): its active server scenarios (the 2025-11-25 handshake era) and the JSON
@@ -47,6 +47,7 @@ def main() -> int:
         "--tools", "tests.conformance.conformance_tools",
         "--tools", "tests.conformance.conformance_kinds",
         "--tools", "tests.conformance.conformance_input",
+        "--tools", "tests.conformance.conformance_tasks",
         "--log-level", "warning",
     )  # fmt: skip
     status = 0

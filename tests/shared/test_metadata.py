@@ -515,3 +515,23 @@ def test_decorator_refuses_a_name_taken_by_another_function(registry: ToolMetada
 
     with pytest.raises(ToolDefinitionError, match="defined twice"):
         tool_metadata(name="shared_name", registry=registry)(second_tool)
+
+
+def test_task_support_defaults_to_forbidden_and_takes_the_three_values() -> None:
+    assert ToolMetadata(name="t").task_support == "forbidden"
+    for support in ("forbidden", "optional", "required"):
+        assert ToolMetadata(name="t", task_support=support).task_support == support  # type: ignore[arg-type]
+    assert ToolMetadata(name="t", task_support="required", task_after_input=True).task_after_input
+
+
+@pytest.mark.parametrize("support", ["always", "", None, True])
+def test_invalid_task_support_is_refused_naming_field_and_value(support: Any) -> None:
+    with pytest.raises(ToolDefinitionError) as caught:
+        ToolMetadata(name="t", task_support=support)
+
+    assert f"task_support={support!r}" in str(caught.value)
+
+
+def test_task_after_input_without_task_support_is_refused() -> None:
+    with pytest.raises(ToolDefinitionError, match="task_after_input=True needs task_support"):
+        ToolMetadata(name="t", task_after_input=True)

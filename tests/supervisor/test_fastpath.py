@@ -16,6 +16,7 @@ from mcp.server.lowlevel.server import Server
 from starlette.types import Message
 
 from supervisor import fastpath
+from supervisor.catalog import Catalog
 from supervisor.fastpath import FastPath, FastPathStats
 from supervisor.input_required import InputFlow
 
@@ -35,6 +36,7 @@ class StandInRouter:
     catalog_version = 1
 
     def __init__(self) -> None:
+        self.catalog = Catalog([])  # no task-capable tool: every call is a plain one
         self.result: dict[str, Any] = {"content": [{"type": "text", "text": "done"}], "isError": False}
         self.release = asyncio.Event()
         self.cancelled = asyncio.Event()

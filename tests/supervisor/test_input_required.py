@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mcp_types import ClientCapabilities
 
-from shared.context import INPUT_KEY_META
+from shared.context import INPUT_KEY_META, START_TASK_METHOD
 from shared.errors import (
     INPUT_PENDING,
     INVALID_PARAMS,
@@ -107,7 +107,9 @@ async def test_a_capability_the_client_lacks_fails_the_call_not_a_round() -> Non
 
 async def test_an_invalid_answer_is_refused_to_the_function() -> None:
     flow = InputFlow(KEYS)
-    round_ = flow.open("tools/call", {**PARAMS, "inputResponses": {"a": {"action": "maybe"}}}, _everything, VERSION)
+    round_ = flow.open(
+        "tools/call", {**PARAMS, "inputResponses": {"a": {"action": "maybe"}}}, _everything, VERSION
+    )
     with pytest.raises(ClientRequestError) as raised:
         await round_.on_request("elicitation/create", _elicit("a"))
     assert raised.value.code == INVALID_PARAMS
@@ -121,5 +123,35 @@ async def test_a_request_without_a_key_gets_its_ordinal() -> None:
 
 
 def test_the_key_is_taken_out_of_the_params_sent() -> None:
-    assert take_input_key("roots/list", {"_meta": {INPUT_KEY_META: "k", "x": 1}}) == ("k", {"_meta": {"x": 1}})
+    assert take_input_key("roots/list", {"_meta": {INPUT_KEY_META: "k", "x": 1}}) == (
+        "k",
+        {"_meta": {"x": 1}},
+    )
     assert take_input_key("roots/list", {"a": 1}) == (None, {"a": 1})
+
+
+async def test_run_as_task_ends_the_run_only_where_the_call_may_become_a_task() -> None:
+    flow = InputFlow(KEYS)
+    answered = {"q": None, "r": {"action": "accept", "content": {"name": "Ada"}}}
+    params = {**PARAMS, "inputResponses": {"name": answered["r"]}}
+    made: list[dict[str, Any]] = []
+
+    async def start(round_: InputRound) -> dict[str, Any]:
+        made.append(round_.answers)
+        return {"resultType": "task", "taskId": "mcp-1"}
+
+    for can_start, expected in ((True, {"resultType": "task", "taskId": "mcp-1"}), (False, {"ran": "on"})):
+        round_ = flow.open("tools/call", params, _everything, VERSION, can_start_task=can_start)
+
+        async def call(round_: InputRound = round_) -> dict[str, Any]:
+            await round_.on_request("elicitation/create", _elicit("name"))
+            try:
+                assert await round_.on_request(START_TASK_METHOD, {}) == {}
+            except ClientRequestError as exc:  # the function lets it out: the run ends here
+                assert exc.code == INPUT_PENDING
+                return {"content": [], "isError": True}
+            return {"ran": "on"}
+
+        assert await flow.run(round_, "tools/call", params, call, start) == expected
+        assert round_.start_task is can_start and not round_.needs_input
+    assert made == [{"name": answered}]  # the task gets the answers gathered before it

@@ -30,6 +30,9 @@ INPUT_KEY_META = "io.github.mcp-supervisor/inputKey"
 """``_meta`` key of a request to the client carrying its key (the router takes it out before sending)."""
 START_TASK_METHOD = "io.github.mcp-supervisor/startTask"
 """The request ``ctx.run_as_task()`` makes; the server answers it and never sends it to a client."""
+TASK_RUN_META = "io.github.mcp-supervisor/taskRun"
+"""``_meta`` key the router sets on a call that is a run of an MCP task: its timeout is then a protocol
+error (the task fails), not a tool result."""
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 

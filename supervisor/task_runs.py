@@ -15,7 +15,12 @@ What the reply says about how the call ended, for the task's final state (SEP-26
   tool refuses are ``isError`` results too, as a client's call gets them (the queue tries a busy call
   again later);
 - an error REPLY for a protocol-level failure: the worker died and the call was not sent again, no worker
-  became ready, the deadline passed, a capability the client lacks (-32021) — the task fails with it.
+  became ready, the deadline passed (the call carries ``TASK_RUN_META``, so the worker reports its
+  timeout as an error, not as a tool result), a capability the client lacks (-32021) — the task fails
+  with it.
+
+The call's ``_meta`` also carries the task's client capabilities and protocol version, as a client's
+request does, so ``ctx.meta`` tells the function what it may ask.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from mcp.server.connection import Connection
-from mcp_types import ClientCapabilities
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY, ClientCapabilities
 from mcp_types.version import LATEST_PROTOCOL_VERSION
 
+from shared.context import TASK_RUN_META
 from shared.errors import (
     INVALID_PARAMS,
     CallError,
@@ -52,6 +58,7 @@ class TaskToolCaller(Protocol):
         arguments: dict[str, Any] | None,
         *,
         timeout: float,
+        meta: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
     ) -> dict[str, Any]: ...
@@ -83,6 +90,11 @@ async def run_task_call(
             name,
             arguments,
             timeout=float(timeout) if timeout is not None else caller.request_timeout,
+            meta={
+                TASK_RUN_META: True,
+                PROTOCOL_VERSION_META_KEY: version,
+                CLIENT_CAPABILITIES_META_KEY: client.get("capabilities") or {},
+            },
             on_progress=on_progress,
             on_request=round_.on_request,
         )

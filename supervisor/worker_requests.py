@@ -51,6 +51,7 @@ class ToolCaller(Protocol):
         arguments: dict[str, Any] | None,
         *,
         timeout: float,
+        meta: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
     ) -> dict[str, Any]: ...

@@ -23,7 +23,7 @@ from typing import Any
 import pydantic
 import pydantic_core
 
-from ..context import ToolContext
+from ..context import TASK_RUN_META, ToolContext
 from ..entry_spec import build_entry_spec
 from ..errors import (
     INTERNAL_ERROR,
@@ -264,10 +264,13 @@ class ToolHost:
         return self._error_result(call, f"{self._what(call)} failed: {type(exc).__name__}: {_one_line(exc)}")
 
     def timeout_frame(self, call: PreparedCall) -> bytes:
-        """The RESULT frame for a call that outlived its deadline."""
-        return self._error_result(
-            call, f"{self._what(call)} timed out after {round(call.timeout or 0, 2):g} s"
-        )
+        """The RESULT frame for a call that outlived its deadline (an ERROR frame, -32603, for a run of an
+        MCP task, which a timeout fails)."""
+        message = f"{self._what(call)} timed out after {round(call.timeout or 0, 2):g} s"
+        meta = call.context.meta
+        if meta is not None and meta.get(TASK_RUN_META):
+            return encode(Error(call.call_id, INTERNAL_ERROR, message, None))
+        return self._error_result(call, message)
 
     def _error_result(self, call: PreparedCall, message: str) -> bytes:
         if call.spec.kind != "tool":  # only a tool has an isError result; the others fail as protocol errors

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.context import INPUT_KEY_META, START_TASK_METHOD
+from shared.context import INPUT_KEY_META, START_TASK_METHOD, TASK_RUN_META
 from shared.errors import (
     ClientRequestError,
     InvalidArgumentsError,
@@ -35,11 +35,13 @@ class FunctionCaller:
     def __init__(self, function: Function) -> None:
         self.function = function
         self.timeouts: list[float] = []
+        self.metas: list[dict[str, Any]] = []
 
     async def call(
-        self, tool: str, arguments: Any, *, timeout: float, on_request: Any, **_: Any
+        self, tool: str, arguments: Any, *, timeout: float, meta: dict[str, Any], on_request: Any, **_: Any
     ) -> dict[str, Any]:
         self.timeouts.append(timeout)
+        self.metas.append(meta)
         return await self.function(on_request)
 
 
@@ -85,6 +87,13 @@ async def test_the_next_run_is_answered_from_the_task_s_answers() -> None:
     )
     assert reply == text("Hello, Ada!")
     assert caller.timeouts == [30.0]  # the router's request_timeout when the queue gives none
+    assert caller.metas == [  # a task run (its timeout fails it), with what the client declared
+        {
+            TASK_RUN_META: True,
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+        }
+    ]
 
 
 async def test_an_answer_bound_to_another_request_is_asked_again() -> None:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import trio
 
-from shared.errors import INVALID_PARAMS, InvalidArgumentsError, UnknownToolError
+from shared.context import TASK_RUN_META
+from shared.errors import INTERNAL_ERROR, INVALID_PARAMS, InvalidArgumentsError, UnknownToolError
 from shared.metadata import ToolMetadataRegistry, tool_metadata
 from shared.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -474,4 +475,15 @@ def test_timeout_frame_names_tool_and_timeout() -> None:
             "content": [{"type": "text", "text": "tool 'ut_trio_double' timed out after 2.5 s"}],
             "isError": True,
         },
+    )
+
+
+def test_the_timeout_of_a_task_run_is_an_error_not_a_tool_result() -> None:
+    host = loaded_host("trio")
+    prepared = host.prepare(
+        call("ut_trio_double", {"n": 1}, timeout=2.5, meta={TASK_RUN_META: True}), discard
+    )
+
+    assert decode(host.timeout_frame(prepared)) == Error(
+        1, INTERNAL_ERROR, "tool 'ut_trio_double' timed out after 2.5 s", None
     )

@@ -1,0 +1,171 @@
+"""MCP tasks (the ``io.modelcontextprotocol/tasks`` extension) end to end: a real supervisor, its workers
+and its task queue, over HTTP, with the official SDK's client (``tests.tasks_client``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import RunningSupervisor, spawn_supervisor, text
+from tests.tasks_client import (
+    TERMINAL,
+    TasksExtension,
+    cancel_task,
+    get_task,
+    update_task,
+    wait_for_task,
+)
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = ("--tools", "tests.integration.task_tools")
+MODERN = "2026-07-28"
+
+
+def tasks_client(server: RunningSupervisor) -> Client:
+    return Client(server.url, mode=MODERN, extensions=[TasksExtension()])
+
+
+async def start(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call ``tool`` and return the ``CreateTaskResult`` it answers with."""
+    created = await client.session.call_tool(tool, arguments, allow_claimed=True)
+    answer = created.model_dump(by_alias=True, exclude_none=True)
+    assert answer["resultType"] == "task", answer
+    return answer
+
+
+async def test_a_task_is_answered_by_tasks_get_and_a_client_without_the_extension_gets_a_plain_result(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory(*TOOLS)
+    async with tasks_client(server) as client:
+        created = await start(client, "tk_quick", text="hello")
+        assert created["status"] == "working" and created["ttlMs"] >= 3_600_000
+        assert "result" not in created and "requestState" not in created
+        done = await wait_for_task(client.session, created["taskId"])
+        assert done["status"] == "completed" and done["resultType"] == "complete"
+        assert done["result"]["content"] == [{"type": "text", "text": "HELLO"}]
+        assert text(await client.call_tool("tk_quick", {"text": "again"})) == "AGAIN"  # polled by the client
+    async with Client(server.url, mode=MODERN) as plain:
+        assert text(await plain.call_tool("tk_quick", {"text": "plain"})) == "PLAIN"
+        with pytest.raises(MCPError) as refused:
+            await plain.call_tool("tk_once", {"n": 1, "log": os.devnull})
+        assert refused.value.error.code == -32021
+
+
+async def test_progress_shows_in_the_status_message_and_cancel_reaches_the_tool(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    server = supervisor_factory(*TOOLS)
+    marker = tmp_path / "cancelled"
+    async with tasks_client(server) as client:
+        task_id = (await start(client, "tk_wait_for_cancel", marker=str(marker)))["taskId"]
+        with anyio.fail_after(10):
+            while "copying" not in (task := await get_task(client.session, task_id)).get("statusMessage", ""):
+                await anyio.sleep(0.05)
+        assert task["status"] == "working" and "25%" in task["statusMessage"]
+        assert await cancel_task(client.session, task_id) == {"resultType": "complete"}
+        assert (await wait_for_task(client.session, task_id))["status"] == "cancelled"
+        assert await cancel_task(client.session, task_id) == {"resultType": "complete"}  # idempotent
+    server.wait_for(marker.exists, "the tool to observe the cancellation", deadline=10)
+
+
+async def test_an_input_required_task_resumes_through_tasks_update_after_its_worker_restarts(
+    supervisor_factory: Any,
+) -> None:
+    server = supervisor_factory(*TOOLS)
+    async with tasks_client(server) as client:
+        task_id = (await start(client, "tk_confirm", what="the upgrade"))["taskId"]
+        parked = await wait_for_task(client.session, task_id, frozenset({"input_required"}))
+        assert parked["inputRequests"]["confirm"]["method"] == "elicitation/create"
+        old = server.worker("asyncio-0")["pid"]
+        os.kill(old, signal.SIGKILL)
+        server.wait_for(
+            lambda: server.worker("asyncio-0").get("pid") not in (None, old)
+            and server.worker("asyncio-0")["state"] == "ready",
+            "a new asyncio worker",
+        )
+        assert (await get_task(client.session, task_id))["status"] == "input_required"  # from the database
+        ack = await update_task(client.session, task_id, {"confirm": {"action": "accept", "content": {"ok": True}}})
+        assert ack == {"resultType": "complete"}
+        done = await wait_for_task(client.session, task_id)
+        assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "the upgrade: yes"
+
+
+async def test_a_task_is_gone_once_its_ttl_has_passed(supervisor_factory: Any) -> None:
+    server = supervisor_factory(*TOOLS, "--task-ttl", "1")
+    async with tasks_client(server) as client:
+        created = await start(client, "tk_quick", text="short-lived")
+        assert created["ttlMs"] >= 1000
+        await wait_for_task(client.session, created["taskId"])
+        with anyio.fail_after(15):
+            while True:
+                try:
+                    await get_task(client.session, created["taskId"])
+                except MCPError as gone:
+                    assert gone.error.code == -32602
+                    break
+                await anyio.sleep(0.1)
+        with pytest.raises(MCPError) as unknown:
+            await cancel_task(client.session, created["taskId"])
+        assert unknown.value.error.code == -32602
+
+
+async def test_every_task_survives_a_kill_9_of_every_process_and_none_runs_twice_unless_it_may(
+    tmp_path: Path,
+) -> None:
+    """300 idempotent and 50 non-idempotent tasks; SIGKILL the supervisor and all its workers at once
+    while they run; a new supervisor on the same state brings every task to exactly one terminal state,
+    running again only the idempotent ones."""
+    log = tmp_path / "runs.log"
+    args = (*TOOLS, "--task-db", str(tmp_path / "tasks.db"))
+    first = spawn_supervisor(*args)
+    kinds: dict[str, str] = {}
+    try:
+        async with tasks_client(first) as client:
+            for n in range(350):
+                tool = "tk_again" if n < 300 else "tk_once"
+                created = await start(client, tool, n=n, log=str(log), seconds=0.3)
+                kinds[created["taskId"]] = tool
+            first.wait_for(lambda: log.exists() and len(log.read_text().split()) >= 40, "tasks to be running")
+    finally:
+        everyone = [first.pid, *(child.pid for child in psutil.Process(first.pid).children(recursive=True))]
+        for pid in everyone:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        first.process.wait(10)
+        first.children = everyone
+        first.stop()
+    ran_before = Counter(log.read_text().split())
+    second = spawn_supervisor(*args)
+    try:
+        async with tasks_client(second) as client:
+            final: dict[str, dict[str, Any]] = {}
+            for task_id in kinds:
+                final[task_id] = await wait_for_task(client.session, task_id, deadline=120)
+    finally:
+        second.stop()
+    assert all(task["status"] in TERMINAL for task in final.values())
+    runs = Counter(log.read_text().split())
+    for task_id, tool in kinds.items():
+        task = final[task_id]
+        if tool == "tk_again":
+            assert task["status"] == "completed", task
+        else:
+            assert task["status"] in ("completed", "failed"), task
+            if task["status"] == "failed":
+                assert task["error"]["code"] == -32603 and "restarted" in task["error"]["message"], task
+    once = {n: count for n, count in runs.items() if int(n) >= 300}
+    assert max(once.values()) == 1, f"a non-idempotent task ran twice: {once}"
+    assert sum(ran_before.values()) < sum(runs.values())  # the second supervisor did run tasks

@@ -32,14 +32,17 @@ class RouterExecutor:
         *,
         timeout: float | None,
         on_progress: ProgressCallback,
+        task_input: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         from .taskqueue import ToolCallRefused
 
-        params = {"name": name, "arguments": arguments, "timeout": timeout}
+        params: dict[str, Any] = {"name": name, "arguments": arguments, "timeout": timeout}
+        if task_input is not None:
+            params["task"] = task_input
         try:
             return await self._worker.request(0, "tools/call", params, on_progress=on_progress)
         except ClientRequestError as exc:
-            raise ToolCallRefused(str(exc), exc.code) from None
+            raise ToolCallRefused(str(exc), exc.code, exc.data) from None
 
     async def tools(self) -> dict[str, dict[str, Any]]:
         answer = await self._worker.request(0, "supervisor/tools", {})

@@ -107,7 +107,9 @@ async def test_a_capability_the_client_lacks_fails_the_call_not_a_round() -> Non
 
 async def test_an_invalid_answer_is_refused_to_the_function() -> None:
     flow = InputFlow(KEYS)
-    round_ = flow.open("tools/call", {**PARAMS, "inputResponses": {"a": {"action": "maybe"}}}, _everything, VERSION)
+    round_ = flow.open(
+        "tools/call", {**PARAMS, "inputResponses": {"a": {"action": "maybe"}}}, _everything, VERSION
+    )
     with pytest.raises(ClientRequestError) as raised:
         await round_.on_request("elicitation/create", _elicit("a"))
     assert raised.value.code == INVALID_PARAMS
@@ -121,5 +123,8 @@ async def test_a_request_without_a_key_gets_its_ordinal() -> None:
 
 
 def test_the_key_is_taken_out_of_the_params_sent() -> None:
-    assert take_input_key("roots/list", {"_meta": {INPUT_KEY_META: "k", "x": 1}}) == ("k", {"_meta": {"x": 1}})
+    assert take_input_key("roots/list", {"_meta": {INPUT_KEY_META: "k", "x": 1}}) == (
+        "k",
+        {"_meta": {"x": 1}},
+    )
     assert take_input_key("roots/list", {"a": 1}) == (None, {"a": 1})

@@ -79,7 +79,7 @@ def test_an_internal_tasks_entry_is_served_unlisted_and_answers_its_dict_unchang
 
     internal_entry("tasks", "peek", peek, ToolMetadata(name="tasks.peek", runtime="trio", read_only=True))
     loaded = host()
-    [entry] = [e for e in loaded.ready().catalog if e.get("kind") == "tasks"]
+    [entry] = [e for e in loaded.ready().catalog if e.get("kind") == "tasks" and e["key"] == "peek"]
     assert entry["key"] == "peek" and not entry.get("listing")
     assert "tasks" in KINDS
     assert run(loaded, "tasks", "peek", {"task_id": "mcp-1"}) == Result(

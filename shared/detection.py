@@ -78,7 +78,9 @@ def _detect_uncached(
     registered = registry.get(name)
     if registered is not None and registered.runtime in RUNTIMES:
         return registered.runtime
-    if (metadata is not None and metadata.requires_p2p) or (registered is not None and registered.requires_p2p):
+    if (metadata is not None and metadata.requires_p2p) or (
+        registered is not None and registered.requires_p2p
+    ):
         return "trio"
     if func is None:
         func = registry.get_function(name)

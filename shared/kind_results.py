@@ -12,6 +12,7 @@ so a module moved from it renders alike:
   its JSON as a user text message. A ``GetPromptResult`` passes through.
 - a completion: a list of strings → ``values`` (the first 100), ``total`` and ``hasMore``; a dict or an
   MCP ``Completion`` → as given; ``None`` → no values.
+- an internal ``tasks`` entry: its dict, unchanged.
 
 Like ``shared.results``, this module never imports the MCP SDK.
 """
@@ -38,6 +39,10 @@ def to_kind_result(kind: str, value: Any, listing: dict[str, Any] | None) -> dic
         ValueError: a message is not ``{"role": "user" | "assistant", "content": {...}}``.
     """
     try:
+        if kind == "tasks":  # internal: the entry's dict is the answer
+            if not isinstance(value, dict):
+                raise TypeError(f"a tasks entry must return a dict, not {type(value).__name__}")
+            return value
         if kind in ("resource", "resource_template"):
             return to_read_resource_result(value, (listing or {}).get("mimeType"))
         if kind == "prompt":

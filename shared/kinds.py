@@ -32,8 +32,11 @@ from typing import Any, Literal, TypeVar
 from .errors import ToolDefinitionError
 from .metadata import RuntimeChoice, ToolMetadata
 
-Kind = Literal["tool", "resource", "resource_template", "prompt", "completion"]
-KINDS: tuple[Kind, ...] = ("tool", "resource", "resource_template", "prompt", "completion")
+Kind = Literal["tool", "resource", "resource_template", "prompt", "completion", "tasks"]
+KINDS: tuple[Kind, ...] = ("tool", "resource", "resource_template", "prompt", "completion", "tasks")
+"""``"tasks"`` is internal: the four ``tasks:*`` entries of the task-queue worker (``tasks:create``,
+``tasks:get``, ``tasks:update``, ``tasks:cancel``), which the front calls for the MCP tasks extension and
+never lists. They are declared with ``internal_entry``."""
 ENTRY_ATTRIBUTE = "__entry_metadata__"
 """Name of the attribute the decorators of this module set on the decorated function (a list: one function
 may serve several entries)."""
@@ -269,6 +272,20 @@ def _decorator(
         return target
 
     return decorate
+
+
+def internal_entry(
+    kind: Kind, key: str, func: Callable[..., Any], run: ToolMetadata, registry: EntryRegistry | None = None
+) -> EntryMetadata:
+    """Register ``func`` as the internal, never listed entry ``kind:key`` (the ``tasks`` kind), running
+    as ``run`` says; returns its metadata.
+
+    Raises:
+        ToolDefinitionError: another function already serves it.
+    """
+    metadata = EntryMetadata(kind=kind, key=key, run=run, name=key)
+    (registry if registry is not None else _registry).register(metadata, func)
+    return metadata
 
 
 def _qualified_name(func: Callable[..., Any]) -> str:

@@ -44,6 +44,10 @@ class WorkerOptions:
         cpu (``--cpu``, none): the core to pin the process to.
         service (``--service``, none): a service the worker hosts (``taskqueue``).
         task_db (``--task-db``, none: the user's state directory): the task queue's SQLite database.
+        task_ttl (``--task-ttl``, none: the engine's default, 3600): seconds MCP tasks are kept after
+            they end (0: forever).
+        task_retention (``--task-retention``, none: the engine's default, 604800): seconds finished queue
+            tasks and workflows are kept (0: forever).
         threads (``--threads``, 8): the size of the thread pool for sync tools.
         heartbeat_interval (``--heartbeat-interval``, ``HEARTBEAT_INTERVAL``): seconds between heartbeats.
         max_message_size (``--max-message-size``, ``DEFAULT_MAX_MESSAGE_SIZE``): largest frame, in bytes.
@@ -59,6 +63,8 @@ class WorkerOptions:
     cpu: int | None = None
     service: str | None = None
     task_db: str | None = None
+    task_ttl: float | None = None
+    task_retention: float | None = None
     threads: int = 8
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -100,6 +106,10 @@ class WorkerOptions:
             argv += ["--service", self.service]
         if self.task_db is not None:
             argv.append(f"--task-db={self.task_db}")  # one argument: a relative path may start with "-"
+        if self.task_ttl is not None:
+            argv += ["--task-ttl", repr(self.task_ttl)]
+        if self.task_retention is not None:
+            argv += ["--task-retention", repr(self.task_retention)]
         for module in self.modules:
             argv += ["--tools", module]
         return argv
@@ -122,6 +132,8 @@ class WorkerOptions:
             cpu=args.cpu,
             service=args.service,
             task_db=args.task_db,
+            task_ttl=args.task_ttl,
+            task_retention=args.task_retention,
             threads=args.threads,
             heartbeat_interval=args.heartbeat_interval,
             max_message_size=args.max_message_size,
@@ -145,6 +157,12 @@ def _parser(runtime: Runtime) -> argparse.ArgumentParser:
     )
     parser.add_argument("--service", choices=SERVICES, default=None, help="a service this worker hosts")
     parser.add_argument("--task-db", default=None, help="the task queue's SQLite database (with --service)")
+    parser.add_argument(
+        "--task-ttl", type=float, default=None, help="seconds MCP tasks are kept after they end"
+    )
+    parser.add_argument(
+        "--task-retention", type=float, default=None, help="seconds finished queue tasks are kept"
+    )
     parser.add_argument(
         "--threads", type=int, default=default["threads"], help="size of the thread pool for sync tools"
     )

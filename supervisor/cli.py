@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
     parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
     parser.add_argument(
+        "--task-ttl", type=str, metavar="SECONDS", help="how long MCP tasks are kept after they end"
+    )
+    parser.add_argument(
+        "--task-retention",
+        type=str,
+        metavar="SECONDS",
+        help="how long finished queue tasks and workflows are kept",
+    )
+    parser.add_argument(
         "--no-task-queue",
         dest="task_queue",
         action="store_false",
@@ -88,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         "runtime_dir": args.runtime_dir,
         "task_db": args.task_db,
         "task_queue": args.task_queue,
+        "task_ttl": args.task_ttl,
+        "task_retention": args.task_retention,
     }
     try:
         settings = load_settings(args.config, overrides=overrides)

@@ -54,6 +54,18 @@ class Settings(BaseModel):
     tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
     task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
     task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
+    task_ttl: float = Field(
+        3600.0,
+        ge=0,
+        le=10 * 365 * 86400,
+        description="seconds MCP tasks are kept after they end (0: forever)",
+    )
+    task_retention: float = Field(
+        604800.0,
+        ge=0,
+        le=10 * 365 * 86400,
+        description="seconds finished queue tasks and workflows are kept (0: forever)",
+    )
     log_level: LogLevel = "info"
     log_format: Literal["text", "json"] = Field("text", description="text, or one JSON object per line")
     shutdown_grace: float = Field(
@@ -100,7 +112,10 @@ class Settings(BaseModel):
         600.0, gt=0, le=86400, description="seconds a client may take to answer an input request"
     )
     list_page_size: int = Field(
-        500, ge=1, le=100_000, description="entries per page of tools/list, resources/list and the other lists"
+        500,
+        ge=1,
+        le=100_000,
+        description="entries per page of tools/list, resources/list and the other lists",
     )
 
     @pydantic.field_validator("tools")
@@ -227,6 +242,4 @@ def _describe(exc: pydantic.ValidationError, values: Mapping[str, Any], sources:
     if error["type"] == "value_error":
         message = message.removeprefix("Value error, ")
     shown = "(secret)" if key in _SECRET_KEYS else repr(values.get(key))
-    return f"invalid {key} = {shown} {sources.get(key, '')}: {message}{allowed}".replace(
-        "  ", " "
-    )
+    return f"invalid {key} = {shown} {sources.get(key, '')}: {message}{allowed}".replace("  ", " ")

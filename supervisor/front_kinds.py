@@ -170,7 +170,9 @@ def kind_handlers(
 
     async def list_resource_templates(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)
-        return _typed(types.ListResourceTemplatesResult, await listings.result("resource_template", _cursor(params)))
+        return _typed(
+            types.ListResourceTemplatesResult, await listings.result("resource_template", _cursor(params))
+        )
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> Any:
         remember(ctx)

@@ -130,7 +130,11 @@ class Links:
         except ProtocolError as exc:
             logger.error("ignoring a new catalog: %s", exc)
             return False
-        link.catalog, link.load_errors, link.elsewhere = message.catalog, message.load_errors, message.elsewhere
+        link.catalog, link.load_errors, link.elsewhere = (
+            message.catalog,
+            message.load_errors,
+            message.elsewhere,
+        )
         return not link.held and not link.draining
 
     def unhold(self, pid: int) -> WorkerLink | None:

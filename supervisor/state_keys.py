@@ -54,7 +54,9 @@ def _kept_key(path: Path) -> bytes:
                 file.write(secrets.token_hex(32) + "\n")
         key = path.read_text(encoding="ascii").strip().encode()
     except OSError as exc:
-        raise ConfigError(f"request-state key file {str(path)!r} cannot be made or read: {exc.strerror}") from None
+        raise ConfigError(
+            f"request-state key file {str(path)!r} cannot be made or read: {exc.strerror}"
+        ) from None
     if len(key) < MIN_KEY_LENGTH:
         raise ConfigError(f"request-state key file {str(path)!r} holds a key shorter than {MIN_KEY_LENGTH}")
     return key

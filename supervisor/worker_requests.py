@@ -151,7 +151,8 @@ class WorkerRequests:
             pool_of = self._catalog.pool_of
             return {
                 "tools": {
-                    name: {**entry, "pool": pool_of.get(name)} for name, entry in self._catalog.entries().items()
+                    name: {**entry, "pool": pool_of.get(name)}
+                    for name, entry in self._catalog.entries().items()
                 }
             }
         if request.method == "supervisor/workers":

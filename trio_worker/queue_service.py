@@ -3,20 +3,31 @@
 The engine (``trio_worker.taskqueue``) owns the SQLite database; it runs a task as a tool call through the
 router like any client, from this worker's own REQUEST frames (``call_id`` 0), so any worker of the right
 runtime executes it, and the tool's progress comes back as REQUEST_PROGRESS.
+
+Protocol task changes (``Engine(on_protocol_change=...)``) go to the router as fire-and-forget
+``supervisor/task_changed`` requests (``{"task": DetailedTask}``), sent by one background task: the engine
+only puts them in a bounded buffer (``CHANGE_BUFFER``; beyond it they are dropped, a client polling with
+``tasks/get`` still sees every state), so a slow router never holds up a commit.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from shared.errors import ClientRequestError
+from shared.launch import WorkerOptions
 from shared.statedir import state_directory
 from shared.worker import ProgressCallback, WorkerCore
 
+logger = logging.getLogger("mcp_supervisor.taskqueue")
+
 DEFAULT_DB_NAME = "tasks.db"
+CHANGE_BUFFER = 1000
+"""At most this many protocol task changes wait to be sent to the router; more are dropped."""
 
 
 class RouterExecutor:
@@ -32,14 +43,17 @@ class RouterExecutor:
         *,
         timeout: float | None,
         on_progress: ProgressCallback,
+        task_input: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         from .taskqueue import ToolCallRefused
 
-        params = {"name": name, "arguments": arguments, "timeout": timeout}
+        params: dict[str, Any] = {"name": name, "arguments": arguments, "timeout": timeout}
+        if task_input is not None:
+            params["task"] = task_input
         try:
             return await self._worker.request(0, "tools/call", params, on_progress=on_progress)
         except ClientRequestError as exc:
-            raise ToolCallRefused(str(exc), exc.code) from None
+            raise ToolCallRefused(str(exc), exc.code, exc.data) from None
 
     async def tools(self) -> dict[str, dict[str, Any]]:
         answer = await self._worker.request(0, "supervisor/tools", {})
@@ -57,12 +71,47 @@ def default_db_path() -> Path:
     return state_directory() / DEFAULT_DB_NAME
 
 
-async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, db_path: str | None) -> None:
-    """Open the database, recover, and start the engine in ``nursery``; returns once it is serving."""
+class ChangeForwarder:
+    """Sends protocol task changes to the router, one at a time, from its own task (see the module)."""
+
+    def __init__(self, worker: WorkerCore[Any], size: int = CHANGE_BUFFER) -> None:
+        self._worker = worker
+        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](size)
+        self.dropped = 0
+        """How many changes were dropped because the buffer was full."""
+
+    def __call__(self, task: dict[str, Any]) -> None:
+        """The engine's hook: never blocks, never raises."""
+        try:
+            self._send.send_nowait(task)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except trio.ClosedResourceError:
+            pass
+
+    async def serve(self) -> None:
+        """Send what the hook buffered; returns: never, unless cancelled. A failed send is logged at debug."""
+        async for task in self._receive:
+            try:
+                await self._worker.request(0, "supervisor/task_changed", {"task": task})
+            except Exception as exc:
+                logger.debug("task queue: could not send a task change: %s", exc)
+
+
+async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, options: WorkerOptions) -> None:
+    """Open the database, recover, and start the engine (and its change forwarder) in ``nursery``; returns
+    once it is serving."""
     from .taskqueue import Engine, set_engine
 
-    path = Path(db_path) if db_path else default_db_path()
+    path = Path(options.task_db) if options.task_db else default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = Engine(path, RouterExecutor(worker))
+    forwarder = ChangeForwarder(worker)
+    settings: dict[str, Any] = {}
+    if options.task_ttl is not None:
+        settings["task_ttl"] = options.task_ttl
+    if options.task_retention is not None:
+        settings["task_retention"] = options.task_retention
+    engine = Engine(path, RouterExecutor(worker), on_protocol_change=forwarder, **settings)
     set_engine(engine)
+    nursery.start_soon(forwarder.serve)
     await nursery.start(engine.serve)

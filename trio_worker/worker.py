@@ -108,7 +108,7 @@ class TrioWorker:
                 if self.options.service == "taskqueue":
                     # the database is open and recovered before READY; the engine's own requests to the
                     # router are held until READY is out (WorkerCore.request)
-                    await start_task_queue(self.core, nursery, self.options.task_db)
+                    await start_task_queue(self.core, nursery, self.options)
                 self.send(self.core.ready_frame())
                 nursery.start_soon(self.core.serve_heartbeats, trio.sleep)
         finally:

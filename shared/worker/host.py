@@ -5,7 +5,8 @@ resource templates, prompts, completion handlers: one table, keyed by ``shared.k
 turns every router message about a call into the frame the worker sends back. Every kind is prepared and
 run alike; only the rendering of the result differs (``shared.results`` for tools,
 ``shared.kind_results`` for the others), and an exception from a tool is an ``isError`` result while one
-from another kind is a protocol error (-32603) naming it. The asyncio and Trio workers only add
+from another kind is a protocol error: -32603 naming it, or, for a ``ClientRequestError``, its own code,
+message and data. The asyncio and Trio workers only add
 what their event loop requires: running the coroutine or the thread, deadlines and cancellation.
 """
 
@@ -191,7 +192,9 @@ class ToolHost:
     async def run(self, call: PreparedCall, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]) -> bytes:
         """Run the tool and return its RESULT frame; an exception from the tool becomes a tool error,
         but for a ``ClientRequestError`` of code -32021 (the client lacks a capability the tool needs),
-        which fails the call with that protocol error.
+        which fails the call with that protocol error. For any other kind, a ``ClientRequestError`` is an
+        ERROR frame with its code, message and data (a ``tasks:get`` of an unknown task: -32602); any
+        other exception is an ERROR -32603.
 
         ``run_sync`` runs a sync tool's function in the worker's thread pool (``loop.run_in_executor`` or
         ``trio.to_thread.run_sync``).
@@ -204,6 +207,8 @@ class ToolHost:
         except ClientRequestError as exc:
             if exc.code == MISSING_REQUIRED_CLIENT_CAPABILITY:  # the request cannot be processed at all
                 return self.error_frame(call.call_id, MissingCapabilityError(str(exc), exc.data))
+            if call.spec.kind != "tool":  # the entry refused the request: the caller gets its error
+                return encode(Error(call.call_id, exc.code, _one_line(exc), exc.data))
             return self.failure_frame(call, exc)
         except Exception as exc:
             return self.failure_frame(call, exc)

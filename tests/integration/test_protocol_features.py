@@ -44,7 +44,9 @@ async def answer_sampling(
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 @pytest.mark.parametrize("tool", ["it_ask_llm", "it_ask_llm_trio"])
-async def test_sampling_round_trip_through_the_worker(server: RunningSupervisor, tool: str, mode: str) -> None:
+async def test_sampling_round_trip_through_the_worker(
+    server: RunningSupervisor, tool: str, mode: str
+) -> None:
     """Over a session a real request to the client; in the stateless era an input_required round the
     client answers and retries (issue 13)."""
     async with Client(server.url, mode=mode, sampling_callback=answer_sampling) as client:
@@ -97,7 +99,9 @@ async def test_elicitation_round_trip_with_defaults_and_enums(
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_requests_at_once_and_in_turn_ask_the_client_once_each(server: RunningSupervisor, mode: str) -> None:
+async def test_requests_at_once_and_in_turn_ask_the_client_once_each(
+    server: RunningSupervisor, mode: str
+) -> None:
     """In the stateless era: two requests in one round, a third in the next, and the answers of the first
     round replayed to the re-run function, not asked again."""
     asked: list[str] = []
@@ -115,7 +119,11 @@ async def test_requests_at_once_and_in_turn_ask_the_client_once_each(server: Run
         return types.ListRootsResult(roots=[types.Root(uri="file:///src")])
 
     async with Client(
-        server.url, mode=mode, sampling_callback=sample, elicitation_callback=elicit, list_roots_callback=roots
+        server.url,
+        mode=mode,
+        sampling_callback=sample,
+        elicitation_callback=elicit,
+        list_roots_callback=roots,
     ) as client:
         result = await client.call_tool("it_ask_around_trio", {})
         if mode == "2026-07-28":

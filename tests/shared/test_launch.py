@@ -44,6 +44,8 @@ def test_every_option_survives_the_command_line() -> None:
         cpu=3,
         service="taskqueue",
         task_db="-odd name.db",
+        task_ttl=0.1 + 0.2,
+        task_retention=0.0,
         threads=2,
         heartbeat_interval=0.1,
         max_message_size=1 << 20,

@@ -122,3 +122,19 @@ def test_state_keys_are_a_list_of_long_secrets_never_echoed() -> None:
     assert "shortsecret" not in str(refused.value)
     assert "fewer than 32" in str(refused.value)
     assert "a" * 32 not in repr(load_settings(environ={"MCP_SUPERVISOR_STATE_KEYS": keys}))
+
+
+def test_task_ttl_and_retention_come_from_any_source_and_reach_only_the_queue_worker(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text("task_ttl = 60\n")
+    settings = load_settings(config, environ={"MCP_SUPERVISOR_TASK_RETENTION": "0"})
+    assert (settings.task_ttl, settings.task_retention) == (60.0, 0.0)
+    assert load_settings(environ={}).task_ttl == 3600.0
+    assert load_settings(environ={}, overrides={"task_ttl": "5"}).task_ttl == 5.0
+    with pytest.raises(ConfigError, match="invalid task_ttl"):
+        load_settings(environ={"MCP_SUPERVISOR_TASK_TTL": "-1"})
+    workers = Arbiter(settings, StandInRouter()).workers
+    queue_argv = workers["trio-queue"].argv
+    assert queue_argv[queue_argv.index("--task-ttl") + 1] == "60.0"
+    assert queue_argv[queue_argv.index("--task-retention") + 1] == "0.0"
+    assert "--task-ttl" not in workers["trio-0"].argv

@@ -43,6 +43,7 @@ class FakeCall:
     timeout: float | None
     on_progress: ProgressCallback
     executor: FakeExecutor
+    task_input: dict[str, Any] | None = None
     started_at: float = 0.0
     ended_at: float | None = None
     outcome: str = "running"  # running, cleaning up, returned, timed out, cancelled
@@ -131,11 +132,17 @@ class FakeExecutor:
     # -- the Executor protocol --
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], *, timeout: float | None, on_progress: ProgressCallback
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        timeout: float | None,
+        on_progress: ProgressCallback,
+        task_input: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         if name not in self.handlers:
             raise ToolCallRefused(f"unknown tool {name!r}")
-        call = FakeCall(next(self._numbers), name, dict(arguments), timeout, on_progress, self)
+        call = FakeCall(next(self._numbers), name, dict(arguments), timeout, on_progress, self, task_input)
         call.started_at = trio.current_time()
         self.calls.append(call)
         self.running[call.key] = self.running.get(call.key, 0) + 1

@@ -71,6 +71,7 @@ async def test_queue_clear_changes_nothing_without_confirm(db_path: Path, fake: 
         assert (await engine.queue_stats())["counts"] == {
             "queued": 2,
             "running": 0,
+            "input_required": 0,
             "completed": 1,
             "failed": 0,
             "cancelled": 0,
@@ -107,7 +108,14 @@ async def test_queue_stats_are_computed_from_recorded_times(db_path: Path, fake:
         failed = await engine.task_submit("flaky", {"key": "f", "failures": 1})
         await wait_status(engine, failed["task_id"], "failed")
         stats = await engine.queue_stats(include_worker_stats=True, include_historical=True)
-        assert stats["counts"] == {"queued": 0, "running": 0, "completed": 2, "failed": 1, "cancelled": 0}
+        assert stats["counts"] == {
+            "queued": 0,
+            "running": 0,
+            "input_required": 0,
+            "completed": 2,
+            "failed": 1,
+            "cancelled": 0,
+        }
         assert stats["average_execution_time"] == pytest.approx(3.0)  # successful runs: 4 s and 2 s
         assert stats["average_wait_time"] == pytest.approx(4.0 / 3)  # s1 0 s, s2 4 s, f 0 s
         minute = stats["throughput"]["last_minute"]

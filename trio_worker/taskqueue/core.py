@@ -21,7 +21,13 @@ The parts, each in its own module and each told here what it needs:
 - ``scheduler.py``: the loop that starts queued tasks on executors;
 - ``runner.py``: one task per attempt in progress, recording how it ended, and the progress writer;
 - ``router_cache.py``: the tool catalog and the worker processes, as the router last listed them;
-- ``recovery.py``: what ``serve`` does first, with the work a stop or a crash left behind.
+- ``recovery.py``: what ``serve`` does first, with the work a stop or a crash left behind;
+- ``retention.py``: the periodic sweep that deletes what has been finished long enough.
+
+Protocol tasks (MCP tasks, ``protocol_transitions.py``) are rows of the same queue. After each commit that
+changes the wire status of one (``protocol_view.WIRE_STATUS``; not its creation), and at most every
+``runner.FLUSH_INTERVAL`` for a changed progress message of a running one, ``on_protocol_change`` is
+called with its ``DetailedTask``; it must not block or raise (a failure is logged and ignored).
 
 Calls go down from the tool operations to the parts; a part calls back up only through the two functions
 it is handed here: ``_committed`` (apply a committed transition and start its attempts) and ``wake``.
@@ -31,33 +37,45 @@ The tool operations live in ``task_ops.py``, ``queue_ops.py``, ``executor_ops.py
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from . import queries
+from . import protocol_transitions as ptr
+from . import queries, retention
 from .committer import Committer
 from .errors import NotFoundError, QueueUnavailableError
 from .executor import Executor
-from .models import TASK_REF_PATTERN, check_id
+from .models import TASK_REF_PATTERN, TERMINAL_TASK_STATUSES, check_id
+from .protocol_view import WIRE_STATUS, detailed_view
 from .records import LogLine, StepRecord, TaskRecord, WorkflowRecord
 from .recovery import recover
 from .router_cache import RouterCache
-from .runner import Runner
+from .runner import Run, Runner
 from .scheduler import Scheduler
 from .scheduling import estimate_starts, mean_durations, waiting_reason
 from .state import Changes, State
 from .store import Store, Synchronous
 from .views import executor_view, iso, log_view, task_summary
 
+logger = logging.getLogger("mcp_supervisor.taskqueue")
+
 CANCEL_WAIT = 20.0
 """``task_cancel`` waits this long for a running call to stop in its worker before recording it cancelled."""
+DEFAULT_TASK_TTL = 3600.0
+"""Protocol tasks are deleted this long after they end (seconds; 0 keeps them forever)."""
+DEFAULT_TASK_RETENTION = 7 * 24 * 3600.0
+"""Finished queue tasks and workflows are deleted this long after they end (seconds; 0: forever)."""
+ENDED_CACHE_SIZE = 4096
+"""How many rendered ended protocol tasks ``tasks:get`` keeps in memory (the rest are read back)."""
 
 
 class EngineCore:
@@ -74,8 +92,16 @@ class EngineCore:
         clock: Callable[[], float] = time.time,
         synchronous: Synchronous = "FULL",
         rng: random.Random | None = None,
+        task_ttl: float = DEFAULT_TASK_TTL,
+        task_retention: float = DEFAULT_TASK_RETENTION,
+        on_protocol_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.task_ttl = float(task_ttl)
+        self.task_retention = float(task_retention)
+        self._on_protocol_change = on_protocol_change
+        self._ended: OrderedDict[str, tuple[TaskRecord, dict[str, Any]]] = OrderedDict()
+        """Task id -> (record, DetailedTask) of ended protocol tasks, most recently used last."""
         self._clock = clock
         self._rng = rng or random.Random()
         self._store = Store(self.db_path, synchronous=synchronous)
@@ -83,7 +109,13 @@ class EngineCore:
         self._committer = Committer(self._store, self._changes, self._committed)
         self._router = RouterCache(executor)
         self._runner = Runner(
-            executor, self._committer, self._router, self._store, clock=clock, wake=self.wake
+            executor,
+            self._committer,
+            self._router,
+            self._store,
+            clock=clock,
+            wake=self.wake,
+            on_change=self._progress_changed if on_protocol_change is not None else None,
         )
         self._scheduler = Scheduler(self._state, self._committer, self._router, self._runner)
         self._serving = False
@@ -130,6 +162,7 @@ class EngineCore:
                 await nursery.start(self._committer.serve)
                 await nursery.start(self._runner.serve)
                 nursery.start_soon(self._scheduler.serve)
+                nursery.start_soon(self._serve_sweeps)
                 self._serving = True
                 task_status.started()
         finally:
@@ -151,11 +184,83 @@ class EngineCore:
     def _committed(self, c: Changes) -> None:
         """Apply a committed ``c`` to memory and start the attempts it started (the committer calls this
         once per committed transaction, before it answers anyone)."""
+        changed = [
+            task
+            for task in c.tasks.values()
+            if task.origin == ptr.ORIGIN and task.task_id not in c.created and self._status_changed(task)
+        ]
         c.apply()
+        for task_id in c.deleted:
+            self._ended.pop(task_id, None)
+        for task in changed:
+            view = self._render(task)
+            if self._on_protocol_change is not None:
+                self._notify(view)
         self._scheduler.committed(c)
         for task, executor_id in c.started:
             self._runner.start(task, executor_id)
         self._scheduler.wake()
+
+    def _status_changed(self, task: TaskRecord) -> bool:
+        before = self._state.tasks.get(task.task_id)
+        return before is None or WIRE_STATUS.get(before.status) != WIRE_STATUS.get(task.status)
+
+    def _render(self, task: TaskRecord) -> dict[str, Any]:
+        """The ``DetailedTask`` of a protocol task now (an ended one is kept in the small cache)."""
+        run = self._runner.running.get(task.task_id) if task.status == "running" else None
+        view = detailed_view(
+            task,
+            now=self._clock(),
+            ttl=self.task_ttl,
+            status_message=run.status_message() if run is not None else None,
+            updated_at=run.changed_at if run is not None else None,
+        )
+        if task.status in TERMINAL_TASK_STATUSES:
+            self._ended[task.task_id] = (task, view)
+            self._ended.move_to_end(task.task_id)
+            while len(self._ended) > ENDED_CACHE_SIZE:
+                self._ended.popitem(last=False)
+        return view
+
+    def _notify(self, view: dict[str, Any]) -> None:
+        assert self._on_protocol_change is not None
+        try:
+            self._on_protocol_change(view)
+        except Exception:
+            logger.debug("task queue: the protocol task change hook failed", exc_info=True)
+
+    def _progress_changed(self, run: Run) -> None:
+        task = self._state.tasks.get(run.task.task_id)
+        if task is not None and task.status == "running" and self._on_protocol_change is not None:
+            self._notify(self._render(task))
+
+    async def sweep(self) -> int:
+        """Delete the rows whose retention ran out (see ``retention.py``); returns how many tasks went.
+
+        Raises:
+            sqlite3.Error: the database refused a batch.
+        """
+        deleted = await retention.sweep(
+            self._store, self._committer.lock, self._clock(), self.task_ttl, self.task_retention
+        )
+        for task_id in deleted:
+            self._ended.pop(task_id, None)
+        return len(deleted)
+
+    async def _serve_sweeps(self) -> None:
+        """Sweep at start and then every ``retention.sweep_interval``; never returns unless cancelled (or
+        at once when nothing is ever deleted). A failed sweep is logged; the next one tries again."""
+        interval = retention.sweep_interval(self.task_ttl, self.task_retention)
+        if interval is None:
+            return
+        while True:
+            try:
+                count = await self.sweep()
+                if count:
+                    logger.info("task queue: deleted %d expired task(s)", count)
+            except sqlite3.Error as exc:
+                logger.warning("task queue: the retention sweep failed: %s", exc)
+            await trio.sleep(interval)
 
     async def _find_task(self, task_id: Any) -> TaskRecord:
         """The task as committed now: from memory while unfinished, else from the database. Call it

@@ -16,13 +16,15 @@ ProgressCallback = Callable[[float, float | None, str | None], None]
 class ToolCallRefused(Exception):
     """The router refused the call before it ran: unknown tool, invalid arguments.
 
-    The message is one line; ``code`` is the JSON-RPC error code (-32602 for both cases above). A refused
-    call is not retried by the engine: the same call would be refused again.
+    The message is one line; ``code`` is the JSON-RPC error code (-32602 for both cases above) and ``data``
+    the error's ``data`` (or None). A refused call is not retried by the engine: the same call would be
+    refused again. A protocol task it refuses fails with ``{"code", "message"(, "data")}``.
     """
 
-    def __init__(self, message: str, code: int = -32602) -> None:
+    def __init__(self, message: str, code: int = -32602, data: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.data = data
 
 
 class Executor(Protocol):
@@ -35,11 +37,17 @@ class Executor(Protocol):
         *,
         timeout: float | None,
         on_progress: ProgressCallback,
+        task_input: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run a tool through the router; returns its CallToolResult as a dict (content, structuredContent?,
         isError).
 
         Tool failures, worker deaths, timeouts and a busy server come back as ``isError`` results.
+
+        ``task_input`` is given for a run of a protocol task: ``{"client": {"capabilities",
+        "protocolVersion"}, "answers": {key: {"q", "r"}}}``. Such a run may also answer
+        ``{"resultType": "input_required", "inputRequests": {key: request}, "asked": {key: digest}}``:
+        the tool asked the client for input, and runs again from the start once it is answered.
 
         Raises:
             ToolCallRefused: unknown tool or invalid arguments; the tool did not run.

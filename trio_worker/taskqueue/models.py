@@ -17,8 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidRequestError
 
-TaskStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-TASK_STATUSES: tuple[TaskStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
+TaskStatus = Literal["queued", "running", "input_required", "completed", "failed", "cancelled"]
+TASK_STATUSES: tuple[TaskStatus, ...] = (
+    "queued",
+    "running",
+    "input_required",
+    "completed",
+    "failed",
+    "cancelled",
+)
+"""``input_required``: a protocol task parked until the client answers its input requests (``tasks:update``);
+not runnable and not terminal."""
 TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 WorkflowStatus = Literal["pending", "running", "completed", "failed", "cancelled"]

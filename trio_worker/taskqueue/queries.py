@@ -59,7 +59,9 @@ DURATION_SAMPLES = 50
 def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
     tasks = [
         from_row(TaskRecord, row)
-        for row in conn.execute("SELECT * FROM tasks WHERE status IN ('queued', 'running') ORDER BY seq")
+        for row in conn.execute(
+            "SELECT * FROM tasks WHERE status IN ('queued', 'running', 'input_required') ORDER BY seq"
+        )
     ]
     workflows = [
         from_row(WorkflowRecord, row)

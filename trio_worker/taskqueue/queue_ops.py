@@ -154,19 +154,20 @@ class QueueOperations(EngineCore):
 
     async def queue_clear(self, status_filter: Any = None, confirm: bool = False) -> dict[str, Any]:
         """Clear tasks by status (default: ``queued``): queued tasks are cancelled (they stay visible as
-        cancelled), finished tasks are deleted with their logs. Running tasks are never cleared. Nothing
-        happens without ``confirm=true``.
+        cancelled), finished tasks are deleted with their logs. Running and input_required tasks are
+        never cleared. Nothing happens without ``confirm=true``.
 
         Raises:
             InvalidRequestError: ``confirm`` is not true (the message says what would be cleared), an
-                unknown status, or ``running`` in the filter.
+                unknown status, or ``running`` or ``input_required`` in the filter.
         """
         self._require_serving()
         statuses = check_statuses(status_filter, "status_filter", TASK_STATUSES) or ["queued"]
-        if "running" in statuses:
-            raise InvalidRequestError(
-                "status_filter: running tasks cannot be cleared; cancel them with task_cancel"
-            )
+        for unclearable in ("running", "input_required"):
+            if unclearable in statuses:
+                raise InvalidRequestError(
+                    f"status_filter: {unclearable} tasks cannot be cleared; cancel them with task_cancel"
+                )
         finished = [s for s in statuses if s != "queued"]
         async with self._committer.lock:
             queued = [t for t in self._state.queued()] if "queued" in statuses else []

@@ -20,6 +20,13 @@ class TaskRecord:
     ``attempts`` counts the times it was started (a run interrupted by a crash counts). ``order_priority``
     and ``order_seq`` place it in the queue; they follow ``priority`` and ``seq`` except after
     ``task_priority(requeue=false)``, which changes the priority but not the place.
+
+    ``origin`` is ``"queue"`` for a task of the 20 tools (``task_submit``, workflow steps) and ``"mcp"``
+    for a protocol task (``tasks:create``). A protocol task also keeps what its runs are handed
+    (``client``: the request's capabilities and protocol version; ``answers``: key -> ``{"q", "r"}``), what
+    it waits for while ``input_required`` (``pending``: key -> input request; ``asked``: key -> digest),
+    whether it may run again after a crash (``run_again``) and, when it failed, its JSON-RPC error object
+    (``error_object``). ``updated_at`` is the time of its last transition.
     """
 
     task_id: str
@@ -54,6 +61,14 @@ class TaskRecord:
     retry_count: int = 0
     workflow_id: str | None = None
     step_id: str | None = None
+    origin: str = "queue"
+    client: dict[str, Any] | None = None
+    answers: dict[str, Any] | None = None
+    pending: dict[str, Any] | None = None
+    asked: dict[str, Any] | None = None
+    run_again: bool = False
+    updated_at: float | None = None
+    error_object: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -115,7 +130,8 @@ class Registration:
 @dataclass(slots=True)
 class Attempt:
     """One run of a task on one executor. ``outcome``: completed, failed, cancelled, interrupted (the task
-    queue stopped while it ran) or busy (the server refused it for load; not counted as an attempt)."""
+    queue stopped while it ran), busy (the server refused it for load; not counted as an attempt) or
+    input_required (a protocol task's run that ended asking the client for input)."""
 
     task_id: str
     attempt: int

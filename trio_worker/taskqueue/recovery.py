@@ -1,7 +1,9 @@
 """Recovery: how the engine takes up, at start, the work a stop or a crash left in its database.
 
 Queued tasks stay queued. A task that was running is re-queued counting the interrupted run as an
-attempt, or failed when it has no retries left; its open attempt row is closed as ``interrupted``.
+attempt, or failed when it has no retries left; its open attempt row is closed as ``interrupted``. A
+protocol task that was running is queued again when its tool may run again (``run_again``), else failed
+(see ``protocol_transitions.interrupted``); one in ``input_required`` stays there.
 Workflows continue where they were: a pending one starts if its dependencies completed meanwhile, a
 running one starts the steps that became ready. A queued task that was waiting for its retry delay keeps
 waiting for what is left of it.
@@ -21,6 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import protocol_transitions as ptr
 from . import transitions as tr
 from .queries import load_snapshot, workflow_statuses
 from .state import Changes, State
@@ -68,7 +71,9 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
     known = await store.read(lambda conn: workflow_statuses(conn, pending_dependencies))
     c = Changes(state, clock(), rng=rng, catalog=None)
     for task in list(state.tasks.values()):
-        if task.status == "running":
+        if task.status == "running" and task.origin == ptr.ORIGIN:
+            ptr.interrupted(c, task)
+        elif task.status == "running":
             tr.interrupted(c, task)
     for workflow in list(state.workflows.values()):
         current = c.workflow(workflow.workflow_id)

@@ -5,7 +5,7 @@ database. ``Changes.writes()`` gathers them for one transaction and ``Store.writ
 on the database thread. Reading rows back into records is ``from_row``, used by ``queries.py``.
 
 A record's columns are its dataclass fields, in order; the fields in ``_JSON_FIELDS`` are stored as JSON
-text (``None`` stays SQL ``NULL`` for ``result`` and ``output``).
+text (``None`` stays SQL ``NULL`` for those in ``_NULLABLE_JSON``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ _JSON_FIELDS = {
     "output",
     "capabilities",
     "resource_limits",
+    "client",
+    "answers",
+    "pending",
+    "asked",
+    "error_object",
 }
+_NULLABLE_JSON = {"result", "output", "client", "answers", "pending", "asked", "error_object"}
+"""JSON fields whose ``None`` is SQL ``NULL`` (the others store ``null`` as JSON text)."""
+_BOOL_FIELDS = {"run_again"}
 
 
 def columns(cls: type[Any]) -> list[str]:
@@ -46,7 +54,7 @@ def _to_row(record: Any) -> tuple[Any, ...]:
     for name in columns(type(record)):
         value = getattr(record, name)
         if name in _JSON_FIELDS:
-            value = None if value is None and name in ("result", "output") else json.dumps(value)
+            value = None if value is None and name in _NULLABLE_JSON else json.dumps(value)
         values.append(value)
     return tuple(values)
 
@@ -58,6 +66,8 @@ def from_row(cls: type[T], row: sqlite3.Row) -> T:
         value = row[name]
         if name in _JSON_FIELDS and value is not None:
             value = json.loads(value)
+        elif name in _BOOL_FIELDS:
+            value = bool(value)
         kwargs[name] = value
     return cls(**kwargs)
 

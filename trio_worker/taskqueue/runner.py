@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from . import protocol_transitions as ptr
 from . import rows
 from . import transitions as tr
 from .committer import Committer
@@ -47,8 +48,8 @@ PROGRESS_LOG_LIMIT = 200
 """At most this many progress messages per attempt go to the task's log."""
 
 Outcome = tuple[str, Any]
-"""How an attempt ended: ``("result", CallToolResult)``, ``("refused", message)``, ``("error", message)``
-or ``("cancelled", None)``."""
+"""How an attempt ended: ``("result", reply)`` (a CallToolResult, or a protocol task's ``input_required``
+reply), ``("refused", ToolCallRefused)``, ``("error", message)`` or ``("cancelled", None)``."""
 
 
 @dataclass(eq=False)
@@ -67,6 +68,18 @@ class Run:
     pending_logs: list[LogLine] = field(default_factory=list)
     finishing: bool = False
     """Its end is being committed, with its pending log lines (``flush`` leaves them alone)."""
+    percent: float | None = None
+    """The latest percentage the tool gave with a total (``None`` while it gave none)."""
+    notified: str | None = None
+    """The status message ``on_change`` was last called with (protocol tasks)."""
+    changed_at: float | None = None
+    """When its progress last changed (the engine's clock)."""
+
+    def status_message(self) -> str | None:
+        """The tool's latest progress message, with its percentage when it gave a total: ``copying (40%)``."""
+        if self.message is None:
+            return None
+        return self.message if self.percent is None else f"{self.message} ({self.percent:.0f}%)"
 
 
 class Runner:
@@ -84,8 +97,12 @@ class Runner:
         *,
         clock: Callable[[], float],
         wake: Callable[[], None],
+        on_change: Callable[[Run], None] | None = None,
     ) -> None:
+        """``on_change(run)`` is called, at most every ``FLUSH_INTERVAL``, for a running protocol task whose
+        status message changed."""
         self.running: dict[str, Run] = {}
+        self._on_change = on_change
         self._executor = executor
         self._committer = committer
         self._router = router
@@ -145,12 +162,13 @@ class Runner:
                             dict(task.payload),
                             timeout=task.timeout,
                             on_progress=functools.partial(self._on_progress, run),
+                            task_input=task_input(task),
                         )
                         outcome = ("result", result)
                     if guard.cancelled_caught:
                         outcome = ("error", f"no answer from the router {limit:g} s after the call started")
             except ToolCallRefused as exc:
-                outcome = ("refused", str(exc))
+                outcome = ("refused", exc)
             except Exception as exc:
                 logger.exception("task queue: the executor raised for task %s", task.task_id)
                 outcome = ("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
@@ -179,6 +197,7 @@ class Runner:
         try:
             if total is not None and total > 0:
                 run.progress = max(0.0, min(100.0, float(progress) / float(total) * 100.0))
+                run.percent = run.progress
             if message is not None and message != run.message and run.logged < PROGRESS_LOG_LIMIT:
                 percent = "" if run.progress is None else f" ({run.progress:.0f}%)"
                 run.pending_logs.append(
@@ -188,6 +207,7 @@ class Runner:
             if message is not None:
                 run.message = message
             run.dirty = True
+            run.changed_at = self._clock()
         except Exception:  # a malformed report must not break the call
             logger.debug("task queue: ignoring progress report %r/%r", progress, total, exc_info=True)
 
@@ -212,6 +232,13 @@ class Runner:
                     await self._store.write(writes)
                 except sqlite3.Error as exc:
                     logger.warning("task queue: cannot write progress: %s", exc)
+        if self._on_change is not None:
+            for run in list(self.running.values()):
+                if run.task.origin == ptr.ORIGIN and not run.finishing:
+                    message = run.status_message()
+                    if message != run.notified:
+                        run.notified = message
+                        self._on_change(run)
 
 
 def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
@@ -230,7 +257,9 @@ def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
         )
     else:
         current = replace(current, progress=run.progress, progress_message=run.message)
-        if kind == "cancelled":
+        if current.origin == ptr.ORIGIN:
+            _record_protocol_end(c, current, run, outcome)
+        elif kind == "cancelled":
             tr.cancel(c, current, run.cancel_reason or "cancelled")
         elif kind == "result" and not detail.get("isError"):
             tr.attempt_succeeded(c, current, detail)
@@ -245,3 +274,24 @@ def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
         else:
             tr.attempt_failed(c, current, str(detail))
     return len(lines)
+
+
+def _record_protocol_end(c: Changes, task: TaskRecord, run: Run, outcome: Outcome) -> None:
+    """How a protocol task's run ended (see ``protocol_transitions``)."""
+    kind, detail = outcome
+    if kind == "cancelled":
+        tr.cancel(c, task, run.cancel_reason or "cancelled")
+    elif kind == "result":
+        ptr.run_returned(c, task, detail)
+    elif kind == "refused":
+        ptr.run_failed(c, task, detail.code, str(detail), detail.data)
+    else:
+        ptr.run_failed(c, task, ptr.INTERNAL_ERROR, str(detail))
+
+
+def task_input(task: TaskRecord) -> dict[str, Any] | None:
+    """What a run of a protocol task is handed (``Executor.call_tool``'s ``task_input``); ``None`` for a
+    queue task."""
+    if task.origin != ptr.ORIGIN:
+        return None
+    return {"client": task.client or {}, "answers": task.answers or {}}

@@ -1,10 +1,14 @@
 """The task queue's database schema: its tables, its version, and how a database is brought to it.
 
 ``ensure_schema`` runs once, on the database thread, when the store opens: it refuses a database written
-by a newer version of this schema (whose rows this code could misread or damage) and otherwise creates
-what is missing. The statements are idempotent (``IF NOT EXISTS``), so opening an existing database of
-this version changes nothing. A future schema change bumps ``SCHEMA_VERSION`` and adds its migration
-here, run in the same place.
+by a newer version of this schema (whose rows this code could misread or damage), migrates an older one
+and creates what is missing. The statements are idempotent (``IF NOT EXISTS``), so opening an existing
+database of this version changes nothing.
+
+Versions: 1 is the queue of the 20 tools; 2 adds the columns of protocol tasks (MCP tasks run on the same
+queue: ``origin``, ``client``, ``answers``, ``pending``, ``asked``, ``run_again``, ``error_object``) and
+``updated_at`` (the last transition), with an index for the retention sweep. The migration from 1 is
+``ALTER TABLE ... ADD COLUMN`` in one transaction: the old rows become queue tasks (``origin = 'queue'``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from .errors import QueueUnavailableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
@@ -48,11 +52,20 @@ CREATE TABLE IF NOT EXISTS tasks (
     retry_of TEXT,
     retry_count INTEGER NOT NULL,
     workflow_id TEXT,
-    step_id TEXT
+    step_id TEXT,
+    origin TEXT NOT NULL DEFAULT 'queue',
+    client TEXT,
+    answers TEXT,
+    pending TEXT,
+    asked TEXT,
+    run_again INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL,
+    error_object TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
 CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (ended_at);
+CREATE INDEX IF NOT EXISTS tasks_origin_ended ON tasks (origin, ended_at);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id TEXT NOT NULL,
@@ -89,6 +102,7 @@ CREATE TABLE IF NOT EXISTS workflows (
     error TEXT,
     cancel_reason TEXT
 );
+CREATE INDEX IF NOT EXISTS workflows_ended ON workflows (ended_at);
 CREATE TABLE IF NOT EXISTS steps (
     workflow_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -137,5 +151,33 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
             f"database: {path} has schema version {version}, newer than this "
             f"version understands ({SCHEMA_VERSION})"
         )
+    if version == 1:
+        _migrate_1_to_2(conn)
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+MIGRATION_1_TO_2 = (
+    "ALTER TABLE tasks ADD COLUMN origin TEXT NOT NULL DEFAULT 'queue'",
+    "ALTER TABLE tasks ADD COLUMN client TEXT",
+    "ALTER TABLE tasks ADD COLUMN answers TEXT",
+    "ALTER TABLE tasks ADD COLUMN pending TEXT",
+    "ALTER TABLE tasks ADD COLUMN asked TEXT",
+    "ALTER TABLE tasks ADD COLUMN run_again INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tasks ADD COLUMN updated_at REAL",
+    "ALTER TABLE tasks ADD COLUMN error_object TEXT",
+    "UPDATE tasks SET updated_at = COALESCE(ended_at, started_at, submitted_at)",
+)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Add the columns of protocol tasks to a version-1 database, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in MIGRATION_1_TO_2:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

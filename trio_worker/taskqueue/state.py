@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from . import rows
@@ -27,7 +27,8 @@ _UNCHANGED = object()
 
 @dataclass(slots=True)
 class State:
-    """Unfinished tasks (queued, running) and workflows (pending, running) with their steps."""
+    """Unfinished tasks (queued, running, input_required) and workflows (pending, running) with their
+    steps."""
 
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     workflows: dict[str, WorkflowRecord] = field(default_factory=dict)
@@ -207,6 +208,9 @@ class Changes:
     # -- recording --
 
     def put_task(self, task: TaskRecord) -> None:
+        """Record a new version of a task; its ``updated_at`` becomes this transition's time."""
+        if task.updated_at != self.now:
+            task = replace(task, updated_at=self.now)
         self.tasks[task.task_id] = task
 
     def put_workflow(self, workflow: WorkflowRecord) -> None:

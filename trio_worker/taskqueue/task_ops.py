@@ -31,6 +31,7 @@ from .models import (
     parse,
 )
 from .payload import check_arguments
+from .protocol_transitions import ORIGIN
 from .queries import TaskQuery
 from .records import TaskRecord
 from .scheduling import mean_durations
@@ -358,12 +359,18 @@ class TaskOperations(EngineCore):
         workflow step's task is retried as a standalone task: its workflow is not changed.
 
         Raises:
-            NotFoundError: no such task. ConflictError: it is queued, running or completed.
+            NotFoundError: no such task. ConflictError: it is queued, running, input_required or
+                completed, or it is an MCP task.
             InvalidRequestError: its tool no longer exists or no longer accepts the payload.
         """
         self._require_serving()
         config = parse(RetryConfig, retry_config or {}, "retry_config")
         original = await self._find_task(task_id)
+        if original.origin == ORIGIN:
+            raise ConflictError(
+                f"task_id: task {original.task_id!r} is an MCP task (tasks/create); task_retry cannot run it "
+                "again"
+            )
         if original.status not in ("failed", "cancelled"):
             raise ConflictError(
                 f"task_id: task {original.task_id!r} is {original.status}; only failed or cancelled tasks "

@@ -484,3 +484,5 @@ TOOLS = (
     workflow_result,
 )
 """The 20 tools, in the order the specification lists them."""
+
+from . import protocol_entries as protocol_entries  # noqa: E402  (registers the four tasks:* entries)

@@ -78,6 +78,7 @@ def task_summary(
         "retry_count": task.retry_count,
         "workflow_id": task.workflow_id,
         "step_id": task.step_id,
+        "origin": task.origin,
     }
 
 

@@ -1,0 +1,66 @@
+"""The four internal entries of the ``tasks`` kind, served by the ``trio-queue`` worker process.
+
+The front calls them for the MCP tasks extension (SEP-2663) like any entry, with a CALL frame of kind
+``tasks`` (refs ``tasks:create``, ``tasks:get``, ``tasks:update``, ``tasks:cancel``); no front lists them.
+Each hands its arguments to the engine of this process (``protocol_ops.ProtocolOperations``) and returns
+its dict unchanged. An unknown or expired task is a ``ClientRequestError`` -32602, which the worker turns
+into an ERROR frame with that code; any other failure is an ERROR -32603.
+
+Importing this module registers them (``tools.py`` does, so they exist exactly where the 20 queue tools
+do).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.kinds import internal_entry
+from shared.metadata import ToolMetadata
+
+from .current import get_engine
+
+TIMEOUT = 30.0
+"""Seconds one call of these entries may take (a commit waits for one group commit)."""
+
+
+async def create(
+    tool: str,
+    arguments: dict[str, Any],
+    client: dict[str, Any],
+    answers: dict[str, Any] | None = None,
+    run_again: bool = False,
+) -> dict[str, Any]:
+    """Create a protocol task (committed before the answer); returns its ``Task``."""
+    return await get_engine().protocol_create(tool, arguments, client, answers or {}, run_again)
+
+
+async def get(task_id: str) -> dict[str, Any]:
+    """The ``DetailedTask`` of a protocol task."""
+    return await get_engine().protocol_get(task_id)
+
+
+async def update(task_id: str, input_responses: dict[str, Any]) -> dict[str, Any]:
+    """Answer a task's input requests; ``{}`` once committed."""
+    return await get_engine().protocol_update(task_id, input_responses)
+
+
+async def cancel(task_id: str) -> dict[str, Any]:
+    """Cancel a protocol task; ``{}`` once committed."""
+    return await get_engine().protocol_cancel(task_id)
+
+
+ENTRIES = tuple(
+    internal_entry(
+        "tasks",
+        func.__name__,
+        func,
+        ToolMetadata(
+            name=f"tasks.{func.__name__}",
+            runtime="trio",
+            timeout_seconds=TIMEOUT,
+            read_only=func is get,
+        ),
+    )
+    for func in (create, get, update, cancel)
+)
+"""The entries' metadata, in the order the contract lists them."""

@@ -9,6 +9,7 @@ Runs, in order (``--only NAME`` runs one of them, ``--quick`` shortens every one
 ``isolation``         p99 of one runtime while the other's event loop is blocked
 ``recovery``          kill -9 of a worker under load: in-flight calls answered, serving again
 ``taskqueue``         task submissions/s and completions/s with durability on, vs a plain tools/call
+``mcptasks``          MCP task creation through tools/call and tasks/get/s, durable, vs a plain tools/call
 ``routing``           ``shared.detect_runtime`` cached vs uncached, in proportion to one hop
 ``memory``            RSS of the supervisor and its workers idle and after load
 ====================  ======================================================================================
@@ -66,6 +67,7 @@ BENCHMARKS: dict[str, str] = {
     "isolation": "benchmarks.isolation",
     "recovery": "benchmarks.recovery",
     "taskqueue": "benchmarks.taskqueue",
+    "mcptasks": "benchmarks.mcptasks",
     "routing": "benchmarks.routing",
     "memory": "benchmarks.memory",
 }

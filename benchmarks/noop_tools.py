@@ -18,3 +18,10 @@ async def noop_asyncio() -> str:
 async def noop_trio() -> str:
     """Return ``ok`` at once, on the Trio worker."""
     return "ok"
+
+
+@tool_metadata(runtime="asyncio", category="benchmark", task_support="optional", idempotent=True)
+async def noop_task() -> str:
+    """Return ``ok`` at once, on the asyncio worker; a client that declared the tasks extension gets a
+    task (for ``benchmarks.mcptasks``)."""
+    return "ok"

@@ -354,7 +354,7 @@ def render(sections: list[Section], info: RunInfo, *, for_docs: bool, chart_path
             ".venv/bin/pip install -e '.[bench]'         # matplotlib, py-spy, httpx",
             f"{COMMAND}                  # every benchmark, about 4 minutes on 2 cores",
             f"{COMMAND} --quick          # shorter runs",
-            f"{COMMAND} --only e2e       # one benchmark (hop, e2e, cpu, isolation, recovery, taskqueue, routing, memory)",
+            f"{COMMAND} --only e2e       # one benchmark (hop, e2e, cpu, isolation, recovery, taskqueue, mcptasks, routing, memory)",
             "```",
             "",
             "Everything runs on this machine over loopback; every process the run starts is stopped by pid, on",

@@ -47,6 +47,10 @@ from .input_required import InputRound
 from .router_types import ProgressCallback, RequestCallback
 
 
+PROGRESS_TOKEN = "task"
+"""The progress token of a task's runs: their progress goes to the task (its ``statusMessage``)."""
+
+
 class TaskToolCaller(Protocol):
     """What a task's run is made on: the router."""
 
@@ -58,6 +62,7 @@ class TaskToolCaller(Protocol):
         arguments: dict[str, Any] | None,
         *,
         timeout: float,
+        progress_token: str | int | None = None,
         meta: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
@@ -95,6 +100,7 @@ async def run_task_call(
                 PROTOCOL_VERSION_META_KEY: version,
                 CLIENT_CAPABILITIES_META_KEY: client.get("capabilities") or {},
             },
+            progress_token=PROGRESS_TOKEN,  # the tool reports progress only when a token asks for it
             on_progress=on_progress,
             on_request=round_.on_request,
         )

@@ -40,6 +40,10 @@ from .router_types import ProgressCallback, RequestCallback
 from .task_runs import run_task_call
 
 
+QUEUE_PROGRESS_TOKEN = "queue"
+"""The progress token of the task queue's calls (their progress goes to the task)."""
+
+
 class ToolCaller(Protocol):
     """What tool-to-tool calls run on: the router."""
 
@@ -51,6 +55,7 @@ class ToolCaller(Protocol):
         arguments: dict[str, Any] | None,
         *,
         timeout: float,
+        progress_token: str | int | None = None,
         meta: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
@@ -208,6 +213,8 @@ class WorkerRequests:
                 name,
                 arguments,
                 timeout=float(timeout) if timeout is not None else self._caller.request_timeout,
+                # a tool reports progress only when a token asks for it: the task queue's calls do
+                progress_token=None if on_progress is None else QUEUE_PROGRESS_TOKEN,
                 on_progress=on_progress,
             )
         except CallError as exc:

@@ -58,7 +58,9 @@ class AnyResult(Result):
 
 async def get_task(session: ClientSession, task_id: str) -> dict[str, Any]:
     """``tasks/get``: the task as the server answers it (a ``DetailedTask`` with ``resultType``)."""
-    answer = await session.send_request(GetTask(params=TaskParams(taskId=task_id, inputResponses=None)), AnyResult)
+    answer = await session.send_request(
+        GetTask(params=TaskParams(taskId=task_id, inputResponses=None)), AnyResult
+    )
     return answer.model_dump(by_alias=True, exclude_none=True)
 
 
@@ -70,7 +72,9 @@ async def update_task(session: ClientSession, task_id: str, responses: dict[str,
 
 async def cancel_task(session: ClientSession, task_id: str) -> dict[str, Any]:
     """``tasks/cancel``: the acknowledgement."""
-    answer = await session.send_request(CancelTask(params=TaskParams(taskId=task_id, inputResponses=None)), AnyResult)
+    answer = await session.send_request(
+        CancelTask(params=TaskParams(taskId=task_id, inputResponses=None)), AnyResult
+    )
     return answer.model_dump(by_alias=True)
 
 

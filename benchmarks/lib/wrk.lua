@@ -1,6 +1,7 @@
--- The script python -m benchmarks runs wrk with (benchmarks/lib/wrk.py fills in $names, $bodies and
--- $version): POSTs 2026-07-28 tools/call requests, counts every answer that is not HTTP 200 with a
--- non-error result, prints one machine-readable line at the end.
+-- The script python -m benchmarks runs wrk with (benchmarks/lib/wrk.py fills in $names, $bodies,
+-- $version, $method and $expect): POSTs 2026-07-28 requests of one method (tools/call unless told),
+-- counts every answer that is not HTTP 200 with the expected text (a non-error result unless told),
+-- prints one machine-readable line at the end.
 local names = {$names}
 local bodies = {$bodies}
 local n = #bodies
@@ -13,7 +14,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "$version"
-wrk.headers["Mcp-Method"] = "tools/call"
+wrk.headers["Mcp-Method"] = "$method"
 wrk.headers["Mcp-Name"] = names[1]
 wrk.body = bodies[1]
 
@@ -30,7 +31,7 @@ if n > 1 then
 end
 
 function response(status, headers, body)
-  if status ~= 200 or not string.find(body, '"isError":false', 1, true) then
+  if status ~= 200 or not string.find(body, $expect, 1, true) then
     bad = bad + 1
     if sample == "" then sample = status .. " " .. string.sub(body, 1, 200) end
   end

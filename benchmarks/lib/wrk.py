@@ -59,11 +59,22 @@ def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
 
-def wrk_script(suite: Suite, calls: Calls) -> Path:
-    """A Lua script cycling through ``calls``, written into the run's private directory."""
-    names = ", ".join(_lua_string(tool) for tool, _ in calls)
-    bodies = ", ".join(_lua_string(call_body(tool, arguments)) for tool, arguments in calls)
-    script = SCRIPT.substitute(names=names, bodies=bodies, version=PROTOCOL_VERSION)
+Requests = Sequence[tuple[str, str]]
+"""What a run of ``run_wrk_requests`` cycles through: (``Mcp-Name`` header, JSON-RPC body) pairs."""
+EXPECT_RESULT = '"isError":false'
+"""What a good ``tools/call`` answer holds."""
+
+
+def wrk_script(
+    suite: Suite, requests: Requests, *, method: str = "tools/call", expect: str = EXPECT_RESULT
+) -> Path:
+    """A Lua script cycling through ``requests`` (all of ``method``) and refusing answers without
+    ``expect``, written into the run's private directory."""
+    names = ", ".join(_lua_string(name) for name, _ in requests)
+    bodies = ", ".join(_lua_string(body) for _, body in requests)
+    script = SCRIPT.substitute(
+        names=names, bodies=bodies, version=PROTOCOL_VERSION, method=method, expect=_lua_string(expect)
+    )
     path = suite.tmp / f"wrk-{abs(hash(script)):x}.lua"
     path.write_text(script)
     return path
@@ -78,7 +89,31 @@ async def run_wrk(
     *,
     allow_failures: bool = False,
 ) -> WrkResult:
-    """``wrk -t1 -c<connections> -d<seconds>s`` against ``server``.
+    """``wrk -t1 -c<connections> -d<seconds>s`` of ``tools/call`` requests against ``server``.
+
+    Raises:
+        BenchmarkError: wrk is not installed or failed, or (unless ``allow_failures``) an answer was bad.
+        TimeoutError: wrk ran far longer than asked (it is stopped first).
+    """
+    requests = [(tool, call_body(tool, arguments)) for tool, arguments in calls]
+    return await run_wrk_requests(
+        suite, server, requests, connections, seconds, allow_failures=allow_failures
+    )
+
+
+async def run_wrk_requests(
+    suite: Suite,
+    server: HttpServer,
+    requests: Requests,
+    connections: int,
+    seconds: int,
+    *,
+    method: str = "tools/call",
+    expect: str = EXPECT_RESULT,
+    allow_failures: bool = False,
+) -> WrkResult:
+    """``wrk -t1 -c<connections> -d<seconds>s`` cycling through ``requests`` of ``method``; an answer
+    without ``expect`` is bad.
 
     Raises:
         BenchmarkError: wrk is not installed or failed, or (unless ``allow_failures``) an answer was bad.
@@ -86,7 +121,7 @@ async def run_wrk(
     """
     if suite.wrk is None:
         raise BenchmarkError("wrk is not installed (apt-get install wrk)")
-    script = wrk_script(suite, calls)
+    script = wrk_script(suite, requests, method=method, expect=expect)
     log_path = suite.tmp / "wrk.log"
     argv = [suite.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}s", "-s", str(script),
             server.url]  # fmt: skip

@@ -31,8 +31,18 @@ TOOLS = ("--tools", "tests.integration.task_tools")
 MODERN = "2026-07-28"
 
 
+async def not_here(context: Any, params: Any) -> Any:
+    raise AssertionError("a task's requests reach the client through tasks/get, never as a request")
+
+
 def tasks_client(server: RunningSupervisor) -> Client:
-    return Client(server.url, mode=MODERN, extensions=[TasksExtension()])
+    """A 2026-07-28 client that declares the tasks extension and elicitation."""
+    return Client(server.url, mode=MODERN, extensions=[TasksExtension()], elicitation_callback=not_here)
+
+
+def bare(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer without its ``_meta`` (the server's ``serverInfo`` stamp)."""
+    return {key: value for key, value in answer.items() if key != "_meta"}
 
 
 async def start(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -73,9 +83,9 @@ async def test_progress_shows_in_the_status_message_and_cancel_reaches_the_tool(
             while "copying" not in (task := await get_task(client.session, task_id)).get("statusMessage", ""):
                 await anyio.sleep(0.05)
         assert task["status"] == "working" and "25%" in task["statusMessage"]
-        assert await cancel_task(client.session, task_id) == {"resultType": "complete"}
+        assert bare(await cancel_task(client.session, task_id)) == {"resultType": "complete"}
         assert (await wait_for_task(client.session, task_id))["status"] == "cancelled"
-        assert await cancel_task(client.session, task_id) == {"resultType": "complete"}  # idempotent
+        assert bare(await cancel_task(client.session, task_id)) == {"resultType": "complete"}  # idempotent
     server.wait_for(marker.exists, "the tool to observe the cancellation", deadline=10)
 
 
@@ -90,13 +100,17 @@ async def test_an_input_required_task_resumes_through_tasks_update_after_its_wor
         old = server.worker("asyncio-0")["pid"]
         os.kill(old, signal.SIGKILL)
         server.wait_for(
-            lambda: server.worker("asyncio-0").get("pid") not in (None, old)
-            and server.worker("asyncio-0")["state"] == "ready",
+            lambda: (
+                server.worker("asyncio-0").get("pid") not in (None, old)
+                and server.worker("asyncio-0")["state"] == "ready"
+            ),
             "a new asyncio worker",
         )
         assert (await get_task(client.session, task_id))["status"] == "input_required"  # from the database
-        ack = await update_task(client.session, task_id, {"confirm": {"action": "accept", "content": {"ok": True}}})
-        assert ack == {"resultType": "complete"}
+        ack = await update_task(
+            client.session, task_id, {"confirm": {"action": "accept", "content": {"ok": True}}}
+        )
+        assert bare(ack) == {"resultType": "complete"}
         done = await wait_for_task(client.session, task_id)
         assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "the upgrade: yes"
 

@@ -36,6 +36,7 @@ class FakeCaller:
     def __init__(self) -> None:
         self.request_timeout = 300.0
         self.calls: list[tuple[str, Any, float]] = []
+        self.tokens: list[str | int | None] = []
         self.outcome: dict[str, Any] | Exception = OK
         self.progress: list[tuple[float, float | None, str | None]] = []
         self.release = asyncio.Event()
@@ -49,9 +50,11 @@ class FakeCaller:
         arguments: dict[str, Any] | None,
         *,
         timeout: float,
+        progress_token: str | int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         self.calls.append((tool, arguments, timeout))
+        self.tokens.append(progress_token)
         self.started.set()
         if on_progress is not None:
             for report in self.progress:
@@ -111,6 +114,7 @@ async def test_tools_call_runs_the_tool_and_sends_its_progress_back() -> None:
 
     assert reply == Reply(4, OK, None)
     assert harness.caller.calls == [("echo", {"m": 1}, 5.0)]
+    assert harness.caller.tokens == ["queue"]  # without a token the tool would report no progress
     assert (b"trio-queue/7", RequestProgress(4, 1.0, 2.0, "half")) in harness.sent
     assert all(identity == b"trio-queue/7" for identity, _ in harness.sent)
 

@@ -46,7 +46,6 @@ from shared.results import error_result
 from .input_required import InputRound
 from .router_types import ProgressCallback, RequestCallback
 
-
 PROGRESS_TOKEN = "task"
 """The progress token of a task's runs: their progress goes to the task (its ``statusMessage``)."""
 
@@ -83,7 +82,11 @@ async def run_task_call(
     """
     name, arguments, timeout = params.get("name"), params.get("arguments"), params.get("timeout")
     task = params.get("task")
-    if not isinstance(name, str) or not isinstance(arguments, (dict, type(None))) or not isinstance(task, dict):
+    if (
+        not isinstance(name, str)
+        or not isinstance(arguments, (dict, type(None)))
+        or not isinstance(task, dict)
+    ):
         raise ClientRequestError("a task's tools/call needs a tool name, arguments and task", INVALID_PARAMS)
     client: dict[str, Any] = task["client"] if isinstance(task.get("client"), dict) else {}
     answers: dict[str, Any] = task["answers"] if isinstance(task.get("answers"), dict) else {}

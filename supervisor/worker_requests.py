@@ -39,7 +39,6 @@ from .links import WorkerLink
 from .router_types import ProgressCallback, RequestCallback
 from .task_runs import run_task_call
 
-
 QUEUE_PROGRESS_TOKEN = "queue"
 """The progress token of the task queue's calls (their progress goes to the task)."""
 

@@ -22,6 +22,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, SubscriptionsListenRequestParams
 
 from shared.errors import MISSING_REQUIRED_CLIENT_CAPABILITY
+from supervisor.config import Settings
+from supervisor.front import listen_handler
+from supervisor.router import Router
 from supervisor.task_listen import TaskListenHandler, TaskStreams
 from supervisor.tasks_front import TASKS_EXTENSION
 
@@ -271,3 +274,14 @@ async def test_the_subscription_limit_holds_for_task_streams() -> None:
         with pytest.raises(MCPError) as refused:
             await second.serve()
         assert refused.value.error.code == INTERNAL_ERROR and second.outbound.frames == []
+
+
+async def test_the_front_serves_task_ids_only_with_a_task_queue() -> None:
+    bus = InMemorySubscriptionBus()
+    router = Router("inproc://unused", pools=["asyncio"], max_message_size=1 << 20, heartbeat_interval=3600.0)
+    assert isinstance(listen_handler(router, Settings(task_queue=False), bus), ListenHandler)
+    handler = listen_handler(router, Settings(task_queue=True), bus)
+    assert isinstance(handler, TaskListenHandler)
+    async with listening(handler, {"taskIds": ["t1"]}) as listen:
+        router.on_task_changed(task("t1"))
+        assert (await listen.outbound.next(2))[1] == ("notifications/tasks", stamped(task("t1")))

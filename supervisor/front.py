@@ -57,6 +57,7 @@ from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import readiness, status_document
+from .task_listen import TaskListenHandler, TaskStreams
 from .types import SupervisorView
 
 logger = logging.getLogger("mcp_supervisor.front")
@@ -90,9 +91,9 @@ class _SupervisorServer(Server[Any]):
 class ListChangedNotifier:
     """Tells clients when a list changes: the handshake-era connections (2025-11-25 and older) that have
     talked to us, on their standalone stream, and the 2026-07-28 clients listening on a
-    ``subscriptions/listen`` stream, through ``events`` (the SDK's ``ListenHandler`` reads it and sends
-    each stream only what it asked for). Each of the three lists is announced only when entries of its
-    kinds changed (``Catalog.last_changed``).
+    ``subscriptions/listen`` stream, through ``events`` (the listen handler, ``listen_handler``, reads it
+    and sends each stream only what it asked for). Each of the three lists is announced only when entries
+    of its kinds changed (``Catalog.last_changed``).
     """
 
     SENDERS = (
@@ -193,13 +194,25 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
         on_call_tool=call_tool,
         on_set_logging_level=set_logging_level,
         get_tool_input_schema=input_schema,
-        on_subscriptions_listen=ListenHandler(events),
+        on_subscriptions_listen=listen_handler(router, settings, events),
         **kind_handlers(router, notifier.remember, flow, settings.list_page_size, events),
     )
     if settings.task_queue:
         register_task_methods(server, router)
     server.input_flow = flow
     return server
+
+
+def listen_handler(
+    router: Router, settings: Settings, events: SubscriptionBus
+) -> ListenHandler | TaskListenHandler:
+    """The ``subscriptions/listen`` handler: with a task queue, one that also serves the tasks extension's
+    ``taskIds`` and is told each task state the queue reports; else the SDK's."""
+    if not settings.task_queue:
+        return ListenHandler(events)
+    streams = TaskStreams()
+    router.on_task_changed = streams.publish
+    return TaskListenHandler(events, streams)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:

@@ -96,7 +96,7 @@ class Router:
     ``on_ready(link)`` when a worker incarnation becomes routable; ``on_unresponsive(link)`` when one
     misses ``LIVENESS_MISSES`` heartbeats in a row; ``on_catalog_change()`` when the listed entries
     changed after start-up (a worker with other entries, a pool failed or back); ``on_resource_updated(uri)``
-    when a worker published a change of a resource (``ctx.resource_updated``).
+    when a worker published a resource change; ``on_task_changed(task)`` with each MCP task's new state.
     """
 
     def __init__(
@@ -119,6 +119,7 @@ class Router:
         self.on_ready: Callable[[WorkerLink], None] = lambda link: None
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_resource_updated: Callable[[str], None] = lambda uri: None
+        self.on_task_changed: Callable[[dict[str, Any]], None] = lambda task: None
         self._open_socket = open_socket or self._open_zmq
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: FrameSocket | None = None
@@ -133,6 +134,7 @@ class Router:
         self.catalog = self._catalog = Catalog(self.pools)  # the front lists every kind from it
         self._admission = Admission(self._catalog, max_in_flight=max_in_flight, max_queued=max_queued)
         self._requests = WorkerRequests(self, self._catalog, self._links, self._send_raw)
+        self._requests.on_task_changed = lambda task: self.on_task_changed(task)
         self._liveness = Liveness(self._links, heartbeat_interval, self._send, self._on_silent)
 
     # -- lifecycle ---------------------------------------------------------------------------------

@@ -611,3 +611,14 @@ async def test_a_worker_s_requests_die_with_it() -> None:
         assert 0 < sent.timeout <= router.request_timeout  # no timeout given: the request timeout
         router.worker_gone(2, "worker trio-queue (pid 2) killed by SIGKILL")
         assert await asyncio_worker.next(Cancel) == Cancel(sent.call_id, "cancelled by the client")
+
+
+async def test_a_task_state_the_queue_reports_reaches_on_task_changed() -> None:
+    async with running_router(["trio-queue"]) as (router, socket):
+        states: list[dict[str, Any]] = []
+        router.on_task_changed = states.append
+        queue = connect(router, socket, "trio-queue", 2, "trio-queue", "submit_task")
+        task = {"taskId": "t1", "status": "working", "ttlMs": None}
+        queue.send(Request(0, 1, "supervisor/task_changed", {"task": task}))
+        assert await queue.next(Reply) == Reply(1, {}, None)
+        assert states == [task]

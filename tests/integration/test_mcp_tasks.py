@@ -3,13 +3,16 @@ and its task queue, over HTTP, with the official SDK's client (``tests.tasks_cli
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import psutil
 import pytest
 from mcp import Client
@@ -17,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RunningSupervisor, spawn_supervisor, text
 from tests.tasks_client import (
+    TASKS,
     TERMINAL,
     TasksExtension,
     cancel_task,
@@ -183,3 +187,51 @@ async def test_every_task_survives_a_kill_9_of_every_process_and_none_runs_twice
     once = {n: count for n, count in runs.items() if int(n) >= 300}
     assert max(once.values()) == 1, f"a non-idempotent task ran twice: {once}"
     assert sum(ran_before.values()) < sum(runs.values())  # the second supervisor did run tasks
+
+
+async def sse_messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON-RPC messages of an event stream, as they arrive."""
+    async for line in response.aiter_lines():
+        if line.startswith("data:") and line[5:].strip():
+            yield json.loads(line[5:])
+
+
+async def test_a_listen_stream_naming_a_task_gets_its_new_states(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    """The SDK's client cannot name tasks on ``subscriptions/listen`` yet: this test speaks HTTP itself."""
+    server = supervisor_factory(*TOOLS)
+    async with tasks_client(server) as client:
+        task_id = (await start(client, "tk_wait_for_cancel", marker=str(tmp_path / "cancelled")))["taskId"]
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}},
+        }
+        body = {
+            "jsonrpc": "2.0",
+            "id": "listen-1",
+            "method": "subscriptions/listen",
+            "params": {"notifications": {"taskIds": [task_id]}, "_meta": meta},
+        }
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": MODERN,
+            "Mcp-Method": "subscriptions/listen",
+        }
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", server.url, json=body, headers=headers) as response,
+        ):
+            assert response.status_code == 200
+            messages = sse_messages(response)
+            with anyio.fail_after(10):
+                ack = await anext(messages)
+            assert ack["method"] == "notifications/subscriptions/acknowledged"
+            assert ack["params"]["notifications"]["taskIds"] == [task_id]
+            await cancel_task(client.session, task_id)
+            with anyio.fail_after(10):
+                async for message in messages:
+                    if message.get("method") == "notifications/tasks":
+                        break
+            assert message["params"]["taskId"] == task_id and message["params"]["status"] == "cancelled"
+            assert message["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"

@@ -235,3 +235,22 @@ async def test_a_listen_stream_naming_a_task_gets_its_new_states(
                         break
             assert message["params"]["taskId"] == task_id and message["params"]["status"] == "cancelled"
             assert message["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+
+
+async def test_tasks_are_answered_across_a_reload_of_every_worker(supervisor_factory: Any) -> None:
+    """``ctl reload`` (SIGHUP) replaces every worker, the task queue's included; the tasks stay known."""
+    server = supervisor_factory(*TOOLS)
+    async with tasks_client(server) as client:
+        done = (await start(client, "tk_quick", text="before"))["taskId"]
+        await wait_for_task(client.session, done)
+        parked = (await start(client, "tk_confirm", what="the reload"))["taskId"]
+        await wait_for_task(client.session, parked, frozenset({"input_required"}))
+        queue_pid = server.worker("trio-queue")["pid"]
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for(lambda: "reload done" in server.log(), "the reload")
+        assert server.worker("trio-queue")["pid"] != queue_pid
+        assert (await get_task(client.session, done))["result"]["content"][0]["text"] == "BEFORE"
+        assert (await get_task(client.session, parked))["status"] == "input_required"
+        await update_task(client.session, parked, {"confirm": {"action": "accept", "content": {"ok": False}}})
+        finished = await wait_for_task(client.session, parked)
+        assert finished["result"]["content"][0]["text"] == "the reload: no"

@@ -34,7 +34,10 @@ REFRESH_TIMEOUT = 1.0
 MIN_INTERVAL = 0.5
 """A refresh asked for within this many seconds of the previous one's start asks nothing."""
 ENTRY = "stats"
-"""The key of the entry (``tasks:stats``)."""
+"""The key of the entry."""
+STATS_REF = f"tasks:{ENTRY}"
+"""Its reference in the catalog. Its calls are left out of the call statistics (``stats.UNCOUNTED``):
+nobody made them, and ``top`` would see its own refreshes as calls."""
 NO_QUEUE = "no task queue worker is serving"
 STATUS_FIELDS = ("paused", "pause_reason", "tasks", "finished", "workflows", "expired")
 """The fields of the answer that ``/status`` shows as they are."""
@@ -103,7 +106,7 @@ class QueueStatus:
 
     async def _ask(self, router: EntryCaller) -> None:
         try:
-            if f"tasks:{ENTRY}" not in router.catalog.pool_of:
+            if STATS_REF not in router.catalog.pool_of:
                 raise UnknownToolError(f"unknown tasks {ENTRY!r}")
             async with asyncio.timeout(REFRESH_TIMEOUT):
                 answer = await router.call(ENTRY, {}, timeout=REFRESH_TIMEOUT, kind="tasks")

@@ -30,10 +30,11 @@ from .config import Settings
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
+from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
 from .sampler import ProcessSampler
-from .status import status_document
+from .status import fresh_status_document
 from .systemd import Notifier
 
 logger = logging.getLogger("mcp_supervisor")
@@ -150,6 +151,7 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.stopping = False
         self.fast_path_stats = FastPathStats()
+        self.queue_status = QueueStatus() if settings.task_queue else None
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()
 
@@ -243,7 +245,7 @@ class Supervisor:
         """The commands of the control socket (see ``control.py``)."""
 
         async def status(request: dict[str, Any]) -> Any:
-            return status_document(self.router, self)
+            return await fresh_status_document(self.router, self)
 
         async def reload(request: dict[str, Any]) -> Any:
             if self._reload_settings is None:

@@ -56,7 +56,7 @@ from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
-from .status import readiness, status_document
+from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
 from .types import SupervisorView
 
@@ -260,8 +260,9 @@ def build_http_app(
 
     @app.get("/status")
     async def status() -> JSONResponse:
-        """The supervisor and each worker: states, restarts, psutil figures, calls and latencies."""
-        return JSONResponse(status_document(router, supervisor))
+        """The supervisor and each worker: states, restarts, psutil figures, calls and latencies; the
+        task queue's counts."""
+        return JSONResponse(await fresh_status_document(router, supervisor))
 
     http_stats = HTTPStats() if settings.enable_metrics else None
     if http_stats is not None:
@@ -270,6 +271,8 @@ def build_http_app(
         @app.get("/metrics")
         async def metrics() -> Response:
             """Prometheus text format (prometheus-client)."""
+            if supervisor.queue_status is not None:
+                await supervisor.queue_status.refresh(router)
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))

@@ -2,7 +2,9 @@
 
 Multi-process by construction: every figure is the supervisor's own view (the router's call statistics,
 the arbiter's restarts, the sampler's psutil figures of each worker), collected at scrape time; nothing is
-scraped from the worker processes.
+scraped from the worker processes. The one exception is the task queue's figures: the ``trio-queue``
+worker's last ``tasks:stats`` answer (``queue_status.py``), which ``/metrics`` refreshes before it
+collects; while that answer is stale (the last refresh failed) its families have no samples.
 
 Names follow the conventions: ``mcp_supervisor_..._total`` for counters, ``_seconds`` and ``_bytes`` units.
 """
@@ -18,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .queue_status import QueueStatus
 from .stats import LATENCY_BUCKETS
 from .types import SupervisorView
 
@@ -172,6 +175,38 @@ class SupervisorCollector(Collector):
         yield GaugeMetricFamily(
             "mcp_supervisor_queued_calls", "Calls waiting for room.", value=router.queued_calls
         )
+        if self.supervisor.queue_status is not None:
+            yield from queue_families(self.supervisor.queue_status)
+
+
+def queue_families(queue: QueueStatus) -> list[Metric]:
+    """The task queue's families, from its last ``tasks:stats`` answer (no samples while it is stale):
+    unfinished tasks and tasks ended since the queue worker started, by status and origin (``mcp`` for
+    MCP tasks, ``queue`` for the 20 tools'), whether it is paused, and tasks expired since it started."""
+    tasks = GaugeMetricFamily(
+        "mcp_supervisor_tasks",
+        "Unfinished tasks of the task queue, by status and origin.",
+        labels=["status", "origin"],
+    )
+    finished = CounterMetricFamily(
+        "mcp_supervisor_tasks_finished",
+        "Tasks of the task queue that ended since its worker started, by status and origin.",
+        labels=["status", "origin"],
+    )
+    paused = GaugeMetricFamily("mcp_supervisor_task_queue_paused", "1 while the task queue is paused.")
+    expired = CounterMetricFamily(
+        "mcp_supervisor_tasks_expired",
+        "Tasks the task queue's retention sweep deleted since its worker started.",
+    )
+    snapshot = queue.snapshot
+    if snapshot is not None and not queue.stale:
+        for family, counts in ((tasks, snapshot.get("tasks")), (finished, snapshot.get("finished"))):
+            for status, origins in (counts or {}).items():
+                for origin, count in (origins or {}).items():
+                    family.add_metric([status, origin], count)
+        paused.add_metric([], 1.0 if snapshot.get("paused") else 0.0)
+        expired.add_metric([], snapshot.get("expired") or 0)
+    return [tasks, finished, paused, expired]
 
 
 def build_registry(supervisor: SupervisorView, http: HTTPStats) -> CollectorRegistry:

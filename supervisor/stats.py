@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from shared.errors import CallError, CallTimeoutError, NoWorkerError, ServerBusyError, WorkerLostError
 
+from .queue_status import STATS_REF
+
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -34,6 +36,10 @@ LATENCY_BUCKETS = (
 """Upper bounds (seconds) of the latency histogram exported on /metrics."""
 RECENT_CALLS = 1024
 """How many recent latencies per tool the percentiles on /status are computed from."""
+
+UNCOUNTED = frozenset({STATS_REF})
+"""Entries whose calls are not counted: the supervisor's own polls of the task queue for /status,
+/metrics and ``top`` (counted, they would show as one call per refresh in ``top``'s calls/s)."""
 
 OUTCOMES = ("ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled")
 
@@ -86,6 +92,9 @@ class CallStats:
         self.tools: dict[str, ToolStats] = {}
 
     def record(self, tool: str, runtime: str, outcome: str, seconds: float) -> None:
+        """Count one call of ``tool`` (an entry reference), unless it is one of ``UNCOUNTED``."""
+        if tool in UNCOUNTED:
+            return
         stats = self.tools.get(tool)
         if stats is None:
             stats = self.tools[tool] = ToolStats(runtime)

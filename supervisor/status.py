@@ -1,4 +1,5 @@
-"""What /readyz and /status report, built from the router's and the arbiter's state."""
+"""What /readyz and /status report, built from the router's and the arbiter's state, and the task
+queue's own figures (``queue_status.py``)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,21 @@ def readiness(router: Router, supervisor: SupervisorView) -> tuple[bool, dict[st
     return not reasons, body
 
 
+async def fresh_status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any]:
+    """``status_document`` once the task queue's figures are refreshed (``QueueStatus.refresh``: at most
+    ``REFRESH_TIMEOUT`` seconds, never raises).
+
+    Cancellation: only the wait for the queue's answer is cancelled.
+    """
+    if supervisor.queue_status is not None:
+        await supervisor.queue_status.refresh(router)
+    return status_document(router, supervisor)
+
+
 def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any]:
     """The JSON of /status (and of ``ctl status``). psutil figures come from the sampler's cache (at
-    most a second old); nothing here touches /proc."""
+    most a second old) and the task queue's from ``QueueStatus`` as last refreshed (``task_queue``:
+    ``None`` without a task queue); nothing here touches /proc or waits."""
     sampler = supervisor.sampler
     tools_by_runtime: dict[str, dict[str, Any]] = {}
     for tool, stats in router.stats.tools.items():
@@ -86,4 +99,5 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
         "load_errors": router.load_errors(),
         "workers": workers,
         "tools": tools_by_runtime,
+        "task_queue": None if supervisor.queue_status is None else supervisor.queue_status.document(),
     }

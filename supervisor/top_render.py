@@ -1,9 +1,9 @@
-"""The pictures of ``python -m supervisor top``: a header, a workers table, a tools table and the tool
-modules' load errors, drawn with rich from a status document and its ``Rates``.
+"""The pictures of ``python -m supervisor top``: a header (with the task queue's line), a workers table,
+a tools table and the tool modules' load errors, drawn with rich from a status document and its ``Rates``.
 
-Pure functions (``render_header``, ``render_workers``, ``render_tools``, ``render_load_errors``,
-``render_frame`` and the ``format_*`` helpers), so they are tested without a terminal and without a
-supervisor.
+Pure functions (``render_header``, ``render_queue``, ``render_workers``, ``render_tools``,
+``render_load_errors``, ``render_frame`` and the ``format_*`` helpers), so they are tested without a
+terminal and without a supervisor.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def _table(title: str, columns: Sequence[str], text: Collection[str], last: str)
 
 def render_header(status: dict[str, Any], rates: Rates, source: str = "") -> Panel:
     """The supervisor's line (pid, state, uptime, CPU, memory, fds, threads), the calls' line (tools,
-    calls answered, calls/s, queued calls) and one line per runtime: ready, or why not (the failure
-    reason of a failed runtime is shown whole)."""
+    calls answered, calls/s, queued calls), one line per runtime: ready, or why not (the failure
+    reason of a failed runtime is shown whole), and the task queue's line (``render_queue``)."""
     me = status.get("supervisor", {})
     state = str(me.get("state", "?"))
     line = Text()
@@ -141,9 +141,53 @@ def render_header(status: dict[str, Any], rates: Rates, source: str = "") -> Pan
             runtime_line.append("NOT READY", style="bold red")
             runtime_line.append(f": {info.get('failure') or 'no worker is ready yet'}")
         lines.append(runtime_line)
+    queue = render_queue(status.get("task_queue"))
+    if queue is not None:
+        lines.append(queue)
     title = "mcp-supervisor top" + (f" · {source}" if source else "")
     subtitle = None if rates.elapsed is None else f"rates over {rates.elapsed:.1f} s"
     return Panel(Group(*lines), title=title, title_align="left", subtitle=subtitle, subtitle_align="right")
+
+
+QUEUE_STATUSES = ("queued", "running", "input_required")
+
+
+def render_queue(queue: dict[str, Any] | None) -> Text | None:
+    """The task queue's line, or ``None`` without a task queue: its unfinished tasks by status, with how
+    many are MCP tasks (``input_required`` ones always are), the tasks ended since it started (``done``,
+    and the failed ones among them), and ``PAUSED`` with the reason. When the last answer could not be
+    had, the error, and how old the figures shown are."""
+    if queue is None:
+        return None
+    line = Text("queue    ")
+    tasks: dict[str, dict[str, int]] | None = queue.get("tasks")
+    error = queue.get("error")
+    if tasks is None:
+        line.append("UNAVAILABLE", style="bold red")
+        line.append(f": {error or 'no answer yet'}")
+        return line
+    parts = []
+    for status in QUEUE_STATUSES:
+        origins = tasks.get(status) or {}
+        mcp, total = int(origins.get("mcp") or 0), sum(int(n or 0) for n in origins.values())
+        part = Text(f"{status} {total}", style="yellow" if status == "input_required" and total else "")
+        if mcp and status != "input_required":
+            part.append(f" (mcp {mcp})")
+        parts.append(part)
+    finished: dict[str, dict[str, int]] = queue.get("finished") or {}
+    done = sum(int(n or 0) for origins in finished.values() for n in (origins or {}).values())
+    failed = sum(int(n or 0) for n in (finished.get("failed") or {}).values())
+    parts.append(Text(f"done {done}"))
+    if failed:
+        parts.append(Text(f"failed {failed}", style="red"))
+    line.append(Text("  ").join(parts))
+    if queue.get("paused"):
+        line.append("  PAUSED", style="bold yellow")
+        if queue.get("pause_reason"):
+            line.append(f": {queue['pause_reason']}")
+    if error:
+        line.append(f"  (as of {format_duration(queue.get('as_of'))} ago: {error})", style="red")
+    return line
 
 
 def render_workers(status: dict[str, Any], rates: Rates) -> Table:

@@ -5,7 +5,8 @@ taking the whole ``Supervisor``, ``front.py``, ``status.py`` and ``metrics.py`` 
 which names exactly the attributes they read. ``Supervisor`` satisfies it (mypy checks it where
 ``app.py`` passes itself), and a test can pass anything that has these attributes.
 
-Every member is read-only: nothing here changes the supervisor.
+Every member is read-only: nothing here changes the supervisor (refreshing ``queue_status`` only asks
+the queue again).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # only for the annotations: fastpath.py imports metrics.py, which imports this
     from .fastpath import FastPathStats
     from .process import WorkerProcess
+    from .queue_status import QueueStatus
     from .router import Router
 
 
@@ -71,4 +73,10 @@ class SupervisorView(Protocol):
     @property
     def fast_path_stats(self) -> FastPathStats:
         """How the POSTs to ``/mcp`` were served."""
+        ...
+
+    @property
+    def queue_status(self) -> QueueStatus | None:
+        """What the task queue last said about itself; ``None`` without a task queue. Refreshing it is
+        the one thing the endpoints do to it (``QueueStatus.refresh``)."""
         ...

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import RunningSupervisor, spawn_supervisor, text
+from tests.conftest import REPO, RunningSupervisor, spawn_supervisor, text
 from tests.tasks_client import (
     TASKS,
     TERMINAL,
@@ -117,6 +119,53 @@ async def test_an_input_required_task_resumes_through_tasks_update_after_its_wor
         assert bare(ack) == {"resultType": "complete"}
         done = await wait_for_task(client.session, task_id)
         assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "the upgrade: yes"
+
+
+async def test_status_metrics_and_top_see_an_mcp_task_waiting_for_input(supervisor_factory: Any) -> None:
+    """Issue 14, item 6: a protocol task is a row of the one queue, so /status, /metrics and top count it."""
+    server = supervisor_factory(*TOOLS)
+    async with tasks_client(server) as client:
+        task_id = (await start(client, "tk_confirm", what="the report"))["taskId"]
+        await wait_for_task(client.session, task_id, frozenset({"input_required"}))
+        document = server.status()
+        queue = document["task_queue"]
+        assert queue["error"] is None and queue["paused"] is False
+        assert "tasks:stats" not in document["tools"].get("trio-queue", {})  # its own polls are not calls
+        assert queue["tasks"]["input_required"] == {"mcp": 1, "queue": 0}
+        assert 0 <= queue["as_of"] < 1.0
+        metrics = server.get("/metrics").text.splitlines()
+        assert 'mcp_supervisor_tasks{origin="mcp",status="input_required"} 1.0' in metrics
+        assert "mcp_supervisor_task_queue_paused 0.0" in metrics
+        top = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "supervisor",
+                "top",
+                "--once",
+                "--port",
+                str(server.port),
+                "--interval",
+                "0.1",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+        assert top.returncode == 0, top.stderr
+        assert "queue    queued 0  running 0  input_required 1  done 0" in top.stdout  # from ctl status
+        await cancel_task(client.session, task_id)
+
+        def cancelled_counted() -> bool:
+            lines = server.get("/metrics").text.splitlines()
+            return (
+                'mcp_supervisor_tasks_finished_total{origin="mcp",status="cancelled"} 1.0' in lines
+                and 'mcp_supervisor_tasks{origin="mcp",status="input_required"} 0.0' in lines
+            )
+
+        server.wait_for(cancelled_counted, "the cancelled task to be counted on /metrics")
 
 
 async def test_a_task_is_gone_once_its_ttl_has_passed(supervisor_factory: Any) -> None:

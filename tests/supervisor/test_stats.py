@@ -24,3 +24,10 @@ def test_no_calls_no_percentiles() -> None:
     stats.record("t", "trio", "ok", 0.01)
     stats.tools["t"].recent.clear()
     assert stats.tools["t"].percentiles() == {"p50_ms": None, "p90_ms": None, "p99_ms": None}
+
+
+def test_the_supervisors_own_queue_polls_are_not_counted() -> None:
+    stats = CallStats()
+    stats.record("tasks:stats", "trio-queue", "ok", 0.001)
+    stats.record("tasks:get", "trio-queue", "ok", 0.001)
+    assert list(stats.tools) == ["tasks:get"] and stats.total() == 1

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from supervisor.status import readiness, status_document
+from supervisor.queue_status import QueueStatus
+from supervisor.status import fresh_status_document, readiness, status_document
 from tests.supervisor.fakes import WAIT, connect, running_router
+from tests.supervisor.test_queue_status import STATS, Clock, FakeRouter
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +29,7 @@ def worker(worker_id: str, pid: int, runtime: str, pool: str) -> SimpleNamespace
     )
 
 
-def supervisor(*workers: SimpleNamespace) -> Any:
+def supervisor(*workers: SimpleNamespace, queue_status: QueueStatus | None = None) -> Any:
     return SimpleNamespace(
         sampler=SimpleNamespace(latest={}),
         arbiter=SimpleNamespace(all_workers=lambda: list(workers)),
@@ -35,6 +37,7 @@ def supervisor(*workers: SimpleNamespace) -> Any:
         started_at=0.0,
         stopping=False,
         fast_path_stats=SimpleNamespace(served=0, handed_over=0),
+        queue_status=queue_status,
     )
 
 
@@ -82,3 +85,25 @@ async def test_readiness_names_each_pool_without_a_ready_worker() -> None:
             True,
             {"ready": True, "runtimes": {"asyncio": True, "trio": True}},
         )
+
+
+async def test_status_shows_the_task_queue_as_it_last_answered_and_null_without_one() -> None:
+    async with running_router(["asyncio"]) as (router, _):
+        assert status_document(router, supervisor())["task_queue"] is None
+        clock = Clock()
+        queue = QueueStatus(clock)
+        await queue.refresh(FakeRouter())
+        clock.now += 0.25
+        assert status_document(router, supervisor(queue_status=queue))["task_queue"] == {
+            **STATS,
+            "as_of": 0.25,
+            "error": None,
+        }
+
+
+async def test_the_fresh_document_asks_the_queue_first_and_shows_why_it_could_not() -> None:
+    async with running_router(["asyncio"]) as (router, _):  # no queue worker: no tasks:stats entry
+        document = await fresh_status_document(router, supervisor(queue_status=QueueStatus()))
+        assert document["task_queue"]["error"] == "no task queue worker is serving"
+        assert document["task_queue"]["tasks"] is None and document["task_queue"]["as_of"] is None
+        assert (await fresh_status_document(router, supervisor()))["task_queue"] is None

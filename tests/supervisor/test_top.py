@@ -54,6 +54,7 @@ def status(
     tools: dict[str, dict[str, Any]] | None = None,
     runtimes: dict[str, Any] | None = None,
     load_errors: list[str] | None = None,
+    task_queue: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A status document shaped like ``supervisor/status.py``'s."""
     return {
@@ -77,6 +78,7 @@ def status(
         if workers is not None
         else [worker("asyncio-0", 2001), worker("trio-0", 2002, cpu_affinity=[1])],
         "tools": tools or {},
+        "task_queue": task_queue,
     }
 
 
@@ -258,6 +260,68 @@ def test_a_runtime_still_starting_says_so() -> None:
     assert "trio     NOT READY: no worker is ready yet" in text_of(
         top_render.render_header(document, top_rates.Rates())
     )
+
+
+def task_queue(**fields: Any) -> dict[str, Any]:
+    """A ``task_queue`` block shaped like ``QueueStatus.document``'s."""
+    block: dict[str, Any] = {
+        "paused": False,
+        "pause_reason": None,
+        "tasks": {
+            "queued": {"mcp": 2, "queue": 1},
+            "running": {"mcp": 5, "queue": 0},
+            "input_required": {"mcp": 1, "queue": 0},
+        },
+        "finished": {
+            "completed": {"mcp": 100, "queue": 20},
+            "failed": {"mcp": 0, "queue": 0},
+            "cancelled": {"mcp": 0, "queue": 0},
+        },
+        "workflows": {"pending": 0, "running": 0},
+        "expired": 0,
+        "as_of": 0.2,
+        "error": None,
+    }
+    block.update(fields)
+    return block
+
+
+def queue_line(document: dict[str, Any]) -> list[str]:
+    text = text_of(top_render.render_header(document, top_rates.Rates()))
+    return [line.strip(" │") for line in text.splitlines() if line.strip(" │").startswith("queue ")]
+
+
+def test_the_queue_line_counts_tasks_by_status_with_the_mcp_ones_and_says_paused() -> None:
+    document = status(task_queue=task_queue(paused=True, pause_reason="disk maintenance"))
+    assert queue_line(document) == [
+        "queue    queued 3 (mcp 2)  running 5 (mcp 5)  input_required 1  done 120  PAUSED: disk maintenance"
+    ]
+    lines = text_of(top_render.render_header(document, top_rates.Rates())).splitlines()
+    runtimes = [i for i, line in enumerate(lines) if "ready" in line]
+    assert max(runtimes) < next(i for i, line in enumerate(lines) if "queue " in line)  # under the runtimes
+
+
+def test_the_queue_line_shows_failures_and_a_pause_without_reason() -> None:
+    finished = task_queue()["finished"] | {"failed": {"mcp": 2, "queue": 1}}
+    tasks = {status: {"mcp": 0, "queue": 0} for status in ("queued", "running", "input_required")}
+    document = status(task_queue=task_queue(tasks=tasks, finished=finished, paused=True))
+    assert queue_line(document) == [
+        "queue    queued 0  running 0  input_required 0  done 123  failed 3  PAUSED"
+    ]
+
+
+def test_a_queue_that_cannot_answer_says_why_and_how_old_its_figures_are() -> None:
+    error = "no task queue worker is serving"
+    never = task_queue(**dict.fromkeys(("paused", "tasks", "finished", "workflows", "expired", "as_of")))
+    assert queue_line(status(task_queue=never | {"error": error})) == [f"queue    UNAVAILABLE: {error}"]
+    assert queue_line(status(task_queue=never)) == ["queue    UNAVAILABLE: no answer yet"]
+    stale = queue_line(status(task_queue=task_queue(as_of=75.0, error=error)))
+    assert stale[0].endswith(f"done 120  (as of 1m15s ago: {error})")
+
+
+def test_no_task_queue_no_queue_line() -> None:
+    assert queue_line(status()) == []
+    assert top_render.render_queue(None) is None
 
 
 def test_load_errors_are_listed_and_absent_when_there_are_none() -> None:

@@ -120,6 +120,8 @@ class EngineCore:
         self._scheduler = Scheduler(self._state, self._committer, self._router, self._runner)
         self._serving = False
         self._started = False
+        self.expired = 0
+        """How many tasks the retention sweep deleted since this engine was made (for ``tasks:stats``)."""
 
     @property
     def serving(self) -> bool:
@@ -245,6 +247,7 @@ class EngineCore:
         )
         for task_id in deleted:
             self._ended.pop(task_id, None)
+        self.expired += len(deleted)
         return len(deleted)
 
     async def _serve_sweeps(self) -> None:

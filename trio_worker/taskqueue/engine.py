@@ -21,8 +21,8 @@ class Engine(TaskOperations, QueueOperations, ExecutorOperations, WorkflowOperat
     """A durable priority task queue and workflow engine on one SQLite database.
 
     ``serve`` opens the database, recovers and runs the scheduler; the tool methods (``task_submit`` ...
-    ``workflow_result``) and the protocol-task operations (``protocol_create`` ... ``protocol_cancel``, for
-    the internal ``tasks:*`` entries) may be called once ``serve`` has started. Every tool method validates its
+    ``workflow_result``), the protocol-task operations (``protocol_create`` ... ``protocol_cancel``) and
+    ``live_stats``, for the internal ``tasks:*`` entries, may be called once ``serve`` has started. Every tool method validates its
     arguments and raises a ``TaskQueueError`` subclass with one line naming the field; a method that
     changes state returns only after the change is committed. A tool method cancelled while it commits
     still commits (the database wait is shielded) and raises ``Cancelled`` afterwards.

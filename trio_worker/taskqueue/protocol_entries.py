@@ -1,9 +1,11 @@
-"""The four internal entries of the ``tasks`` kind, served by the ``trio-queue`` worker process.
+"""The five internal entries of the ``tasks`` kind, served by the ``trio-queue`` worker process.
 
-The front calls them for the MCP tasks extension (SEP-2663) like any entry, with a CALL frame of kind
-``tasks`` (refs ``tasks:create``, ``tasks:get``, ``tasks:update``, ``tasks:cancel``); no front lists them.
-Each hands its arguments to the engine of this process (``protocol_ops.ProtocolOperations``) and returns
-its dict unchanged. An unknown or expired task is a ``ClientRequestError`` -32602, which the worker turns
+The front calls four of them for the MCP tasks extension (SEP-2663) like any entry, with a CALL frame of
+kind ``tasks`` (refs ``tasks:create``, ``tasks:get``, ``tasks:update``, ``tasks:cancel``); the
+supervisor polls the fifth, ``tasks:stats``, for /status, /metrics and ``top``
+(``supervisor/queue_status.py``). No front lists them. Each hands its arguments to the engine of this
+process (``protocol_ops.ProtocolOperations``, ``queue_ops.QueueOperations.live_stats``) and returns its
+dict unchanged. An unknown or expired task is a ``ClientRequestError`` -32602, which the worker turns
 into an ERROR frame with that code; any other failure is an ERROR -32603.
 
 Importing this module registers them (``tools.py`` does, so they exist exactly where the 20 queue tools
@@ -21,6 +23,8 @@ from .current import get_engine
 
 TIMEOUT = 30.0
 """Seconds one call of these entries may take (a commit waits for one group commit)."""
+STATS_TIMEOUT = 2.0
+"""Seconds a ``tasks:stats`` call may take: it reads memory only, so anything longer is a stuck worker."""
 
 
 async def create(
@@ -49,6 +53,11 @@ async def cancel(task_id: str) -> dict[str, Any]:
     return await get_engine().protocol_cancel(task_id)
 
 
+async def stats() -> dict[str, Any]:
+    """The queue's figures from memory (``QueueOperations.live_stats``)."""
+    return get_engine().live_stats()
+
+
 ENTRIES = tuple(
     internal_entry(
         "tasks",
@@ -57,10 +66,10 @@ ENTRIES = tuple(
         ToolMetadata(
             name=f"tasks.{func.__name__}",
             runtime="trio",
-            timeout_seconds=TIMEOUT,
-            read_only=func is get,
+            timeout_seconds=STATS_TIMEOUT if func is stats else TIMEOUT,
+            read_only=func in (get, stats),
         ),
     )
-    for func in (create, get, update, cancel)
+    for func in (create, get, update, cancel, stats)
 )
 """The entries' metadata, in the order the contract lists them."""

@@ -1,4 +1,5 @@
-"""The queue tools of the engine: statistics, pause, resume and clear."""
+"""The queue tools of the engine: statistics, pause, resume and clear; and ``live_stats``, the counts
+the supervisor polls for /status, /metrics and ``top`` (the ``tasks:stats`` entry)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,54 @@ from . import queries
 from . import transitions as tr
 from .core import EngineCore
 from .errors import InvalidRequestError
-from .models import TASK_STATUSES, check_reason, check_statuses
+from .models import TASK_STATUSES, TERMINAL_TASK_STATUSES, check_reason, check_statuses
 from .views import iso, rounded, seconds
+
+ORIGINS = ("mcp", "queue")
+"""``TaskRecord.origin``: a protocol task's or one of the 20 tools' (``live_stats`` counts by it)."""
+UNFINISHED_STATUSES = tuple(s for s in TASK_STATUSES if s not in TERMINAL_TASK_STATUSES)
+FINISHED_STATUSES = tuple(s for s in TASK_STATUSES if s in TERMINAL_TASK_STATUSES)
 
 
 class QueueOperations(EngineCore):
-    """queue_stats, queue_pause, queue_resume, queue_clear."""
+    """queue_stats, queue_pause, queue_resume, queue_clear; live_stats."""
+
+    def live_stats(self) -> dict[str, Any]:
+        """The queue's figures from memory alone (no database read: it is polled)::
+
+            {"paused": bool, "pause_reason": str | None,
+             "tasks": {status: {"mcp": n, "queue": n}},     # queued, running, input_required: now
+             "finished": {status: {"mcp": n, "queue": n}},  # completed, failed, cancelled: since start
+             "workflows": {"pending": n, "running": n},
+             "expired": n}                                  # deleted by the retention sweep since start
+
+        Every status and origin is present (0 when none). ``finished`` and ``expired`` only grow while
+        this engine serves (Prometheus counters); they restart from 0 with the process.
+
+        Raises:
+            QueueUnavailableError: the engine is not serving.
+        """
+        self._require_serving()
+        state = self._state
+        paused = state.paused
+        workflows = {"pending": 0, "running": 0}
+        for workflow in state.workflows.values():
+            if workflow.status in workflows:
+                workflows[workflow.status] += 1
+        return {
+            "paused": paused is not None,
+            "pause_reason": None if paused is None else paused.get("reason"),
+            "tasks": {
+                status: {origin: state.unfinished.get((status, origin), 0) for origin in ORIGINS}
+                for status in UNFINISHED_STATUSES
+            },
+            "finished": {
+                status: {origin: state.finished.get((status, origin), 0) for origin in ORIGINS}
+                for status in FINISHED_STATUSES
+            },
+            "workflows": workflows,
+            "expired": self.expired,
+        }
 
     async def queue_stats(
         self, include_worker_stats: bool = False, include_historical: bool = False

@@ -2,7 +2,8 @@
 
 ``State`` holds what the scheduler needs without asking the database: the unfinished tasks and
 workflows, the registrations and whether the queue is paused. Finished tasks and workflows live only in
-the database.
+the database; memory keeps only how many tasks finished since the engine started (``State.finished``,
+counted by ``Changes.apply``), so ``tasks:stats`` can answer without reading the database.
 
 A ``Changes`` is one atomic step of the state machine: transitions read the state through it (seeing their
 own earlier changes), record new versions of records in it, and the engine then commits
@@ -43,11 +44,18 @@ class State:
     queued_types: dict[str, int] = field(default_factory=dict)
     """How many queued tasks each task type has."""
 
+    unfinished: dict[tuple[str, str], int] = field(default_factory=dict)
+    """How many unfinished tasks there are by ``(status, origin)``, kept by ``put`` and ``drop``."""
+
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)
+    """How many tasks ended by ``(status, origin)`` since this state was loaded (``Changes.apply``)."""
+
     def __post_init__(self) -> None:
         self.order = sorted(_order_key(t) for t in self.tasks.values() if t.status == "queued")
         for task in self.tasks.values():
             if task.status == "queued":
                 self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
+            _add(self.unfinished, (task.status, task.origin), 1)
 
     def restore(self, loaded: State) -> None:
         """Become ``loaded`` (what recovery read from the database), keeping this object: the engine's
@@ -58,9 +66,12 @@ class State:
     def put(self, task: TaskRecord) -> None:
         """Make ``task`` the current version of an unfinished task (keeping ``order`` in step)."""
         old = self.tasks.get(task.task_id)
-        if old is not None and old.status == "queued":
-            self._unorder(old)
+        if old is not None:
+            _add(self.unfinished, (old.status, old.origin), -1)
+            if old.status == "queued":
+                self._unorder(old)
         self.tasks[task.task_id] = task
+        _add(self.unfinished, (task.status, task.origin), 1)
         if task.status == "queued":
             bisect.insort(self.order, _order_key(task))
             self.queued_types[task.task_type] = self.queued_types.get(task.task_type, 0) + 1
@@ -68,8 +79,10 @@ class State:
     def drop(self, task_id: str) -> None:
         """Forget a task that finished or was deleted."""
         old = self.tasks.pop(task_id, None)
-        if old is not None and old.status == "queued":
-            self._unorder(old)
+        if old is not None:
+            _add(self.unfinished, (old.status, old.origin), -1)
+            if old.status == "queued":
+                self._unorder(old)
 
     def _unorder(self, task: TaskRecord) -> None:
         key = _order_key(task)
@@ -102,6 +115,15 @@ class State:
 
 def _order_key(task: TaskRecord) -> tuple[float, int, str]:
     return (-task.order_priority, task.order_seq, task.task_id)
+
+
+def _add(counts: dict[tuple[str, str], int], key: tuple[str, str], delta: int) -> None:
+    """Add ``delta`` to ``counts[key]``, forgetting a key that reaches 0."""
+    value = counts.get(key, 0) + delta
+    if value:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
 
 
 @dataclass(slots=True)
@@ -261,6 +283,8 @@ class Changes:
         state = self.state
         for task in self.tasks.values():
             if task.status in TERMINAL_TASK_STATUSES:
+                if task.task_id in state.tasks or task.task_id in self.created:  # it ends now
+                    _add(state.finished, (task.status, task.origin), 1)
                 state.drop(task.task_id)
             else:
                 state.put(task)

@@ -1,9 +1,10 @@
 """The MCP tasks extension at the front (``io.modelcontextprotocol/tasks``, SEP-2663, 2026-07-28).
 
 A task is a row of the durable task queue (the ``trio-queue`` worker): the front only decides and
-forwards. The queue serves four internal catalog entries of kind ``tasks`` (``create``, ``get``,
-``update``, ``cancel``) that the front calls through the router like any other entry, so a task id
-answers from the database whatever happened to the workers or to this process in between.
+forwards. The queue serves internal catalog entries of kind ``tasks`` (``create``, ``get``, ``update``,
+``cancel``; and ``stats``, polled for /status) that the front calls through the router like any other
+entry, so a task id answers from the database whatever happened to the workers or to this process in
+between.
 
 How a ``tools/call`` goes (``plan_call``), for a tool's ``task_support``:
 

@@ -216,20 +216,23 @@ class Arbiter:
         return clean
 
     async def _drain_and_stop(self, workers: list[WorkerProcess], grace: float, reason: str) -> bool:
-        """Route nothing new to ``workers``, let their calls finish within ``grace``, STOP them, SIGKILL
-        what has not exited ``STOP_WAIT`` later, and end their supervising tasks. True when nothing was
-        cut short."""
+        """Route nothing new to ``workers``, let their calls — and the requests they made on their own
+        behalf, the task queue's task runs, which a drained queue starts no more of — finish within
+        ``grace``, STOP them, SIGKILL what has not exited ``STOP_WAIT`` later, and end their supervising
+        tasks. True when nothing was cut short."""
         for worker in workers:
             worker.retiring = True
             if worker.pid is not None:
                 self.router.drain(worker.pid)
         pids = {w.pid for w in workers if w.pid is not None}
         deadline = self._clock() + grace
-        while any(link.in_flight for link in self.router.links() if link.pid in pids):
+        while any(link.in_flight or link.own_requests for link in self.router.links() if link.pid in pids):
             if self._clock() >= deadline:
                 break
             await self._sleep(0.02)
-        clean = not any(link.in_flight for link in self.router.links() if link.pid in pids)
+        clean = not any(
+            link.in_flight or link.own_requests for link in self.router.links() if link.pid in pids
+        )
         running = [w for w in workers if w.pid is not None and w.process is not None]
         for worker in running:
             worker.state = "draining"

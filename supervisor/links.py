@@ -39,6 +39,9 @@ class WorkerLink:
     """``time.monotonic()`` of the last frame from the worker."""
     in_flight: set[int] = field(default_factory=set)
     """Ids of the calls the worker holds."""
+    own_requests: int = 0
+    """Requests the worker made on its own behalf that are being answered (the task queue's task runs):
+    a drain waits for them as for its calls."""
     draining: bool = False
     """Routed no new call: drained, held, or silent."""
     held: bool = False

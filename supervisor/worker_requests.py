@@ -121,7 +121,13 @@ class WorkerRequests:
         key = (link.identity, request.request_id)
         task = asyncio.create_task(self._reply(link, request, self._worker_request, link, request))
         self._running[key] = task
-        task.add_done_callback(lambda _: self._running.pop(key, None))
+        link.own_requests += 1
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(key, None)
+            link.own_requests -= 1
+
+        task.add_done_callback(done)
 
     def cancel(self, link: WorkerLink, request_id: int) -> None:
         """REQUEST_CANCEL: cancel that request of ``link`` (and the tool call it runs); a no-op when it is

@@ -113,5 +113,6 @@ async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, optio
         settings["task_retention"] = options.task_retention
     engine = Engine(path, RouterExecutor(worker), on_protocol_change=forwarder, **settings)
     set_engine(engine)
+    worker.on_drain.append(engine.hold)  # a reload or a stop lets the attempts that run finish
     nursery.start_soon(forwarder.serve)
     await nursery.start(engine.serve)

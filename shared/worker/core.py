@@ -95,6 +95,8 @@ class WorkerCore(Generic[CallHandle]):
         """The loop's ``send``, bound once (the per-frame path calls it without a lookup)."""
         self._start_call = loop.start_call
         self.draining = False
+        self.on_drain: list[Callable[[], None]] = []
+        """Called once when the router sends DRAIN (a service stops starting new work: the task queue)."""
         self.last_heard = time.monotonic()
         self.running: dict[int, CallHandle] = {}
         """call id → the handle that cancels it; the loop adds and removes the entries."""
@@ -168,7 +170,10 @@ class WorkerCore(Generic[CallHandle]):
         elif isinstance(message, Heartbeat):
             pass
         elif isinstance(message, Drain):
-            self.draining = True
+            if not self.draining:
+                self.draining = True
+                for drained in self.on_drain:
+                    drained()
         elif isinstance(message, Stop):
             logger.info("stopping: %s", message.reason)
             self._loop.request_exit(EXIT_PROTOCOL if message.reason.startswith("refused") else EXIT_OK)

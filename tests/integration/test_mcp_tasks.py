@@ -303,3 +303,29 @@ async def test_tasks_are_answered_across_a_reload_of_every_worker(supervisor_fac
         await update_task(client.session, parked, {"confirm": {"action": "accept", "content": {"ok": False}}})
         finished = await wait_for_task(client.session, parked)
         assert finished["result"]["content"][0]["text"] == "the reload: no"
+
+
+async def test_a_graceful_stop_lets_running_tasks_finish_and_starts_no_new_one(tmp_path: Path) -> None:
+    """On SIGTERM the supervisor waits for the running calls (within ``shutdown_grace``) and the drained
+    task queue starts no new attempt meanwhile (one would be cut by the stop and, not idempotent, fail):
+    the next supervisor on the same database finds the running tasks completed and runs the queued one."""
+    log = tmp_path / "runs.log"
+    args = (*TOOLS, "--task-db", str(tmp_path / "tasks.db"))
+    first = spawn_supervisor(*args)
+    try:
+        async with tasks_client(first) as client:  # the queue runs at most 5 tasks per worker at once
+            ids = [
+                (await start(client, "tk_once", n=n, log=str(log), seconds=1.5))["taskId"] for n in range(6)
+            ]
+            first.wait_for(lambda: log.exists() and len(log.read_text().split()) == 5, "five tasks to start")
+    finally:
+        assert first.stop() == 0
+    assert len(log.read_text().split()) == 5  # the sixth did not start during the stop
+    second = spawn_supervisor(*args)
+    try:
+        async with tasks_client(second) as client:
+            for task_id in ids:
+                assert (await wait_for_task(client.session, task_id))["status"] == "completed"
+    finally:
+        second.stop()
+    assert sorted(log.read_text().split()) == [str(n) for n in range(6)]

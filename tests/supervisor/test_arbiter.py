@@ -125,6 +125,8 @@ class FakeRouter:
         self.failed: dict[str, str] = {}
         self.in_flight: dict[int, set[int]] = {}
         """Calls running on a pid, as ``links()`` reports them."""
+        self.own_requests: dict[int, int] = {}
+        """Requests a pid made on its own behalf being answered (the task queue's task runs)."""
 
     def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None:
         self.calls.append(("expect", worker_id, pid, held))
@@ -150,7 +152,11 @@ class FakeRouter:
             self.os.processes[pid].exit(0)
 
     def links(self) -> list[WorkerLink]:
-        return [link(f"w{pid}", pid, in_flight) for pid, in_flight in self.in_flight.items()]
+        pids = set(self.in_flight) | set(self.own_requests)
+        links = [link(f"w{pid}", pid, self.in_flight.get(pid)) for pid in sorted(pids)]
+        for found in links:
+            found.own_requests = self.own_requests.get(found.pid, 0)
+        return links
 
     def told(self, what: str) -> list[tuple[Any, ...]]:
         return [call[1:] for call in self.calls if call[0] == what]
@@ -406,6 +412,20 @@ async def test_stop_waits_for_calls_in_flight_before_STOP() -> None:
         h.clock.advance(0.02)
         assert await stopping is True
         assert h.router.told("stop") == [(process.pid, "supervisor stopping")]
+
+
+async def test_stop_waits_for_the_task_runs_a_worker_asked_for_before_STOP() -> None:
+    async with running() as h:
+        process = await h.live()
+        h.router.own_requests[process.pid] = 1  # the task queue's run of a task, on another worker
+        stopping = asyncio.ensure_future(h.arbiter.stop(5.0))
+        await eventually(lambda: h.router.told("drain") == [(process.pid,)], "the worker to be drained")
+        h.clock.advance(1.0)
+        await settle()
+        assert h.router.told("stop") == [] and not stopping.done()
+        h.router.own_requests[process.pid] = 0
+        h.clock.advance(0.02)
+        assert await stopping is True
 
 
 async def test_calls_that_outlive_the_grace_are_cut_and_the_stop_is_not_clean() -> None:

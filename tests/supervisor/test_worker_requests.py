@@ -287,3 +287,18 @@ async def test_a_request_of_a_call_that_is_over_is_refused() -> None:
     assert harness.sent == [
         (b"asyncio-0/8", Reply(5, None, {"code": INTERNAL_ERROR, "message": "the call is over"}))
     ]
+
+
+async def test_a_worker_s_own_requests_are_counted_on_its_link_while_they_run() -> None:
+    harness = Harness()
+    harness.caller.release.clear()
+    harness.requests.start(harness.worker, Request(0, 1, "tools/call", {"name": "echo"}))
+    await asyncio.wait_for(harness.caller.started.wait(), WAIT)
+    assert harness.worker.own_requests == 1  # a drain of this worker waits for it
+    harness.caller.release.set()
+    await harness.reply()
+    for _ in range(100):  # the task's done callback runs a loop turn after its reply went out
+        if harness.worker.own_requests == 0:
+            break
+        await asyncio.sleep(0)
+    assert harness.worker.own_requests == 0

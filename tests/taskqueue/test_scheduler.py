@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from trio_worker.taskqueue import router_cache as router_cache_module
 from trio_worker.taskqueue import scheduler as scheduler_module
@@ -154,3 +155,24 @@ async def test_queue_positions_and_estimates_come_from_measurements_or_are_null(
         await engine.task_cancel("never")
         fake.release("m5")
         await wait_status(engine, "m5", "completed")
+
+
+async def test_a_held_engine_starts_nothing_new_and_lets_what_runs_finish(
+    db_path: Path, fake: FakeExecutor
+) -> None:
+    async with serving(db_path, fake) as engine:
+        await engine.worker_register("fake-0", max_concurrent_tasks=1)
+        first = (await engine.task_submit("gate", {"key": "k0"}))["task_id"]
+        second = (await engine.task_submit("gate", {"key": "k1"}))["task_id"]
+        await fake.wait_started("k0")
+        engine.hold()  # the worker was drained: a reload or a stop
+        fake.release("k0")
+        await wait_status(engine, first, "completed")
+        rounds = engine.dispatch_rounds
+        engine.wake()
+        with trio.move_on_after(0.5):  # let the scheduler look again: it must start nothing
+            while engine.dispatch_rounds == rounds:
+                await trio.sleep(0.01)
+        assert engine.dispatch_rounds > rounds
+        assert (await engine.task_status(second))["status"] == "queued"
+        assert "k1" not in fake.started_events or not fake.started_events["k1"].is_set()

@@ -176,6 +176,12 @@ class EngineCore:
         """Ask the scheduler to look at the queue again soon."""
         self._scheduler.wake()
 
+    def hold(self) -> None:
+        """Start no new attempt from now on; the attempts running go on to their end. The worker calls
+        it when it is drained (a reload or a stop), so that what runs finishes within the supervisor's
+        grace instead of being cut and recovered; queued tasks wait for the next engine."""
+        self._scheduler.held = True
+
     def _require_serving(self) -> None:
         if not self._serving:
             raise QueueUnavailableError("the task queue is not running (its engine is not serving)")

@@ -55,6 +55,8 @@ class Scheduler:
         self._router = router
         self._runner = runner
         self._wakeup = trio.Event()
+        self.held = False
+        """Start nothing more: the worker is draining (a reload or a stop) and lets what runs finish."""
 
     def wake(self) -> None:
         """Ask the scheduler to look at the queue again soon."""
@@ -104,7 +106,7 @@ class Scheduler:
 
         Cancellation: as ``Committer.transact``.
         """
-        if self._state.paused is not None or not self._state.order:
+        if self.held or self._state.paused is not None or not self._state.order:
             return
         await self._router.refresh_workers()
         await self._committer.transact(self._record_dispatch, dispatch=True, background=True)
@@ -113,7 +115,7 @@ class Scheduler:
         """Start what can start now. It reads the committed state directly, so it must go first in its
         batch (``Committer`` sees to that)."""
         state = self._state
-        if state.paused is not None or not state.order:
+        if self.held or state.paused is not None or not state.order:
             return
         now_t = trio.current_time()
         not_ready: dict[str, str] = {}

@@ -173,10 +173,13 @@ def test_stop_asks_the_loop_to_exit_with_the_code_its_reason_calls_for(
     assert loop.exits == [code]
 
 
-def test_drain_is_remembered(core: Core) -> None:
+def test_drain_is_remembered_and_told_once_to_the_services(core: Core) -> None:
     worker, _ = core
+    told: list[str] = []
+    worker.on_drain.append(lambda: told.append("drained"))
     worker.handle(encode(Drain()))
-    assert worker.draining
+    worker.handle(encode(Drain()))
+    assert worker.draining and told == ["drained"]
 
 
 def test_an_undecodable_frame_is_dropped_and_logged(core: Core, caplog: pytest.LogCaptureFixture) -> None:

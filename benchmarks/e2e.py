@@ -19,8 +19,8 @@ call by hand (checked: 200, a result, JSON or SSE recorded). Each server gets a 
 ``rounds`` interleaved rounds (every server in turn, rotating order) at each concurrency; req/s is the sum
 of requests over the sum of durations, p50/p99 the median of the rounds' wrk percentiles.
 
-A second client shape, at 32 connections, against the supervisor, the baseline and the supervisor
-without the fast path: **stateless with a progress token and a log level** in ``_meta``, as fastmcp's
+A second client shape, at 32 connections in the same rotation as the first, against the supervisor, the
+baseline and the supervisor without the fast path: **stateless with a progress token and a log level** in ``_meta``, as fastmcp's
 client sends every call (a new ``progressToken`` per request, cycling through ``NOTIFY_BODIES`` bodies;
 ``io.modelcontextprotocol/logLevel`` ``info``). The no-op tool sends no notification, so every server
 answers it in JSON, as the SDK's rule says.
@@ -163,13 +163,12 @@ async def run(suite: Suite) -> Section:
         for figures in (*measured, bare):
             await warm_up(suite, figures.server, [(TOOL, None)], 32)
         for connections in CONCURRENCIES:
-            for order in rotations(measured, rounds):
+            # both shapes in the same rotation: load that comes and goes weighs on them alike
+            shapes = measured + notified if connections == max(CONCURRENCIES) else measured
+            for order in rotations(shapes, rounds):
                 for figures in order:
                     await _measure(suite, figures, connections, seconds)
             await _measure(suite, bare, connections, seconds)
-        for order in rotations(notified, rounds):
-            for figures in order:
-                await _measure(suite, figures, max(CONCURRENCIES), seconds)
         profile = await profile_supervisor(suite, supervisor.server, suite.pick(5, 3))
     section.data["profile"] = profile
     section.data["cpu"] = {f.server.name: dict(f.cpu) for f in (*measured, bare)}

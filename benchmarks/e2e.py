@@ -19,6 +19,12 @@ call by hand (checked: 200, a result, JSON or SSE recorded). Each server gets a 
 ``rounds`` interleaved rounds (every server in turn, rotating order) at each concurrency; req/s is the sum
 of requests over the sum of durations, p50/p99 the median of the rounds' wrk percentiles.
 
+A second client shape, at 32 connections in the same rotation as the first, against the supervisor, the
+baseline and the supervisor without the fast path: **stateless with a progress token and a log level** in ``_meta``, as fastmcp's
+client sends every call (a new ``progressToken`` per request, cycling through ``NOTIFY_BODIES`` bodies;
+``io.modelcontextprotocol/logLevel`` ``info``). The no-op tool sends no notification, so every server
+answers it in JSON, as the SDK's rule says.
+
 Then a last round at 32 connections against the supervisor only, with py-spy sampling it (not counted in
 the figures): the profile behind "What limits it".
 """
@@ -26,24 +32,38 @@ the figures): the profile behind "What limits it".
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sys
 from dataclasses import dataclass, field
 
 from benchmarks import pyspy
 from benchmarks.lib.children import tail
+from benchmarks.lib.mcp_client import call_body
 from benchmarks.lib.results import ContextRow, Section, Target
 from benchmarks.lib.servers import CoreMeter, HttpServer, servers, start_sdk_server, start_supervisor
 from benchmarks.lib.stats import fmt_rate, fmt_ratio, fmt_us, median, ratio
 from benchmarks.lib.suite import Suite, run_to_end
 from benchmarks.lib.timing import rotations
-from benchmarks.lib.wrk import WrkResult, combined_rate, run_wrk, warm_up
+from benchmarks.lib.wrk import Requests, WrkResult, combined_rate, run_wrk, run_wrk_requests, warm_up
 
 NAME = "e2e"
 TITLE = "End to end over HTTP (tools/call, 2026-07-28)"
 TOOL = "noop_asyncio"
 CONCURRENCIES = (1, 32)
 TARGET_RATE = 4.0
+NOTIFY_BODIES = 64
+"""Distinct progress tokens the notifications shape cycles through (a client sends a new one per call)."""
+
+
+def notify_requests() -> Requests:
+    """``tools/call`` bodies of the no-op tool asking for progress (a token of their own) and log messages."""
+    requests = []
+    for token in range(NOTIFY_BODIES):
+        body = json.loads(call_body(TOOL, request_id=token + 1))
+        body["params"]["_meta"] |= {"progressToken": token, "io.modelcontextprotocol/logLevel": "info"}
+        requests.append((TOOL, json.dumps(body, separators=(",", ":"))))
+    return requests
 
 
 @dataclass
@@ -53,6 +73,8 @@ class Figures:
     runs: dict[int, list[WrkResult]] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     """Cores used at 32 connections by each process (front, workers): CPU seconds ÷ wall seconds."""
+    bodies: Requests | None = None
+    """The requests of this client shape; None for the plain call."""
 
     def rate(self, connections: int) -> float:
         return combined_rate(self.runs.get(connections, []))
@@ -74,7 +96,10 @@ def _cpu_per_call(figures: Figures, connections: int) -> float:
 
 async def _measure(suite: Suite, figures: Figures, connections: int, seconds: int) -> None:
     meter = CoreMeter(figures.server)
-    result = await run_wrk(suite, figures.server, [(TOOL, None)], connections, seconds)
+    if figures.bodies is None:
+        result = await run_wrk(suite, figures.server, [(TOOL, None)], connections, seconds)
+    else:
+        result = await run_wrk_requests(suite, figures.server, figures.bodies, connections, seconds)
     figures.runs.setdefault(connections, []).append(result)
     if connections == max(CONCURRENCIES):
         for name, used in meter.cores(result.seconds).items():
@@ -125,10 +150,22 @@ async def run(suite: Suite) -> Section:
             Figures(started[4], "supervisor with `fast_path = false` (the SDK answers every request)"),
         )
         measured = [supervisor, sdk, lowlevel, through_sdk]
+        notify = notify_requests()
+        notified = [
+            Figures(started[0], "**supervisor**, progress token + log level", bodies=notify),
+            Figures(
+                started[1], "SDK only: `MCPServer` (**baseline**), progress token + log level", bodies=notify
+            ),
+            Figures(
+                started[4], "supervisor with `fast_path = false`, progress token + log level", bodies=notify
+            ),
+        ]
         for figures in (*measured, bare):
             await warm_up(suite, figures.server, [(TOOL, None)], 32)
         for connections in CONCURRENCIES:
-            for order in rotations(measured, rounds):
+            # both shapes in the same rotation: load that comes and goes weighs on them alike
+            shapes = measured + notified if connections == max(CONCURRENCIES) else measured
+            for order in rotations(shapes, rounds):
                 for figures in order:
                     await _measure(suite, figures, connections, seconds)
             await _measure(suite, bare, connections, seconds)
@@ -140,6 +177,8 @@ async def run(suite: Suite) -> Section:
     top = max(CONCURRENCIES)
     rate_ratio = ratio(supervisor.rate(top), sdk.rate(top))
     p99_ratio = ratio(supervisor.p99(top), sdk.p99(top))
+    notify_rate = ratio(notified[0].rate(top), notified[1].rate(top))
+    notify_p99 = ratio(notified[0].p99(top), notified[1].p99(top))
     section.targets += [
         Target(
             key="e2e-rate",
@@ -162,6 +201,28 @@ async def run(suite: Suite) -> Section:
             ratio=p99_ratio,
             ratio_of="÷ SDK-only `MCPServer`",
             absolute=f"{fmt_us(supervisor.p99(top))} vs {fmt_us(sdk.p99(top))}",
+        ),
+        Target(
+            key="e2e-notify-rate",
+            what=f"requests/s at {top} connections, calls with a progress token and a log level",
+            target=f"≥ {TARGET_RATE:g}× the SDK-only server",
+            limit=TARGET_RATE,
+            better="higher",
+            measured=notify_rate,
+            ratio=notify_rate,
+            ratio_of="÷ SDK-only `MCPServer`, same requests",
+            absolute=f"{fmt_rate(notified[0].rate(top))} vs {fmt_rate(notified[1].rate(top))}",
+        ),
+        Target(
+            key="e2e-notify-p99",
+            what=f"p99 latency at {top} connections, calls with a progress token and a log level",
+            target="no worse than the SDK-only server (≤ 1×)",
+            limit=1.0,
+            better="lower",
+            measured=notify_p99,
+            ratio=notify_p99,
+            ratio_of="÷ SDK-only `MCPServer`, same requests",
+            absolute=f"{fmt_us(notified[0].p99(top))} vs {fmt_us(notified[1].p99(top))}",
         ),
     ]
     section.context += [
@@ -225,6 +286,21 @@ async def run(suite: Suite) -> Section:
                 f"| {fmt_us(figures.p50(connections))} | {fmt_us(figures.p99(connections))} "
                 f"| {fmt_ratio(ratio(figures.p99(connections), sdk.p99(connections)))} |"
             )
+    section.details += [
+        "",
+        f"Calls with a progress token and a log level (a new token per call, level `info`; nothing is "
+        f"notified, so every answer is JSON), {top} connections:",
+        "",
+        "| server | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for figures in notified:
+        section.details.append(
+            f"| {figures.label} | {figures.requests(top):,} | {fmt_rate(figures.rate(top))} "
+            f"| {fmt_ratio(ratio(figures.rate(top), notified[1].rate(top)))} "
+            f"| {fmt_us(figures.p50(top))} | {fmt_us(figures.p99(top))} "
+            f"| {fmt_ratio(ratio(figures.p99(top), notified[1].p99(top)))} |"
+        )
     cores = ", ".join(
         f"{figures.server.name}: " + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())
         for figures in (*measured, bare)

@@ -6,15 +6,17 @@ For every stateless POST the SDK builds a Starlette request, a ``Connection``, a
 middleware; that is most of the front's CPU per call (see docs/performance.md). This ASGI wrapper sits in
 front of the whole app and takes only the common case: a POST to ``/mcp`` whose headers and body pass every
 check the SDK makes — run with the SDK's own functions (``classify_inbound_request``,
-``validate_client_request``, ``validate_mcp_param_headers``, ``serialize_server_result``) — and that needs
-no event stream (no progress token, no log opt-in).
+``validate_client_request``, ``validate_mcp_param_headers``, ``serialize_server_result``). A ``tools/call``
+may ask for progress and log messages (``progressToken``, ``io.modelcontextprotocol/logLevel`` in
+``_meta``): they reach the client on the response's event stream as the SDK sends them
+(``fastpath_stream``).
 
 Anything else is handed to the full app untouched, with the body replayed: another method or version, a
 notification, a duplicated header, a refused Host or Origin, a body that does not parse or validate. So
 every error response is the SDK's own, and the fast path only ever answers requests the SDK would answer
-with a result. What it must do besides, it does as the SDK's single-exchange entry does: a call outliving
-``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a client that
-disconnects cancels its call.
+with a result. What it must do besides, it does as the SDK's single-exchange entry does: a call that
+notifies or outlives ``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a
+client that disconnects cancels its call.
 
 A function that asks the client something (``ctx.sample``, ``ctx.elicit``, ``ctx.list_roots``) is answered
 here with the first ``input_required`` round (``input_required.InputRound``, the same as the SDK path); the
@@ -28,7 +30,6 @@ tests/integration/test_fastpath.py sends every other case to both and compares t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -40,7 +41,6 @@ import orjson
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.shared.inbound import (
-    ERROR_CODE_HTTP_STATUS,
     InboundModernRoute,
     classify_inbound_request,
     validate_mcp_param_headers,
@@ -58,19 +58,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.errors import INTERNAL_ERROR, CallError, error_object
 from shared.results import call_error_result
 
-from .fastpath_render import InvalidResult, ResultRenderer, response_body
+from .fastpath_render import InvalidResult, ResultRenderer
+from .fastpath_stream import ResponseStream, answer_json, progress_token
 from .fastpath_tasks import TASK_PARAMS_KEYS, FastTasks
 from .input_required import InputFlow, InputRound
 from .listing import ToolListing
 from .metrics import HTTPStats
 from .pagination import DEFAULT_PAGE_SIZE
 from .router import Router
-from .tasks_front import TASK
+from .tasks_front import PLAIN, TASK
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
-
-SSE_COMMIT_AFTER = 15.0
-"""Seconds a call may run before the answer becomes an event stream with keep-alive pings (as the SDK)."""
 
 _METHODS = frozenset({"tools/call", "tools/list", *TASK_PARAMS_KEYS})
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
@@ -81,15 +79,7 @@ _PARAMS_KEYS = {
 }
 _VALID_CACHE_SIZE = 1024
 _STREAM_META_KEYS = ("progressToken", LOG_LEVEL_META_KEY)
-"""``_meta`` keys that ask for notifications on the response stream: the SDK serves those requests."""
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache, no-transform"),
-    (b"connection", b"keep-alive"),
-    (b"x-accel-buffering", b"no"),
-]
-_PING = b": ping\r\n\r\n"
+"""``_meta`` keys that ask for notifications on the response stream: taken for ``tools/call`` alone."""
 
 
 @dataclass
@@ -183,12 +173,12 @@ class FastPath:
         status = 500
         try:
             if method == "tools/list":
-                status = await self._answer(send, request_id, await self._list_tools(version))
+                status = await answer_json(send, request_id, await self._list_tools(version))
             elif method != "tools/call":
                 answer = await self._tasks.answer(method, version, params, headers)
-                status = await self._answer(send, request_id, *answer)
+                status = await answer_json(send, request_id, *answer)
             elif plan == TASK:
-                status = await self._answer(send, request_id, *await self._tasks.create(version, params))
+                status = await answer_json(send, request_id, *await self._tasks.create(version, params))
             else:
                 status = await self._call_tool(send, receive, request_id, version, params)
         finally:
@@ -269,8 +259,11 @@ class FastPath:
             raise _NotFast
         method = decoded["method"]
         meta = params["_meta"]
-        if any(key in meta for key in _STREAM_META_KEYS) or params.keys() - _PARAMS_KEYS[method]:
-            raise _NotFast  # notifications wanted, a cursor, or the input-required flow: the SDK's
+        streamed = any(key in meta for key in _STREAM_META_KEYS)
+        if params.keys() - _PARAMS_KEYS[method] or (streamed and method != "tools/call"):
+            raise _NotFast  # a cursor, the input-required flow, or notifications on another method: the SDK's
+        if "progressToken" in meta and progress_token(meta) is None:
+            raise _NotFast  # a token the SDK ignores or refuses
         version = verdict.protocol_version
         if method in TASK_PARAMS_KEYS:
             if not self._tasks.passes(method, version, params, headers):
@@ -284,7 +277,7 @@ class FastPath:
         plan = None
         if method == "tools/call":
             plan = self._tasks.plan(version, params)
-            if plan is None or self._param_headers_refused(params, headers):
+            if plan is None or (streamed and plan != PLAIN) or self._param_headers_refused(params, headers):
                 raise _NotFast
         return request_id, version, params, plan
 
@@ -292,13 +285,17 @@ class FastPath:
         """The SDK's surface validation of the params, remembered per ``_meta``.
 
         Past the checks of ``_parse`` the outcome depends on ``_meta`` alone (``name`` is a string,
-        ``arguments`` a free-form object), and a client sends the same ``_meta`` call after call.
+        ``arguments`` a free-form object), and a client sends the same ``_meta`` call after call but for
+        its progress token, left out of the key (``_parse`` took only strings and integers: always valid).
 
         Raises:
             _NotFast: the SDK would refuse the params.
         """
+        meta = params["_meta"]
+        if "progressToken" in meta:
+            meta = {name: value for name, value in meta.items() if name != "progressToken"}
         try:
-            key = (method, version, orjson.dumps(params["_meta"]))
+            key = (method, version, orjson.dumps(meta))
         except orjson.JSONEncodeError:
             raise _NotFast from None
         if key in self._valid:
@@ -337,44 +334,36 @@ class FastPath:
     async def _call_tool(
         self, send: Send, receive: Receive, request_id: int | str, version: str, params: dict[str, Any]
     ) -> int:
-        """Run the call and answer: JSON, or an event stream once it outlives ``SSE_COMMIT_AFTER``.
+        """Run the call and answer: JSON, or an event stream once it notifies the client or outlives
+        ``SSE_COMMIT_AFTER`` (``fastpath_stream.ResponseStream``).
 
         A client that disconnects cancels the call (the router sends CANCEL to the worker) and gets no
-        answer; that returns normally, with status 499 for the statistics.
+        more of the answer; that returns normally, with status 499 for the statistics.
         """
         loop = self._loop = self._loop or asyncio.get_running_loop()
         caller = asyncio.current_task(loop)  # with the loop: no get_running_loop (a getpid on 3.11)
         assert caller is not None
         disconnected: list[bool] = []
         watcher = asyncio.create_task(_cancel_on_disconnect(receive, caller, disconnected))
-        stream: list[asyncio.Task[None]] = []
-        commit = loop.call_later(SSE_COMMIT_AFTER, lambda: stream.append(loop.create_task(_keep_alive(send))))
+        stream = ResponseStream(send, loop)
         try:
-            result, error = await self._outcome(version, params)
+            result, error = await self._outcome(version, params, stream)
+            watcher.cancel()
+            return await stream.finish(request_id, result, error)
         except asyncio.CancelledError:
             if not disconnected:
                 raise
             caller.uncancel()
             return 499
         finally:
-            commit.cancel()
             watcher.cancel()
-            if stream:
-                await _stop(stream[0])
-        if not stream:
-            return await self._answer(send, request_id, result, error)
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b"event: message\r\ndata: " + response_body(request_id, result, error) + b"\r\n\r\n",
-            }
-        )
-        return 200
+            stream.close()
 
     async def _outcome(
-        self, version: str, params: dict[str, Any]
+        self, version: str, params: dict[str, Any], stream: ResponseStream
     ) -> tuple[bytes | None, dict[str, Any] | None]:
-        """The call's serialized result, or the JSON-RPC error to answer instead (as the SDK's handler)."""
+        """The call's serialized result, or the JSON-RPC error to answer instead (as the SDK's handler);
+        its progress and log messages go to ``stream`` as the request asked."""
         meta = params["_meta"]
         opened: list[InputRound] = []  # made by the first request the function makes, if it makes one
         try:
@@ -384,6 +373,7 @@ class FastPath:
                 timeout=self.router.request_timeout,
                 meta=meta,  # JSON: string keys already
                 on_request=_first_round(opened, version, meta),
+                **stream.callbacks(version, meta),
             )
         except CallError as exc:
             answer = call_error_result(exc)
@@ -401,18 +391,6 @@ class FastPath:
             return self._render.serialize("tools/call", version, result), None
         except InvalidResult:
             return None, {"code": INTERNAL_ERROR, "message": "Handler returned an invalid result"}
-
-    @staticmethod
-    async def _answer(
-        send: Send, request_id: int | str, result: bytes | None, error: dict[str, Any] | None = None
-    ) -> int:
-        """Send one JSON-RPC response as ``application/json``; returns the HTTP status."""
-        status = 200 if error is None else ERROR_CODE_HTTP_STATUS.get(error["code"], 200)
-        body = response_body(request_id, result, error)
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return status
 
 
 def _matcher(allowed: list[str]) -> Callable[..., bool]:
@@ -463,17 +441,3 @@ async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], disco
         pass
     disconnected.append(True)
     task.cancel()
-
-
-async def _keep_alive(send: Send) -> None:
-    """Commit to ``text/event-stream`` and ping every ``SSE_COMMIT_AFTER`` seconds until cancelled."""
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-    while True:
-        await send({"type": "http.response.body", "body": _PING, "more_body": True})
-        await asyncio.sleep(SSE_COMMIT_AFTER)
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -23,10 +23,19 @@ function setup(thread)
 end
 
 if n > 1 then
+  -- every request formatted once, when the thread starts: the load generator's cost per request is then
+  -- the same whatever the number of bodies (wrk.format per request costs it a third of its CPU)
+  local formatted = {}
+  function init(args)
+    for k = 1, n do
+      wrk.headers["Mcp-Name"] = names[k]
+      formatted[k] = wrk.format(nil, nil, nil, bodies[k])
+    end
+    wrk.headers["Mcp-Name"] = names[1]
+  end
   function request()
     i = i % n + 1
-    wrk.headers["Mcp-Name"] = names[i]
-    return wrk.format(nil, nil, nil, bodies[i])
+    return formatted[i]
   end
 end
 

@@ -252,6 +252,38 @@ async def it_hold_trio(seconds: float, ctx: ToolContext) -> str:
     return await _hold(seconds, ctx)
 
 
+async def _notify(ctx: ToolContext) -> str:
+    await ctx.report_progress(0, 3, "starting")
+    await ctx.log("debug", "détail", logger="it")
+    await ctx.log("info", {"step": 1, "none": None, "text": "naïve ✓"})
+    await ctx.report_progress(1.5)
+    await ctx.log("warning", None, logger="it")
+    await ctx.log("error", [1, 2.5, True])
+    await ctx.report_progress(3, 3)
+    return "notified"
+
+
+@tool_metadata(runtime="asyncio")
+async def it_notify(ctx: ToolContext) -> str:
+    """Report progress three times and log at four levels, interleaved (issue 15)."""
+    return await _notify(ctx)
+
+
+@tool_metadata(runtime="trio")
+async def it_notify_trio(ctx: ToolContext) -> str:
+    """``it_notify`` on the Trio worker."""
+    return await _notify(ctx)
+
+
+@tool_metadata(runtime="asyncio", timeout_seconds=0.3)
+async def it_notify_then_too_slow(ctx: ToolContext) -> str:
+    """Report progress and log, then sleep past its own 0.3 s deadline: the error ends an event stream."""
+    await ctx.report_progress(0, 1, "starting")
+    await ctx.log("info", "about to sleep")
+    await anyio.sleep(30)
+    return "never"
+
+
 _ballast: list[bytearray] = []
 
 

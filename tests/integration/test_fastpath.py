@@ -143,13 +143,39 @@ CASES = [
         {"name": "echo", "arguments": [1, 2]},
         fast=False,
     ),
-    Case(
-        "progress token",
-        "tools/call",
-        {"name": "echo", "arguments": {"message": "hi"}, "_meta": {**META, "progressToken": 1}},
-        fast=False,
-    ),
     Case("list with cursor", "tools/list", {"cursor": "x"}, fast=False),
+]
+
+
+def streamed(
+    name: str, tool: str, arguments: dict[str, Any] | None = None, fast: bool = True, **meta: Any
+) -> Case:
+    """A ``tools/call`` of ``tool`` whose ``_meta`` also carries ``meta`` (a progress token, a log level)."""
+    params = {"name": tool, "arguments": arguments or {}, "_meta": {**META, **meta}}
+    return Case(name, "tools/call", params, fast=fast)
+
+
+TOKEN = {"progressToken": "p-1"}
+LEVEL = "io.modelcontextprotocol/logLevel"
+STREAM_CASES = [
+    # issue 15: progress and log messages on the response's event stream, as the SDK sends them
+    streamed("progress and logs from info", "it_notify", **TOKEN, **{LEVEL: "info"}),
+    streamed("progress and every log, Trio worker", "it_notify_trio", progressToken=7, **{LEVEL: "debug"}),
+    streamed("progress only", "it_notify", progressToken=0),
+    streamed("logs from warning only", "it_notify_trio", **{LEVEL: "warning"}),
+    streamed("no level passes: JSON", "it_notify", **{LEVEL: "emergency"}),
+    streamed("neither asked: JSON", "it_notify"),
+    streamed("nothing notified: JSON", "echo", {"message": "hi"}, **TOKEN, **{LEVEL: "debug"}),
+    streamed("the existing log tool", "it_log", **{LEVEL: "info"}),
+    streamed("notified, then the deadline", "it_notify_then_too_slow", **TOKEN, **{LEVEL: "info"}),
+    streamed("tool raises", "it_fail", {"message": "boom"}, **TOKEN, **{LEVEL: "info"}),
+    streamed("unknown tool", "no_such_tool", **TOKEN, **{LEVEL: "info"}),
+    # handed to the SDK: it decides the answer
+    streamed("progress token true", "it_notify", fast=False, progressToken=True),
+    streamed("progress token a float", "it_notify", fast=False, progressToken=1.5),
+    streamed("progress token null", "it_notify", fast=False, progressToken=None),
+    streamed("unknown log level", "it_notify", fast=False, **{LEVEL: "loud"}),
+    Case("list with a progress token", "tools/list", {"_meta": {**META, **TOKEN}}, fast=False),
 ]
 
 
@@ -183,6 +209,19 @@ def answer(server: RunningSupervisor, case: Case) -> tuple[int, str, Any]:
     return response.status_code, content_type, decoded
 
 
+def exchange(server: RunningSupervisor, case: Case) -> tuple[int, dict[str, str], list[bytes], Any]:
+    """The status, the headers but ``date``, every event before the answer exactly as sent, and the
+    answer (the JSON body or the last event) decoded."""
+    headers, body = case.request()
+    response = httpx.post(server.url, content=body, headers=headers, timeout=30)
+    kept = {name: value for name, value in response.headers.items() if name != "date"}
+    if not kept.get("content-type", "").startswith("text/event-stream"):
+        return response.status_code, kept, [], response.json() if response.content else None
+    *events, last, end = response.content.split(b"\r\n\r\n")
+    assert end == b"" and last.startswith(b"event: message\r\ndata: "), response.content
+    return response.status_code, kept, events, json.loads(last.split(b"data: ", 1)[1])
+
+
 def posts(server: RunningSupervisor) -> dict[str, int]:
     return server.status()["supervisor"]["mcp_posts"]  # type: ignore[no-any-return]
 
@@ -196,6 +235,44 @@ def test_every_answer_is_the_sdks(servers: tuple[RunningSupervisor, RunningSuper
     assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in CASES)
     assert after["sdk"] - before["sdk"] == sum(not case.fast for case in CASES)
     assert posts(sdk)["fast_path"] == 0
+
+
+def test_progress_and_log_messages_are_the_sdks_byte_for_byte(
+    servers: tuple[RunningSupervisor, RunningSupervisor],
+) -> None:
+    """Issue 15: a call asking for progress and log messages gets the SDK's answer: the same status and
+    headers, the same notification events byte for byte and in the same order (the SDK sets no event
+    ids), JSON when nothing was notified. Only the answer itself is compared decoded, as every fast-path
+    answer is: its result's keys come in the worker's order, the SDK's in its models' order."""
+    fast, sdk = servers
+    before = posts(fast)
+    for case in STREAM_CASES:
+        assert exchange(fast, case) == exchange(sdk, case), case.name
+    after = posts(fast)
+    assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in STREAM_CASES)
+    assert after["sdk"] - before["sdk"] == sum(not case.fast for case in STREAM_CASES)
+
+
+def test_notifications_arrive_in_order_before_the_result(
+    servers: tuple[RunningSupervisor, RunningSupervisor],
+) -> None:
+    """What the comparison above holds the SDK to as well: the interleaving the tool made, filtered by
+    the requested level, the token echoed, the result last."""
+    fast, _ = servers
+    status, content_type, events = answer(fast, STREAM_CASES[0])
+    assert (status, content_type) == (200, "text/event-stream")
+    assert [(event.get("method"), event.get("params")) for event in events[:-1]] == [
+        (
+            "notifications/progress",
+            {"progressToken": "p-1", "progress": 0.0, "total": 3.0, "message": "starting"},
+        ),
+        ("notifications/message", {"level": "info", "data": {"step": 1, "none": None, "text": "naïve ✓"}}),
+        ("notifications/progress", {"progressToken": "p-1", "progress": 1.5}),
+        ("notifications/message", {"level": "warning", "logger": "it"}),
+        ("notifications/message", {"level": "error", "data": [1, 2.5, True]}),
+        ("notifications/progress", {"progressToken": "p-1", "progress": 3.0, "total": 3.0}),
+    ]
+    assert events[-1]["id"] == 7 and events[-1]["result"]["content"] == [{"type": "text", "text": "notified"}]
 
 
 def test_the_answers_are_what_the_spec_asks(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:

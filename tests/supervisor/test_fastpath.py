@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from mcp.server.lowlevel.server import Server
+from mcp_types import methods as spec_methods
 from starlette.types import Message
 
-from supervisor import fastpath
+from supervisor import fastpath_stream
 from supervisor.catalog import Catalog
 from supervisor.fastpath import FastPath, FastPathStats
 from supervisor.input_required import InputFlow
@@ -41,6 +42,10 @@ class StandInRouter:
         self.release = asyncio.Event()
         self.cancelled = asyncio.Event()
         self.started = asyncio.Event()
+        self.options: dict[str, Any] = {}
+        self.notes: list[tuple[Any, ...]] = []
+        """What the call reports before it waits: ("progress", progress, total, message) or ("log", level,
+        data, logger)."""
 
     async def wait_settled(self) -> None:
         return None
@@ -52,6 +57,11 @@ class StandInRouter:
         return self.tools()[0] if name == "slow" else None
 
     async def call(self, name: str, arguments: Any, **options: Any) -> dict[str, Any]:
+        self.options = options
+        for kind, *values in self.notes:  # as the router does: only through the callbacks it was given
+            callback = options.get(f"on_{kind}")
+            if callback is not None:
+                await callback(*values)
         self.started.set()
         try:
             await self.release.wait()
@@ -87,8 +97,11 @@ class Exchange:
             self.streaming.set()
 
 
-def request(name: str = "slow", **header_changes: str) -> tuple[bytes, dict[str, str]]:
-    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "_meta": META}}
+def request(
+    name: str = "slow", meta: dict[str, Any] | None = None, **header_changes: str
+) -> tuple[bytes, dict[str, str]]:
+    params = {"name": name, "_meta": {**META, **(meta or {})}}
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
     headers = {
         "host": "127.0.0.1:8001",
         "content-type": "application/json",
@@ -124,7 +137,7 @@ async def within(awaitable: Any, seconds: float = 10.0) -> Any:
 
 
 async def test_a_long_call_becomes_an_event_stream_with_pings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastpath, "SSE_COMMIT_AFTER", 0.01)
+    monkeypatch.setattr(fastpath_stream, "SSE_COMMIT_AFTER", 0.01)
     router = StandInRouter()
     app, stats = build(router)
     exchange = Exchange(*request())
@@ -263,3 +276,97 @@ async def test_the_other_kinds_reach_the_sdk_unchanged(method: str, params: dict
     assert received == [body]
     assert (stats.served, stats.handed_over) == (0, 1)
     assert not router.started.is_set()
+
+
+LEVEL = "io.modelcontextprotocol/logLevel"
+
+
+async def test_progress_and_logs_the_client_asked_for_stream_before_the_result() -> None:
+    """Issue 15: the token reaches the worker, log levels below the requested one are dropped, the
+    notifications are events of the response before the result."""
+    router = StandInRouter()
+    router.release.set()
+    router.notes = [
+        ("progress", 0.5, 1.0, None),
+        ("log", "debug", "dropped", None),
+        ("log", "info", "kept", "it"),
+    ]
+    app, stats = build(router)
+    exchange = Exchange(*request(meta={"progressToken": 5, LEVEL: "info"}))
+    await within(app(exchange.scope, exchange.receive, exchange.send))
+    assert router.options["progress_token"] == 5
+    assert exchange.streaming.is_set()
+    bodies = [message["body"] for message in exchange.sent if message["type"] == "http.response.body"]
+    events = [json.loads(body.split(b"data: ", 1)[1]) for body in bodies]
+    assert [event.get("method") for event in events] == [
+        "notifications/progress",
+        "notifications/message",
+        None,
+    ]
+    assert events[0]["params"] == {"progressToken": 5, "progress": 0.5, "total": 1.0}
+    assert events[1]["params"] == {"level": "info", "logger": "it", "data": "kept"}
+    assert events[2]["result"]["content"] == [{"type": "text", "text": "done"}]
+    assert (stats.served, stats.handed_over) == (1, 0)
+
+
+async def test_a_call_that_asked_but_got_no_notification_is_answered_in_json() -> None:
+    router = StandInRouter()
+    router.release.set()
+    router.notes = [("log", "info", "below the level", None)]
+    app, _ = build(router)
+    exchange = Exchange(*request(meta={"progressToken": "t", LEVEL: "error"}))
+    await within(app(exchange.scope, exchange.receive, exchange.send))
+    start, body = exchange.sent
+    assert dict(start["headers"])[b"content-type"] == b"application/json"
+    assert json.loads(body["body"])["result"]["isError"] is False
+
+
+async def test_a_disconnect_cancels_a_streaming_call() -> None:
+    router = StandInRouter()
+    router.notes = [("progress", 0.0, None, "started")]
+    app, _ = build(router)
+    exchange = Exchange(*request(meta={"progressToken": "t"}))
+    serving = asyncio.create_task(app(exchange.scope, exchange.receive, exchange.send))
+    await within(router.started.wait())
+    exchange.incoming.put_nowait({"type": "http.disconnect"})
+    await within(router.cancelled.wait())
+    await within(serving)
+    assert not serving.cancelled()
+    assert [message.get("more_body") for message in exchange.sent] == [None, True]  # no answer after it
+
+
+@pytest.mark.parametrize(
+    "meta", [{"progressToken": True}, {"progressToken": 1.5}, {"progressToken": None}, {LEVEL: "loud"}]
+)
+async def test_notification_requests_the_sdk_treats_otherwise_are_handed_over(meta: dict[str, Any]) -> None:
+    handed: list[bool] = []
+
+    async def sdk(scope: Any, receive: Any, send: Any) -> None:
+        handed.append(True)
+
+    router = StandInRouter()
+    app, stats = build(router, sdk)
+    exchange = Exchange(*request(meta=meta))
+    await within(app(exchange.scope, exchange.receive, exchange.send))
+    assert handed == [True] and stats.handed_over == 1
+
+
+async def test_a_new_progress_token_does_not_validate_the_params_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client sends a new token with every call; the remembered validation must still hold."""
+    validated: list[str] = []
+    validate = spec_methods.validate_client_request
+
+    def counting(method: str, version: str, params: Any) -> Any:
+        validated.append(method)
+        return validate(method, version, params)
+
+    monkeypatch.setattr(spec_methods, "validate_client_request", counting)
+    router = StandInRouter()
+    router.release.set()
+    app, stats = build(router)
+    for token in ("a", "b", 3):
+        exchange = Exchange(*request(meta={"progressToken": token, LEVEL: "info"}))
+        await within(app(exchange.scope, exchange.receive, exchange.send))
+    assert validated == ["tools/call"] and stats.served == 3

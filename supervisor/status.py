@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -77,6 +78,10 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             "mcp_posts": {
                 "fast_path": supervisor.fast_path_stats.served,
                 "sdk": supervisor.fast_path_stats.handed_over,
+            },
+            "gc": {
+                "frozen_objects": gc.get_freeze_count(),
+                "collections": [generation["collections"] for generation in gc.get_stats()],
             },
         },
         "runtimes": {

@@ -61,6 +61,8 @@ async def test_status_and_metrics_follow_the_load_and_a_restart(supervisor_facto
     assert status["tools"]["asyncio"]["it_fail"]["outcomes"] == {"tool_error": 1}
     for worker in status["workers"]:
         assert worker["threads"] >= 1 and worker["open_fds"] > 0 and worker["cpu_affinity"]
+    # start-up's heap (the SDK, pydantic, uvicorn: ~100,000 objects) was frozen before serving
+    assert status["supervisor"]["gc"]["frozen_objects"] > 50_000
     samples = metric_samples(server.get("/metrics").text)
     assert (
         samples[

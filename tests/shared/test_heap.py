@@ -1,4 +1,5 @@
-"""Tests of shared/heap.py: start-up's heap is frozen once, after its own garbage is collected."""
+"""Tests of shared/heap.py: start-up's heap is frozen once, after its own garbage is collected, and
+generation 0 is collected less often."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from typing import Any
 
 import pytest
 
-from shared.heap import freeze_startup_heap
+from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 
 
 @pytest.fixture(autouse=True)
 def unfrozen() -> Iterator[None]:
     """Give the test process back a normal heap: the freeze would outlive the test otherwise."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def is_walked_by_the_collector(obj: object) -> bool:
@@ -61,3 +64,12 @@ def test_what_serving_allocates_afterwards_is_still_collected() -> None:
     later["self"] = later
 
     assert is_walked_by_the_collector(later)
+
+
+def test_generation_0_waits_for_more_allocations_and_the_older_ones_keep_their_thresholds() -> None:
+    gc.set_threshold(700, 11, 12)
+
+    freeze_startup_heap()
+
+    assert gc.get_threshold() == (GEN0_THRESHOLD, 11, 12)
+    assert GEN0_THRESHOLD > 700

@@ -27,7 +27,7 @@ from benchmarks.lib.stats import fmt_ratio
 DOCS_PAGE = REPO_ROOT / "docs" / "performance.md"
 COMMAND = ".venv/bin/python -m benchmarks"
 PACKAGES = (
-    "mcp", "mcp-types", "uvicorn", "starlette", "fastapi", "pydantic", "pydantic-core", "anyio", "httptools",
+    "mcp", "mcp-types", "uvicorn", "starlette", "pydantic", "pydantic-core", "anyio", "httptools",
     "uvloop", "trio", "pyzmq", "msgpack", "psutil", "httpx", "matplotlib", "py-spy",
 )  # fmt: skip
 

@@ -123,6 +123,23 @@ class _UvicornServer(uvicorn.Server):
         yield
 
 
+def http_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
+    """The uvicorn server ``run_http`` runs ``app`` on, with every module it serves with imported."""
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
+        server_header=False,
+        proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted
+        ws="none",  # MCP has no WebSocket transport: do not import a WebSocket library
+    )
+    config.load()  # the imports uvicorn would make in serve(), made now so that the heap's freeze covers them
+    return _UvicornServer(config)
+
+
 class Supervisor:
     def __init__(
         self, settings: Settings, instance: str, reload_settings: Callable[[], Settings] | None = None
@@ -329,19 +346,7 @@ class Supervisor:
     async def run_http(self, sock: socket.socket) -> int:
         """Serve MCP over Streamable HTTP on ``sock`` until SIGTERM/SIGINT; returns the exit code."""
         await self._start()
-        config = uvicorn.Config(
-            self.http_app(),
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            limit_concurrency=self.settings.max_connections,
-            timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
-            server_header=False,
-            proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted
-            ws="none",  # MCP has no WebSocket transport: do not import a WebSocket library
-        )
-        config.load()  # the imports uvicorn would make in serve(), made now so that the freeze covers them
-        server = _UvicornServer(config)
+        server = http_server(self.http_app(), self.settings)
         freeze_startup_heap()
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         host, port = sock.getsockname()[:2]

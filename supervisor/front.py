@@ -1,4 +1,4 @@
-"""The front: MCP over Streamable HTTP (FastAPI + uvicorn) and stdio, via the official ``mcp`` SDK.
+"""The front: MCP over Streamable HTTP (Starlette + uvicorn) and stdio, via the official ``mcp`` SDK.
 
 The SDK's low-level ``Server`` speaks the protocol (both the 2025-11-25 session era and the stateless
 2026-07-28 era); this module only answers ``tools/list`` from the router's catalog and hands ``tools/call``
@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import mcp_types as types
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -40,6 +38,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -240,39 +242,41 @@ def build_http_app(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with manager.run():
             yield
 
-    app = FastAPI(title=SERVER_NAME, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.router.routes.append(Route("/mcp", StreamableHTTPASGIApp(manager), methods=["GET", "POST", "DELETE"]))
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    async def healthz(request: Request) -> JSONResponse:
         """Liveness: 200 while the supervisor's event loop answers."""
-        return {"status": "ok"}
+        return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         """Readiness: 200 when every configured runtime has a ready worker, else 503 with the reason."""
         ready, body = readiness(router, supervisor)
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/status")
-    async def status() -> JSONResponse:
+    async def status(request: Request) -> JSONResponse:
         """The supervisor and each worker: states, restarts, psutil figures, calls and latencies."""
         return JSONResponse(status_document(router, supervisor))
 
+    routes = [
+        Route("/mcp", StreamableHTTPASGIApp(manager), methods=["GET", "POST", "DELETE"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/status", status, methods=["GET"]),
+    ]
+    middleware = []
     http_stats = HTTPStats() if settings.enable_metrics else None
     if http_stats is not None:
         registry = build_registry(supervisor, http_stats)
 
-        @app.get("/metrics")
-        async def metrics() -> Response:
+        async def metrics(request: Request) -> Response:
             """Prometheus text format (prometheus-client)."""
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-        app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+        middleware.append(Middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS)))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
     if not settings.fast_path:
         return app

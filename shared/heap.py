@@ -10,13 +10,16 @@ The price: a reference cycle among frozen objects that later becomes garbage is 
 stays until the process exits). Start-up's own garbage is collected first, so only what start-up left
 alive is frozen; a module that builds and drops cycles at import time costs nothing after that.
 
-The threshold of generation 0 goes from 700 to ``GEN0_THRESHOLD``. A fast-path call leaves no cyclic
-garbage, but its objects are alive while it is in flight, and with 32 calls in flight the count of
-allocations minus deallocations crossed 700 every ~35 requests: a collection that found nothing (and
-promoted the in-flight objects to older generations, to be walked again there). At 10,000 none ran in
-50,000 fast-path requests. A call through the SDK does leave cycles (its per-request ``ServerRunner``
-and ``Connection``: ~18 objects a request): there the collector ran 24 times instead of 2,900 over the
-same load, and took 0.1 s of CPU instead of 0.7 s. A generation-0 pass over 10,000 objects takes 2-5 ms.
+In the supervisor, the threshold of generation 0 also goes from 700 to ``GEN0_THRESHOLD``. A
+fast-path call leaves no cyclic garbage, but its objects are alive while it is in flight, and with 32
+calls in flight the count of allocations minus deallocations crossed 700 every ~35 requests: a collection
+that found nothing (and promoted the in-flight objects to older generations, to be walked again there).
+At 10,000 none ran in 50,000 fast-path requests. A call through the SDK does leave cycles (its
+per-request ``ServerRunner``, whose cached bound methods refer to it, and ``Connection``: ~18 objects a
+request): there the collector ran 24 times instead of 2,900 over the same load, and took 0.1 s of CPU
+instead of 0.7 s; a generation-0 pass over 10,000 objects takes 2-5 ms. The workers keep CPython's
+default: a no-op call left nothing for the collector there (not one collection in 40,000 calls), and the
+cycles a tool's code leaves may hold large objects, which a higher threshold would keep alive longer.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 import gc
 
 GEN0_THRESHOLD = 10_000
-"""Allocations minus deallocations of tracked objects that trigger a generation-0 collection (CPython's
-default: 700). The thresholds of generations 1 and 2 stay the default (10, 10)."""
+"""The supervisor's: allocations minus deallocations of tracked objects that trigger a generation-0
+collection (CPython's default: 700)."""
 
 
-def freeze_startup_heap() -> int:
-    """Collect start-up's garbage, freeze every object still alive and raise the generation-0 threshold
-    to ``GEN0_THRESHOLD``; returns how many objects were frozen.
+def freeze_startup_heap(gen0_threshold: int | None = None) -> int:
+    """Collect start-up's garbage, freeze every object still alive and, when ``gen0_threshold`` is given,
+    make it generation 0's threshold (those of generations 1 and 2 stay); returns how many objects were
+    frozen.
 
     Call it once, after the last import of start-up and before serving (the supervisor: once the app is
     built; a worker: once its tool modules are loaded, before READY). Calling it again freezes what was
@@ -38,6 +42,7 @@ def freeze_startup_heap() -> int:
     """
     gc.collect()
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+    if gen0_threshold is not None:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
     return gc.get_freeze_count()

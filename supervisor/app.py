@@ -4,8 +4,9 @@ One loop; signal handlers only queue an action (SIGTERM/SIGINT → stop), and ``
 stop accepting, let in-flight calls finish within ``shutdown_grace``, STOP the workers, SIGKILL the ones
 that do not exit, remove the runtime directory.
 
-Once the front is built and before it serves, the heap start-up built is frozen (``shared.heap``): the
-collector's generation-2 passes no longer walk the imported modules, which made the p99 under load.
+Once the front is built and before it serves, the heap start-up built is frozen and generation 0 is
+collected less often (``shared.heap``): the collector's passes no longer walk the imported modules, which
+made the p99 under load.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mcp.server.stdio import stdio_server
 from starlette.types import ASGIApp
 
 from shared.errors import ConfigError
-from shared.heap import freeze_startup_heap
+from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 
 from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
@@ -347,7 +348,7 @@ class Supervisor:
         """Serve MCP over Streamable HTTP on ``sock`` until SIGTERM/SIGINT; returns the exit code."""
         await self._start()
         server = http_server(self.http_app(), self.settings)
-        freeze_startup_heap()
+        freeze_startup_heap(GEN0_THRESHOLD)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         host, port = sock.getsockname()[:2]
         logger.info("serving MCP on http://%s:%d/mcp", f"[{host}]" if ":" in host else host, port)
@@ -368,7 +369,7 @@ class Supervisor:
         """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code."""
         await self._start()
         server = build_mcp_server(self.router, self.settings)
-        freeze_startup_heap()
+        freeze_startup_heap(GEN0_THRESHOLD)
 
         async def serve() -> None:
             async with stdio_server() as (read_stream, write_stream):

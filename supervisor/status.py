@@ -82,6 +82,7 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             "gc": {
                 "frozen_objects": gc.get_freeze_count(),
                 "collections": [generation["collections"] for generation in gc.get_stats()],
+                "thresholds": list(gc.get_threshold()),
             },
         },
         "runtimes": {

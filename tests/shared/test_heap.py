@@ -66,10 +66,20 @@ def test_what_serving_allocates_afterwards_is_still_collected() -> None:
     assert is_walked_by_the_collector(later)
 
 
-def test_generation_0_waits_for_more_allocations_and_the_older_ones_keep_their_thresholds() -> None:
+def test_generation_0_waits_for_more_allocations_when_asked_and_the_older_ones_keep_their_thresholds() -> (
+    None
+):
+    gc.set_threshold(700, 11, 12)
+
+    freeze_startup_heap(GEN0_THRESHOLD)
+
+    assert gc.get_threshold() == (GEN0_THRESHOLD, 11, 12)
+    assert GEN0_THRESHOLD > 700
+
+
+def test_the_thresholds_stay_unless_asked() -> None:
     gc.set_threshold(700, 11, 12)
 
     freeze_startup_heap()
 
-    assert gc.get_threshold() == (GEN0_THRESHOLD, 11, 12)
-    assert GEN0_THRESHOLD > 700
+    assert gc.get_threshold() == (700, 11, 12)

@@ -36,7 +36,7 @@ def test_a_worker_whose_parent_is_there_carries_on() -> None:
 
 def test_a_worker_freezes_its_tool_modules_before_it_serves() -> None:
     """By the time ``serve`` runs (and sends READY), the tool module's objects are out of the collector's
-    way and what the worker allocates next is not."""
+    way and what the worker allocates next is not; the thresholds stay CPython's."""
     module = "tests.integration.call_tools"
     child = run_child(
         f"""
@@ -48,7 +48,7 @@ def walked(obj):
 
 def serve(options, host):
     later = [None]
-    print(gc.get_freeze_count() > 0, walked(sys.modules[{module!r}].__dict__), walked(later))
+    print(gc.get_freeze_count() > 0, walked(sys.modules[{module!r}].__dict__), walked(later), gc.get_threshold())
     return 0
 
 sys.argv = ["asyncio_worker", "--worker-id", "asyncio-0", "--router", "ipc:///nonexistent",
@@ -56,7 +56,7 @@ sys.argv = ["asyncio_worker", "--worker-id", "asyncio-0", "--router", "ipc:///no
 run_worker("asyncio", serve)
 """
     )
-    assert (child.returncode, child.stdout) == (0, "True False True\n"), child.stderr
+    assert (child.returncode, child.stdout) == (0, "True False True (700, 10, 10)\n"), child.stderr
 
 
 def test_pinning_to_a_core_that_does_not_exist_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,9 +1,9 @@
 """Keep what start-up built out of the cyclic garbage collector's way, once a process is ready to serve.
 
 A process of ours imports a large object graph before it serves (the SDK, pydantic, uvicorn, the tool
-modules): 110,000 tracked objects in the supervisor, 40,000 in a worker. CPython's generation-2
+modules): 90,000-110,000 tracked objects in the supervisor, 40,000 in a worker. CPython's generation-2
 collections walk all of them, and under load one ran every 5,000-8,000 requests in the supervisor and
-took 50-120 ms: the p99 of a whole run. ``gc.freeze()`` moves every object alive at that moment into the
+took 50-160 ms: the p99 of a whole run. ``gc.freeze()`` moves every object alive at that moment into the
 permanent generation, which no collection walks; the collector keeps running for what serving allocates.
 
 The price: a reference cycle among frozen objects that later becomes garbage is never collected (it

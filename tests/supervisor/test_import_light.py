@@ -47,6 +47,15 @@ def test_the_supervisor_starts_without_the_commands_libraries_or_a_worker_runtim
     assert loaded_among(loaded, NOT_AT_START) == []
 
 
+SERVING_STACK = ("mcp", "mcp_types", "uvicorn", "starlette", "pydantic", "zmq", "supervisor.app")
+"""What serving needs and the ``ctl`` and ``top`` commands do not: they only talk to the control socket."""
+
+
+def test_ctl_and_top_run_without_the_serving_stack() -> None:
+    loaded = modules_loaded_by("import supervisor.cli, supervisor.ctl, supervisor.top")
+    assert loaded_among(loaded, SERVING_STACK) == []
+
+
 def test_the_probe_sees_what_top_loads() -> None:
     """``top`` does load rich once it runs, so the check above can fail."""
     loaded = modules_loaded_by("import supervisor.top")

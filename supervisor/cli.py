@@ -1,4 +1,9 @@
-"""``python -m supervisor``: parse the command line, load the settings, run until stopped."""
+"""``python -m supervisor``: parse the command line, load the settings, run until stopped.
+
+``ctl`` and ``top`` talk to a running supervisor over its control socket: they are dispatched before the
+serving stack (the SDK, uvicorn, pydantic: most of a second of imports) is imported, so this module
+imports it only in ``serve``.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from shared.errors import ConfigError
-from shared.logformat import configure_logging
-
 from . import __version__
-from .app import EXIT_STARTUP, Supervisor, bind_socket
-from .config import load_settings
-
-try:  # uvloop is optional: a faster loop when it is installed
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None  # type: ignore[assignment]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         from .top import main as top_main
 
         sys.exit(top_main(argv[1:]))
-    args = build_parser().parse_args(argv)
+    serve(argv)
+
+
+def serve(argv: list[str]) -> None:
+    """Serve with the settings of ``argv`` (the command line without ``ctl``/``top``); exits the process."""
+    args = build_parser().parse_args(argv)  # --help and --version exit here, before the imports
+
+    from shared.errors import ConfigError
+    from shared.logformat import configure_logging
+
+    from .app import Supervisor, bind_socket
+    from .config import load_settings
+
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -133,11 +140,15 @@ def raise_open_files_limit() -> None:
 
 
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:
-    if uvloop is not None:
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
+    try:  # uvloop is optional: a faster loop when it is installed
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def _fail(message: str) -> None:
+    from .app import EXIT_STARTUP
+
     print(f"mcp-supervisor: error: {message}", file=sys.stderr)
     sys.exit(EXIT_STARTUP)

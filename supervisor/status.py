@@ -3,6 +3,7 @@ queue's own figures (``queue_status.py``)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -90,6 +91,11 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             "mcp_posts": {
                 "fast_path": supervisor.fast_path_stats.served,
                 "sdk": supervisor.fast_path_stats.handed_over,
+            },
+            "gc": {
+                "frozen_objects": gc.get_freeze_count(),
+                "collections": [generation["collections"] for generation in gc.get_stats()],
+                "thresholds": list(gc.get_threshold()),
             },
         },
         "runtimes": {

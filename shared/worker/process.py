@@ -3,7 +3,8 @@
 ``run_worker`` parses the command line the supervisor wrote (``shared.launch.WorkerOptions``), ties the
 process's life to the supervisor's (``PR_SET_PDEATHSIG`` and a ``getppid()`` check right after it, which
 closes the race where the parent died first), sets up logging to stderr (the supervisor captures it line
-by line), loads the tools and hands over to the runtime's ``serve``.
+by line), loads the tools, freezes the heap start-up built (``shared.heap``) and hands over to the
+runtime's ``serve``, which announces READY.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import psutil
 
+from ..heap import freeze_startup_heap
 from ..launch import EXIT_ORPHANED, WorkerOptions
 from ..logformat import configure_logging
 from ..metadata import Runtime
@@ -68,4 +70,5 @@ def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]
         ", ".join(host.modules),
         f"; {len(host.load_errors)} load error(s)" if host.load_errors else "",
     )
+    freeze_startup_heap()
     sys.exit(serve(options, host))

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.heap import GEN0_THRESHOLD
 from supervisor.rundir import default_runtime_dir
 from tests.conftest import REPO, free_port
 
@@ -61,6 +62,9 @@ async def test_status_and_metrics_follow_the_load_and_a_restart(supervisor_facto
     assert status["tools"]["asyncio"]["it_fail"]["outcomes"] == {"tool_error": 1}
     for worker in status["workers"]:
         assert worker["threads"] >= 1 and worker["open_fds"] > 0 and worker["cpu_affinity"]
+    # start-up's heap (the SDK, pydantic, uvicorn: ~90,000 objects) was frozen before serving
+    assert status["supervisor"]["gc"]["frozen_objects"] > 50_000
+    assert status["supervisor"]["gc"]["thresholds"][0] == GEN0_THRESHOLD
     samples = metric_samples(server.get("/metrics").text)
     assert (
         samples[

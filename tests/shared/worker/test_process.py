@@ -1,7 +1,7 @@
 """Tests of shared/worker/process.py: what a worker process does before it serves.
 
 ``die_with_parent`` asks Linux to kill the calling process with its parent, so it runs in a child
-interpreter here, never in the test process.
+interpreter here, never in the test process; so does ``run_worker``, which freezes the heap.
 """
 
 from __future__ import annotations
@@ -32,6 +32,31 @@ def test_a_worker_whose_parent_is_there_carries_on() -> None:
         "import os\nfrom shared.worker.process import die_with_parent\ndie_with_parent(os.getppid())\nprint('on')"
     )
     assert (child.returncode, child.stdout) == (0, "on\n")
+
+
+def test_a_worker_freezes_its_tool_modules_before_it_serves() -> None:
+    """By the time ``serve`` runs (and sends READY), the tool module's objects are out of the collector's
+    way and what the worker allocates next is not; the thresholds stay CPython's."""
+    module = "tests.integration.call_tools"
+    child = run_child(
+        f"""
+import gc, os, sys
+from shared.worker.process import run_worker
+
+def walked(obj):
+    return any(o is obj for o in gc.get_objects())
+
+def serve(options, host):
+    later = [None]
+    print(gc.get_freeze_count() > 0, walked(sys.modules[{module!r}].__dict__), walked(later), gc.get_threshold())
+    return 0
+
+sys.argv = ["asyncio_worker", "--worker-id", "asyncio-0", "--router", "ipc:///nonexistent",
+            "--parent-pid", str(os.getppid()), "--tools", {module!r}]
+run_worker("asyncio", serve)
+"""
+    )
+    assert (child.returncode, child.stdout) == (0, "True False True (700, 10, 10)\n"), child.stderr
 
 
 def test_pinning_to_a_core_that_does_not_exist_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:

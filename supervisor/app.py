@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 from shared.errors import ConfigError
 
 from .arbiter import QUEUE_POOL, Arbiter
+from .auth.middleware import AuthStats
 from .config import Settings
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
@@ -151,6 +152,9 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.stopping = False
         self.fast_path_stats = FastPathStats()
+        self.auth_stats = AuthStats()
+        self.auth_warning: str | None = None
+        """Set by the command line when it serves a non-loopback address without authorization."""
         self.queue_status = QueueStatus() if settings.task_queue else None
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()
@@ -335,7 +339,7 @@ class Supervisor:
             limit_concurrency=self.settings.max_connections,
             timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
             server_header=False,
-            proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted
+            proxy_headers=False,  # the loopback admin exception reads the client address: no X-Forwarded-*
         )
         server = _UvicornServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))

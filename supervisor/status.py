@@ -3,6 +3,7 @@ queue's own figures (``queue_status.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -90,6 +91,10 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             "mcp_posts": {
                 "fast_path": supervisor.fast_path_stats.served,
                 "sdk": supervisor.fast_path_stats.handed_over,
+            },
+            "auth": {
+                "refused": dataclasses.asdict(supervisor.auth_stats),
+                "warning": supervisor.auth_warning,
             },
         },
         "runtimes": {

@@ -190,7 +190,9 @@ class ToolMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as plain data (msgpack- and JSON-safe)."""
-        return asdict(self)
+        data = asdict(self)
+        data["scopes"] = list(self.scopes)
+        return data
 
 
 class ToolMetadataRegistry:

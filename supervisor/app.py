@@ -57,6 +57,10 @@ RESTART_ONLY = (
     "heartbeat_interval",
     "enable_metrics",
     "fast_path",
+    *(key for key in Settings.model_fields if key.startswith("auth")),
+    "public_url",
+    "rate_limit",
+    "allow_unauthenticated",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
 READY_TIMEOUT = 60.0

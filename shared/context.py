@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from .errors import ClientRequestError
+from .principal import PRINCIPAL_META, Principal
 from .protocol import Log, Message, Progress, ResourceUpdated
 
 INPUT_KEY_META = "io.github.mcp-supervisor/inputKey"
@@ -111,6 +112,12 @@ class ToolContext:
         An async tool is cancelled by its event loop and does not need to look.
         """
         return self._cancelled
+
+    @property
+    def principal(self) -> Principal | None:
+        """The authenticated caller (subject, scopes, claims), or ``None`` when the server runs without
+        authorization (``auth = "none"``) or the call came from stdio."""
+        return Principal.from_meta(self.meta.get(PRINCIPAL_META)) if self.meta else None
 
     def time_remaining(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` without a deadline."""

@@ -68,6 +68,8 @@ class ToolMetadata:
         task_after_input: With ``task_support``: the call first runs as a plain call, asking the client
             what it needs (input-required rounds), and becomes a task where the function awaits
             ``ctx.run_as_task()``; the task runs the function again from the start, with the answers.
+        scopes: OAuth scopes a caller's token must hold to see the tool in ``tools/list`` and call it
+            (when the server runs with ``auth``); empty: any authenticated caller.
     """
 
     name: str
@@ -90,8 +92,19 @@ class ToolMetadata:
     max_concurrency: int | None = None
     task_support: TaskSupport = "forbidden"
     task_after_input: bool = False
+    scopes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.scopes, list):  # as it comes back from msgpack or JSON
+            object.__setattr__(self, "scopes", tuple(self.scopes))
+        if not isinstance(self.scopes, tuple) or not all(
+            isinstance(scope, str) and scope and " " not in scope and '"' not in scope
+            for scope in self.scopes
+        ):
+            raise ToolDefinitionError(
+                f"tool {getattr(self, 'name', '?')!r}: scopes={self.scopes!r} must be a list of scope "
+                "names (no spaces or quotes)"
+            )
         if (
             not isinstance(self.name, str)
             or not 1 <= len(self.name) <= 128
@@ -177,7 +190,9 @@ class ToolMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as plain data (msgpack- and JSON-safe)."""
-        return asdict(self)
+        data = asdict(self)
+        data["scopes"] = list(self.scopes)
+        return data
 
 
 class ToolMetadataRegistry:

@@ -31,6 +31,7 @@ from shared.errors import ConfigError
 from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 
 from .arbiter import QUEUE_POOL, Arbiter
+from .auth.middleware import AuthStats
 from .config import Settings
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
@@ -61,6 +62,10 @@ RESTART_ONLY = (
     "heartbeat_interval",
     "enable_metrics",
     "fast_path",
+    *(key for key in Settings.model_fields if key.startswith("auth")),
+    "public_url",
+    "rate_limit",
+    "allow_unauthenticated",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
 READY_TIMEOUT = 60.0
@@ -135,7 +140,7 @@ def http_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
         server_header=False,
-        proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted
+        proxy_headers=False,  # the loopback admin exception reads the client address: no X-Forwarded-*
         ws="none",  # MCP has no WebSocket transport: do not import a WebSocket library
     )
     config.load()  # the imports uvicorn would make in serve(), made now so that the heap's freeze covers them
@@ -173,6 +178,9 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.stopping = False
         self.fast_path_stats = FastPathStats()
+        self.auth_stats = AuthStats()
+        self.auth_warning: str | None = None
+        """Set by the command line when it serves a non-loopback address without authorization."""
         self.queue_status = QueueStatus() if settings.task_queue else None
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()

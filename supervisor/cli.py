@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import resource
 import sys
@@ -63,7 +64,49 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not run the task queue",
     )
+    add_auth_arguments(parser)
     return parser
+
+
+AUTH_FLAGS = (
+    ("public_url", "URL", "the server's public base URL behind a proxy"),
+    ("auth", "MODE", "none (default), jwt or introspection"),
+    ("auth_issuer", "URL", "the authorization server's issuer"),
+    ("auth_audience", "URL", "the audience tokens must name (default: the public /mcp URL)"),
+    ("auth_jwks_url", "URL", "the issuer's JWKS (default: from its metadata)"),
+    ("auth_introspection_url", "URL", "the RFC 7662 introspection endpoint"),
+    ("auth_client_id", "ID", "client id for introspection"),
+    ("auth_required_scopes", "SCOPES", "comma-separated scopes every token must hold"),
+    ("auth_authorization_servers", "URLS", "comma-separated authorization servers (resource metadata)"),
+    ("auth_admin_scope", "SCOPE", "scope /status and /metrics need (default mcp:admin)"),
+    ("rate_limit", "PER_SECOND", "requests per second per principal (0: off)"),
+)
+"""Flags named after their setting; the client secret is left to the file or the environment."""
+
+
+def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
+    """The authorization flags (docs/security.md)."""
+    for key, metavar, text in AUTH_FLAGS:
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, metavar=metavar, help=text)
+    for key, text in (
+        ("auth_loopback_admin", "loopback clients reach /status and /metrics without a token"),
+        ("allow_unauthenticated", "serve a non-loopback address with auth = none"),
+    ):
+        flag = key.replace("_", "-")
+        parser.add_argument(f"--{flag}", dest=key, action="store_true", default=None, help=text)
+        if key == "auth_loopback_admin":
+            parser.add_argument(f"--no-{flag}", dest=key, action="store_false", help="the opposite")
+
+
+def auth_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The authorization flags given, as setting overrides (lists split on commas)."""
+    overrides: dict[str, Any] = {}
+    for key in [key for key, _, _ in AUTH_FLAGS] + ["auth_loopback_admin", "allow_unauthenticated"]:
+        value = getattr(args, key)
+        if isinstance(value, str) and key in ("auth_required_scopes", "auth_authorization_servers"):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        overrides[key] = value
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,6 +130,7 @@ def serve(argv: list[str]) -> None:
     from shared.logformat import configure_logging
 
     from .app import Supervisor, bind_socket
+    from .auth.setup import exposure_warning
     from .config import load_settings
 
     overrides = {
@@ -106,6 +150,7 @@ def serve(argv: list[str]) -> None:
         "task_queue": args.task_queue,
         "task_ttl": args.task_ttl,
         "task_retention": args.task_retention,
+        **auth_overrides(args),
     }
     try:
         settings = load_settings(args.config, overrides=overrides)
@@ -114,6 +159,7 @@ def serve(argv: list[str]) -> None:
     configure_logging(settings.log_level, settings.log_format)
     raise_open_files_limit()
     try:
+        warning = None if args.stdio else exposure_warning(settings)
         sock = None if args.stdio else bind_socket(settings.host, settings.port)
         instance = f"stdio-{os.getpid()}" if sock is None else f"http-{sock.getsockname()[1]}"
         supervisor = Supervisor(
@@ -121,6 +167,9 @@ def serve(argv: list[str]) -> None:
         )
     except ConfigError as exc:
         _fail(str(exc))
+    if warning is not None:
+        supervisor.auth_warning = warning
+        logging.getLogger("mcp_supervisor").warning("%s", warning)
     if sock is None:
         code = _run(supervisor.run_stdio())
     else:

@@ -32,6 +32,7 @@ from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE
 
 ENV_PREFIX = "MCP_SUPERVISOR_"
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -118,6 +119,41 @@ class Settings(BaseModel):
         description="entries per page of tools/list, resources/list and the other lists",
     )
 
+    public_url: str | None = Field(
+        None, description="the server's public base URL behind a proxy (default: http://host:port)"
+    )
+    auth: Literal["none", "jwt", "introspection"] = Field(
+        "none", description="how /mcp authenticates bearer tokens: none, jwt or introspection"
+    )
+    auth_issuer: str | None = Field(None, description="the authorization server's issuer URL")
+    auth_audience: str | None = Field(
+        None, description="the audience tokens must name (default: the public /mcp URL)"
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="the issuer's JWKS URL (default: from the issuer's metadata)"
+    )
+    auth_introspection_url: str | None = Field(None, description="the RFC 7662 introspection endpoint")
+    auth_client_id: str | None = Field(None, description="client id for token introspection")
+    auth_client_secret: str | None = Field(
+        None, repr=False, description="client secret for token introspection"
+    )
+    auth_required_scopes: tuple[str, ...] = Field((), description="scopes every token must hold")
+    auth_authorization_servers: tuple[str, ...] = Field(
+        (), description="authorization servers in the resource metadata (default: [auth_issuer])"
+    )
+    auth_admin_scope: str = Field(
+        "mcp:admin", min_length=1, description="scope /status and /metrics need when auth is on"
+    )
+    auth_loopback_admin: bool | None = Field(
+        None,
+        description="loopback clients reach /status and /metrics without a token "
+        "(default: true only when bound to loopback)",
+    )
+    rate_limit: float = Field(
+        0.0, ge=0, le=1_000_000, description="requests per second per principal (0: off)"
+    )
+    allow_unauthenticated: bool = Field(False, description="serve a non-loopback address with auth = none")
+
     @pydantic.field_validator("tools")
     @classmethod
     def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -143,6 +179,45 @@ class Settings(BaseModel):
             )
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _auth_complete(self) -> Settings:
+        if self.auth == "jwt" and not self.auth_issuer:
+            raise ValueError("auth = jwt needs auth_issuer")
+        if self.auth == "introspection" and not (
+            self.auth_introspection_url and self.auth_client_id and self.auth_client_secret
+        ):
+            raise ValueError(
+                "auth = introspection needs auth_introspection_url, auth_client_id and auth_client_secret"
+            )
+        for key in ("public_url", "auth_issuer", "auth_audience", "auth_jwks_url", "auth_introspection_url"):
+            value = getattr(self, key)
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise ValueError(f"{key} = {value!r} is not an http(s) URL")
+        return self
+
+    @property
+    def loopback_bound(self) -> bool:
+        """Whether the front listens on a loopback address only."""
+        return self.host in LOOPBACK_ADDRESSES or self.host.startswith("127.")
+
+    @property
+    def base_url(self) -> str:
+        """The server's public base URL, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def audience(self) -> str:
+        """The audience a token must name: ``auth_audience``, else the public ``/mcp`` URL."""
+        return self.auth_audience or f"{self.base_url}/mcp"
+
+    @property
+    def loopback_admin(self) -> bool:
+        """Whether loopback clients reach /status and /metrics without a token."""
+        return self.loopback_bound if self.auth_loopback_admin is None else self.auth_loopback_admin
+
     def worker_counts(self) -> dict[str, int]:
         return {"asyncio": self.workers_asyncio, "trio": self.workers_trio}
 
@@ -152,9 +227,16 @@ _TABLES = {
     ("workers", "trio"): "workers_trio",
     ("tools", "modules"): "tools",
 }
-_SECRET_KEYS = {"state_keys"}
+_SECRET_KEYS = {"state_keys", "auth_client_secret"}
 """Never echoed in an error message."""
-_LIST_KEYS = {"tools", "allowed_hosts", "allowed_origins", "state_keys"}
+_LIST_KEYS = {
+    "tools",
+    "allowed_hosts",
+    "allowed_origins",
+    "state_keys",
+    "auth_required_scopes",
+    "auth_authorization_servers",
+}
 
 
 def load_settings(

@@ -58,6 +58,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.errors import INTERNAL_ERROR, CallError, error_object
 from shared.results import call_error_result
 
+from .auth.caller import call_meta, scopes_of
+from .auth.caller import current as current_principal
 from .fastpath_render import InvalidResult, ResultRenderer
 from .fastpath_stream import ResponseStream, answer_json, progress_token
 from .fastpath_tasks import TASK_PARAMS_KEYS, FastTasks
@@ -132,8 +134,8 @@ class FastPath:
         self._tasks = FastTasks(router, self._render)
         self._valid: set[tuple[str, str, bytes]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listings: dict[tuple[int, str], bytes] = {}
-        """Serialized ``tools/list`` results by (catalog version, protocol version)."""
+        self._listings: dict[tuple[int, str, frozenset[str] | None], bytes] = {}
+        """Serialized ``tools/list`` results by (catalog version, protocol version, view)."""
         if server.cache_hints:  # the SDK would add them to results; this path does not
             raise ValueError("the fast path serves a server without cache hints")
 
@@ -320,9 +322,11 @@ class FastPath:
     # -- answers -----------------------------------------------------------------------------------
 
     async def _list_tools(self, version: str) -> bytes:
-        """The ``tools/list`` result, serialized once per catalog version and protocol version."""
-        result = await self._tools.result()
-        key = (self.router.catalog_version, version)
+        """The ``tools/list`` result, serialized once per catalog version, protocol version and view
+        (the tools the caller's scopes show it)."""
+        view = self._tools.view(scopes_of(current_principal.get()))
+        result = await self._tools.result(view=view)
+        key = (self.router.catalog_version, version, view)
         listing = self._listings.get(key)
         if listing is None:
             data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -371,7 +375,7 @@ class FastPath:
                 params["name"],
                 params.get("arguments"),
                 timeout=self.router.request_timeout,
-                meta=meta,  # JSON: string keys already
+                meta=call_meta(meta, current_principal.get()),  # JSON: string keys already
                 on_request=_first_round(opened, version, meta),
                 **stream.callbacks(version, meta),
             )

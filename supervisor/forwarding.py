@@ -21,6 +21,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from shared.context import LOG_LEVELS, START_TASK_METHOD
 from shared.errors import ClientRequestError
 
+from .auth import caller
 from .client_requests import check_client_request, first_error
 from .input_required import INPUT_METHODS, InputFlow, InputRound, take_input_key
 
@@ -29,8 +30,9 @@ LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 
 def call_options(ctx: ServerRequestContext[Any], meta: Any) -> dict[str, Any]:
     """Keyword arguments of ``Router.call`` for a request of ``ctx`` with ``_meta`` ``meta``: the progress
-    token, the ``_meta`` as plain data, and the callbacks that forward progress (only when the client
-    asked for it), log messages and requests to the client."""
+        token, the ``_meta`` as plain data, and the callbacks that forward progress (only when the client
+        asked for it), log messages and requests to the client. The ``_meta`` carries the verified principal
+    (``auth.caller.call_meta``), never one the client sent."""
     meta = dict(meta) if meta else None
     progress_token: str | int | None = None
     if meta:
@@ -50,7 +52,7 @@ def call_options(ctx: ServerRequestContext[Any], meta: Any) -> dict[str, Any]:
 
     return {
         "progress_token": progress_token,
-        "meta": _plain(meta),
+        "meta": _plain(caller.call_meta(meta, caller.of_context(ctx))),
         "on_progress": on_progress if progress_token is not None else None,
         "on_log": on_log,
         "on_request": on_request,

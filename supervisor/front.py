@@ -47,6 +47,8 @@ from shared.errors import CallError, error_object
 from shared.results import call_error_result
 
 from . import __version__
+from .auth.caller import of_context, scopes_of
+from .auth.setup import protect
 from .config import Settings
 from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
@@ -149,7 +151,8 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
         notifier.remember(ctx)
-        return await listing.result(params.cursor if params is not None else None)
+        view = listing.view(scopes_of(of_context(ctx)))
+        return await listing.result(params.cursor if params is not None else None, view)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         notifier.remember(ctx)
@@ -278,8 +281,8 @@ def build_http_app(
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
     if not settings.fast_path:
-        return app
-    return FastPath(
+        return protect(app, router, settings, supervisor.auth_stats)
+    fast = FastPath(
         app,
         server=server,
         router=router,
@@ -291,3 +294,4 @@ def build_http_app(
         stats=supervisor.fast_path_stats,
         http_stats=http_stats,
     )
+    return protect(fast, router, settings, supervisor.auth_stats)

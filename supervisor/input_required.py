@@ -44,6 +44,7 @@ from shared.errors import (
     ClientRequestError,
 )
 
+from .auth.caller import current, subject_of
 from .client_requests import check_client_request, first_error
 from .request_state import DEFAULT_TTL, Sealer
 from .state_keys import load_state_keys
@@ -215,7 +216,7 @@ class InputFlow:
                 version,
                 can_start_task=can_start_task,
             )
-        state = self.sealer.open(method, params, token)
+        state = self.sealer.open(method, params, token, subject_of(current.get()))
         answers = state.get("answers")
         answers = dict(answers) if isinstance(answers, dict) else {}
         asked = state.get("asked")
@@ -231,7 +232,7 @@ class InputFlow:
         return {
             "resultType": "input_required",
             "inputRequests": round_.pending,
-            "requestState": self.sealer.seal(method, params, state),
+            "requestState": self.sealer.seal(method, params, state, subject_of(current.get())),
         }
 
     async def run(

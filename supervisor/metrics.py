@@ -124,6 +124,20 @@ class SupervisorCollector(Collector):
         posts.add_metric(["fast_path"], fast_path.served)
         posts.add_metric(["sdk"], fast_path.handed_over)
         yield posts
+        refused = CounterMetricFamily(
+            "mcp_supervisor_auth_refused",
+            "Requests the authorization layer refused: unauthorized (401), forbidden (403), "
+            "rate_limited (429).",
+            labels=["reason"],
+        )
+        auth = self.supervisor.auth_stats
+        for reason, count in (
+            ("unauthorized", auth.unauthorized),
+            ("forbidden", auth.forbidden),
+            ("rate_limited", auth.rate_limited),
+        ):
+            refused.add_metric([reason], count)
+        yield refused
         http_durations = HistogramMetricFamily(
             "mcp_supervisor_http_request_duration_seconds", "HTTP request latency.", labels=["path"]
         )

@@ -7,6 +7,7 @@ a key fingerprint in each token, ``keys[0]`` seals, every key unseals) and binds
 - the method (``tools/call``, ``prompts/get``, ``resources/read``),
 - a digest of the request's params without ``_meta``, ``inputResponses`` and ``requestState`` (the tool
   name and arguments, the prompt and its arguments, the resource URI),
+- the principal's subject when authorization is on (another principal's retry is refused),
 - an expiry (``ttl`` seconds after sealing; 60 s of clock skew tolerated for the issue time).
 
 A state sealed by another supervisor holding the same key opens here; one that was altered, sealed with a
@@ -58,8 +59,11 @@ class Sealer:
         self._codec = AESGCMRequestStateCodec(list(keys))
         self.ttl = ttl
 
-    def seal(self, method: str, params: Mapping[str, Any], state: dict[str, Any]) -> str:
-        """An opaque token holding ``state`` for a retry of this very request."""
+    def seal(
+        self, method: str, params: Mapping[str, Any], state: dict[str, Any], principal: str | None = None
+    ) -> str:
+        """An opaque token holding ``state`` for a retry of this very request by ``principal`` (the
+        caller's subject; ``None`` without authorization)."""
         now = time.time()
         envelope = {
             "v": ENVELOPE_VERSION,
@@ -68,15 +72,19 @@ class Sealer:
             "m": method,
             "d": params_digest(params),
             "s": state,
+            "p": principal,
         }
         return self._codec.seal(json.dumps(envelope, separators=(",", ":")).encode())
 
-    def open(self, method: str, params: Mapping[str, Any], token: object) -> dict[str, Any]:
-        """The state sealed in ``token``, checked against this request and the clock.
+    def open(
+        self, method: str, params: Mapping[str, Any], token: object, principal: str | None = None
+    ) -> dict[str, Any]:
+        """The state sealed in ``token``, checked against this request, its principal and the clock.
 
         Raises:
             ClientRequestError: -32602, the token is malformed, tampered with, sealed under a key not in
-                the ring, for another method or other params, or expired; the message says which.
+                the ring, for another method, other params or another principal, or expired; the message
+                says which.
         """
         if not isinstance(token, str):
             raise _refused("it is not a string")
@@ -98,6 +106,8 @@ class Sealer:
             raise _refused("it has expired; call again without it")
         if envelope.get("m") != method or envelope.get("d") != params_digest(params):
             raise _refused("it belongs to another request")
+        if envelope.get("p") != principal:
+            raise _refused("it belongs to another principal")
         if not isinstance(state, dict):
             raise _refused("it is malformed")
         return state

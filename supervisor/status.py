@@ -3,6 +3,7 @@ queue's own figures (``queue_status.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from typing import Any
@@ -96,6 +97,10 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
                 "frozen_objects": gc.get_freeze_count(),
                 "collections": [generation["collections"] for generation in gc.get_stats()],
                 "thresholds": list(gc.get_threshold()),
+            },
+            "auth": {
+                "refused": dataclasses.asdict(supervisor.auth_stats),
+                "warning": supervisor.auth_warning,
             },
         },
         "runtimes": {

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only for the annotations: fastpath.py imports metrics.py, which imports this
+    from .auth.middleware import AuthStats
     from .fastpath import FastPathStats
     from .process import WorkerProcess
     from .queue_status import QueueStatus
@@ -73,6 +74,16 @@ class SupervisorView(Protocol):
     @property
     def fast_path_stats(self) -> FastPathStats:
         """How the POSTs to ``/mcp`` were served."""
+        ...
+
+    @property
+    def auth_stats(self) -> AuthStats:
+        """Requests the authorization layer refused."""
+        ...
+
+    @property
+    def auth_warning(self) -> str | None:
+        """Why the server is exposed (a non-loopback address without authorization), if it is."""
         ...
 
     @property

@@ -535,3 +535,13 @@ def test_invalid_task_support_is_refused_naming_field_and_value(support: Any) ->
 def test_task_after_input_without_task_support_is_refused() -> None:
     with pytest.raises(ToolDefinitionError, match="task_after_input=True needs task_support"):
         ToolMetadata(name="t", task_after_input=True)
+
+
+def test_scopes_are_validated_and_survive_the_wire() -> None:
+    """Issue 16: a tool's scopes come back as a list from msgpack and are kept as a tuple."""
+    metadata = ToolMetadata(name="t", scopes=["a", "b"])  # type: ignore[arg-type]
+    assert metadata.scopes == ("a", "b")
+    assert ToolMetadata(**metadata.to_dict()) == metadata
+    for bad in (["has space"], [""], "a", [1]):
+        with pytest.raises(ToolDefinitionError, match="scopes"):
+            ToolMetadata(name="t", scopes=bad)  # type: ignore[arg-type]

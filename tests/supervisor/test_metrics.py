@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from shared.errors import NoWorkerError
+from supervisor.auth.middleware import AuthStats
 from supervisor.metrics import HTTPStats, build_registry
 from supervisor.queue_status import MIN_INTERVAL, QueueStatus
 from tests.supervisor.fakes import running_router
@@ -44,6 +45,8 @@ def supervisor(router: Any, queue_status: QueueStatus | None) -> Any:
         started_at=0.0,
         stopping=False,
         fast_path_stats=SimpleNamespace(served=0, handed_over=0),
+        auth_stats=AuthStats(),
+        auth_warning=None,
         queue_status=queue_status,
     )
 

@@ -104,3 +104,14 @@ def test_configured_keys_win_and_must_be_long(tmp_path: Path) -> None:
     assert not (tmp_path / KEY_FILE_NAME).exists()
     with pytest.raises(ConfigError, match=r"state_keys\[1\]"):
         load_state_keys(("k" * 32, "short"), tmp_path)
+
+
+def test_a_state_is_bound_to_its_principal() -> None:
+    """Issue 16: another principal's retry is refused, as is a state sealed without one."""
+    sealer = Sealer([b"k" * 32])
+    params = {"name": "t", "arguments": {}}
+    token = sealer.seal("tools/call", params, {"answers": {}}, "alice")
+    assert sealer.open("tools/call", params, token, "alice") == {"answers": {}}
+    for other in ("mallory", None):
+        with pytest.raises(ClientRequestError, match="another principal"):
+            sealer.open("tools/call", params, token, other)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from supervisor.auth.middleware import AuthStats
 from supervisor.queue_status import QueueStatus
 from supervisor.status import fresh_status_document, readiness, status_document
 from tests.supervisor.fakes import WAIT, connect, running_router
@@ -37,6 +38,8 @@ def supervisor(*workers: SimpleNamespace, queue_status: QueueStatus | None = Non
         started_at=0.0,
         stopping=False,
         fast_path_stats=SimpleNamespace(served=0, handed_over=0),
+        auth_stats=AuthStats(),
+        auth_warning=None,
         queue_status=queue_status,
     )
 

@@ -1,0 +1,22 @@
+"""Tools of the authorization tests (``--tools tests.integration.auth_tools``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import ToolContext, tool_metadata
+
+
+@tool_metadata(runtime="asyncio")
+async def whoami(ctx: ToolContext) -> dict[str, Any]:
+    """The caller's principal as the tool sees it (``None`` without authorization)."""
+    principal = ctx.principal
+    if principal is None:
+        return {"principal": None}
+    return {"principal": {"subject": principal.subject, "scopes": sorted(principal.scopes)}}
+
+
+@tool_metadata(runtime="asyncio", scopes=["tools:secret"])
+async def secret() -> str:
+    """Only for callers holding tools:secret."""
+    return "the secret"

@@ -1,0 +1,335 @@
+"""Authorization end to end (issue 16): a real supervisor with ``auth = "jwt"`` against an issuer this test
+serves on loopback (its metadata and JWKS, with keys the test makes).
+
+Every refused token is refused with the right status and ``WWW-Authenticate`` on the fast path, on the
+SDK's 2026-07-28 path and on a 2025-11-25 handshake; a valid token works with the SDK client in both eras;
+a tool sees its principal (never one the client made up); per-tool scopes hide and refuse; a handshake-era
+session answers 404 to another principal; the rate limit answers 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from shared.principal import PRINCIPAL_META
+from tests.conftest import RunningSupervisor, spawn_supervisor, text
+
+pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+
+MODERN = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1"},
+}
+RATE = 50
+
+
+class Issuer:
+    """An authorization server's metadata and JWKS on a loopback port, and tokens signed by its keys."""
+
+    def __init__(self) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        keys = [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())), "kid": "rsa"},
+            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())), "kid": "ec"},
+        ]
+        issuer = self
+        self.jwks_fetches = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/oauth-authorization-server":
+                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                elif self.path == "/jwks":
+                    issuer.jwks_fetches += 1
+                    body = {"keys": keys}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def token(
+        self, audience: str, *, key: Any = None, kid: str = "rsa", algorithm: str = "RS256", **claims: Any
+    ) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.url,
+            "sub": claims.pop("sub", f"user-{uuid.uuid4().hex[:8]}"),
+            "aud": audience,
+            "iat": now,
+            "exp": now + 300,
+            "scope": "mcp:use",
+            **claims,
+        }
+        payload = {k: v for k, v in payload.items() if v is not None}
+        signer = key if key is not None else (self.ec if algorithm.startswith("ES") else self.rsa)
+        return jwt.encode(payload, signer, algorithm=algorithm, headers={"kid": kid})
+
+    def hmac_token(self, audience: str) -> str:
+        """HS256 with the issuer's public key as the secret: the algorithm-confusion attack."""
+        secret = self.rsa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        header = _b64({"alg": "HS256", "typ": "JWT", "kid": "rsa"})
+        now = int(time.time())
+        body = _b64(
+            {"iss": self.url, "sub": "mallory", "aud": audience, "exp": now + 300, "scope": "mcp:use"}
+        )
+        signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
+        return f"{header}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+    def none_token(self, audience: str) -> str:
+        header = _b64({"alg": "none", "typ": "JWT", "kid": "rsa"})
+        body = _b64({"iss": self.url, "sub": "mallory", "aud": audience, "exp": int(time.time()) + 300})
+        return f"{header}.{body}."
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    served = Issuer()
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def server(issuer: Issuer) -> Iterator[RunningSupervisor]:
+    running = spawn_supervisor(
+        "--tools",
+        "tests.integration.auth_tools",
+        "--no-task-queue",
+        "--workers-trio",
+        "0",
+        "--auth",
+        "jwt",
+        "--auth-issuer",
+        issuer.url,
+        "--auth-required-scopes",
+        "mcp:use",
+        "--rate-limit",
+        str(RATE),
+    )
+    yield running
+    running.stop()
+
+
+def fast_call(token: str | None, tool: str = "whoami", meta: dict[str, Any] | None = None) -> httpx.Request:
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "tools/call",
+        "mcp-name": tool,
+    }
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "_meta": meta or META},
+    }
+    return httpx.Request("POST", "http://placeholder/mcp", headers=headers, json=body)
+
+
+def sdk_call(token: str | None) -> httpx.Request:
+    """A 2026-07-28 call the fast path hands to the SDK (it asks for progress)."""
+    return fast_call(token, meta={**META, "progressToken": "p"})
+
+
+def handshake(token: str | None) -> httpx.Request:
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "auth-test", "version": "1"},
+        },
+    }
+    return httpx.Request("POST", "http://placeholder/mcp", headers=headers, json=body)
+
+
+def send(server: RunningSupervisor, request: httpx.Request) -> httpx.Response:
+    with httpx.Client(base_url=server.base, timeout=20) as client:
+        request.url = httpx.URL(server.url)
+        request.headers["host"] = f"127.0.0.1:{server.port}"
+        return client.send(request)
+
+
+PATHS = {"fast path": fast_call, "sdk 2026-07-28": sdk_call, "2025-11-25 handshake": handshake}
+
+REFUSED = {
+    "no token": (lambda i, aud: None, 401, None),
+    "expired": (lambda i, aud: i.token(aud, exp=int(time.time()) - 3600), 401, "invalid_token"),
+    "not yet valid": (lambda i, aud: i.token(aud, nbf=int(time.time()) + 3600), 401, "invalid_token"),
+    "other audience": (lambda i, aud: i.token("http://elsewhere/mcp"), 401, "invalid_token"),
+    "other issuer": (lambda i, aud: i.token(aud, iss="http://evil.example"), 401, "invalid_token"),
+    "other key": (lambda i, aud: i.token(aud, key=i.stranger), 401, "invalid_token"),
+    "unknown kid": (lambda i, aud: i.token(aud, key=i.stranger, kid="nope"), 401, "invalid_token"),
+    "alg none": (lambda i, aud: i.none_token(aud), 401, "invalid_token"),
+    "hmac with the public key": (lambda i, aud: i.hmac_token(aud), 401, "invalid_token"),
+    "garbage": (lambda i, aud: "not.a.jwt", 401, "invalid_token"),
+    "missing scope": (lambda i, aud: i.token(aud, scope="other"), 403, "insufficient_scope"),
+}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refused_tokens(server: RunningSupervisor, issuer: Issuer, case: str, path: str) -> None:
+    make, status, error = REFUSED[case]
+    response = send(server, PATHS[path](make(issuer, server.url)))
+    assert response.status_code == status, response.text
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert f'resource_metadata="{server.base}/.well-known/oauth-protected-resource/mcp"' in challenge
+    if error is None:
+        assert "error=" not in challenge
+    else:
+        assert f'error="{error}"' in challenge
+    if status == 403:
+        assert 'scope="mcp:use"' in challenge
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_valid_token_passes_every_path(server: RunningSupervisor, issuer: Issuer, path: str) -> None:
+    response = send(server, PATHS[path](issuer.token(server.url, algorithm="ES256", kid="ec")))
+    assert response.status_code == 200, response.text
+
+
+def test_fast_path_serves_authorized_calls(server: RunningSupervisor, issuer: Issuer) -> None:
+    before = server.status()["supervisor"]["mcp_posts"]["fast_path"]
+    response = send(server, fast_call(issuer.token(server.url, sub="fast-user")))
+    assert response.status_code == 200
+    assert "fast-user" in response.text
+    assert server.status()["supervisor"]["mcp_posts"]["fast_path"] == before + 1
+
+
+def test_protected_resource_metadata(server: RunningSupervisor, issuer: Issuer) -> None:
+    for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
+        document = server.get(path).json()
+        assert document["resource"] == server.url
+        assert document["authorization_servers"] == [issuer.url]
+    assert server.get("/healthz").status_code == 200
+    assert server.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("mode", ["legacy", MODERN])
+async def test_sdk_client_sees_its_principal_and_its_tools(
+    server: RunningSupervisor, issuer: Issuer, mode: str
+) -> None:
+    subject = f"alice-{mode}"
+    for scope, visible in (("mcp:use", False), ("mcp:use tools:secret", True)):
+        token = issuer.token(server.url, sub=subject, scope=scope)
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(server.url, http_client=http), mode=mode) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "whoami" in names
+            assert ("secret" in names) is visible
+            result = await client.call_tool("whoami", {}, meta={PRINCIPAL_META: {"subject": "root"}})
+            seen = json.loads(text(result))["principal"]
+            assert seen == {"subject": subject, "scopes": sorted(scope.split())}
+            if visible:
+                assert text(await client.call_tool("secret", {})) == "the secret"
+
+
+def test_a_tool_scope_is_refused_before_the_call(server: RunningSupervisor, issuer: Issuer) -> None:
+    token = issuer.token(server.url)
+    for request in (fast_call(token, "secret"), fast_call(token, "secret", {**META, "progressToken": 1})):
+        response = send(server, request)
+        assert response.status_code == 403
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+        assert 'scope="tools:secret"' in response.headers["www-authenticate"]
+
+
+def test_a_handshake_session_is_not_found_for_another_principal(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    opened = send(server, handshake(issuer.token(server.url, sub="owner")))
+    assert opened.status_code == 200
+    session = opened.headers["mcp-session-id"]
+    for subject, status in (("intruder", 404), ("owner", 202)):
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "authorization": f"Bearer {issuer.token(server.url, sub=subject)}",
+            "mcp-session-id": session,
+            "mcp-protocol-version": "2025-11-25",
+        }
+        request = httpx.Request(
+            "POST",
+            server.url,
+            headers=headers,
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        )
+        assert send(server, request).status_code == status
+
+
+async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer) -> None:
+    token = issuer.token(server.url, sub="hasty")
+    statuses: list[int] = []
+    retry: list[str] = []
+    async with httpx.AsyncClient(timeout=20) as client:
+
+        async def one() -> None:
+            response = await client.post(
+                server.url, headers={"authorization": f"Bearer {token}"}, content=b"{}"
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                retry.append(response.headers["retry-after"])
+
+        async with anyio.create_task_group() as group:
+            for _ in range(4 * RATE):
+                group.start_soon(one)
+    assert 429 in statuses and any(s != 429 for s in statuses)
+    assert all(int(value) >= 1 for value in retry)
+    metrics = server.get("/metrics").text
+    assert 'mcp_supervisor_auth_refused_total{reason="rate_limited"}' in metrics

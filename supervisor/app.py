@@ -27,9 +27,11 @@ from shared.errors import ConfigError
 
 from .arbiter import QUEUE_POOL, Arbiter
 from .config import Settings
+from .connections import ConnectionTable
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
+from .front_protocol import guarded_protocol
 from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
@@ -51,6 +53,11 @@ RESTART_ONLY = (
     "max_message_size",
     "max_body_size",
     "max_connections",
+    "max_connections_per_client",
+    "header_timeout",
+    "body_timeout",
+    "max_sessions",
+    "session_idle_timeout",
     "allowed_hosts",
     "allowed_origins",
     "heartbeat_interval",
@@ -152,6 +159,7 @@ class Supervisor:
         self.stopping = False
         self.fast_path_stats = FastPathStats()
         self.queue_status = QueueStatus() if settings.task_queue else None
+        self.connections = ConnectionTable(settings.max_connections, settings.max_connections_per_client)
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()
 
@@ -332,7 +340,9 @@ class Supervisor:
             lifespan="on",
             log_config=None,
             access_log=False,
-            limit_concurrency=self.settings.max_connections,
+            http=guarded_protocol(self.connections, self.settings.header_timeout, self.settings.body_timeout),
+            ws="none",  # no WebSocket route: an upgrade would also leave the connection table
+            limit_concurrency=None,  # the connection table counts connections instead (connections.py)
             timeout_graceful_shutdown=max(self.settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
             server_header=False,
             proxy_headers=False,  # nothing here reads the client address; X-Forwarded-* is not trusted

@@ -237,6 +237,8 @@ def build_http_app(
         app=server,
         security_settings=security,
         max_request_body_size=settings.max_body_size,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle_timeout,
     )
 
     @contextlib.asynccontextmanager

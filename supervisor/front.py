@@ -52,6 +52,7 @@ from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
 from .front_tasks import TASK, CallPlanner, register_task_methods
+from .host_guard import HostGuard
 from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
@@ -279,10 +280,11 @@ def build_http_app(
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
+    guarded = HostGuard(app, security)
     if not settings.fast_path:
-        return app
+        return guarded
     return FastPath(
-        app,
+        guarded,
         server=server,
         router=router,
         input_flow=server.input_flow,

@@ -59,6 +59,7 @@ from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
+from .text_guard import TextGuard
 from .types import SupervisorView
 
 logger = logging.getLogger("mcp_supervisor.front")
@@ -280,7 +281,7 @@ def build_http_app(
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
-    guarded = HostGuard(app, security)
+    guarded = HostGuard(TextGuard(app, settings.max_body_size), security)
     if not settings.fast_path:
         return guarded
     return FastPath(

@@ -12,6 +12,9 @@ Two parts, to keep the run short:
    ``Router`` in the benchmark process and real worker processes; 2,000 warm-up calls per worker, RSS
    (*idle*), then ``calls`` no-op calls per worker with 32 in flight (both workers at once), RSS again. This
    process's own RSS before and after stands for the router's side.
+3. **Handshake-era sessions.** A fresh supervisor gets ``sessions`` ``initialize`` POSTs (2025-11-25), each
+   opening a session it keeps until ``session_idle_timeout``; its RSS before and after, over the count, is
+   the memory one session costs (what ``max_sessions`` bounds).
 
 RSS from ``psutil`` (``/proc/<pid>/statm``), in MB of 10⁶ bytes (the unit of the targets).
 """
@@ -22,6 +25,8 @@ import asyncio
 import os
 import sys
 import time
+
+import httpx
 
 from benchmarks.lib.hop_paths import hop_probes
 from benchmarks.lib.hop_peers import hop_settings
@@ -40,6 +45,16 @@ GROWTH_LIMIT = 5.0
 CALLS = ("noop_asyncio", None), ("noop_trio", None)
 CONCURRENCY = 32
 """Calls in flight per worker in part 2."""
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    },
+}
 
 
 IMPORTS = {
@@ -109,6 +124,26 @@ async def _router_part(suite: Suite, calls: int) -> dict[str, tuple[float, float
     return figures
 
 
+async def _session_part(suite: Suite, sessions: int) -> tuple[float, float, int]:
+    """(MB before, MB after, sessions opened) of a supervisor given ``sessions`` handshake-era sessions."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    async with servers(suite) as started:
+        supervisor = await start_supervisor(
+            suite, "memory-sessions", "--max-sessions", str(sessions + 10), tools=("benchmarks.noop_tools",)
+        )
+        started.append(supervisor)
+        async with httpx.AsyncClient(timeout=30) as client:
+            await client.post(supervisor.url, json=INITIALIZE, headers=headers)  # the first one's imports
+            await asyncio.sleep(0.5)
+            before = rss_mb(supervisor.pid)
+            opened = 0
+            for _ in range(sessions):
+                response = await client.post(supervisor.url, json=INITIALIZE, headers=headers)
+                opened += response.status_code == 200
+            await asyncio.sleep(0.5)
+            return before, rss_mb(supervisor.pid), opened
+
+
 async def run(suite: Suite) -> Section:
     section = Section(NAME, TITLE)
     http_seconds = suite.pick(6, 3)
@@ -117,6 +152,7 @@ async def run(suite: Suite) -> Section:
     imports = await _import_rss(suite)
     http = await _http_part(suite, http_seconds)
     direct = await _router_part(suite, calls)
+    session_before, session_after, sessions = await _session_part(suite, suite.pick(400, 200))
     sdk_idle = http["sdk"][0]
     supervisor_idle, supervisor_half, supervisor_after, supervisor_calls = http["supervisor"]
     idle = [("supervisor", "supervisor", supervisor_idle, SUPERVISOR_LIMIT_MB)]  # key, what, MB, limit
@@ -180,6 +216,15 @@ async def run(suite: Suite) -> Section:
             f"{_growth(router_before, router_after):+.1f}%: {router_before:.1f} → {router_after:.1f} MB",
         ),
     ]
+    per_session = (session_after - session_before) * 1e6 / max(sessions, 1)
+    section.context.append(
+        ContextRow(
+            f"supervisor memory per handshake-era session, over {sessions:,} open sessions",
+            None,
+            "RSS delta ÷ sessions",
+            f"{per_session / 1e3:.1f} kB each: {session_before:.1f} → {session_after:.1f} MB",
+        )
+    )
     section.details += [
         (
             "Imports alone (a fresh interpreter that only imports the modules, then reads its RSS): "
@@ -228,6 +273,8 @@ async def run(suite: Suite) -> Section:
         supervisor_calls=supervisor_calls,
         sdk_growth=_growth(sdk_before, sdk_after),
         imports=imports,
+        session_bytes=per_session,
+        sessions=sessions,
     )
     section.data["elapsed"] = time.monotonic() - started
     return section

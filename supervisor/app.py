@@ -33,9 +33,11 @@ from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 from .arbiter import QUEUE_POOL, Arbiter
 from .auth.middleware import AuthStats
 from .config import Settings
+from .connections import ConnectionTable
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
+from .front_protocol import guarded_protocol
 from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
@@ -57,6 +59,11 @@ RESTART_ONLY = (
     "max_message_size",
     "max_body_size",
     "max_connections",
+    "max_connections_per_client",
+    "header_timeout",
+    "body_timeout",
+    "max_sessions",
+    "session_idle_timeout",
     "allowed_hosts",
     "allowed_origins",
     "heartbeat_interval",
@@ -130,18 +137,20 @@ class _UvicornServer(uvicorn.Server):
         yield
 
 
-def http_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
-    """The uvicorn server ``run_http`` runs ``app`` on, with every module it serves with imported."""
+def http_server(app: ASGIApp, settings: Settings, connections: ConnectionTable) -> uvicorn.Server:
+    """The uvicorn server ``run_http`` runs ``app`` on, with every module it serves with imported: its
+    connections counted in ``connections`` under the header and body deadlines (``front_protocol``)."""
     config = uvicorn.Config(
         app,
         lifespan="on",
         log_config=None,
         access_log=False,
-        limit_concurrency=settings.max_connections,
+        http=guarded_protocol(connections, settings.header_timeout, settings.body_timeout),
+        ws="none",  # MCP has no WebSocket transport: no library, and an upgrade would leave the table
+        limit_concurrency=None,  # the connection table counts connections instead (connections.py)
         timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
         server_header=False,
         proxy_headers=False,  # the loopback admin exception reads the client address: no X-Forwarded-*
-        ws="none",  # MCP has no WebSocket transport: do not import a WebSocket library
     )
     config.load()  # the imports uvicorn would make in serve(), made now so that the heap's freeze covers them
     return _UvicornServer(config)
@@ -182,6 +191,7 @@ class Supervisor:
         self.auth_warning: str | None = None
         """Set by the command line when it serves a non-loopback address without authorization."""
         self.queue_status = QueueStatus() if settings.task_queue else None
+        self.connections = ConnectionTable(settings.max_connections, settings.max_connections_per_client)
         self._stop_requested: asyncio.Event | None = None
         self._reloads: set[asyncio.Task[str | None]] = set()
 
@@ -357,7 +367,7 @@ class Supervisor:
     async def run_http(self, sock: socket.socket) -> int:
         """Serve MCP over Streamable HTTP on ``sock`` until SIGTERM/SIGINT; returns the exit code."""
         await self._start()
-        server = http_server(self.http_app(), self.settings)
+        server = http_server(self.http_app(), self.settings, self.connections)
         freeze_startup_heap(GEN0_THRESHOLD)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         host, port = sock.getsockname()[:2]

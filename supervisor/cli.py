@@ -42,7 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", help="debug, info, warning, error or critical")
     parser.add_argument("--log-format", help="text (default) or json: one JSON object per line")
     parser.add_argument("--request-timeout", type=str, metavar="SECONDS", help="longest a tool call may take")
-    parser.add_argument("--max-connections", type=str, metavar="N", help="concurrent HTTP connections")
+    parser.add_argument("--max-connections", type=str, metavar="N", help="open HTTP connections")
+    parser.add_argument(
+        "--max-connections-per-client", type=str, metavar="N", help="open HTTP connections per client address"
+    )
+    parser.add_argument(
+        "--header-timeout", type=str, metavar="SECONDS", help="time a connection has to send its headers"
+    )
+    parser.add_argument(
+        "--body-timeout", type=str, metavar="SECONDS", help="time a request has to send its body"
+    )
+    parser.add_argument("--max-sessions", type=str, metavar="N", help="open handshake-era MCP sessions")
+    parser.add_argument(
+        "--session-idle-timeout", type=str, metavar="SECONDS", help="idle time that closes a session"
+    )
     parser.add_argument(
         "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
     )
@@ -144,6 +157,11 @@ def serve(argv: list[str]) -> None:
         "log_format": args.log_format,
         "request_timeout": args.request_timeout,
         "max_connections": args.max_connections,
+        "max_connections_per_client": args.max_connections_per_client,
+        "header_timeout": args.header_timeout,
+        "body_timeout": args.body_timeout,
+        "max_sessions": args.max_sessions,
+        "session_idle_timeout": args.session_idle_timeout,
         "shutdown_grace": args.shutdown_grace,
         "runtime_dir": args.runtime_dir,
         "task_db": args.task_db,

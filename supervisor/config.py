@@ -43,7 +43,24 @@ class Settings(BaseModel):
 
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on (loopback by default)")
     port: int = Field(8001, ge=0, le=65535, description="TCP port of the HTTP front (0 picks a free one)")
-    max_connections: int = Field(1000, ge=1, le=1_000_000, description="concurrent HTTP connections")
+    max_connections: int = Field(
+        1000, ge=1, le=1_000_000, description="open HTTP connections; idle ones make room for new ones"
+    )
+    max_connections_per_client: int = Field(
+        100, ge=1, le=1_000_000, description="open HTTP connections from one client address"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds a connection has to send a request's headers"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="seconds a request has to send its body after its headers"
+    )
+    max_sessions: int = Field(
+        1000, ge=1, le=1_000_000, description="open handshake-era (2025-11-25) MCP sessions"
+    )
+    session_idle_timeout: float = Field(
+        600.0, gt=0, le=86400, description="seconds a handshake-era session may stay idle before it is closed"
+    )
     request_timeout: float = Field(300.0, gt=0, le=86400, description="longest a tool call may take, seconds")
     enable_metrics: bool = Field(True, description="serve /metrics (Prometheus text format)")
     fast_path: bool = Field(

@@ -54,12 +54,14 @@ from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
 from .front_tasks import TASK, CallPlanner, register_task_methods
+from .host_guard import HostGuard
 from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
+from .text_guard import TextGuard
 from .types import SupervisorView
 
 logger = logging.getLogger("mcp_supervisor.front")
@@ -240,6 +242,8 @@ def build_http_app(
         app=server,
         security_settings=security,
         max_request_body_size=settings.max_body_size,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle_timeout,
     )
 
     @contextlib.asynccontextmanager
@@ -280,10 +284,11 @@ def build_http_app(
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
+    guarded = HostGuard(TextGuard(app, settings.max_body_size), security)
     if not settings.fast_path:
-        return protect(app, router, settings, supervisor.auth_stats)
+        return protect(guarded, router, settings, supervisor.auth_stats)
     fast = FastPath(
-        app,
+        guarded,
         server=server,
         router=router,
         input_flow=server.input_flow,

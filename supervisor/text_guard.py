@@ -1,0 +1,94 @@
+"""A JSON body whose strings cannot be text (a lone surrogate such as ``"\\ud800"``) is a parse error.
+
+JSON allows ``\\uD800`` escapes without their pair; Python's ``json.loads``, which the SDK's stateless
+(2026-07-28) entry uses, turns them into ``str`` values that cannot be encoded as UTF-8, and the call
+then failed deep in the router (``cannot encode Call``) with a traceback per request and a -32603
+answer. The fast path's parser (orjson) refuses such bodies and hands them to the SDK, so both paths
+came to the same failure. This wrapper stands in front of the SDK's ``/mcp`` and answers such a POST
+itself: 400 with a JSON-RPC -32700 parse error, as the SDK answers a body that is not JSON.
+
+The common body pays one ``bytes.find`` per possible escape: only a body holding ``\\ud8``..``\\udf``
+(or the UTF-8-like bytes of a surrogate, which ``json.loads`` also lets through) is parsed here to decide.
+A body over ``max_body_size`` is left to the SDK, which refuses it (413).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+
+from mcp_types import PARSE_ERROR
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_ANSWER = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": PARSE_ERROR, "message": "Parse error: a string is not valid text"},
+    }
+).encode()
+_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_ANSWER)).encode())]
+
+
+class TextGuard:
+    """ASGI wrapper: a POST to ``/mcp`` whose JSON body holds a string that is not valid text gets 400
+    -32700; every other request reaches ``app`` with its body replayed."""
+
+    def __init__(self, app: ASGIApp, max_body_size: int, path: str = "/mcp") -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        messages: deque[Message] = deque()
+        body = await self._read_body(receive, messages)
+
+        async def replay() -> Message:
+            return messages.popleft() if messages else await receive()
+
+        if body is not None and not_text(body):
+            await send({"type": "http.response.start", "status": 400, "headers": _HEADERS})
+            await send({"type": "http.response.body", "body": _ANSWER})
+            return
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Receive, messages: deque[Message]) -> bytes | None:
+        """The whole body, keeping every message in ``messages``; ``None`` when it is over the limit or
+        the client went away (the app answers that)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def not_text(body: bytes) -> bool:
+    """Whether ``body`` is JSON (as ``json.loads`` reads it) holding a string, key or value, that has no
+    UTF-8 form: a lone surrogate. A body that is not JSON at all is the SDK's to answer: False."""
+    if _MAYBE_SURROGATE.search(body) is None:
+        return False
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False

@@ -52,6 +52,8 @@ class WorkerOptions:
         heartbeat_interval (``--heartbeat-interval``, ``HEARTBEAT_INTERVAL``): seconds between heartbeats.
         max_message_size (``--max-message-size``, ``DEFAULT_MAX_MESSAGE_SIZE``): largest frame, in bytes.
         log_level (``--log-level``, ``info``) and log_format (``--log-format``, ``text``): logging on stderr.
+        rlimit_nofile (``--rlimit-nofile``, none: inherited) and rlimit_as (``--rlimit-as``, none: no cap):
+            the worker's ``RLIMIT_NOFILE`` and ``RLIMIT_AS`` (``shared.worker.confine``).
     """
 
     worker_id: str
@@ -70,6 +72,8 @@ class WorkerOptions:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     log_level: str = "info"
     log_format: LogFormat = "text"
+    rlimit_nofile: int | None = None
+    rlimit_as: int | None = None
 
     @property
     def module(self) -> str:
@@ -110,6 +114,10 @@ class WorkerOptions:
             argv += ["--task-ttl", repr(self.task_ttl)]
         if self.task_retention is not None:
             argv += ["--task-retention", repr(self.task_retention)]
+        if self.rlimit_nofile is not None:
+            argv += ["--rlimit-nofile", str(self.rlimit_nofile)]
+        if self.rlimit_as is not None:
+            argv += ["--rlimit-as", str(self.rlimit_as)]
         for module in self.modules:
             argv += ["--tools", module]
         return argv
@@ -139,6 +147,8 @@ class WorkerOptions:
             max_message_size=args.max_message_size,
             log_level=args.log_level,
             log_format=args.log_format,
+            rlimit_nofile=args.rlimit_nofile,
+            rlimit_as=args.rlimit_as,
         )
 
 
@@ -170,6 +180,8 @@ def _parser(runtime: Runtime) -> argparse.ArgumentParser:
     parser.add_argument("--max-message-size", type=int, default=default["max_message_size"])
     parser.add_argument("--log-level", default=default["log_level"])
     parser.add_argument("--log-format", choices=get_args(LogFormat), default=default["log_format"])
+    parser.add_argument("--rlimit-nofile", type=int, default=None, help="RLIMIT_NOFILE of the worker")
+    parser.add_argument("--rlimit-as", type=int, default=None, help="RLIMIT_AS of the worker, bytes")
     return parser
 
 

@@ -34,6 +34,7 @@ from .arbiter import QUEUE_POOL, Arbiter
 from .auth.middleware import AuthStats
 from .config import Settings
 from .connections import ConnectionTable
+from .containment import refuse_peer
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
@@ -320,9 +321,12 @@ class Supervisor:
         self._stop_requested = asyncio.Event()
         install_signal_handlers(asyncio.get_running_loop(), self.request_stop, self.request_reload)
         await self.router.start()
+        self.arbiter.containment.enable()  # before the first worker: their trees never leave ours
         self.arbiter.start()
         self._sampling = asyncio.create_task(self.sampler.serve())
-        self.control = ControlServer(self.runtime_dir.control_path, self._control_handlers())
+        self.control = ControlServer(
+            self.runtime_dir.control_path, self._control_handlers(), refuse=refuse_peer
+        )
         await self.control.start()
         self._systemd = asyncio.create_task(self._serve_systemd())
 

@@ -32,6 +32,7 @@ from shared.launch import WorkerOptions
 from shared.metadata import Runtime
 
 from .config import Settings
+from .containment import Containment
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
 from .router import Router, WorkerLink
@@ -109,6 +110,7 @@ class Arbiter:
         self._stopping = False
         self._changing = asyncio.Lock()
         self._rss_task: asyncio.Task[None] | None = None
+        self.containment = Containment(lambda: {w.pid for w in self.all_workers() if w.pid is not None})
 
     @property
     def restart_policy(self) -> RestartPolicy:
@@ -134,6 +136,7 @@ class Arbiter:
                 self._argv(settings, worker_id, runtime, pool, cpus[worker_id]),
                 json_logs=settings.log_format == "json",
                 pool=pool,
+                env=settings.worker_env,
             )
             for worker_id, runtime, pool in slots
         }
@@ -158,6 +161,8 @@ class Arbiter:
             max_message_size=s.max_message_size,
             log_level=s.log_level,
             log_format=s.log_format,
+            rlimit_nofile=s.worker_rlimit_nofile,
+            rlimit_as=s.worker_rlimit_as,
         )
         return options.command()
 
@@ -211,6 +216,7 @@ class Arbiter:
         if self._rss_task is not None:
             self._rss_task.cancel()
         clean = await self._drain_and_stop(self.all_workers(), grace, "supervisor stopping")
+        await self.containment.sweep()
         for worker in self.all_workers():
             worker.state = "stopped"
         return clean
@@ -305,20 +311,25 @@ class Arbiter:
             logger.warning(
                 "recycling %s (pid %s): %s", worker_id, old.pid, reason, extra={"worker": worker_id}
             )
-            return await self._transition({worker_id: old.fresh()}, retire=[old])
+            # the calls it holds may run to their own deadline, not only shutdown_grace
+            grace = max(self.settings.shutdown_grace, self.settings.request_timeout)
+            return await self._transition({worker_id: old.fresh()}, retire=[old], grace=grace)
 
-    async def _transition(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
+    async def _transition(
+        self, add: dict[str, WorkerProcess], retire: list[WorkerProcess], grace: float | None = None
+    ) -> str | None:
         """Start ``add`` as candidates; when all are READY, promote them and retire ``retire``.
 
         If a candidate fails to start or is not READY within ``START_TIMEOUT``, every candidate is
         stopped, nothing is retired, and the reason is returned. Workers of a singleton pool (the task
         queue) are replaced last and without overlap: the old one is drained and stopped first.
+        ``grace`` (default ``shutdown_grace``) is how long the retired workers' calls get to finish.
         """
         singles = {wid: w for wid, w in add.items() if w.pool in SINGLETON_POOLS}
         add = {wid: w for wid, w in add.items() if wid not in singles}
         retire_singles = [w for w in retire if w.pool in SINGLETON_POOLS]
         retire = [w for w in retire if w not in retire_singles]
-        failure = await self._overlap(add, retire)
+        failure = await self._overlap(add, retire, grace)
         if failure is None and (singles or retire_singles):
             await self._swap(singles, retire_singles)
         return failure
@@ -344,7 +355,9 @@ class Arbiter:
             if late:
                 logger.warning("%s not ready within %g s; restarting as usual", ", ".join(add), START_TIMEOUT)
 
-    async def _overlap(self, add: dict[str, WorkerProcess], retire: list[WorkerProcess]) -> str | None:
+    async def _overlap(
+        self, add: dict[str, WorkerProcess], retire: list[WorkerProcess], grace: float | None = None
+    ) -> str | None:
         """Replace with overlap: candidates first, the old workers drained once all candidates are READY."""
         if not add and not retire:
             return None
@@ -372,7 +385,7 @@ class Arbiter:
         self.workers = dict(sorted(self.workers.items(), key=lambda item: _slot_order(item[0])))
         self.retiring.extend(retire)
         try:
-            await self._drain_and_stop(retire, self.settings.shutdown_grace, "replaced")
+            await self._drain_and_stop(retire, grace or self.settings.shutdown_grace, "replaced")
         finally:
             self.retiring = [w for w in self.retiring if w not in retire]
         return None
@@ -399,7 +412,7 @@ class Arbiter:
         """Recycle a worker whose resident memory is over ``max_worker_rss``; never raises."""
         while True:
             await self._sleep(RSS_CHECK_INTERVAL)
-            limit = self.settings.max_worker_rss
+            limit = self.settings.worker_rss_limit(psutil.virtual_memory().total)
             if not limit or self._changing.locked():
                 continue
             for worker in list(self.workers.values()):
@@ -423,7 +436,8 @@ class Arbiter:
             pid: int | None
             code: int | None
             try:
-                spawned = await self._spawn(worker)
+                with self.containment.spawning():
+                    spawned = await self._spawn(worker)
             except OSError as exc:
                 worker.last_exit = f"could not start: {exc}"
                 logger.error(
@@ -435,6 +449,7 @@ class Arbiter:
                 self.router.expect(worker.worker_id, spawned, held=worker.candidate)
                 code = await worker.wait()
                 uptime = self._clock() - worker.started_at
+                await self.containment.sweep()
             if code is not None:
                 worker.last_exit = f"{describe_exit(code)} after {uptime:.1f} s"
                 if worker.kill_reason is not None:

@@ -31,8 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE
 
+from .containment import DEFAULT_WORKER_ENV
+
 ENV_PREFIX = "MCP_SUPERVISOR_"
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
+MIN_DEFAULT_WORKER_RSS = 256 * 1024 * 1024
+"""The default ``max_worker_rss`` never goes below this (a Python worker with its tools loaded uses ~60 MB)."""
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -102,8 +106,20 @@ class Settings(BaseModel):
     max_queued_calls: int = Field(
         1024, ge=0, le=10_000_000, description="calls that may wait for room; more are busy"
     )
-    max_worker_rss: int = Field(
-        0, ge=0, description="recycle a worker above this resident memory, bytes (0: off)"
+    max_worker_rss: int | None = Field(
+        None,
+        ge=0,
+        description="recycle a worker above this resident memory, bytes (0: off; default: a quarter of "
+        "the memory shared by the workers, at least 256 MiB)",
+    )
+    worker_env: tuple[str, ...] = Field(
+        DEFAULT_WORKER_ENV, description="environment variables the workers get (names, or prefixes NAME*)"
+    )
+    worker_rlimit_nofile: int = Field(
+        8192, ge=64, le=1 << 20, description="open files a worker may have (RLIMIT_NOFILE)"
+    )
+    worker_rlimit_as: int | None = Field(
+        None, ge=1 << 26, description="address space a worker may map, bytes (RLIMIT_AS; default: no cap)"
     )
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
     heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
@@ -179,6 +195,15 @@ class Settings(BaseModel):
                 raise ValueError(f"{name!r} is not a dotted Python module name")
         return value
 
+    @pydantic.field_validator("worker_env")
+    @classmethod
+    def _variable_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            name = entry.removesuffix("*")
+            if not name or "*" in name or "=" in name or not name.isprintable() or " " in name:
+                raise ValueError(f"{entry!r} is not a variable name or a NAME* prefix")
+        return value
+
     @pydantic.field_validator("state_keys")
     @classmethod
     def _long_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -238,6 +263,14 @@ class Settings(BaseModel):
     def worker_counts(self) -> dict[str, int]:
         return {"asyncio": self.workers_asyncio, "trio": self.workers_trio}
 
+    def worker_rss_limit(self, total_memory: int) -> int:
+        """``max_worker_rss``, or its default on a machine with ``total_memory`` bytes: a quarter of the
+        memory shared by the worker processes, at least ``MIN_DEFAULT_WORKER_RSS``; 0 means off."""
+        if self.max_worker_rss is not None:
+            return self.max_worker_rss
+        workers = max(1, sum(self.worker_counts().values()) + int(self.task_queue))
+        return max(MIN_DEFAULT_WORKER_RSS, total_memory // 4 // workers)
+
 
 _TABLES = {
     ("workers", "asyncio"): "workers_asyncio",
@@ -253,6 +286,7 @@ _LIST_KEYS = {
     "state_keys",
     "auth_required_scopes",
     "auth_authorization_servers",
+    "worker_env",
 }
 
 

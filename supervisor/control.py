@@ -9,6 +9,10 @@ Commands (request → answer ``{"ok": true, "result": ...}`` or ``{"ok": false, 
 - ``{"command": "scale", "runtime": "asyncio", "count": 3}`` → run that many workers of the runtime
 - ``{"command": "stop"}`` → stop gracefully (like SIGTERM)
 
+A peer is identified by the kernel (``SO_PEERCRED``): ``refuse(pid, uid)`` may turn it away: one line is logged
+when it connects and every command it sends is answered ``{"ok": false, "error": "refused: <why>"}``
+(the supervisor refuses its own workers and whatever their tools start: ``containment.refuse_peer``).
+
 ``request`` is the blocking client ``python -m supervisor ctl`` and ``top`` use.
 """
 
@@ -20,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ logger = logging.getLogger("mcp_supervisor.control")
 
 MAX_LINE = 64 * 1024
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+PeerCheck = Callable[[int, int], "str | None"]
+"""``(pid, uid)`` of a peer → why it is refused, or None."""
 
 
 class CommandError(Exception):
@@ -37,9 +44,10 @@ class CommandError(Exception):
 class ControlServer:
     """Serves the commands in ``handlers`` (name → coroutine taking the request) on ``path``."""
 
-    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+    def __init__(self, path: Path, handlers: dict[str, Handler], refuse: PeerCheck | None = None) -> None:
         self.path = path
         self.handlers = handlers
+        self.refuse = refuse
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -60,13 +68,29 @@ class ControlServer:
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            refusal = self._refusal(writer)
             while line := await reader.readline():
-                writer.write(json.dumps(await self._answer(line)).encode() + b"\n")
+                if refusal is not None:
+                    answer: dict[str, Any] = {"ok": False, "error": f"refused: {refusal}"}
+                else:
+                    answer = await self._answer(line)
+                writer.write(json.dumps(answer).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, ValueError):
             pass  # a client that went away, or a line over MAX_LINE
         finally:
             writer.close()
+
+    def _refusal(self, writer: asyncio.StreamWriter) -> str | None:
+        """Why this connection's peer is refused (logged), or None."""
+        sock = writer.get_extra_info("socket")
+        if self.refuse is None or sock is None or not hasattr(socket, "SO_PEERCRED"):
+            return None
+        pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        refusal = self.refuse(pid, uid)
+        if refusal is not None:
+            logger.warning("control connection refused: %s", refusal)
+        return refusal
 
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:

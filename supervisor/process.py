@@ -1,4 +1,10 @@
-"""One worker OS process: spawning it, its CPU core, capturing its output line by line, killing it."""
+"""One worker OS process: spawning it, its CPU core, capturing its output line by line, killing it.
+
+A worker starts in a session (and process group) of its own, with an environment built from the
+``worker_env`` allow-list. Its output comes through pipes the supervisor made itself, read apart from the
+process: a tool's background child that inherited them can delay no more than ``PIPE_DRAIN`` the news that
+the worker is gone (``wait``), and the worker's group is killed as soon as the worker is reaped.
+"""
 
 from __future__ import annotations
 
@@ -12,29 +18,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .containment import DEFAULT_WORKER_ENV, kill_group, worker_environment
+
 logger = logging.getLogger("mcp_supervisor.arbiter")
 
 LINE_LIMIT = 1 << 20
 """Longest output line kept whole; longer lines are split."""
+PIPE_DRAIN = 1.0
+"""After a worker exits (and its group is killed), how long its last output lines get to arrive."""
 
 _LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
-_ENV_REMOVED = (
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-)
-"""systemd's variables, meant for the service's main process only."""
-
-
-def worker_environment() -> dict[str, str]:
-    """A worker's environment: this process's, without systemd's variables (``_ENV_REMOVED``), and with
-    unbuffered Python output (a worker's last lines reach the log even when it is killed)."""
-    env = {key: value for key, value in os.environ.items() if key not in _ENV_REMOVED}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 @dataclass(eq=False)
@@ -57,6 +50,8 @@ class WorkerProcess:
     json_logs: bool = False
     pool: str = ""
     """The routing group; the runtime's name unless the worker has a pool of its own (``trio-queue``)."""
+    env: tuple[str, ...] = DEFAULT_WORKER_ENV
+    """The ``worker_env`` allow-list: the variables of the supervisor's environment the worker gets."""
     process: asyncio.subprocess.Process | None = None
     state: str = "stopped"
     started_at: float = 0.0
@@ -72,6 +67,7 @@ class WorkerProcess:
     task: asyncio.Task[None] | None = None
     """The arbiter's supervising task of this slot."""
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    _pipes: list[asyncio.BaseTransport] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pool = self.pool or self.runtime
@@ -79,7 +75,13 @@ class WorkerProcess:
     def fresh(self) -> WorkerProcess:
         """A new, not started worker for the same slot (same command line, core and pool)."""
         return WorkerProcess(
-            self.worker_id, self.runtime, self.cpu, self.argv, json_logs=self.json_logs, pool=self.pool
+            self.worker_id,
+            self.runtime,
+            self.cpu,
+            self.argv,
+            json_logs=self.json_logs,
+            pool=self.pool,
+            env=self.env,
         )
 
     @property
@@ -90,35 +92,61 @@ class WorkerProcess:
         return time.monotonic() - self.started_at if self.pid is not None else 0.0
 
     async def spawn(self) -> int:
-        """Start the process; returns its pid. Its stdout and stderr are logged line by line.
+        """Start the process in a new session; returns its pid. Its stdout and stderr are logged line by
+        line.
 
         Raises:
             OSError: the interpreter could not be started.
         """
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *self.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=worker_environment(),
-            limit=LINE_LIMIT,
-        )
+        loop = asyncio.get_running_loop()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                env=worker_environment(self.env),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
         self.started_at = time.monotonic()
         self.ready_at = None
         self.state = "starting"
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._pumps = [
-            asyncio.create_task(self._pump(self.process.stdout, logging.INFO)),
-            asyncio.create_task(self._pump(self.process.stderr, logging.INFO)),
-        ]
+        self._pumps, self._pipes = [], []
+        for fd in (out_read, err_read):
+            reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+            transport, _ = await loop.connect_read_pipe(
+                lambda reader=reader: asyncio.StreamReaderProtocol(reader, loop=loop),  # type: ignore[misc]
+                os.fdopen(fd, "rb", buffering=0),
+            )
+            self._pipes.append(transport)
+            self._pumps.append(asyncio.create_task(self._pump(reader, logging.INFO)))
         return self.process.pid
 
     async def wait(self) -> int:
-        """Wait for the process to exit (the loop's child watcher reaps it) and for its output to end."""
+        """Wait for the process to exit (the loop's child watcher reaps it), SIGKILL its process group (a
+        tool's children die with the worker), and give its output ``PIPE_DRAIN`` seconds to end: a
+        process outside the group holding the pipes cannot hold this up."""
         assert self.process is not None
         code = await self.process.wait()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
+        kill_group(self.process.pid)
+        if self._pumps:
+            _, late = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN)
+            for pump in late:
+                pump.cancel()
+            await asyncio.gather(*self._pumps, return_exceptions=True)
+        for pipe in self._pipes:
+            pipe.close()
+        self._pumps, self._pipes = [], []
         return code
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import socket
 import stat
 import tempfile
@@ -87,11 +88,24 @@ def _private_dir(path: Path) -> None:
     if not path.is_dir():
         raise ConfigError(f"invalid runtime_dir = {str(path)!r}: not a directory")
     info = path.stat()
-    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
+    if info.st_uid != os.getuid():
+        raise ConfigError(
+            f"invalid runtime_dir = {str(path)!r}: owned by {_user(info.st_uid)}, not by this supervisor's "
+            f"user {_user(os.getuid())}; it must be this user's, mode 0700"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
         raise ConfigError(
             f"invalid runtime_dir = {str(path)!r}: must be owned by this user with mode 0700 "
             f"(it is mode {stat.S_IMODE(info.st_mode):04o})"
         )
+
+
+def _user(uid: int) -> str:
+    """``nobody (uid 65534)``, or ``uid 1234`` for a uid without a name."""
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _claim(path: Path, directory: Path) -> None:

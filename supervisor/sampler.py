@@ -54,7 +54,7 @@ class ProcessSampler:
                     figures[pid] = {
                         "cpu_percent": process.cpu_percent(None),
                         "rss_bytes": process.memory_info().rss,
-                        "open_fds": process.num_fds(),
+                        "open_fds": _open_fds(process),
                         "threads": process.num_threads(),
                         "cpu_affinity": sorted(process.cpu_affinity()),
                     }
@@ -63,3 +63,12 @@ class ProcessSampler:
         for gone in set(self._processes) - set(pids):
             del self._processes[gone]
         return figures
+
+
+def _open_fds(process: psutil.Process) -> int | None:
+    """The process's open files, or None when /proc/<pid>/fd is closed to this user: a worker is not
+    dumpable (docs/security.md), so only root may list its descriptors."""
+    try:
+        return int(process.num_fds())
+    except psutil.AccessDenied:
+        return None

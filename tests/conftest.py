@@ -213,6 +213,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+TEST_WORKER_ENV = "PATH,HOME,LANG,LC_*,TZ,TMPDIR,PYTHON*,VIRTUAL_ENV,XDG_*,STATE_DIRECTORY,IT_*"
+"""The ``worker_env`` of the tests' supervisors: the defaults plus ``IT_*``, the markers test tools read."""
+
+
 def _test_state_home() -> str:
     """A state directory of the test run's own (the request-state key), never the user's."""
     global _state_home
@@ -240,7 +244,12 @@ def spawn_supervisor(*args: str, env: dict[str, str] | None = None, wait: bool =
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "XDG_STATE_HOME": _test_state_home(), **(env or {})},
+        env={
+            **os.environ,
+            "XDG_STATE_HOME": _test_state_home(),
+            "MCP_SUPERVISOR_WORKER_ENV": TEST_WORKER_ENV,
+            **(env or {}),
+        },
     )
     running = RunningSupervisor(process, port, Path(log.name))
     if wait:
@@ -336,5 +345,8 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
             "warning",
         ],  # fmt: skip
         cwd=str(REPO),
-        env=env or {**get_default_environment(), "XDG_STATE_HOME": _test_state_home()},
+        env={
+            **(env or {**get_default_environment(), "XDG_STATE_HOME": _test_state_home()}),
+            "MCP_SUPERVISOR_WORKER_ENV": TEST_WORKER_ENV,
+        },
     )

@@ -22,12 +22,12 @@ from typing import Any
 import psutil
 
 from benchmarks.lib.running import REPO_ROOT
-from supervisor.process import worker_environment
+from supervisor.containment import worker_environment
 
 
 def child_env() -> dict[str, str]:
-    """This process's environment as ``WorkerProcess.spawn`` passes it on (``worker_environment``): every
-    child of a benchmark gets what a worker gets."""
+    """This process's environment as ``WorkerProcess.spawn`` passes it on (``worker_environment`` with the
+    default ``worker_env`` allow-list): every child of a benchmark gets what a worker gets."""
     return worker_environment()
 
 

@@ -2,9 +2,10 @@
 
 ``run_worker`` parses the command line the supervisor wrote (``shared.launch.WorkerOptions``), ties the
 process's life to the supervisor's (``PR_SET_PDEATHSIG`` and a ``getppid()`` check right after it, which
-closes the race where the parent died first), sets up logging to stderr (the supervisor captures it line
-by line), loads the tools, freezes the heap start-up built (``shared.heap``) and hands over to the
-runtime's ``serve``, which announces READY.
+closes the race where the parent died first), confines it (``confine``: resource limits, not dumpable, a
+child subreaper), sets up logging to stderr (the supervisor captures it line by line), loads the tools,
+freezes the heap start-up built (``shared.heap``) and hands over to the runtime's ``serve``, which
+announces READY.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..heap import freeze_startup_heap
 from ..launch import EXIT_ORPHANED, WorkerOptions
 from ..logformat import configure_logging
 from ..metadata import Runtime
+from .confine import confine
 from .host import ToolHost
 
 PR_SET_PDEATHSIG = 1
@@ -55,6 +57,7 @@ def run_worker(runtime: Runtime, serve: Callable[[WorkerOptions, ToolHost], int]
     options = WorkerOptions.parse(runtime)
     configure_logging(options.log_level, options.log_format, worker=True)
     die_with_parent(options.parent_pid)
+    confine(options.rlimit_nofile, options.rlimit_as)
     if options.cpu is not None:
         pin_to_cpu(options.cpu)
     # SIGTERM/SIGINT from a terminal or a unit stop reach the whole process group: the supervisor decides

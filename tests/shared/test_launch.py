@@ -51,6 +51,8 @@ def test_every_option_survives_the_command_line() -> None:
         max_message_size=1 << 20,
         log_level="debug",
         log_format="json",
+        rlimit_nofile=4096,
+        rlimit_as=1 << 33,
     )
     assert round_trip(options) == options
 

@@ -12,6 +12,10 @@ tests and for users who prefer speed.) A ``write`` is one transaction: all of it
 Exclusivity: the store holds an ``flock`` on ``<db>.lock`` while it is open, so two task queues can never
 run on one database (which would run tasks twice). The kernel drops the lock when the process dies.
 
+Privacy: the database, its ``-wal``, ``-shm`` and ``.lock`` files are mode 0600 whatever the folder's mode
+or the umask: the database is created (or tightened) 0600 before SQLite opens it, and SQLite gives its WAL
+and shared-memory files the database's own mode.
+
 Cancellation: a database job that has started always finishes; a caller cancelled while waiting for it
 gets ``trio.Cancelled`` after the job completed (the wait is shielded), so an acknowledged write and the
 caller's view of it cannot disagree.
@@ -115,6 +119,7 @@ class Store:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_file = fd
+        _private_files(self.path)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         except sqlite3.Error as exc:
@@ -190,3 +195,13 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _private_files(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 when it does not exist, and make it and its SQLite companions
+    (``-wal``, ``-shm``, ``-journal``) mode 0600 when they do (a database from an older version)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), 0o600)

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.errors import CallError, ClientRequestError, error_object
 
+from .auth.caller import current as current_principal
 from .fastpath_render import ResultRenderer
 from .router import Router
 from .tasks_front import (
@@ -75,9 +76,8 @@ class FastTasks:
         """The ``CreateTaskResult`` of a ``tools/call`` planned ``TASK``, or the error to answer."""
         meta = params["_meta"]
         try:
-            result = await create_task(
-                self._router, params["name"], params.get("arguments"), client_of(version, meta)
-            )
+            client = client_of(version, meta, current_principal.get())
+            result = await create_task(self._router, params["name"], params.get("arguments"), client)
         except CallError as exc:
             return None, error_object(exc)
         return self._render.extension(result), None
@@ -86,7 +86,9 @@ class FastTasks:
         self, method: str, version: str, params: Mapping[str, Any], headers: Mapping[str, str]
     ) -> Answer:
         """The answer to a ``tasks/*`` request that ``passes``."""
-        arguments = check_task_request(method, params, version, params["_meta"], headers)
+        arguments = check_task_request(
+            method, params, version, params["_meta"], headers, current_principal.get()
+        )
         try:
             result = await task_request(self._router, method, arguments)
         except ClientRequestError as exc:

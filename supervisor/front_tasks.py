@@ -17,6 +17,7 @@ from pydantic import ConfigDict
 
 from shared.errors import CallError, ClientRequestError, error_object
 
+from .auth.caller import of_context
 from .input_required import InputRound
 from .router import Router
 from .tasks_front import (
@@ -89,9 +90,8 @@ class CallPlanner:
         answers: dict[str, Any] | None,
     ) -> dict[str, Any]:
         try:
-            return await create_task(
-                self._router, name, arguments, client_of(ctx.protocol_version, _meta(ctx)), answers
-            )
+            client = client_of(ctx.protocol_version, _meta(ctx), of_context(ctx))
+            return await create_task(self._router, name, arguments, client, answers)
         except CallError as exc:
             raise MCPError(**error_object(exc)) from None
 
@@ -109,8 +109,9 @@ def _handler(
     async def handle(ctx: ServerRequestContext[Any], params: TaskRequestParams) -> dict[str, Any]:
         raw = ctx.params or {}
         try:
+            headers = getattr(ctx.request, "headers", None)
             arguments = check_task_request(
-                method, raw, ctx.protocol_version, _meta(ctx), getattr(ctx.request, "headers", None)
+                method, raw, ctx.protocol_version, _meta(ctx), headers, of_context(ctx)
             )
             return await task_request(router, method, arguments)
         except ClientRequestError as exc:

@@ -41,6 +41,7 @@ from shared.errors import (
     ServerBusyError,
     error_object,
 )
+from shared.principal import PRINCIPAL_META
 from shared.results import error_result
 
 from .input_required import InputRound
@@ -98,11 +99,7 @@ async def run_task_call(
             name,
             arguments,
             timeout=float(timeout) if timeout is not None else caller.request_timeout,
-            meta={
-                TASK_RUN_META: True,
-                PROTOCOL_VERSION_META_KEY: version,
-                CLIENT_CAPABILITIES_META_KEY: client.get("capabilities") or {},
-            },
+            meta=_run_meta(version, client),
             progress_token=PROGRESS_TOKEN,  # the tool reports progress only when a token asks for it
             on_progress=on_progress,
             on_request=round_.on_request,
@@ -114,6 +111,19 @@ async def run_task_call(
             return error_result(str(exc))
         raise ClientRequestError(**error_object(exc)) from None
     return _input_required(round_) if round_.needs_input else result
+
+
+def _run_meta(version: str, client: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``_meta``: a task run (its timeout fails it), the client's capabilities and protocol
+    version, and the principal that created the task (``ctx.principal``), as a request of its own had."""
+    meta: dict[str, Any] = {
+        TASK_RUN_META: True,
+        PROTOCOL_VERSION_META_KEY: version,
+        CLIENT_CAPABILITIES_META_KEY: client.get("capabilities") or {},
+    }
+    if isinstance(client.get("principal"), dict):
+        meta[PRINCIPAL_META] = client["principal"]
+    return meta
 
 
 def _input_required(round_: InputRound) -> dict[str, Any]:

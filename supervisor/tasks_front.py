@@ -33,6 +33,7 @@ from shared.errors import (
     CallError,
     ClientRequestError,
 )
+from shared.principal import Principal
 
 from .catalog import Catalog
 from .router import Router
@@ -93,14 +94,20 @@ def plan_call(catalog: Catalog, name: str, version: str, meta: Mapping[str, Any]
     return AFTER_INPUT if name in catalog.task_after_input else TASK
 
 
-def client_of(version: str, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+def client_of(
+    version: str, meta: Mapping[str, Any] | None, principal: Principal | None = None
+) -> dict[str, Any]:
     """What a task keeps of its client: the capabilities and protocol version its requests to the client
-    are checked against on every run."""
+    are checked against on every run, and the verified principal that created it (its runs see it as
+    ``ctx.principal``; only it may get, update or cancel the task)."""
     capabilities = meta.get(CLIENT_CAPABILITIES_META_KEY) if meta else None
-    return {
+    client: dict[str, Any] = {
         "capabilities": capabilities if isinstance(capabilities, dict) else {},
         "protocolVersion": version,
     }
+    if principal is not None:
+        client["principal"] = principal.to_meta()
+    return client
 
 
 async def create_task(
@@ -138,8 +145,10 @@ def check_task_request(
     version: str,
     meta: Mapping[str, Any] | None,
     headers: Mapping[str, str] | None,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
-    """The queue entry's arguments for a ``tasks/get|update|cancel`` request, once it passes the checks.
+    """The queue entry's arguments for a ``tasks/get|update|cancel`` request, once it passes the checks;
+    they name the asking principal's subject (``owner``), so that another principal's task is unknown.
 
     Raises:
         ClientRequestError: -32601 in the session era (the extension is a 2026-07-28 one), -32021 when the
@@ -158,6 +167,8 @@ def check_task_request(
             "mcp-name header does not match the request body's 'taskId' parameter", HEADER_MISMATCH
         )
     arguments: dict[str, Any] = {"task_id": task_id}
+    if principal is not None:
+        arguments["owner"] = principal.subject
     if method == "tasks/update":
         responses = params.get("inputResponses")
         if not isinstance(responses, dict):

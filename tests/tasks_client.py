@@ -105,3 +105,13 @@ class TasksExtension(ClientExtension):
             return CallToolResult.model_validate(task["result"])
         error = task.get("error") or {"code": -32603, "message": task.get("statusMessage", task["status"])}
         raise MCPError(error["code"], f"task {created.task_id} {task['status']}: {error['message']}")
+
+
+async def start_task_call(client: Any, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call a task-capable ``tool`` and return the ``CreateTaskResult`` it answers with (``client`` is an
+    ``mcp.Client`` built with ``TasksExtension``)."""
+    created = await client.session.call_tool(tool, arguments or {}, allow_claimed=True)
+    answer: dict[str, Any] = created.model_dump(by_alias=True, exclude_none=True)
+    if answer.get("resultType") != "task":
+        raise AssertionError(f"{tool} did not create a task: {answer}")
+    return answer

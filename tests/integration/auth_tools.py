@@ -20,3 +20,9 @@ async def whoami(ctx: ToolContext) -> dict[str, Any]:
 async def secret() -> str:
     """Only for callers holding tools:secret."""
     return "the secret"
+
+
+@tool_metadata(runtime="asyncio", task_support="required")
+async def whoami_task(ctx: ToolContext) -> dict[str, Any]:
+    """``whoami`` as an MCP task: a task's run sees the principal that created the task."""
+    return await whoami(ctx)

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from shared.principal import PRINCIPAL_META
 from tests.conftest import RunningSupervisor, spawn_supervisor, text
@@ -333,3 +334,36 @@ async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer)
     assert all(int(value) >= 1 for value in retry)
     metrics = server.get("/metrics").text
     assert 'mcp_supervisor_auth_refused_total{reason="rate_limited"}' in metrics
+
+
+async def test_a_task_belongs_to_the_principal_that_made_it(issuer: Issuer) -> None:
+    """A task's runs see the principal that created it; to another principal the task does not exist."""
+    from tests.tasks_client import TasksExtension, cancel_task, get_task, start_task_call, wait_for_task
+
+    server = spawn_supervisor(
+        "--tools", "tests.integration.auth_tools", "--workers-trio", "0", "--auth", "jwt",
+        "--auth-issuer", issuer.url, "--auth-required-scopes", "mcp:use",
+    )  # fmt: skip
+    try:
+
+        def client_of(subject: str) -> tuple[httpx2.AsyncClient, Client]:
+            token = issuer.token(server.url, sub=subject)
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            transport = streamable_http_client(server.url, http_client=http)
+            return http, Client(transport, mode=MODERN, extensions=[TasksExtension()])
+
+        alice_http, alice = client_of("alice")
+        bob_http, bob = client_of("bob")
+        async with alice_http, alice, bob_http, bob:
+            task_id = (await start_task_call(alice, "whoami_task"))["taskId"]
+            done = await wait_for_task(alice.session, task_id)
+            seen = json.loads(done["result"]["content"][0]["text"])["principal"]
+            assert seen == {"subject": "alice", "scopes": ["mcp:use"]}
+            for ask in (get_task, cancel_task):
+                with pytest.raises(MCPError) as unknown:
+                    await ask(bob.session, task_id)
+                assert unknown.value.error.code == -32602
+                assert unknown.value.error.message == f"unknown task '{task_id}'"
+            assert (await get_task(alice.session, task_id))["status"] == "completed"
+    finally:
+        server.stop()

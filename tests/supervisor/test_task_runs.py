@@ -16,6 +16,7 @@ from shared.errors import (
     ServerBusyError,
     WorkerLostError,
 )
+from shared.principal import PRINCIPAL_META
 from supervisor.input_required import request_digest
 from supervisor.task_runs import run_task_call
 
@@ -134,3 +135,11 @@ async def test_malformed_params_are_refused() -> None:
     with pytest.raises(ClientRequestError) as refused:
         await run_task_call(FunctionCaller(ask_name), {"name": "greet", "task": "x"}, no_progress)
     assert refused.value.code == -32602
+
+
+async def test_a_run_carries_the_principal_that_made_the_task() -> None:
+    caller = FunctionCaller(ask_name)
+    principal = {"subject": "alice", "scopes": ["mcp:use"], "claims": {}}
+    task = {"client": {**CLIENT, "principal": principal}, "answers": {}}
+    await run_task_call(caller, {**params(), "task": task}, no_progress)
+    assert caller.metas[0][PRINCIPAL_META] == principal

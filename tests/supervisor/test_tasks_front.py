@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.errors import ClientRequestError, UnknownToolError
+from shared.principal import Principal
 from supervisor.catalog import Catalog
 from supervisor.tasks_front import (
     AFTER_INPUT,
@@ -15,6 +16,7 @@ from supervisor.tasks_front import (
     TASK,
     TASKS_EXTENSION,
     check_task_request,
+    client_of,
     create_task,
     plan_call,
     task_request,
@@ -161,3 +163,16 @@ async def test_a_task_request_answers_complete_and_the_queue_s_refusal_keeps_its
     with pytest.raises(ClientRequestError) as refused:
         await task_request(router, "tasks/cancel", {"task_id": "mcp-y"})  # type: ignore[arg-type]
     assert refused.value.code == -32602 and "mcp-y" in str(refused.value)
+
+
+def test_a_task_keeps_its_principal_and_a_task_request_names_the_asker() -> None:
+    alice = Principal("alice", frozenset({"mcp:use"}), {"email": "a@example.org"})
+    client = client_of(MODERN, DECLARED, alice)
+    assert client["principal"] == {
+        "subject": "alice",
+        "scopes": ["mcp:use"],
+        "claims": {"email": "a@example.org"},
+    }
+    assert "principal" not in client_of(MODERN, DECLARED)  # authorization off
+    asked = check_task_request("tasks/get", {"taskId": "t-1"}, MODERN, DECLARED, None, alice)
+    assert asked == {"task_id": "t-1", "owner": "alice"}

@@ -208,6 +208,33 @@ async def test_unknown_ids_and_queue_task_ids_answer_unknown_task(db_path: Path,
                 assert str(caught.value) == f"unknown task '{task_id}'"
 
 
+async def test_a_task_is_unknown_to_every_principal_but_the_one_that_made_it(
+    db_path: Path, fake: FakeExecutor
+) -> None:
+    add_protocol_tools(fake)
+    owned = {**CLIENT, "principal": {"subject": "alice", "scopes": [], "claims": {}}}
+    async with serving(db_path, fake) as engine:
+        task_id = str((await engine.protocol_create("asks", {}, owned))["taskId"])
+        await eventually(lambda: _status_of(engine, task_id, "alice"), f"task {task_id} to wait for input")
+        for owner in ("bob", None):  # another principal, and a caller without one
+            for operation in (
+                engine.protocol_get(task_id, owner),
+                engine.protocol_cancel(task_id, owner),
+                engine.protocol_update(task_id, {}, owner),
+            ):
+                with pytest.raises(ClientRequestError) as caught:
+                    await operation
+                assert str(caught.value) == f"unknown task '{task_id}'"
+        assert await engine.protocol_cancel(task_id, "alice") == {}
+        assert (await engine.protocol_get(task_id, "alice"))["status"] == "cancelled"
+        with pytest.raises(ClientRequestError):  # ended, from the cache of ended tasks: still bound
+            await engine.protocol_get(task_id, "bob")
+
+
+async def _status_of(engine: Engine, task_id: str, owner: str) -> bool:
+    return (await engine.protocol_get(task_id, owner))["status"] == "input_required"
+
+
 async def test_the_queue_tools_see_protocol_tasks_but_do_not_retry_or_clear_what_waits_for_input(
     db_path: Path, fake: FakeExecutor
 ) -> None:

@@ -38,19 +38,20 @@ async def create(
     return await get_engine().protocol_create(tool, arguments, client, answers or {}, run_again)
 
 
-async def get(task_id: str) -> dict[str, Any]:
-    """The ``DetailedTask`` of a protocol task."""
-    return await get_engine().protocol_get(task_id)
+async def get(task_id: str, owner: str | None = None) -> dict[str, Any]:
+    """The ``DetailedTask`` of a protocol task; ``owner``: the asking principal's subject (None without
+    authorization; another principal's task is unknown)."""
+    return await get_engine().protocol_get(task_id, owner)
 
 
-async def update(task_id: str, input_responses: dict[str, Any]) -> dict[str, Any]:
+async def update(task_id: str, input_responses: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
     """Answer a task's input requests; ``{}`` once committed."""
-    return await get_engine().protocol_update(task_id, input_responses)
+    return await get_engine().protocol_update(task_id, input_responses, owner)
 
 
-async def cancel(task_id: str) -> dict[str, Any]:
+async def cancel(task_id: str, owner: str | None = None) -> dict[str, Any]:
     """Cancel a protocol task; ``{}`` once committed."""
-    return await get_engine().protocol_cancel(task_id)
+    return await get_engine().protocol_cancel(task_id, owner)
 
 
 async def stats() -> dict[str, Any]:

@@ -102,24 +102,32 @@ class ProtocolOperations(EngineCore):
             return task_view(task, now=self._clock(), ttl=self.task_ttl)
         raise QueueUnavailableError("could not draw a free task id")
 
-    async def protocol_get(self, task_id: str) -> dict[str, Any]:
-        """The ``DetailedTask`` of a protocol task (without ``resultType``).
+    async def protocol_get(self, task_id: str, owner: str | None = None) -> dict[str, Any]:
+        """The ``DetailedTask`` of a protocol task (without ``resultType``). ``owner`` is the subject of
+        the principal asking (``None`` without authorization): a task another principal created is
+        unknown to it.
 
         Raises:
-            ClientRequestError: -32602, unknown task or expired task.
+            ClientRequestError: -32602, unknown task (or another principal's) or expired task.
         """
         self._require_serving()
         live = self._live(task_id)
         if live is not None:
+            _check_owner(live, owner)
             return self._render(live)
         cached = self._ended.get(task_id)
         if cached is not None:
+            _check_owner(cached[0], owner)
             self._check_expiry(cached[0])
             self._ended.move_to_end(task_id)
             return cached[1]
-        return self._render(await self._stored(task_id))
+        task = await self._stored(task_id)
+        _check_owner(task, owner)
+        return self._render(task)
 
-    async def protocol_update(self, task_id: str, input_responses: dict[str, Any]) -> dict[str, Any]:
+    async def protocol_update(
+        self, task_id: str, input_responses: dict[str, Any], owner: str | None = None
+    ) -> dict[str, Any]:
         """Answer input requests of a task in ``input_required``: the responses to pending keys are stored
         (other keys are ignored); once none is pending the task is queued to run again. A task in another
         state is left as it is. Returns ``{}`` once the change is committed.
@@ -131,7 +139,7 @@ class ProtocolOperations(EngineCore):
         self._require_serving()
         if not isinstance(input_responses, dict):
             raise ClientRequestError("inputResponses: must be an object", INVALID_PARAMS)
-        await self._lookup(task_id)
+        _check_owner(await self._lookup(task_id), owner)
         async with self._committer.lock:
             current = self._live(task_id)
             if current is None or current.status != "input_required":
@@ -141,7 +149,7 @@ class ProtocolOperations(EngineCore):
                 await self._committer.commit(c)
         return {}
 
-    async def protocol_cancel(self, task_id: str) -> dict[str, Any]:
+    async def protocol_cancel(self, task_id: str, owner: str | None = None) -> dict[str, Any]:
         """Cancel a protocol task: a queued or input_required one at once; a running one is recorded
         cancelled at once and its call cancelled in its worker (its executor slot stays taken until the
         call has stopped); an ended one is left as it is. Returns ``{}`` once the change is committed.
@@ -151,7 +159,7 @@ class ProtocolOperations(EngineCore):
             QueueUnavailableError: the database refused the commit (nothing changed).
         """
         self._require_serving()
-        await self._lookup(task_id)
+        _check_owner(await self._lookup(task_id), owner)
         async with self._committer.lock:
             current = self._live(task_id)
             if current is None:
@@ -202,6 +210,19 @@ class ProtocolOperations(EngineCore):
     def _check_expiry(self, task: TaskRecord) -> None:
         if expired(task, self._clock(), self.task_ttl):
             raise ClientRequestError(f"task '{task.task_id}' has expired", INVALID_PARAMS)
+
+
+def owner_of(task: TaskRecord) -> str | None:
+    """The subject of the principal that created a protocol task (kept in its ``client``), or None."""
+    principal = (task.client or {}).get("principal")
+    subject = principal.get("subject") if isinstance(principal, dict) else None
+    return subject if isinstance(subject, str) else None
+
+
+def _check_owner(task: TaskRecord, owner: str | None) -> None:
+    """Refuse another principal's task exactly as an unknown one: never say that it exists."""
+    if owner_of(task) != owner:
+        raise _unknown(task.task_id)
 
 
 def _unknown(task_id: Any) -> ClientRequestError:

@@ -69,3 +69,30 @@ async def test_no_spare_with_spare_workers_0_and_a_kill_is_a_restart(supervisor_
         "asyncio-0 to be restarted",
     )
     assert "restarting in 0.1 s" in server.log() and "replaced by" not in server.log()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_repin_moves_every_thread_of_a_running_process() -> None:
+    """A spare adopted by a slot of another core is moved there from the supervisor, thread by thread."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from supervisor.spares import repin
+
+    threads = (
+        "import threading, time; [threading.Thread(target=time.sleep, args=(60,)).start() for _ in range(3)]"
+    )
+    child = subprocess.Popen([sys.executable, "-c", f"{threads}; print('up', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
+        target = sorted(os.sched_getaffinity(0))[-1]
+        tids = [thread.id for thread in psutil.Process(child.pid).threads()]
+        assert len(tids) == 4 and any(os.sched_getaffinity(tid) != {target} for tid in tids)
+        repin(child.pid, target)
+        assert {tid: os.sched_getaffinity(tid) for tid in tids} == dict.fromkeys(tids, {target})
+    finally:
+        child.kill()
+        child.communicate()

@@ -445,13 +445,13 @@ class Arbiter:
                 )
                 code, pid, uptime = None, None, 0.0
             else:
-                pid = spawned
+                pid, began = spawned, self._clock()  # an adopted spare's life counts from now
                 if spare is None:
                     self.router.expect(worker.worker_id, spawned, held=worker.candidate)
                 else:
                     self._update_pool(worker.pool)
                 code = await worker.wait()
-                uptime = self._clock() - worker.started_at
+                uptime = self._clock() - began
             if code is not None:
                 worker.last_exit = f"{describe_exit(code)} after {uptime:.1f} s"
                 if worker.kill_reason is not None:

@@ -182,3 +182,15 @@ async def test_a_reload_replaces_the_spare_and_scaling_to_zero_stops_it() -> Non
         assert await h.arbiter.scale("trio", 0) is None
         assert (new_spare.pid, "replaced") in h.router.told("stop")
         assert h.arbiter.spares.workers() == []
+
+
+async def test_an_adopted_spares_life_counts_from_its_adoption_not_its_start() -> None:
+    async with running(spare_workers=1) as h:
+        first = await ready_slot(h)
+        second = await ready_spare(h)
+        h.clock.advance(12.0)  # both up 12 s; only the first served them
+        first.exit(1)
+        await eventually(lambda: h.worker().pid == second.pid, "the first adoption")
+        await ready_spare(h, not_pid=second.pid)
+        second.exit(1)  # died at once after its adoption: a quick death, the backoff grows
+        await eventually(lambda: h.clock.delays_of(h.worker()) == [0.2], "the grown backoff")

@@ -110,17 +110,26 @@ def _noticed_seconds(server: HttpServer, worker_id: str, old_pid: int, killed_wa
 
 
 def _restart_seconds(server: HttpServer, worker_id: str, old_pid: int) -> float:
-    """``restarting in B s`` after the death of ``old_pid`` plus the new worker's ``started in S s``; 0
-    when the slot adopted its spare (``replaced by``)."""
+    """``restarting in B s`` after the death of ``old_pid`` plus the new worker's ``started in S s``; only
+    the backoff (0 when there was none) when the slot adopted its spare."""
     text = server.log_path.read_text(errors="replace")
-    if re.search(rf"{worker_id} \(pid {old_pid}\) .*; replaced by ", text):
-        return 0.0
     backoff = re.search(rf"{worker_id} \(pid {old_pid}\) .*restarting in ([0-9.]+) s", text)
+    if _replaced_by(server, worker_id, old_pid) == "spare":
+        return float(backoff.group(1)) if backoff else 0.0  # the backoff, if any, then the spare
     ready = [m for m in re.finditer(rf"{worker_id} ready: pid (\d+),.* started in ([0-9.]+) s", text)]
     fresh = [m for m in ready if int(m.group(1)) != old_pid]
     if backoff is None or not fresh:
         return math.nan
     return float(backoff.group(1)) + float(fresh[-1].group(2))
+
+
+def _replaced_by(server: HttpServer, worker_id: str, old_pid: int) -> str:
+    """``spare`` when the slot adopted its spare after the death of ``old_pid``, else ``new process``."""
+    text = server.log_path.read_text(errors="replace")
+    death = re.search(rf"{worker_id} \(pid {old_pid}\) ", text)
+    after = text[death.end() :] if death else ""
+    adopted, ready = after.find(f"{worker_id} adopted "), after.find(f"{worker_id} ready: ")
+    return "spare" if adopted >= 0 and (ready < 0 or adopted < ready) else "new process"
 
 
 async def _wait_for_spare(server: HttpServer, runtime: str, client: httpx.AsyncClient) -> None:
@@ -209,7 +218,7 @@ async def _kill_under_load(
         other_failures=sum(not r.ok for r in others),
         other_p99_s=percentile([r.answered - r.sent for r in others], 0.99),
         restart_s=restart_s,
-        by="spare" if restart_s == 0 else "new process",
+        by=_replaced_by(server, worker_id, pid),
         noticed_s=_noticed_seconds(server, worker_id, pid, killed_wall),
         messages=sorted({r.text for r in held if not r.ok})[:2],
     )

@@ -449,6 +449,7 @@ class Arbiter:
                 if spare is None:
                     self.router.expect(worker.worker_id, spawned, held=worker.candidate)
                 else:
+                    worker.started_at = began  # /status's uptime and the backoff count the slot's life
                     self._update_pool(worker.pool)
                 code = await worker.wait()
                 uptime = self._clock() - began

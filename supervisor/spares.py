@@ -213,10 +213,13 @@ class Spares:
 def adopt_spare(router: SpareRouter, worker: WorkerProcess, spare: WorkerProcess) -> int:
     """Make ``spare`` the process of ``worker``'s slot and route to it; returns its pid.
 
-    The spare is moved to the slot's core when that is another one (``repin``), its link is renamed after
+    Logged as ``asyncio-0 adopted asyncio-spare-0 (pid N)``. The spare is moved to the slot's core when that is another one (``repin``), its link is renamed after
     the slot, and the router promotes it (it takes the pool's calls and its catalog at once).
     """
     pid = worker.adopt(spare)
+    logger.info(
+        "%s adopted %s (pid %d)", worker.worker_id, spare.worker_id, pid, extra={"worker": worker.worker_id}
+    )
     if worker.cpu is not None and spare.cpu != worker.cpu:
         repin(pid, worker.cpu)
     link = router.link_of(pid)

@@ -93,7 +93,11 @@ async def _http_part(suite: Suite, seconds: int) -> dict[str, tuple[float, float
             await warm_up(suite, server, CALLS, 8)
         await asyncio.sleep(0.5)
         pids = {"supervisor": supervisor.pid, "sdk": sdk.pid}
-        pids |= {f"http-{worker_id.split('-')[0]}": pid for worker_id, pid in supervisor.workers.items()}
+        pids |= {
+            f"http-{worker_id.split('-')[0]}": pid
+            for worker_id, pid in supervisor.workers.items()
+            if "-spare-" not in worker_id  # a spare is idle: the serving worker's growth is measured
+        }
         readings = [{name: rss_mb(pid) for name, pid in pids.items()}]
         served = {"supervisor": 0, "sdk": 0}
         for _ in range(2):  # two halves: a one-time step shows in the first, a leak in both

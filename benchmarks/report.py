@@ -289,15 +289,17 @@ def _limits_other(by_name: dict[str, Section]) -> list[str]:
     if recovery is not None and recovery.error is None and recovery.data.get("kills"):
         kills = recovery.data["kills"]
         lines.append(
-            "- **Recovery is the restart.** Serving again took "
-            + ", ".join(f"{k['serving']:.2f} s ({k['runtime']})" for k in kills)
-            + ", of which the restart as the supervisor logged it (backoff 0.1 s, then a fresh interpreter "
-            "importing the tool modules until READY) was "
-            + ", ".join(f"{k['restart']:.2f} s" for k in kills)
-            + "; a faster restart needs a lighter worker start-up (or a spare worker). The calls the dead worker "
-            "held were answered "
+            "- **Recovery is a promotion, or a restart.** Serving again took "
+            + ", ".join(
+                f"{k['serving'] * 1000:.0f} ms ({k['runtime']}, {k.get('signal', 'SIGKILL')}, by {k.get('by', 'new process')})"
+                for k in kills
+            )
+            + ". A slot whose pool has a READY spare adopts it at once (no backoff, no imports); without one, "
+            "the restart is the backoff (0.1 s) then a fresh interpreter importing the tool modules until READY. "
+            "A SIGSTOPped worker is noticed after three silent heartbeat intervals (3 × 0.4 s) at the next tick. "
+            "The calls the dead worker held were answered "
             + ", ".join(f"{k['answered'] * 1000:.0f} ms" for k in kills)
-            + " after the kill: the event loop's child watcher reaps it at once."
+            + " after the signal: the event loop's child watcher reaps a dead worker at once."
         )
     routing = by_name.get("routing")
     if routing is not None and routing.error is None and "uncached_ns" in routing.data:

@@ -4,7 +4,8 @@ calls (reload, scaling, memory recycling), stops them gracefully.
 Each worker slot (``asyncio-0``, ``trio-0``, ...) has one supervising task that spawns the process,
 waits for it to exit (the event loop's child watcher reaps it at once; nothing polls) and asks its
 ``RestartTracker`` (``restart.py``: exponential backoff, flapping window) how long to wait before the next
-start. A flapping slot is marked failed while it rests; while every slot of a runtime is failed, calls to
+start; when a ready *spare* of its pool is kept (``spares.py``), the slot adopts it instead of waiting
+for a new interpreter. A flapping slot is marked failed while it rests; while every slot of a runtime is failed, calls to
 that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving.
 
 Replacing (``reload``, ``scale``, ``recycle``) starts the new processes beside the old ones as
@@ -33,50 +34,21 @@ from shared.metadata import Runtime
 
 from .config import Settings
 from .containment import Containment
+from .draining import drain_and_stop
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
 from .router import Router, WorkerLink
+from .slots import QUEUE_POOL, SINGLETON_POOLS, plan_cpus, slot_order, spare_ids, worker_slots
+from .spares import Spares, adopt_spare
+
+__all__ = ["QUEUE_POOL", "Arbiter", "plan_cpus", "worker_slots"]
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
 
-STOP_WAIT = 2.0
-"""After STOP, how long a worker gets to exit before SIGKILL."""
 START_TIMEOUT = 30.0
 """How long a replacement worker may take to become READY before the replacement is abandoned."""
 RSS_CHECK_INTERVAL = 2.0
 """How often the resident memory of the workers is compared with ``max_worker_rss``."""
-
-
-def plan_cpus(worker_ids: list[str], pin: bool) -> dict[str, int | None]:
-    """Round-robin the workers over the cores this process may use (``None`` everywhere when not pinning)."""
-    if not pin:
-        return dict.fromkeys(worker_ids)
-    try:
-        cores = sorted(psutil.Process().cpu_affinity() or [])
-    except (AttributeError, psutil.Error):  # platforms without affinity support
-        return dict.fromkeys(worker_ids)
-    if not cores:
-        return dict.fromkeys(worker_ids)
-    return {worker_id: cores[i % len(cores)] for i, worker_id in enumerate(worker_ids)}
-
-
-QUEUE_POOL = "trio-queue"
-"""The pool of the task-queue worker: a singleton Trio worker that owns the task database."""
-SINGLETON_POOLS = frozenset({QUEUE_POOL})
-"""Pools whose replacement must not overlap the old process (it owns a resource alone)."""
-
-
-def worker_slots(counts: dict[str, int], task_queue: bool = False) -> list[tuple[str, str, str]]:
-    """``(worker_id, runtime, pool)`` triples, interleaving runtimes so that the first of each land on
-    different cores; the task-queue worker, when enabled, comes last."""
-    slots: list[tuple[str, str, str]] = []
-    for index in range(max(counts.values(), default=0)):
-        for runtime, count in counts.items():
-            if index < count:
-                slots.append((f"{runtime}-{index}", runtime, runtime))
-    if task_queue:
-        slots.append((QUEUE_POOL, "trio", QUEUE_POOL))
-    return slots
 
 
 class Arbiter:
@@ -107,6 +79,11 @@ class Arbiter:
         """Workers being drained and stopped after a replacement."""
         self.candidates: list[WorkerProcess] = []
         """Replacements started but not promoted yet."""
+        policy = lambda: self.restart_policy  # noqa: E731 - read when a spare's keeper starts
+        self.spares = Spares(
+            router, spawn=spawn, clock=clock, sleep=sleep, policy=policy, stop=self._drain_and_stop
+        )
+        """The warm spares of each pool: held READY processes a slot adopts when its worker dies."""
         self._stopping = False
         self._changing = asyncio.Lock()
         self._rss_task: asyncio.Task[None] | None = None
@@ -141,6 +118,20 @@ class Arbiter:
             for worker_id, runtime, pool in slots
         }
 
+    def _plan_spares(self, settings: Settings) -> dict[str, WorkerProcess]:
+        """Fresh spares for ``settings``: ``spare_workers`` per pool, on the core of its first slot."""
+        counts = settings.worker_counts()
+        slots = worker_slots(counts, settings.task_queue)
+        cpus = plan_cpus([worker_id for worker_id, _, _ in slots], settings.pin_cpus)
+        spares = {}
+        for spare_id, pool in spare_ids(counts, settings.spare_workers):
+            cpu = cpus.get(f"{pool}-0")
+            argv = self._argv(settings, spare_id, pool, pool, cpu)
+            spares[spare_id] = WorkerProcess(
+                spare_id, pool, cpu, argv, json_logs=settings.log_format == "json", pool=pool, spare=True
+            )
+        return spares
+
     def _argv(self, s: Settings, worker_id: str, runtime: str, pool: str, cpu: int | None) -> list[str]:
         """The interpreter's arguments for one worker (``shared.launch`` is the contract)."""
         queue = pool == QUEUE_POOL
@@ -167,8 +158,8 @@ class Arbiter:
         return options.command()
 
     def all_workers(self) -> list[WorkerProcess]:
-        """Current, candidate and retiring workers."""
-        return [*self.workers.values(), *self.candidates, *self.retiring]
+        """Current, spare, candidate and retiring workers."""
+        return [*self.workers.values(), *self.spares.workers(), *self.candidates, *self.retiring]
 
     def _by_pid(self, pid: int) -> WorkerProcess | None:
         return next((w for w in self.all_workers() if w.pid == pid), None)
@@ -179,9 +170,10 @@ class Arbiter:
         worker = self._by_pid(link.pid)
         if worker is None:
             return
-        worker.state = "ready"
+        worker.state = "spare" if worker.spare else "ready"
         worker.ready_at = self._clock()
         worker.settled.set()
+        self.spares.pool_ready(worker.pool)
         logger.info(
             "%s ready: pid %d, %d tool(s), cpu %s, started in %.2f s",
             link.worker_id, link.pid, len(link.tool_names),
@@ -201,6 +193,7 @@ class Arbiter:
         """Start one supervising task per worker slot (and the memory watch); returns at once."""
         for worker in self.workers.values():
             self._launch(worker)
+        self.spares.start(self._plan_spares(self.settings))
         self._rss_task = asyncio.create_task(self._watch_memory())
 
     def _launch(self, worker: WorkerProcess) -> None:
@@ -215,6 +208,7 @@ class Arbiter:
         self._stopping = True
         if self._rss_task is not None:
             self._rss_task.cancel()
+        await self.spares.close("supervisor stopping")
         clean = await self._drain_and_stop(self.all_workers(), grace, "supervisor stopping")
         await self.containment.sweep()
         for worker in self.all_workers():
@@ -222,46 +216,8 @@ class Arbiter:
         return clean
 
     async def _drain_and_stop(self, workers: list[WorkerProcess], grace: float, reason: str) -> bool:
-        """Route nothing new to ``workers``, let their calls — and the requests they made on their own
-        behalf, the task queue's task runs, which a drained queue starts no more of — finish within
-        ``grace``, STOP them, SIGKILL what has not exited ``STOP_WAIT`` later, and end their supervising
-        tasks. True when nothing was cut short."""
-        for worker in workers:
-            worker.retiring = True
-            if worker.pid is not None:
-                self.router.drain(worker.pid)
-        pids = {w.pid for w in workers if w.pid is not None}
-        deadline = self._clock() + grace
-        while any(link.in_flight or link.own_requests for link in self.router.links() if link.pid in pids):
-            if self._clock() >= deadline:
-                break
-            await self._sleep(0.02)
-        clean = not any(
-            link.in_flight or link.own_requests for link in self.router.links() if link.pid in pids
-        )
-        running = [w for w in workers if w.pid is not None and w.process is not None]
-        for worker in running:
-            worker.state = "draining"
-            self.router.stop(worker.pid, reason)  # type: ignore[arg-type]
-        if running:
-            waits = [asyncio.ensure_future(w.process.wait()) for w in running]  # type: ignore[union-attr]
-            _, pending = await asyncio.wait(waits, timeout=STOP_WAIT)
-            if pending:
-                clean = False
-                for worker in running:
-                    worker.kill(signal.SIGKILL)
-                await asyncio.wait(pending, timeout=STOP_WAIT)
-        # A retiring worker's task ends by itself once its process has exited and the router was told;
-        # only a task stuck past that is cancelled, and the router is told here in that case.
-        tasks = [w.task for w in workers if w.task is not None]
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
-        for pid in pids:
-            self.router.worker_gone(pid, f"worker pid {pid} stopped: {reason}")
-        return clean
+        """``draining.drain_and_stop`` of ``workers`` on this arbiter's router and clock."""
+        return await drain_and_stop(self.router, workers, grace, reason, clock=self._clock, sleep=self._sleep)
 
     # -- replacing workers -------------------------------------------------------------------------
 
@@ -276,6 +232,7 @@ class Arbiter:
             failure = await self._transition(self._plan(settings), retire=list(self.workers.values()))
             if failure is None:
                 self.settings = settings
+                await self._renew_spares(lambda spare: True)  # the new code, or the new settings
             return failure
 
     async def scale(self, runtime: str, count: int) -> str | None:
@@ -290,7 +247,12 @@ class Arbiter:
             }
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
-            return await self._transition(add, retire=retire)
+            failure = await self._transition(add, retire=retire)
+            plan = self._plan_spares(self.settings)
+            await self._renew_spares(
+                lambda spare: spare.argv != getattr(plan.get(spare.worker_id), "argv", 0)
+            )
+            return failure
 
     async def restart(self, target: str) -> str | None:
         """Replace the workers of runtime ``target``, or the one worker ``target``, without failing calls."""
@@ -300,7 +262,10 @@ class Arbiter:
                 return f"no runtime or worker called {target!r}"
             logger.info("restarting %s", ", ".join(w.worker_id for w in old))
             fresh = {w.worker_id: w.fresh() for w in old}
-            return await self._transition(fresh, retire=old)
+            failure = await self._transition(fresh, retire=old)
+            if failure is None:
+                await self._renew_spares(lambda spare: spare.pool == target)
+            return failure
 
     async def recycle(self, worker_id: str, reason: str) -> str | None:
         """Replace one worker by a fresh process of the same slot (memory over ``max_worker_rss``...)."""
@@ -314,6 +279,11 @@ class Arbiter:
             # the calls it holds may run to their own deadline, not only shutdown_grace
             grace = max(self.settings.shutdown_grace, self.settings.request_timeout)
             return await self._transition({worker_id: old.fresh()}, retire=[old], grace=grace)
+
+    async def _renew_spares(self, which: Callable[[WorkerProcess], bool]) -> None:
+        """Stop the spares ``which`` selects and keep the ones the settings ask for."""
+        await self.spares.retire(which, "replaced")
+        self.spares.start(self._plan_spares(self.settings))
 
     async def _transition(
         self, add: dict[str, WorkerProcess], retire: list[WorkerProcess], grace: float | None = None
@@ -382,7 +352,7 @@ class Arbiter:
             **{wid: w for wid, w in self.workers.items() if wid not in retiring_ids},
             **add,
         }
-        self.workers = dict(sorted(self.workers.items(), key=lambda item: _slot_order(item[0])))
+        self.workers = dict(sorted(self.workers.items(), key=lambda item: slot_order(item[0])))
         self.retiring.extend(retire)
         try:
             await self._drain_and_stop(retire, grace or self.settings.shutdown_grace, "replaced")
@@ -391,6 +361,9 @@ class Arbiter:
         return None
 
     async def _await_candidates(self, candidates: list[WorkerProcess]) -> str | None:
+        if not candidates:  # scaling down only
+            return None
+
         async def settled(worker: WorkerProcess) -> None:
             await worker.settled.wait()
 
@@ -432,12 +405,17 @@ class Arbiter:
 
     async def _supervise(self, worker: WorkerProcess) -> None:
         tracker = RestartTracker(self.restart_policy)
+        died = False
         while not (self._stopping or worker.retiring):
             pid: int | None
             code: int | None
+            spare = self.spares.take(worker.pool) if died else None  # restarts prefer a ready spare
             try:
-                with self.containment.spawning():
-                    spawned = await self._spawn(worker)
+                if spare is not None:
+                    spawned = adopt_spare(self.router, worker, spare)
+                else:
+                    with self.containment.spawning():
+                        spawned = await self._spawn(worker)
             except OSError as exc:
                 worker.last_exit = f"could not start: {exc}"
                 logger.error(
@@ -445,10 +423,14 @@ class Arbiter:
                 )
                 code, pid, uptime = None, None, 0.0
             else:
-                pid = spawned
-                self.router.expect(worker.worker_id, spawned, held=worker.candidate)
+                pid, began = spawned, self._clock()  # an adopted spare's life counts from now
+                if spare is None:
+                    self.router.expect(worker.worker_id, spawned, held=worker.candidate)
+                else:
+                    worker.started_at = began  # /status's uptime and the backoff count the slot's life
+                    self._update_pool(worker.pool)
                 code = await worker.wait()
-                uptime = self._clock() - worker.started_at
+                uptime = self._clock() - began
                 await self.containment.sweep()
             if code is not None:
                 worker.last_exit = f"{describe_exit(code)} after {uptime:.1f} s"
@@ -463,6 +445,7 @@ class Arbiter:
                 worker.settled.set()
                 return
             worker.restarts += 1
+            died = True
             decision = tracker.record_death(self._clock(), uptime)
             if decision.failed:
                 worker.state = "failed"
@@ -474,16 +457,17 @@ class Arbiter:
                 )  # fmt: skip
             else:
                 worker.state = "backoff"
+                # a spare at once, unless the slot keeps dying: then its backoff has grown and is waited
+                spare = self.spares.peek(worker.pool) if decision.delay <= tracker.policy.initial else None
+                then = f"replaced by {spare.worker_id} (pid {spare.pid})" if spare else None
                 logger.error(
-                    "%s (pid %s) %s; restarting in %.1f s",
-                    worker.worker_id,
-                    pid,
-                    worker.last_exit,
-                    decision.delay,
+                    "%s (pid %s) %s; %s",
+                    worker.worker_id, pid, worker.last_exit, then or f"restarting in {decision.delay:.1f} s",
                     extra={"worker": worker.worker_id},
-                )
-            await self._sleep(decision.delay)
-            self._update_pool(worker.pool)
+                )  # fmt: skip
+            if decision.failed or spare is None:
+                await self._sleep(decision.delay)
+                self._update_pool(worker.pool)
 
     def _update_pool(self, pool: str) -> None:
         slots = [w for w in self.workers.values() if w.pool == pool]
@@ -491,8 +475,3 @@ class Arbiter:
             self.router.set_pool_failed(pool, f"every {pool} worker is failing: {slots[0].last_exit}")
         else:
             self.router.set_pool_failed(pool, None)
-
-
-def _slot_order(worker_id: str) -> tuple[int, str]:
-    runtime, _, index = worker_id.rpartition("-")
-    return (int(index) if index.isdigit() else 0, runtime)

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers-trio", type=str, metavar="N", help="Trio worker processes (default 1)")
     parser.add_argument(
+        "--spare-workers",
+        type=str,
+        metavar="N",
+        help="ready processes kept per pool to replace a dead or hung worker at once (default 1, 0: off)",
+    )
+    parser.add_argument(
         "--no-pin", dest="pin_cpus", action="store_false", default=None, help="do not pin workers to cores"
     )
     parser.add_argument("--log-level", help="debug, info, warning, error or critical")
@@ -153,6 +159,7 @@ def serve(argv: list[str]) -> None:
         "workers_asyncio": args.workers_asyncio,
         "workers_trio": args.workers_trio,
         "pin_cpus": args.pin_cpus,
+        "spare_workers": args.spare_workers,
         "log_level": args.log_level,
         "log_format": args.log_format,
         "request_timeout": args.request_timeout,

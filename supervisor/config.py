@@ -29,7 +29,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ConfigError
-from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
 
 from .containment import DEFAULT_WORKER_ENV
 
@@ -73,6 +73,12 @@ class Settings(BaseModel):
     workers_asyncio: int = Field(1, ge=0, le=256, description="asyncio worker processes")
     workers_trio: int = Field(1, ge=0, le=256, description="Trio worker processes")
     pin_cpus: bool = Field(True, description="pin each worker to its own CPU core")
+    spare_workers: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="ready processes kept per pool to replace a worker that dies or hangs at once (0: off)",
+    )
     tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
     task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
     task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
@@ -122,7 +128,9 @@ class Settings(BaseModel):
         None, ge=1 << 26, description="address space a worker may map, bytes (RLIMIT_AS; default: no cap)"
     )
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
-    heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
+    heartbeat_interval: float = Field(
+        HEARTBEAT_INTERVAL, gt=0, le=60, description="seconds between heartbeats"
+    )
     restart_backoff_initial: float = Field(0.1, gt=0, le=60, description="first restart delay, seconds")
     restart_backoff_max: float = Field(30.0, gt=0, le=3600, description="longest restart delay, seconds")
     restart_backoff_reset: float = Field(

@@ -34,13 +34,15 @@ _LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING",
 class WorkerProcess:
     """A worker slot (``asyncio-0``) and the process currently filling it.
 
-    ``state`` is one of ``starting`` (spawned, READY not yet seen), ``ready``, ``backoff`` (waiting to
-    restart), ``failed`` (flapping; retried after a cool-down), ``draining`` (being replaced: finishing its
-    calls, taking no new ones) and ``stopped``.
+    ``state`` is one of ``starting`` (spawned, READY not yet seen), ``ready``, ``spare`` (a spare that is
+    READY, held for a slot of its pool), ``backoff`` (waiting to restart), ``failed`` (flapping; retried
+    after a cool-down), ``draining`` (being replaced: finishing its calls, taking no new ones) and
+    ``stopped``.
 
     A *candidate* is a replacement that has not been promoted yet: if it exits before READY, that is a
     failed start reported through ``start_failed``, not something to restart. A *retiring* worker was
-    drained on purpose and is not restarted when it exits.
+    drained on purpose and is not restarted when it exits. A *spare* (``spares.py``) is a process of a
+    pool kept READY but never routed to, until a slot of that pool ``adopt``s it.
     """
 
     worker_id: str
@@ -60,6 +62,7 @@ class WorkerProcess:
     last_exit: str | None = None
     kill_reason: str | None = None
     candidate: bool = False
+    spare: bool = False
     retiring: bool = False
     start_failed: str | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,7 +85,18 @@ class WorkerProcess:
             json_logs=self.json_logs,
             pool=self.pool,
             env=self.env,
+            spare=self.spare,
         )
+
+    def adopt(self, spare: WorkerProcess) -> int:
+        """Make ``spare``'s running process this slot's (its output is logged under this slot's id from
+        now on) and return its pid; ``spare`` is left without a process."""
+        assert spare.process is not None and spare.pid is not None
+        self.process, self._pumps = spare.process, spare._pumps
+        self.started_at, self.ready_at, self.state = spare.started_at, spare.ready_at, "ready"
+        spare.process, spare._pumps = None, []
+        spare.worker_id = self.worker_id  # the pumps, still bound to ``spare``, prefix its lines with it
+        return self.process.pid
 
     @property
     def pid(self) -> int | None:

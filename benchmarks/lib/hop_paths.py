@@ -43,8 +43,8 @@ from benchmarks.lib.running import LOG
 from benchmarks.lib.stats import Latency, Throughput
 from benchmarks.lib.timing import concurrent_callers, rotations, sequential, share, window
 from shared.protocol import Call, Heartbeat, Message, Ready, Result, Stop, decode, encode
-from supervisor.arbiter import STOP_WAIT
 from supervisor.config import Settings
+from supervisor.draining import STOP_WAIT
 from supervisor.process import WorkerProcess
 from supervisor.router import Router, WorkerLink
 

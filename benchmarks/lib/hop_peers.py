@@ -21,8 +21,9 @@ import zmq
 import zmq.asyncio
 
 from benchmarks.lib.children import Children, start_child
-from supervisor.arbiter import STOP_WAIT, Arbiter
+from supervisor.arbiter import Arbiter
 from supervisor.config import Settings
+from supervisor.draining import STOP_WAIT
 from supervisor.process import WorkerProcess
 from supervisor.router import Router, WorkerLink
 

@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from ..errors import INPUT_PENDING, CallError, ClientRequestError, InputRequired, ProtocolError
 from ..launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
 from ..protocol import (
-    LIVENESS_MISSES,
+    ORPHAN_MISSES,
     Call,
     Cancel,
     Drain,
@@ -245,7 +245,7 @@ class WorkerCore(Generic[CallHandle]):
     def heartbeat(self) -> bool:
         """Send one heartbeat; False when the router has been silent for the whole liveness window."""
         silent_for = time.monotonic() - self.last_heard
-        if silent_for > self.options.heartbeat_interval * LIVENESS_MISSES:
+        if silent_for > self.options.heartbeat_interval * ORPHAN_MISSES:
             logger.error("no word from the router for %.1f s; exiting", silent_for)
             return False
         if os.getppid() != self.options.parent_pid:

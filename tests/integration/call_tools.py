@@ -301,3 +301,14 @@ def it_grow(megabytes: int) -> int:
 async def it_add(a: int, b: int) -> dict[str, int]:
     """Add two integers (structured output, for workflows)."""
     return {"sum": a + b}
+
+
+_counted = 0
+
+
+@tool_metadata(runtime="asyncio")
+async def it_count() -> int:
+    """How many times this worker process has run this tool, this call included (a process's own state)."""
+    global _counted
+    _counted += 1
+    return _counted

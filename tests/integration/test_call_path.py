@@ -168,13 +168,21 @@ def test_health_endpoints(server: RunningSupervisor) -> None:
     assert server.get("/healthz").json() == {"status": "ok"}
     ready = server.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
+    server.wait_for(
+        lambda: all(server.worker(f"{pool}-spare-0")["state"] == "spare" for pool in ("asyncio", "trio")),
+        "the spares to be READY",
+        deadline=40,
+    )
     status = server.status()
     assert status["supervisor"]["pid"] == server.pid
     assert {w["id"]: w["state"] for w in status["workers"]} == {
         "asyncio-0": "ready",
         "trio-0": "ready",
         "trio-queue": "ready",
+        "asyncio-spare-0": "spare",  # no spare for the task queue: it owns the database alone
+        "trio-spare-0": "spare",
     }
+    assert ready.json()["runtimes"] == {"asyncio": True, "trio": True, "trio-queue": True}
     for worker in status["workers"]:
         assert worker["pid"] and worker["restarts"] == 0 and worker["cpu_affinity"]
 

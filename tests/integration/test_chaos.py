@@ -32,13 +32,16 @@ async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
 ) -> None:
     server = supervisor_factory("--tools", "tests.integration.call_tools")
     stopped_pid = server.worker("trio-0")["pid"]
+    spare = server.wait_for(
+        lambda: (w := server.worker("trio-spare-0"))["state"] == "spare" and w, "the trio spare", deadline=40
+    )
     os.kill(stopped_pid, signal.SIGSTOP)
     try:
         async with Client(server.url) as client:
             # the asyncio runtime keeps answering while trio-0 is frozen
             for _ in range(5):
                 assert text(await client.call_tool("echo", {"message": "alive"})) == "alive"
-            # the liveness window is 3 s (three heartbeats); the deadline only bounds a hang
+            # the liveness window is 1.2 s (three heartbeats); the deadline only bounds a hang
             replaced = server.wait_for(
                 lambda: (
                     (w := server.worker("trio-0"))["pid"] not in (None, stopped_pid)
@@ -48,6 +51,7 @@ async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
                 "trio-0 to be replaced",
             )
             assert "missing heartbeats" in replaced["last_exit"]
+            assert replaced["pid"] == spare["pid"]  # replaced by the spare, not a new interpreter
             served = await client.call_tool("whoami_trio", {})
             assert served.structured_content["pid"] == replaced["pid"]
     finally:
@@ -154,7 +158,9 @@ def test_workers_leave_a_supervisor_that_stops_answering(supervisor_factory: Any
     finally:
         server.process.send_signal(signal.SIGCONT)
     server.wait_for(
-        lambda: all(w["state"] == "ready" and w["pid"] not in workers for w in server.status()["workers"]),
+        lambda: all(
+            w["state"] in ("ready", "spare") and w["pid"] not in workers for w in server.status()["workers"]
+        ),
         "new workers after SIGCONT",
     )
     assert "no word from the router" in server.log()

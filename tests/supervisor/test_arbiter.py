@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from supervisor import arbiter as arbiter_module
+from supervisor import draining as draining_module
 from supervisor.arbiter import Arbiter
 from supervisor.config import Settings
 from supervisor.process import WorkerProcess
@@ -151,6 +151,9 @@ class FakeRouter:
         if pid not in self.os.ignore_stop:
             self.os.processes[pid].exit(0)
 
+    def link_of(self, pid: int) -> WorkerLink | None:
+        return None
+
     def links(self) -> list[WorkerLink]:
         pids = set(self.in_flight) | set(self.own_requests)
         links = [link(f"w{pid}", pid, self.in_flight.get(pid)) for pid in sorted(pids)]
@@ -227,6 +230,7 @@ def settings(**changes: Any) -> Settings:
         "flap_window": 60.0,
         "flap_cooldown": 30.0,
         "shutdown_grace": 5.0,
+        "spare_workers": 0,  # the spares have tests of their own (test_spares.py)
     }
     return Settings(**{**values, **changes})
 
@@ -253,7 +257,7 @@ async def running(**changes: Any) -> AsyncIterator[Harness]:
 @pytest.fixture(autouse=True)
 def short_stop_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """STOP → SIGKILL waits real time (``asyncio.wait``): keep it short."""
-    monkeypatch.setattr(arbiter_module, "STOP_WAIT", 0.2)
+    monkeypatch.setattr(draining_module, "STOP_WAIT", 0.2)
 
 
 # -- a worker dies -----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from shared.launch import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL, WorkerOptions
 from shared.metadata import ToolMetadataRegistry, tool_metadata
 from shared.protocol import (
     LIVENESS_MISSES,
+    ORPHAN_MISSES,
     Call,
     Cancel,
     Drain,
@@ -236,16 +237,23 @@ def test_heartbeat_reports_the_calls_in_flight(core: Core) -> None:
     assert loop.sent == [Heartbeat(2)]
 
 
-def test_heartbeat_after_a_silent_liveness_window_is_false_and_sends_nothing(core: Core) -> None:
+def test_heartbeat_after_a_silent_orphan_window_is_false_and_sends_nothing(core: Core) -> None:
     worker, loop = core
-    worker.last_heard = time.monotonic() - worker.options.heartbeat_interval * LIVENESS_MISSES - 0.1
+    worker.last_heard = time.monotonic() - worker.options.heartbeat_interval * ORPHAN_MISSES - 0.1
     assert not worker.heartbeat()
     assert loop.sent == []
 
 
-def test_any_frame_from_the_router_keeps_the_worker_alive(core: Core) -> None:
+def test_a_router_silent_as_long_as_the_routers_liveness_window_is_not_yet_left(core: Core) -> None:
     worker, loop = core
     worker.last_heard = time.monotonic() - worker.options.heartbeat_interval * LIVENESS_MISSES - 0.1
+    assert worker.heartbeat()
+    assert loop.sent == [Heartbeat(0)]
+
+
+def test_any_frame_from_the_router_keeps_the_worker_alive(core: Core) -> None:
+    worker, loop = core
+    worker.last_heard = time.monotonic() - worker.options.heartbeat_interval * ORPHAN_MISSES - 0.1
     worker.handle(encode(Heartbeat(0)))
     assert worker.heartbeat()
 

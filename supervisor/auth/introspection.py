@@ -18,8 +18,7 @@ import httpx
 
 from shared.principal import Principal
 
-from .jwt_verifier import InsufficientScope
-from .tokens import InvalidToken, audience_matches, principal_of_claims
+from .tokens import InsufficientScope, InvalidToken, audience_matches, principal_of_claims
 
 logger = logging.getLogger("mcp_supervisor.auth")
 

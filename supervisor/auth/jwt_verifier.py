@@ -15,7 +15,7 @@ import jwt
 from shared.principal import Principal
 
 from .jwks import JWKSCache
-from .tokens import InvalidToken, audience_matches, principal_of_claims
+from .tokens import InsufficientScope, InvalidToken, audience_matches, principal_of_claims
 
 ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -72,11 +72,3 @@ class JWTVerifier:
         if missing:
             raise InsufficientScope(missing)
         return principal
-
-
-class InsufficientScope(InvalidToken):
-    """A valid token without some of the scopes every request needs (answered 403, not 401)."""
-
-    def __init__(self, missing: Collection[str]) -> None:
-        self.missing = frozenset(missing)
-        super().__init__(f"the token lacks the scopes {' '.join(sorted(self.missing))}")

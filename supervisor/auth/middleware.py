@@ -31,9 +31,8 @@ from shared.principal import Principal
 
 from . import caller
 from .challenge import WELL_KNOWN, send_json, www_authenticate
-from .jwt_verifier import InsufficientScope
 from .ratelimit import RateLimiter, retry_after
-from .tokens import InvalidToken, Verifier
+from .tokens import InsufficientScope, InvalidToken, Verifier
 
 logger = logging.getLogger("mcp_supervisor.auth")
 

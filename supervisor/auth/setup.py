@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.types import ASGIApp
 
 from shared.errors import ConfigError
@@ -14,12 +13,12 @@ from shared.errors import ConfigError
 from ..config import Settings
 from ..router import Router
 from .challenge import WELL_KNOWN, resource_metadata
-from .introspection import IntrospectionVerifier
-from .jwks import JWKSCache
-from .jwt_verifier import JWTVerifier
 from .middleware import AuthMiddleware, AuthStats, EntryScopes
 from .ratelimit import RateLimiter
 from .tokens import Verifier
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("mcp_supervisor.auth")
 
@@ -46,7 +45,12 @@ def exposure_warning(settings: Settings) -> str | None:
 
 
 def build_verifier(settings: Settings, client: httpx.AsyncClient) -> Verifier | None:
-    """The token verifier ``settings.auth`` names; ``None`` for ``"none"``."""
+    """The token verifier ``settings.auth`` names; ``None`` for ``"none"``. Its modules (PyJWT, httpx)
+    are imported here: a supervisor without authorization never loads them."""
+    from .introspection import IntrospectionVerifier
+    from .jwks import JWKSCache
+    from .jwt_verifier import JWTVerifier
+
     if settings.auth == "jwt":
         assert settings.auth_issuer is not None  # Settings refuses jwt without an issuer
         keys = JWKSCache(settings.auth_issuer, settings.auth_jwks_url, client)
@@ -89,6 +93,8 @@ def protect(app: ASGIApp, router: Router, settings: Settings, stats: AuthStats) 
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None
     if settings.auth == "none" and limiter is None:
         return app
+    import httpx
+
     verifier = build_verifier(settings, httpx.AsyncClient(follow_redirects=False))
     servers = settings.auth_authorization_servers or ((settings.auth_issuer,) if settings.auth_issuer else ())
     metadata = resource_metadata(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from shared.principal import Principal
@@ -74,3 +74,11 @@ def audience_matches(audience: Any, expected: str) -> bool:
     wanted = expected.rstrip("/")
     values = audience if isinstance(audience, list) else [audience]
     return any(isinstance(value, str) and value.rstrip("/") == wanted for value in values)
+
+
+class InsufficientScope(InvalidToken):
+    """A valid token without some of the scopes every request needs (answered 403, not 401)."""
+
+    def __init__(self, missing: Collection[str]) -> None:
+        self.missing = frozenset(missing)
+        super().__init__(f"the token lacks the scopes {' '.join(sorted(self.missing))}")

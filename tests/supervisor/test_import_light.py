@@ -16,7 +16,7 @@ build_parser()
 with tempfile.TemporaryDirectory(prefix="light-") as directory:
     settings = load_settings(environ={}, overrides={"runtime_dir": directory + "/run"})
     supervisor = Supervisor(settings, "probe")
-    http_server(supervisor.http_app(), settings)
+    http_server(supervisor.http_app(), settings, supervisor.connections)
     supervisor.runtime_dir.cleanup()
 """
 """What ``python -m supervisor`` does before it serves over HTTP, short of starting workers."""

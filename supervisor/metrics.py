@@ -138,6 +138,24 @@ class SupervisorCollector(Collector):
         ):
             refused.add_metric([reason], count)
         yield refused
+        table = self.supervisor.connections
+        yield GaugeMetricFamily(
+            "mcp_supervisor_http_connections", "HTTP connections open now.", value=table.open
+        )
+        closed = CounterMetricFamily(
+            "mcp_supervisor_http_connections_closed",
+            "Connections the front closed or refused to protect itself: evicted (idle, to make room), "
+            "refused (503, every connection busy), header_timeout, body_timeout.",
+            labels=["reason"],
+        )
+        for reason, count in (
+            ("evicted", table.stats.evicted),
+            ("refused", table.stats.refused),
+            ("header_timeout", table.stats.header_timeouts),
+            ("body_timeout", table.stats.body_timeouts),
+        ):
+            closed.add_metric([reason], count)
+        yield closed
         http_durations = HistogramMetricFamily(
             "mcp_supervisor_http_request_duration_seconds", "HTTP request latency.", labels=["path"]
         )

@@ -102,6 +102,11 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
                 "refused": dataclasses.asdict(supervisor.auth_stats),
                 "warning": supervisor.auth_warning,
             },
+            "connections": {
+                "open": supervisor.connections.open,
+                "clients": supervisor.connections.clients(),
+                **dataclasses.asdict(supervisor.connections.stats),
+            },
         },
         "runtimes": {
             runtime: {"ready": ready, "failure": router.pool_failures().get(runtime)}

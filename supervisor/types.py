@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only for the annotations: fastpath.py imports metrics.py, which imports this
     from .auth.middleware import AuthStats
+    from .connections import ConnectionTable
     from .fastpath import FastPathStats
     from .process import WorkerProcess
     from .queue_status import QueueStatus
@@ -79,6 +80,11 @@ class SupervisorView(Protocol):
     @property
     def auth_stats(self) -> AuthStats:
         """Requests the authorization layer refused."""
+        ...
+
+    @property
+    def connections(self) -> ConnectionTable:
+        """The front's open connections and what its deadlines and caps did."""
         ...
 
     @property

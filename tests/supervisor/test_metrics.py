@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 
 from shared.errors import NoWorkerError
 from supervisor.auth.middleware import AuthStats
+from supervisor.connections import ConnectionTable
 from supervisor.metrics import HTTPStats, build_registry
 from supervisor.queue_status import MIN_INTERVAL, QueueStatus
 from tests.supervisor.fakes import running_router
@@ -47,6 +48,7 @@ def supervisor(router: Any, queue_status: QueueStatus | None) -> Any:
         fast_path_stats=SimpleNamespace(served=0, handed_over=0),
         auth_stats=AuthStats(),
         auth_warning=None,
+        connections=ConnectionTable(10, 10),
         queue_status=queue_status,
     )
 
@@ -93,3 +95,15 @@ async def test_a_stale_answer_has_no_samples_and_no_queue_no_families() -> None:
         line for line in stale if line.startswith(("mcp_supervisor_task_queue", "mcp_supervisor_tasks"))
     ]
     assert not [line for line in without if "mcp_supervisor_task" in line]
+
+
+async def test_the_front_s_connection_figures_are_scraped() -> None:
+    async with running_router(["asyncio"]) as (router, _):
+        view = supervisor(router, None)
+        view.connections.stats.evicted = 3
+        view.connections.stats.header_timeouts = 2
+        lines = generate_latest(build_registry(view, HTTPStats())).decode().splitlines()
+    assert "mcp_supervisor_http_connections 0.0" in lines
+    assert 'mcp_supervisor_http_connections_closed_total{reason="evicted"} 3.0' in lines
+    assert 'mcp_supervisor_http_connections_closed_total{reason="header_timeout"} 2.0' in lines
+    assert 'mcp_supervisor_http_connections_closed_total{reason="refused"} 0.0' in lines

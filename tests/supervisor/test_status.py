@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from supervisor.auth.middleware import AuthStats
+from supervisor.connections import ConnectionTable
 from supervisor.queue_status import QueueStatus
 from supervisor.status import fresh_status_document, readiness, status_document
 from tests.supervisor.fakes import WAIT, connect, running_router
@@ -40,6 +41,7 @@ def supervisor(*workers: SimpleNamespace, queue_status: QueueStatus | None = Non
         fast_path_stats=SimpleNamespace(served=0, handed_over=0),
         auth_stats=AuthStats(),
         auth_warning=None,
+        connections=ConnectionTable(10, 10),
         queue_status=queue_status,
     )
 

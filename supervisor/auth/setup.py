@@ -70,7 +70,24 @@ def build_verifier(settings: Settings, client: httpx.AsyncClient) -> Verifier | 
 
 def entry_scopes(router: Router) -> EntryScopes:
     """The scopes the entry a request calls declares: a tool (``tools/call``), a prompt
-    (``prompts/get``) or a resource (``resources/read`` of a listed URI)."""
+    (``prompts/get``) or a resource (``resources/read``: the listed URI, else the first template that
+    matches it, as the front picks the entry that serves the read)."""
+    parsed: dict[int, list[tuple[Any, dict[str, Any]]]] = {}
+
+    def templates() -> list[tuple[Any, dict[str, Any]]]:
+        from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
+        version = router.catalog.version
+        if version not in parsed:
+            found = []
+            for entry in router.catalog.of_kind("resource_template"):
+                try:
+                    found.append((UriTemplate.parse(entry["key"]), entry))
+                except InvalidUriTemplate:  # the front cannot serve it either
+                    continue
+            parsed.clear()
+            parsed[version] = found
+        return parsed[version]
 
     def scopes(method: str, params: dict[str, Any]) -> Collection[str]:
         entry = None
@@ -80,6 +97,8 @@ def entry_scopes(router: Router) -> EntryScopes:
             entry = router.catalog.entry("prompt", params["name"])
         elif method == "resources/read" and isinstance(params.get("uri"), str):
             entry = router.catalog.entry("resource", params["uri"])
+            if entry is None:
+                entry = next((e for t, e in templates() if t.match(params["uri"]) is not None), None)
         if entry is None:
             return ()
         found: Collection[str] = entry["metadata"].get("scopes") or ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import ToolContext, tool_metadata
+from shared import ToolContext, resource_metadata, tool_metadata
 
 
 @tool_metadata(runtime="asyncio")
@@ -26,3 +26,9 @@ async def secret() -> str:
 async def whoami_task(ctx: ToolContext) -> dict[str, Any]:
     """``whoami`` as an MCP task: a task's run sees the principal that created the task."""
     return await whoami(ctx)
+
+
+@resource_metadata(uri_template="secret://{name}", runtime="asyncio", scopes=["tools:secret"])
+def secret_note(name: str) -> str:
+    """A note only callers holding tools:secret may read, through a template."""
+    return f"the note {name}"

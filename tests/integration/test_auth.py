@@ -367,3 +367,29 @@ async def test_a_task_belongs_to_the_principal_that_made_it(issuer: Issuer) -> N
             assert (await get_task(alice.session, task_id))["status"] == "completed"
     finally:
         server.stop()
+
+
+def read_call(token: str, uri: str) -> httpx.Request:
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "resources/read",
+        "mcp-name": uri,
+        "authorization": f"Bearer {token}",
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": uri, "_meta": META}}
+    return httpx.Request("POST", "http://placeholder/mcp", headers=headers, json=body)
+
+
+def test_a_resource_read_through_a_template_needs_the_template_s_scope(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    refused = send(server, read_call(issuer.token(server.url), "secret://plans"))
+    assert refused.status_code == 403
+    assert 'scope="tools:secret"' in refused.headers["www-authenticate"]
+    allowed = send(
+        server, read_call(issuer.token(server.url, scope="mcp:use tools:secret"), "secret://plans")
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert "the note plans" in allowed.text

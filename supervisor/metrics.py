@@ -127,7 +127,7 @@ class SupervisorCollector(Collector):
         refused = CounterMetricFamily(
             "mcp_supervisor_auth_refused",
             "Requests the authorization layer refused: unauthorized (401), forbidden (403), "
-            "rate_limited (429).",
+            "rate_limited (429), unavailable (503: the token could not be checked).",
             labels=["reason"],
         )
         auth = self.supervisor.auth_stats
@@ -135,6 +135,7 @@ class SupervisorCollector(Collector):
             ("unauthorized", auth.unauthorized),
             ("forbidden", auth.forbidden),
             ("rate_limited", auth.rate_limited),
+            ("unavailable", auth.unavailable),
         ):
             refused.add_metric([reason], count)
         yield refused

@@ -18,7 +18,13 @@ import httpx
 
 from shared.principal import Principal
 
-from .tokens import InsufficientScope, InvalidToken, audience_matches, principal_of_claims
+from .tokens import (
+    InsufficientScope,
+    InvalidToken,
+    VerifierUnavailable,
+    audience_matches,
+    principal_of_claims,
+)
 
 logger = logging.getLogger("mcp_supervisor.auth")
 
@@ -98,7 +104,7 @@ class IntrospectionVerifier:
             claims = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("token introspection at %s failed: %s", self.url, exc)
-            raise InvalidToken("the introspection endpoint cannot be reached") from None
+            raise VerifierUnavailable("the introspection endpoint cannot be reached") from None
         if not isinstance(claims, dict):
             raise InvalidToken("the introspection answer is not an object")
         return claims

@@ -32,7 +32,7 @@ from shared.principal import Principal
 from . import caller
 from .challenge import WELL_KNOWN, send_json, www_authenticate
 from .ratelimit import RateLimiter, retry_after
-from .tokens import InsufficientScope, InvalidToken, Verifier
+from .tokens import InsufficientScope, InvalidToken, Verifier, VerifierUnavailable
 
 logger = logging.getLogger("mcp_supervisor.auth")
 
@@ -42,6 +42,10 @@ METADATA_PATHS = frozenset({WELL_KNOWN, WELL_KNOWN + "/mcp"})
 
 EntryScopes = Callable[[str, dict[str, Any]], Collection[str]]
 """(method, params) → the scopes the entry a request calls declares (empty: none)."""
+
+
+RETRY_UNAVAILABLE = b"5"
+"""Seconds a client is told to wait when its token cannot be checked now."""
 
 
 @dataclass
@@ -54,6 +58,8 @@ class AuthStats:
     """403: a scope missing."""
     rate_limited: int = 0
     """429: past the principal's rate limit."""
+    unavailable: int = 0
+    """503: the token could not be checked (the authorization server cannot be reached)."""
 
 
 class AuthMiddleware:
@@ -141,6 +147,11 @@ class AuthMiddleware:
         except InvalidToken as exc:
             logger.info("token refused: %s", exc)
             await self._refuse(scope, send, 401, "invalid_token", "the token is not valid")
+            return None
+        except VerifierUnavailable as exc:
+            self.stats.unavailable += 1
+            body = {"error": "temporarily_unavailable", "error_description": str(exc)}
+            await send_json(send, 503, body, [(b"retry-after", RETRY_UNAVAILABLE)])
             return None
         missing = frozenset(needed) - principal.scopes
         if missing:

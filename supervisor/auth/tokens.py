@@ -82,3 +82,9 @@ class InsufficientScope(InvalidToken):
     def __init__(self, missing: Collection[str]) -> None:
         self.missing = frozenset(missing)
         super().__init__(f"the token lacks the scopes {' '.join(sorted(self.missing))}")
+
+
+class VerifierUnavailable(Exception):
+    """The token cannot be checked now: the authorization server (its introspection endpoint, or its keys
+    that were never fetched) cannot be reached. Answered 503 with ``Retry-After``, not 401: the token may
+    well be good, and a client told 401 would throw it away."""

@@ -20,7 +20,7 @@ from supervisor.auth.jwt_verifier import InsufficientScope, JWTVerifier
 from supervisor.auth.middleware import AuthMiddleware, AuthStats
 from supervisor.auth.ratelimit import RateLimiter
 from supervisor.auth.setup import exposure_warning
-from supervisor.auth.tokens import InvalidToken
+from supervisor.auth.tokens import InvalidToken, VerifierUnavailable
 from supervisor.config import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +200,49 @@ async def test_status_needs_the_admin_scope(
     scope = {"type": "http", "path": "/status", "method": "GET", "headers": headers, "client": (client, 1)}
     await middleware(scope, receive, collect)
     assert sent[0]["status"] == status
+
+
+async def test_an_unreachable_introspection_endpoint_is_unavailable_not_an_invalid_token() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(down)) as client:
+        verifier = IntrospectionVerifier(client, "https://as.example/introspect", "rs", "secret", AUDIENCE)
+        with pytest.raises(VerifierUnavailable):
+            await verifier.verify("opaque")
+
+
+async def test_a_token_that_cannot_be_checked_now_is_503_with_retry_after() -> None:
+    class Down:
+        async def verify(self, token: str) -> Any:
+            raise VerifierUnavailable("the introspection endpoint cannot be reached")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the request must not reach the app")
+
+    stats = AuthStats()
+    middleware = AuthMiddleware(
+        app,
+        verifier=Down(),
+        metadata={},
+        metadata_url="https://mcp.example/.well-known/oauth-protected-resource/mcp",
+        entry_scopes=lambda method, params: (),
+        admin_scope="mcp:admin",
+        loopback_admin=False,
+        limiter=None,
+        stats=stats,
+        max_body_size=1024,
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def collect(message: Any) -> None:
+        sent.append(message)
+
+    headers = [(b"authorization", b"Bearer opaque")]
+    scope = {"type": "http", "path": "/mcp", "method": "POST", "headers": headers, "client": ("10.0.0.5", 1)}
+    await middleware(scope, receive, collect)
+    assert sent[0]["status"] == 503 and (b"retry-after", b"5") in sent[0]["headers"]
+    assert stats.unavailable == 1 and stats.unauthorized == 0

@@ -128,7 +128,14 @@ class Arbiter:
             cpu = cpus.get(f"{pool}-0")
             argv = self._argv(settings, spare_id, pool, pool, cpu)
             spares[spare_id] = WorkerProcess(
-                spare_id, pool, cpu, argv, json_logs=settings.log_format == "json", pool=pool, spare=True
+                spare_id,
+                pool,
+                cpu,
+                argv,
+                json_logs=settings.log_format == "json",
+                pool=pool,
+                env=settings.worker_env,  # a spare becomes a worker: the same environment, no wider
+                spare=True,
             )
         return spares
 

@@ -312,3 +312,9 @@ async def it_count() -> int:
     global _counted
     _counted += 1
     return _counted
+
+
+@tool_metadata(runtime="asyncio")
+def it_env(name: str) -> str:
+    """The value of an environment variable in this worker ("" when unset)."""
+    return os.environ.get(name, "")

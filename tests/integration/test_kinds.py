@@ -181,9 +181,11 @@ async def test_list_changed_for_prompts_and_resources_when_a_worker_brings_new_o
     supervisor_factory: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "extra"
-    server = supervisor_factory(
-        "--tools", "tests.integration.kind_tools", env={"IT_EXTRA_KIND_MARKER": str(marker)}
-    )
+    server = supervisor_factory(  # no spare: the module decides its entries at import, and a spare
+        # imported it before the marker existed, so only a fresh start brings the new entries
+        "--tools", "tests.integration.kind_tools", "--spare-workers", "0",
+        env={"IT_EXTRA_KIND_MARKER": str(marker)},
+    )  # fmt: skip
     prompts_changed, resources_changed = anyio.Event(), anyio.Event()
 
     async def on_message(message: Any) -> None:
@@ -213,9 +215,11 @@ async def test_a_listen_stream_gets_the_updates_and_list_changes_it_asked_for(
     """2026-07-28 has no sessions: a client opens ``subscriptions/listen`` and gets, on that stream, the
     resource updates a worker publishes and the list changes of a restarted worker, as it filtered them."""
     marker = tmp_path / "extra"
-    server = supervisor_factory(
-        "--tools", "tests.integration.kind_tools", env={"IT_EXTRA_KIND_MARKER": str(marker)}
-    )
+    server = supervisor_factory(  # no spare: the module decides its entries at import, and a spare
+        # imported it before the marker existed, so only a fresh start brings the new entries
+        "--tools", "tests.integration.kind_tools", "--spare-workers", "0",
+        env={"IT_EXTRA_KIND_MARKER": str(marker)},
+    )  # fmt: skip
     async with Client(server.url, mode="2026-07-28") as client:  # type: ignore[arg-type]
         async with client.listen(
             prompts_list_changed=True, resource_subscriptions=["it://trio/blob"]

@@ -28,7 +28,7 @@ def ready_spare(server: Any, pool: str, not_pid: int | None = None) -> dict[str,
 async def test_a_killed_worker_is_replaced_by_its_spare_with_the_same_tools_and_a_fresh_state(
     supervisor_factory: Any,
 ) -> None:
-    server = supervisor_factory("--tools", "tests.integration.call_tools")
+    server = supervisor_factory("--tools", "tests.integration.call_tools", env={"IT_SPARE_PROBE": "allowed"})
     spare = ready_spare(server, "asyncio")
     old = server.worker("asyncio-0")
     assert spare["pid"] != old["pid"] and spare["tools"] == old["tools"]
@@ -50,6 +50,8 @@ async def test_a_killed_worker_is_replaced_by_its_spare_with_the_same_tools_and_
         served = await client.call_tool("whoami_asyncio", {})
         assert served.structured_content["pid"] == spare["pid"]
         assert text(await client.call_tool("echo", {"message": "same tools"})) == "same tools"
+        # the spare got the workers' allow-listed environment (worker_env), neither less nor more
+        assert text(await client.call_tool("it_env", {"name": "IT_SPARE_PROBE"})) == "allowed"
         assert server.worker("asyncio-0")["tools"] == old["tools"]
 
     following = ready_spare(server, "asyncio", not_pid=spare["pid"])  # the next spare was started

@@ -67,6 +67,7 @@ from .input_required import InputFlow, InputRound
 from .listing import ToolListing
 from .metrics import HTTPStats
 from .pagination import DEFAULT_PAGE_SIZE
+from .request_body import read_body, replaying
 from .router import Router
 from .tasks_front import PLAIN, TASK
 
@@ -164,12 +165,8 @@ class FastPath:
             body = await self._read_body(headers, receive, messages)
             request_id, version, params, plan = self._parse(body, headers)
         except _NotFast:
-
-            async def replay() -> Message:
-                return messages.popleft() if messages else await receive()
-
             self.stats.handed_over += 1
-            await self.app(scope, replay, send)
+            await self.app(scope, replaying(messages, receive), send)
             return
         self.stats.served += 1
         status = 500
@@ -214,20 +211,10 @@ class FastPath:
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_size):
             raise _NotFast
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                raise _NotFast
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_size:
-                raise _NotFast
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = await read_body(receive, messages, self.max_body_size)
+        if body is None:
+            raise _NotFast
+        return body
 
     def _parse(
         self, body: bytes, headers: dict[str, str]

@@ -21,6 +21,8 @@ from collections import deque
 from mcp_types import PARSE_ERROR
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .request_body import read_body, replaying
+
 _MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _ANSWER = json.dumps(
     {
@@ -46,34 +48,13 @@ class TextGuard:
             await self.app(scope, receive, send)
             return
         messages: deque[Message] = deque()
-        body = await self._read_body(receive, messages)
-
-        async def replay() -> Message:
-            return messages.popleft() if messages else await receive()
-
+        body = await read_body(receive, messages, self.max_body_size)
+        replay = replaying(messages, receive)
         if body is not None and not_text(body):
             await send({"type": "http.response.start", "status": 400, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": _ANSWER})
             return
         await self.app(scope, replay, send)
-
-    async def _read_body(self, receive: Receive, messages: deque[Message]) -> bytes | None:
-        """The whole body, keeping every message in ``messages``; ``None`` when it is over the limit or
-        the client went away (the app answers that)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_size:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
 
 def not_text(body: bytes) -> bool:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.principal import Principal
 
+from ..request_body import read_body, replaying
 from . import caller
 from .challenge import WELL_KNOWN, send_json, www_authenticate
 from .ratelimit import RateLimiter, retry_after
@@ -165,26 +166,13 @@ class AuthMiddleware:
         """Refuse (403) a call of an entry whose scopes the principal lacks; else a ``receive`` that
         replays the body read to find out."""
         messages: deque[Message] = deque()
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body_size or not message.get("more_body", False):
-                break
-
-        async def replay() -> Message:
-            return messages.popleft() if messages else await receive()
-
-        if size > self.max_body_size:
-            return replay  # the app refuses it
+        body = await read_body(receive, messages, self.max_body_size)
+        replay = replaying(messages, receive)
+        if body is None:
+            return replay  # over the limit or cut short: the app answers that
         needed: set[str] = set()
         try:
-            decoded = orjson.loads(b"".join(chunks))
+            decoded = orjson.loads(body)
         except orjson.JSONDecodeError:
             return replay
         for request in decoded if isinstance(decoded, list) else [decoded]:

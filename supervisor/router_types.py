@@ -18,6 +18,24 @@ RequestCallback = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """Answers a request a tool made of the client (``sampling/createMessage``, ``elicitation/create``)."""
 
 
+class ToolCaller(Protocol):
+    """What the calls a worker asks for run on (tool-to-tool calls, the task queue's runs): the router."""
+
+    request_timeout: float
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        *,
+        timeout: float,
+        progress_token: str | int | None = None,
+        meta: dict[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_request: RequestCallback | None = None,
+    ) -> dict[str, Any]: ...
+
+
 class FrameSocket(Protocol):
     """The router's socket: a bound ROUTER (``AsyncioZmqSocket``) or a test's fake. ``send`` queues one
     message, ``[identity, frame]``, without blocking, and raises ``zmq.ZMQError`` for a peer that is gone

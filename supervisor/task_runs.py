@@ -26,7 +26,7 @@ request does, so ``ctx.meta`` tells the function what it may ask.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from mcp.server.connection import Connection
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY, ClientCapabilities
@@ -45,32 +45,14 @@ from shared.principal import PRINCIPAL_META
 from shared.results import error_result
 
 from .input_required import InputRound
-from .router_types import ProgressCallback, RequestCallback
+from .router_types import ProgressCallback, ToolCaller
 
 PROGRESS_TOKEN = "task"
 """The progress token of a task's runs: their progress goes to the task (its ``statusMessage``)."""
 
 
-class TaskToolCaller(Protocol):
-    """What a task's run is made on: the router."""
-
-    request_timeout: float
-
-    async def call(
-        self,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        *,
-        timeout: float,
-        progress_token: str | int | None = None,
-        meta: dict[str, Any] | None = None,
-        on_progress: ProgressCallback | None = None,
-        on_request: RequestCallback | None = None,
-    ) -> dict[str, Any]: ...
-
-
 async def run_task_call(
-    caller: TaskToolCaller, params: Mapping[str, Any], on_progress: ProgressCallback
+    caller: ToolCaller, params: Mapping[str, Any], on_progress: ProgressCallback
 ) -> dict[str, Any]:
     """Run one round of a task's tool call (see the module docstring) and return the reply's result.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from shared.errors import (
     INTERNAL_ERROR,
@@ -36,29 +36,11 @@ from shared.results import call_error_result
 
 from .catalog import Catalog
 from .links import WorkerLink
-from .router_types import ProgressCallback, RequestCallback
+from .router_types import ProgressCallback, RequestCallback, ToolCaller
 from .task_runs import run_task_call
 
 QUEUE_PROGRESS_TOKEN = "queue"
 """The progress token of the task queue's calls (their progress goes to the task)."""
-
-
-class ToolCaller(Protocol):
-    """What tool-to-tool calls run on: the router."""
-
-    request_timeout: float
-
-    async def call(
-        self,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        *,
-        timeout: float,
-        progress_token: str | int | None = None,
-        meta: dict[str, Any] | None = None,
-        on_progress: ProgressCallback | None = None,
-        on_request: RequestCallback | None = None,
-    ) -> dict[str, Any]: ...
 
 
 class WorkerRequests:

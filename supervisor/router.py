@@ -58,13 +58,14 @@ from shared.protocol import (
     ResourceUpdated,
     Result,
     Stop,
+    Threads,
     decode,
     encode,
 )
 
 from .admission import Admission
 from .catalog import SETTLE_TIMEOUT, Catalog
-from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, serve_sweeper
+from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, fail_in_flight, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
 from .router_types import (
@@ -458,6 +459,8 @@ class Router:
                 self._requests.refuse_late(link, message)
         elif isinstance(message, ResourceUpdated):
             self.on_resource_updated(message.uri)
+        elif isinstance(message, Threads):
+            self._admission.threads_changed(link, message)
         elif isinstance(message, CatalogChanged):
             if self._table.recatalog(link, message):
                 self._catalog.take(link.pool, link.catalog, link.load_errors, link.elsewhere)
@@ -491,10 +494,5 @@ class Router:
         # the calls this worker made on its own behalf (the task queue's) die with it, so that a task
         # recovered by its next incarnation can never run twice at once
         self._requests.cancel_all(link)
-        error = WorkerLostError(reason)
-        for call_id in list(link.in_flight):
-            pending = self._pending.get(call_id)
-            if pending is not None:
-                pending.put(error)
-        link.in_flight.clear()
+        fail_in_flight(link, self._pending, WorkerLostError(reason))
         self._admission.remove(link)

@@ -38,6 +38,7 @@ from ..protocol import (
     encode,
 )
 from .host import PreparedCall, ToolHost
+from .threads import ThreadLoad
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -110,6 +111,8 @@ class WorkerCore(Generic[CallHandle]):
         """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
         self._request_ids = itertools.count(1)
         self._loop_thread = threading.get_ident()
+        self.threads = ThreadLoad(options.threads, self._threads_changed)
+        """The sync tools' threads; the runtime passes it to ``ToolHost.run``."""
 
     def mark_loop_thread(self) -> None:
         """Record the calling thread as the event loop's (``serve`` calls this first)."""
@@ -129,6 +132,15 @@ class WorkerCore(Generic[CallHandle]):
     def in_flight(self) -> int:
         """How many calls are running."""
         return len(self.running)
+
+    def _threads_changed(self) -> None:
+        """Send THREADS from the loop thread, with the state it finds there: of two changes made in two
+        threads, the later state always goes out last."""
+        self._loop.call_soon_threadsafe(self._send_threads)
+
+    def _send_threads(self) -> None:
+        if self.announced:  # the router ignores a worker's frames before its READY
+            self.send(encode(self.threads.snapshot()))
 
     def emit(self, message: Message) -> None:
         """Send a message from any thread (the ``ToolContext`` uses this)."""

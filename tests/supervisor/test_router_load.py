@@ -1,0 +1,73 @@
+"""Issue 17, over the router's fake socket: what a worker's threads held by cancelled calls do to routing
+(THREADS)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shared.protocol import Call, Threads
+from supervisor.status import status_document
+from tests.supervisor.fakes import WAIT, connect, running_router
+from tests.supervisor.test_status import supervisor, worker
+
+pytestmark = pytest.mark.anyio
+
+
+async def within(awaitable: Any) -> Any:
+    return await asyncio.wait_for(awaitable, WAIT)
+
+
+async def test_a_worker_whose_threads_cancelled_calls_hold_is_saturated_and_routed_around() -> None:
+    """Eight cancelled sync calls that ignore their cancellation fill asyncio-0's pool: the router saw
+    0 calls in flight there and kept sending it sync calls, which waited for a thread and timed out."""
+    async with running_router(["asyncio"]) as (router, socket):
+        stuck = connect(router, socket, "asyncio-0", 11, "asyncio", "work")
+        other = connect(router, socket, "asyncio-1", 12, "asyncio", "work")
+        stuck.send(Threads(8, 8, {"stubborn": 8}))
+
+        for _ in range(3):  # without the report, the tie (0 and 0 in flight) went to asyncio-0 each time
+            call = asyncio.create_task(router.call("work", {}, timeout=30))
+            other.answer(await other.next_call())
+            await within(call)
+        assert not socket.sent_to(stuck.identity, Call)
+
+        workers = [
+            worker("asyncio-0", 11, "asyncio", "asyncio"),
+            worker("asyncio-1", 12, "asyncio", "asyncio"),
+        ]
+        document = status_document(router, supervisor(*workers))
+        assert document["workers"][0]["saturated"] == (
+            "8 of 8 sync-tool threads busy, 8 held by cancelled calls (stubborn ×8)"
+        )
+        assert document["workers"][0]["sync_threads"] == {"busy": 8, "size": 8, "held": {"stubborn": 8}}
+        assert document["workers"][1]["saturated"] is None
+
+        stuck.send(Threads(0, 8, {}))  # the stubborn calls returned at last
+        call = asyncio.create_task(router.call("work", {}, timeout=30))
+        stuck.answer(await stuck.next_call())  # the tie goes to the first again
+        await within(call)
+        assert status_document(router, supervisor(*workers))["workers"][0]["saturated"] is None
+
+
+async def test_a_saturated_worker_still_serves_when_it_is_the_only_one() -> None:
+    async with running_router(["asyncio"]) as (router, socket):
+        only = connect(router, socket, "asyncio-0", 11, "asyncio", "work")
+        only.send(Threads(2, 2, {"stubborn": 1}))
+        call = asyncio.create_task(router.call("work", {}, timeout=30))
+        only.answer(await only.next_call())
+        await within(call)
+
+
+async def test_threads_held_by_cancelled_calls_count_against_max_in_flight() -> None:
+    async with running_router(["asyncio"], max_in_flight=2) as (router, socket):
+        only = connect(router, socket, "asyncio-0", 11, "asyncio", "work")
+        only.send(Threads(2, 8, {"stubborn": 2}))  # 2 held: no room for a third call
+        waiting = asyncio.create_task(router.call("work", {}, timeout=30))
+        await asyncio.sleep(0)
+        assert router.queued_calls == 1 and not socket.sent_to(only.identity, Call)
+        only.send(Threads(1, 8, {"stubborn": 1}))  # one came back: the waiting call goes
+        only.answer(await only.next_call())
+        await within(waiting)

@@ -304,6 +304,11 @@ def decode(frame: bytes) -> Message:
         ) from None
 
 
+def too_large(what: str, size: int, limit: int) -> str:
+    """The error message for a frame that cannot be sent: ``what`` would take ``size`` bytes."""
+    return f"{what} would take {size} bytes, over the limit of {limit} bytes (max_message_size)"
+
+
 def check_ready(message: Ready) -> None:
     """Refuse a READY from a worker speaking another protocol version."""
     if message.protocol_version != PROTOCOL_VERSION:

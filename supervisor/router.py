@@ -60,11 +60,11 @@ from shared.protocol import (
     Stop,
     Threads,
     decode,
-    encode,
 )
 
 from .admission import Admission
 from .catalog import SETTLE_TIMEOUT, Catalog
+from .frames import fitting_frame
 from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, fail_in_flight, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
@@ -300,7 +300,7 @@ class Router:
 
         Raises:
             UnknownToolError: no tool of that name in the catalog.
-            InvalidArgumentsError: the worker refused the arguments.
+            InvalidArgumentsError: the worker refused the arguments, or they exceed ``max_message_size``.
             NoWorkerError: no worker of the tool's pool became ready in time.
             ServerBusyError: admission limits reached (see ``Admission.admit``).
             WorkerLostError: the worker died or stopped while running the call.
@@ -415,12 +415,14 @@ class Router:
         self._send_raw(link.identity, message)
 
     def _send_raw(self, identity: bytes, message: Message) -> None:
-        """Queue a frame to a worker; never blocks, never raises. A send to a peer that is gone fails
-        (ROUTER_MANDATORY) and is only logged at debug level: the arbiter reports the exit."""
-        if self._socket is None:
+        """Queue a frame to a worker; never blocks. A send to a peer that is gone fails (ROUTER_MANDATORY)
+        and is only logged at debug level: the arbiter reports the exit. A frame over ``max_message_size``
+        is never sent (``frames.fitting_frame``): a CALL raises ``InvalidArgumentsError``, nothing else."""
+        frame = fitting_frame(message, self.max_message_size)
+        if self._socket is None or frame is None:
             return
         try:
-            self._socket.send([identity, encode(message)])
+            self._socket.send([identity, frame])
         except zmq.ZMQError as exc:
             logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
 

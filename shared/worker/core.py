@@ -36,6 +36,7 @@ from ..protocol import (
     Stop,
     decode,
     encode,
+    too_large,
 )
 from .host import PreparedCall, ToolHost
 from .threads import ThreadLoad
@@ -224,7 +225,8 @@ class WorkerCore(Generic[CallHandle]):
 
         Raises:
             InputRequired: the request went to the client in an ``input_required`` result (2026-07-28).
-            ClientRequestError: the answer was an error.
+            ClientRequestError: the answer was an error, or the request would be a frame over
+                ``max_message_size`` (not sent).
 
         Cancellation: the waiter is forgotten and, for a request of the worker's own, the router is told
         to cancel it (REQUEST_CANCEL); a REPLY that arrives later is dropped.
@@ -234,13 +236,19 @@ class WorkerCore(Generic[CallHandle]):
             self._announce_waiters.append(announced)
             await announced.wait()
         request_id = next(self._request_ids)
+        frame = encode(Request(call_id, request_id, method, params))
+        if len(frame) > self.options.max_message_size:  # the router's socket would drop it unseen
+            what = f"the {method} request" + (
+                f" for {params.get('name')!r}" if method == "tools/call" else ""
+            )
+            raise ClientRequestError(too_large(what, len(frame), self.options.max_message_size))
         waiter = self._loop.new_waiter()
         self.waiting[request_id] = waiter
         if on_progress is not None:
             self.request_progress[request_id] = on_progress
         answered = False
         try:
-            self.send(encode(Request(call_id, request_id, method, params)))
+            self.send(frame)
             reply = await waiter.wait()
             answered = True
         finally:

@@ -1,5 +1,5 @@
 """Issue 17, over the router's fake socket: what a worker's threads held by cancelled calls do to routing
-(THREADS)."""
+(THREADS), and frames too large to send (``max_message_size``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.protocol import Call, Threads
+from shared.errors import InvalidArgumentsError
+from shared.protocol import Call, Reply, Request, Result, Threads
 from supervisor.status import status_document
 from tests.supervisor.fakes import WAIT, connect, running_router
 from tests.supervisor.test_status import supervisor, worker
@@ -71,3 +72,43 @@ async def test_threads_held_by_cancelled_calls_count_against_max_in_flight() -> 
         only.send(Threads(1, 8, {"stubborn": 1}))  # one came back: the waiting call goes
         only.answer(await only.next_call())
         await within(waiting)
+
+
+# -- frames too large -------------------------------------------------------------------------------
+
+
+async def test_a_call_whose_arguments_are_over_max_message_size_fails_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The CALL was sent, the worker's socket dropped it (ZMQ_MAXMSGSIZE) and the call waited for its
+    deadline; now it fails before anything is sent."""
+    async with running_router(["asyncio"]) as (router, socket):
+        target = connect(router, socket, "asyncio-0", 11, "asyncio", "work")
+        with pytest.raises(
+            InvalidArgumentsError,
+            match=r"the arguments of tool 'work' would take \d+ bytes, over the limit of 1048576 bytes \(max_message_size\)",
+        ):
+            await within(router.call("work", {"blob": "x" * (1 << 20)}, timeout=30))
+        assert not socket.sent_to(target.identity, Call)
+        assert router.links()[0].in_flight == set() and router.queued_calls == 0
+        call = asyncio.create_task(router.call("work", {"blob": "small"}, timeout=30))  # the slot is free
+        target.answer(await target.next_call())
+        await within(call)
+
+
+async def test_a_reply_over_max_message_size_becomes_an_error_reply() -> None:
+    async with running_router(["asyncio"]) as (router, socket):
+        caller = connect(router, socket, "asyncio-0", 11, "asyncio", "caller")
+        callee = connect(router, socket, "asyncio-1", 12, "asyncio", "big")
+        call = asyncio.create_task(router.call("caller", {}, timeout=30))
+        sent = await caller.next_call()
+        caller.send(Request(sent.call_id, 1, "tools/call", {"name": "big", "arguments": {}}))
+        inner = await callee.next_call()
+        huge = {"content": [{"type": "text", "text": "y" * (1 << 20)}], "isError": False}
+        callee.send(Result(inner.call_id, huge))
+        reply = await socket.next(Reply, caller.identity)
+        assert reply.result is None and reply.error is not None
+        assert "the REPLY frame would take" in reply.error["message"]
+        assert "max_message_size" in reply.error["message"]
+        caller.answer(sent)
+        await within(call)

@@ -419,3 +419,22 @@ def test_a_cancelled_request_is_forgotten_and_the_workers_own_is_cancelled_at_th
     assert loop.sent[1:] == ([RequestCancel(request.request_id)] if call_id == 0 else [])
     assert worker.waiting == {}
     worker.handle(encode(Reply(request.request_id, {}, None)))  # a late answer is dropped
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_issue_17_a_request_over_max_message_size_fails_at_once_and_is_not_sent(
+    core: Core, backend: str
+) -> None:
+    """A workflow step's 32 MB input went out as a worker's own REQUEST; the router's socket dropped the
+    frame unseen and the step stayed running. Now the request fails before anything is sent."""
+    worker, loop = core
+    worker.ready_frame()
+    limit = worker.options.max_message_size
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            with pytest.raises(ClientRequestError, match=r"the tools/call request for 'step' would take"):
+                await worker.request(0, "tools/call", {"name": "step", "arguments": {"blob": "x" * limit}})
+
+    anyio.run(main, backend=backend)
+    assert loop.sent == [] and worker.waiting == {}

@@ -53,6 +53,22 @@ async def test_a_worker_whose_threads_cancelled_calls_hold_is_saturated_and_rout
         assert status_document(router, supervisor(*workers))["workers"][0]["saturated"] is None
 
 
+async def test_a_worker_whose_threads_are_all_busy_gets_a_call_only_when_no_other_has_room() -> None:
+    """Full with calls the router still counts (no thread held by a cancelled call): the loads are equal,
+    the saturated worker comes last."""
+    async with running_router(["asyncio"], max_in_flight=1) as (router, socket):
+        full = connect(router, socket, "asyncio-0", 11, "asyncio", "work")
+        other = connect(router, socket, "asyncio-1", 12, "asyncio", "work")
+        full.send(Threads(1, 1, {}))
+        first = asyncio.create_task(router.call("work", {}, timeout=30))
+        held = await other.next_call()  # the tie (0 and 0) no longer goes to the first worker
+        second = asyncio.create_task(router.call("work", {}, timeout=30))
+        full.answer(await full.next_call())  # no room elsewhere: the saturated worker still serves
+        await within(second)
+        other.answer(held)
+        await within(first)
+
+
 async def test_a_saturated_worker_still_serves_when_it_is_the_only_one() -> None:
     async with running_router(["asyncio"]) as (router, socket):
         only = connect(router, socket, "asyncio-0", 11, "asyncio", "work")

@@ -28,6 +28,7 @@ from ..protocol import (
     Cancel,
     Drain,
     Heartbeat,
+    Log,
     Message,
     Reply,
     Request,
@@ -144,8 +145,20 @@ class WorkerCore(Generic[CallHandle]):
             self.send(encode(self.threads.snapshot()))
 
     def emit(self, message: Message) -> None:
-        """Send a message from any thread (the ``ToolContext`` uses this)."""
+        """Send a message from any thread (the ``ToolContext`` uses this). One over ``max_message_size``
+        is not sent (the router's socket would drop it, and the connection with it): a LOG becomes a
+        warning LOG saying so, anything else is logged here."""
         frame = encode(message)
+        if len(frame) > self.options.max_message_size:
+            reason = too_large(
+                f"the {type(message).__name__.upper()} frame", len(frame), self.options.max_message_size
+            )
+            if not isinstance(message, Log):
+                logger.error("not sent: %s", reason)
+                return
+            frame = encode(
+                Log(message.call_id, "warning", message.logger, f"a log message was not sent: {reason}")
+            )
         if threading.get_ident() == self._loop_thread:
             self.send(frame)
         else:

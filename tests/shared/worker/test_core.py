@@ -28,6 +28,7 @@ from shared.protocol import (
     Heartbeat,
     Log,
     Message,
+    Progress,
     Ready,
     Reply,
     Request,
@@ -438,3 +439,19 @@ def test_issue_17_a_request_over_max_message_size_fails_at_once_and_is_not_sent(
 
     anyio.run(main, backend=backend)
     assert loop.sent == [] and worker.waiting == {}
+
+
+def test_issue_17_a_frame_over_max_message_size_is_never_emitted(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The router's socket drops such a frame and the worker's connection with it; a LOG says so instead,
+    anything else is logged by the worker."""
+    worker, loop = core
+    worker.mark_loop_thread()
+    huge = "x" * worker.options.max_message_size
+    worker.emit(Log(7, "info", "tool", huge))
+    worker.emit(Progress(7, 1.0, None, huge))
+    [sent] = loop.sent
+    assert isinstance(sent, Log) and (sent.call_id, sent.level, sent.logger) == (7, "warning", "tool")
+    assert sent.data.startswith("a log message was not sent: the LOG frame would take ")
+    assert "not sent: the PROGRESS frame would take" in caplog.text

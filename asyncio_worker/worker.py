@@ -105,7 +105,7 @@ class AsyncioWorker:
         """
         call_id = call.call_id
         try:
-            frame = await self.host.run(call, self._run_sync)
+            frame = await self.host.run(call, self._run_sync, self.core.threads)
         except asyncio.CancelledError:
             task = self.running.get(call_id)
             if call_id not in self._expired or task is None or task.uncancel() > 0:

@@ -48,6 +48,8 @@ class WorkerOptions:
             they end (0: forever).
         task_retention (``--task-retention``, none: the engine's default, 604800): seconds finished queue
             tasks and workflows are kept (0: forever).
+        step_max_bytes (``--step-max-bytes``, none: the engine's default, 1 MiB): the largest input or
+            output of a workflow step, as JSON bytes.
         threads (``--threads``, 8): the size of the thread pool for sync tools.
         heartbeat_interval (``--heartbeat-interval``, ``HEARTBEAT_INTERVAL``): seconds between heartbeats.
         max_message_size (``--max-message-size``, ``DEFAULT_MAX_MESSAGE_SIZE``): largest frame, in bytes.
@@ -67,6 +69,7 @@ class WorkerOptions:
     task_db: str | None = None
     task_ttl: float | None = None
     task_retention: float | None = None
+    step_max_bytes: int | None = None
     threads: int = 8
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -114,6 +117,8 @@ class WorkerOptions:
             argv += ["--task-ttl", repr(self.task_ttl)]
         if self.task_retention is not None:
             argv += ["--task-retention", repr(self.task_retention)]
+        if self.step_max_bytes is not None:
+            argv += ["--step-max-bytes", str(self.step_max_bytes)]
         if self.rlimit_nofile is not None:
             argv += ["--rlimit-nofile", str(self.rlimit_nofile)]
         if self.rlimit_as is not None:
@@ -142,6 +147,7 @@ class WorkerOptions:
             task_db=args.task_db,
             task_ttl=args.task_ttl,
             task_retention=args.task_retention,
+            step_max_bytes=args.step_max_bytes,
             threads=args.threads,
             heartbeat_interval=args.heartbeat_interval,
             max_message_size=args.max_message_size,
@@ -172,6 +178,9 @@ def _parser(runtime: Runtime) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--task-retention", type=float, default=None, help="seconds finished queue tasks are kept"
+    )
+    parser.add_argument(
+        "--step-max-bytes", type=int, default=None, help="largest workflow step input or output (JSON bytes)"
     )
     parser.add_argument(
         "--threads", type=int, default=default["threads"], help="size of the thread pool for sync tools"

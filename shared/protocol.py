@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -52,6 +52,7 @@ class MessageType(IntEnum):
     REQUEST_CANCEL = 14
     RESOURCE_UPDATED = 15
     CATALOG_CHANGED = 16
+    THREADS = 17
 
 
 class Ready(NamedTuple):
@@ -188,6 +189,20 @@ class CatalogChanged(NamedTuple):
     elsewhere: dict[str, str]
 
 
+class Threads(NamedTuple):
+    """worker → router: the worker's pool of threads for sync tools changed state (protocol 8).
+
+    Sent when the pool becomes full or stops being full, and when a cancelled call starts or stops holding
+    a thread (a sync tool cannot be interrupted: one that ignores ``ctx.cancelled`` keeps its thread)."""
+
+    busy: int
+    """Threads running a sync tool now."""
+    size: int
+    """Threads in the pool (``--threads``)."""
+    held: dict[str, int]
+    """Tool name → threads still held by calls of it that were cancelled or timed out."""
+
+
 class Drain(NamedTuple):
     """router → worker: take no new calls; finish the ones in flight."""
 
@@ -215,6 +230,7 @@ Message = (
     | RequestCancel
     | ResourceUpdated
     | CatalogChanged
+    | Threads
 )
 
 _TYPE_OF: dict[type, MessageType] = {
@@ -234,6 +250,7 @@ _TYPE_OF: dict[type, MessageType] = {
     RequestCancel: MessageType.REQUEST_CANCEL,
     ResourceUpdated: MessageType.RESOURCE_UPDATED,
     CatalogChanged: MessageType.CATALOG_CHANGED,
+    Threads: MessageType.THREADS,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
 _CODE_OF: dict[type, int] = {cls: int(t) for cls, t in _TYPE_OF.items()}
@@ -285,6 +302,11 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(
             f"{cls.__name__} frame has {len(parts) - 1} fields, expected {len(cls._fields)}"  # type: ignore[attr-defined]
         ) from None
+
+
+def too_large(what: str, size: int, limit: int) -> str:
+    """The error message for a frame that cannot be sent: ``what`` would take ``size`` bytes."""
+    return f"{what} would take {size} bytes, over the limit of {limit} bytes (max_message_size)"
 
 
 def check_ready(message: Ready) -> None:

@@ -1,7 +1,9 @@
 """Admission: which worker takes a call, and whether the call may start now.
 
-A call of a tool goes to the routable worker of the tool's pool with the fewest calls in flight, when that
-worker holds fewer than ``max_in_flight`` calls and the tool runs fewer than its ``max_concurrency``
+A call of a tool goes to the routable worker of the tool's pool with the least load (its calls in flight,
+plus the threads that calls cancelled but still running hold: ``WorkerLink.held_threads``), a worker whose
+pool of sync-tool threads is full (``WorkerLink.saturated``) only when no other has room, when that
+worker's load is under ``max_in_flight`` and the tool runs fewer than its ``max_concurrency``
 calls (over every worker). Otherwise the call waits, until its deadline, for room or for a worker of the
 pool to become ready. At most ``max_queued`` calls wait for room at once, and while any call waits a new
 one waits behind it instead of overtaking it.
@@ -16,9 +18,13 @@ import asyncio
 import time
 
 from shared.errors import NoWorkerError, ServerBusyError
+from shared.protocol import Threads
 
 from .catalog import Catalog
 from .links import WorkerLink
+
+SATURATED = 1 << 30
+"""Added to the load of a saturated worker when choosing: any other worker with room goes first."""
 
 WORKER_READY_TIMEOUT = 10.0
 """Longest a call waits for a worker of its pool to become ready (a restart in progress)."""
@@ -135,6 +141,13 @@ class Admission:
             if queued:
                 self._queued -= 1
 
+    def threads_changed(self, link: WorkerLink, threads: Threads) -> None:
+        """``link``'s worker reported its sync-tool threads (THREADS): its load may have fallen, so a
+        waiting call tries again."""
+        link.set_threads(threads)
+        if self._waiting_for_room:
+            _wake(self._waiting_for_room)
+
     def release(self, tool: str) -> None:
         """A call of ``tool`` that ``take`` or ``admit`` counted has ended: let a waiting call try again."""
         self._tool_in_flight[tool] -= 1
@@ -144,13 +157,15 @@ class Admission:
     # -- internals ---------------------------------------------------------------------------------
 
     def _open_link(self, pool: str) -> WorkerLink | None:
-        """The routable worker of ``pool`` with the fewest calls in flight, if one has room for another."""
+        """The routable worker of ``pool`` with the least load, a saturated one last, if one has room."""
         best: WorkerLink | None = None
+        best_rank = 0
         for link in self._routable[pool]:
-            if len(link.in_flight) < self.max_in_flight and (
-                best is None or len(link.in_flight) < len(best.in_flight)
-            ):
-                best = link
+            load = len(link.in_flight) + link.held_threads
+            if load < self.max_in_flight:
+                rank = load + SATURATED if link.saturated else load
+                if best is None or rank < best_rank:
+                    best, best_rank = link, rank
         return best
 
     def _tool_has_room(self, tool: str) -> bool:

@@ -154,6 +154,7 @@ class Arbiter:
             task_db=str(s.task_db) if queue and s.task_db is not None else None,
             task_ttl=s.task_ttl if queue else None,
             task_retention=s.task_retention if queue else None,
+            step_max_bytes=s.workflow_step_max_bytes if queue else None,
             threads=s.worker_threads,
             heartbeat_interval=s.heartbeat_interval,
             max_message_size=s.max_message_size,

@@ -94,6 +94,12 @@ class Settings(BaseModel):
         le=10 * 365 * 86400,
         description="seconds finished queue tasks and workflows are kept (0: forever)",
     )
+    workflow_step_max_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=1 << 30,
+        description="largest input or output of one workflow step, as JSON bytes; a step over it fails",
+    )
     log_level: LogLevel = "info"
     log_format: Literal["text", "json"] = Field("text", description="text, or one JSON object per line")
     shutdown_grace: float = Field(

@@ -56,6 +56,15 @@ async def serve_sweeper(backstops: set[Backstop]) -> NoReturn:
                 backstop.task.cancel()
 
 
+def fail_in_flight(link: WorkerLink, pending: dict[int, PendingCall], error: WorkerLostError) -> None:
+    """Answer every call ``link`` holds (of the in-flight table ``pending``) with ``error``."""
+    for call_id in list(link.in_flight):
+        call = pending.get(call_id)
+        if call is not None:
+            call.put(error)
+    link.in_flight.clear()
+
+
 @dataclass(eq=False, slots=True)
 class PendingCall:
     """The call ``call_id`` of ``tool``, sent to ``link``."""

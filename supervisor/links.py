@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ProtocolError
-from shared.protocol import PROTOCOL_VERSION, CatalogChanged, Ready, check_ready
+from shared.protocol import PROTOCOL_VERSION, CatalogChanged, Ready, Threads, check_ready
 
 from .catalog import check_catalog
 
@@ -50,6 +50,27 @@ class WorkerLink:
     """Declared dead for missing heartbeats; the arbiter is killing it."""
     calls_served: int = 0
     calls_failed: int = 0
+    threads: Threads = Threads(0, 0, {})
+    """The worker's pool of threads for sync tools as it last reported it (THREADS)."""
+    held_threads: int = 0
+    """Threads held by calls that were cancelled (counted as load: the router forgot those calls)."""
+    saturated: bool = False
+    """Every thread of the pool is busy: a sync call sent there waits for one (routed elsewhere if it can)."""
+
+    def set_threads(self, threads: Threads) -> None:
+        """Take the state of the thread pool the worker reported."""
+        self.threads = threads
+        self.held_threads = sum(threads.held.values())
+        self.saturated = 0 < threads.size <= threads.busy
+
+    def saturation(self) -> str | None:
+        """Why the worker's thread pool is full, in words for /status; None when it is not."""
+        if not self.saturated:
+            return None
+        busy, size, held = self.threads
+        by = ", ".join(f"{tool} ×{count}" for tool, count in sorted(held.items()))
+        held_by = f", {self.held_threads} held by cancelled calls ({by})" if held else ""
+        return f"{busy} of {size} sync-tool threads busy{held_by}"
 
     @property
     def tool_names(self) -> list[str]:

@@ -58,13 +58,14 @@ from shared.protocol import (
     ResourceUpdated,
     Result,
     Stop,
+    Threads,
     decode,
-    encode,
 )
 
 from .admission import Admission
 from .catalog import SETTLE_TIMEOUT, Catalog
-from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, serve_sweeper
+from .frames import fitting_frame
+from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, fail_in_flight, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
 from .router_types import (
@@ -299,7 +300,7 @@ class Router:
 
         Raises:
             UnknownToolError: no tool of that name in the catalog.
-            InvalidArgumentsError: the worker refused the arguments.
+            InvalidArgumentsError: the worker refused the arguments, or they exceed ``max_message_size``.
             NoWorkerError: no worker of the tool's pool became ready in time.
             ServerBusyError: admission limits reached (see ``Admission.admit``).
             WorkerLostError: the worker died or stopped while running the call.
@@ -414,12 +415,14 @@ class Router:
         self._send_raw(link.identity, message)
 
     def _send_raw(self, identity: bytes, message: Message) -> None:
-        """Queue a frame to a worker; never blocks, never raises. A send to a peer that is gone fails
-        (ROUTER_MANDATORY) and is only logged at debug level: the arbiter reports the exit."""
-        if self._socket is None:
+        """Queue a frame to a worker; never blocks. A send to a peer that is gone fails (ROUTER_MANDATORY)
+        and is only logged at debug level: the arbiter reports the exit. A frame over ``max_message_size``
+        is never sent (``frames.fitting_frame``): a CALL raises ``InvalidArgumentsError``, nothing else."""
+        frame = fitting_frame(message, self.max_message_size)
+        if self._socket is None or frame is None:
             return
         try:
-            self._socket.send([identity, encode(message)])
+            self._socket.send([identity, frame])
         except zmq.ZMQError as exc:
             logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
 
@@ -458,6 +461,8 @@ class Router:
                 self._requests.refuse_late(link, message)
         elif isinstance(message, ResourceUpdated):
             self.on_resource_updated(message.uri)
+        elif isinstance(message, Threads):
+            self._admission.threads_changed(link, message)
         elif isinstance(message, CatalogChanged):
             if self._table.recatalog(link, message):
                 self._catalog.take(link.pool, link.catalog, link.load_errors, link.elsewhere)
@@ -491,10 +496,5 @@ class Router:
         # the calls this worker made on its own behalf (the task queue's) die with it, so that a task
         # recovered by its next incarnation can never run twice at once
         self._requests.cancel_all(link)
-        error = WorkerLostError(reason)
-        for call_id in list(link.in_flight):
-            pending = self._pending.get(call_id)
-            if pending is not None:
-                pending.put(error)
-        link.in_flight.clear()
+        fail_in_flight(link, self._pending, WorkerLostError(reason))
         self._admission.remove(link)

@@ -71,6 +71,8 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
                 "open_fds": figures.get("open_fds"),
                 "threads": figures.get("threads"),
                 "in_flight": len(link.in_flight) if link else 0,
+                "sync_threads": link.threads._asdict() if link and link.threads.size else None,
+                "saturated": link.saturation() if link else None,
                 "calls_served": link.calls_served if link else 0,
                 "calls_failed": link.calls_failed if link else 0,
                 "tools": link.tool_names if link else [],

@@ -111,6 +111,8 @@ async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, optio
         settings["task_ttl"] = options.task_ttl
     if options.task_retention is not None:
         settings["task_retention"] = options.task_retention
+    if options.step_max_bytes is not None:
+        settings["step_max_bytes"] = options.step_max_bytes
     engine = Engine(path, RouterExecutor(worker), on_protocol_change=forwarder, **settings)
     set_engine(engine)
     worker.on_drain.append(engine.hold)  # a reload or a stop lets the attempts that run finish

@@ -79,7 +79,7 @@ class TrioWorker:
         frame = None
         try:
             with scope:
-                frame = await self.host.run(call, self._run_sync)
+                frame = await self.host.run(call, self._run_sync, self.core.threads)
         finally:
             self.running.pop(call.call_id, None)
             cancelled = call.call_id in self._cancelled

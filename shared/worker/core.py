@@ -28,6 +28,7 @@ from ..protocol import (
     Cancel,
     Drain,
     Heartbeat,
+    Log,
     Message,
     Reply,
     Request,
@@ -36,8 +37,10 @@ from ..protocol import (
     Stop,
     decode,
     encode,
+    too_large,
 )
 from .host import PreparedCall, ToolHost
+from .threads import ThreadLoad
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -110,6 +113,8 @@ class WorkerCore(Generic[CallHandle]):
         """request id → the waiter of a request a tool made (``ctx.sample`` and friends)."""
         self._request_ids = itertools.count(1)
         self._loop_thread = threading.get_ident()
+        self.threads = ThreadLoad(options.threads, self._threads_changed)
+        """The sync tools' threads; the runtime passes it to ``ToolHost.run``."""
 
     def mark_loop_thread(self) -> None:
         """Record the calling thread as the event loop's (``serve`` calls this first)."""
@@ -130,9 +135,30 @@ class WorkerCore(Generic[CallHandle]):
         """How many calls are running."""
         return len(self.running)
 
+    def _threads_changed(self) -> None:
+        """Send THREADS from the loop thread, with the state it finds there: of two changes made in two
+        threads, the later state always goes out last."""
+        self._loop.call_soon_threadsafe(self._send_threads)
+
+    def _send_threads(self) -> None:
+        if self.announced:  # the router ignores a worker's frames before its READY
+            self.send(encode(self.threads.snapshot()))
+
     def emit(self, message: Message) -> None:
-        """Send a message from any thread (the ``ToolContext`` uses this)."""
+        """Send a message from any thread (the ``ToolContext`` uses this). One over ``max_message_size``
+        is not sent (the router's socket would drop it, and the connection with it): a LOG becomes a
+        warning LOG saying so, anything else is logged here."""
         frame = encode(message)
+        if len(frame) > self.options.max_message_size:
+            reason = too_large(
+                f"the {type(message).__name__.upper()} frame", len(frame), self.options.max_message_size
+            )
+            if not isinstance(message, Log):
+                logger.error("not sent: %s", reason)
+                return
+            frame = encode(
+                Log(message.call_id, "warning", message.logger, f"a log message was not sent: {reason}")
+            )
         if threading.get_ident() == self._loop_thread:
             self.send(frame)
         else:
@@ -212,7 +238,8 @@ class WorkerCore(Generic[CallHandle]):
 
         Raises:
             InputRequired: the request went to the client in an ``input_required`` result (2026-07-28).
-            ClientRequestError: the answer was an error.
+            ClientRequestError: the answer was an error, or the request would be a frame over
+                ``max_message_size`` (not sent).
 
         Cancellation: the waiter is forgotten and, for a request of the worker's own, the router is told
         to cancel it (REQUEST_CANCEL); a REPLY that arrives later is dropped.
@@ -222,13 +249,19 @@ class WorkerCore(Generic[CallHandle]):
             self._announce_waiters.append(announced)
             await announced.wait()
         request_id = next(self._request_ids)
+        frame = encode(Request(call_id, request_id, method, params))
+        if len(frame) > self.options.max_message_size:  # the router's socket would drop it unseen
+            what = f"the {method} request" + (
+                f" for {params.get('name')!r}" if method == "tools/call" else ""
+            )
+            raise ClientRequestError(too_large(what, len(frame), self.options.max_message_size))
         waiter = self._loop.new_waiter()
         self.waiting[request_id] = waiter
         if on_progress is not None:
             self.request_progress[request_id] = on_progress
         answered = False
         try:
-            self.send(encode(Request(call_id, request_id, method, params)))
+            self.send(frame)
             reply = await waiter.wait()
             answered = True
         finally:

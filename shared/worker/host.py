@@ -42,6 +42,7 @@ from ..metadata import Runtime, get_registry
 from ..protocol import PROTOCOL_VERSION, Call, CatalogChanged, Error, Message, Ready, Result, encode
 from ..results import error_result, to_call_tool_result
 from ..schema import ToolSpec, build_tool_spec
+from .threads import ThreadLoad
 
 DEFAULT_TOOL_MODULES = ("shared.worker.builtin_tools",)
 """Loaded when no tool module is configured."""
@@ -189,7 +190,12 @@ class ToolHost:
             kwargs[spec.context_parameter] = context
         return PreparedCall(call.call_id, spec, kwargs, context, timeout)
 
-    async def run(self, call: PreparedCall, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]) -> bytes:
+    async def run(
+        self,
+        call: PreparedCall,
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+        threads: ThreadLoad | None = None,
+    ) -> bytes:
         """Run the tool and return its RESULT frame; an exception from the tool becomes a tool error,
         but for a ``ClientRequestError`` of code -32021 (the client lacks a capability the tool needs),
         which fails the call with that protocol error. For any other kind, a ``ClientRequestError`` is an
@@ -197,13 +203,19 @@ class ToolHost:
         other exception is an ERROR -32603.
 
         ``run_sync`` runs a sync tool's function in the worker's thread pool (``loop.run_in_executor`` or
-        ``trio.to_thread.run_sync``).
+        ``trio.to_thread.run_sync``), counted by ``threads`` when given.
 
         Cancellation: the runtime's cancellation (a CANCEL frame or the deadline) propagates after the
-        call's context is marked cancelled, so a sync tool still running in its thread can notice.
+        call's context is marked cancelled, so a sync tool still running in its thread can notice; that
+        thread is counted as held by a cancelled call (``ThreadLoad.abandon``) until the function returns.
         """
         try:
-            value = await call.invoke() if call.spec.is_async else await run_sync(call.invoke)
+            if call.spec.is_async:
+                value = await call.invoke()
+            elif threads is None:
+                value = await run_sync(call.invoke)
+            else:
+                value = await run_sync(threads.wrap(call.call_id, call.spec.name, call.invoke))
         except ClientRequestError as exc:
             if exc.code == MISSING_REQUIRED_CLIENT_CAPABILITY:  # the request cannot be processed at all
                 return self.error_frame(call.call_id, MissingCapabilityError(str(exc), exc.data))
@@ -214,6 +226,8 @@ class ToolHost:
             return self.failure_frame(call, exc)
         except BaseException:
             call.context.mark_cancelled()
+            if threads is not None:
+                threads.abandon(call.call_id)
             raise
         return self.result_frame(call, value)
 

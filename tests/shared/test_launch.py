@@ -46,6 +46,7 @@ def test_every_option_survives_the_command_line() -> None:
         task_db="-odd name.db",
         task_ttl=0.1 + 0.2,
         task_retention=0.0,
+        step_max_bytes=65536,
         threads=2,
         heartbeat_interval=0.1,
         max_message_size=1 << 20,

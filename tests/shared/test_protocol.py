@@ -34,6 +34,7 @@ from shared.protocol import (
     ResourceUpdated,
     Result,
     Stop,
+    Threads,
     check_ready,
     decode,
     encode,
@@ -72,6 +73,7 @@ SAMPLES: list[Message] = [
     RequestCancel(3),
     ResourceUpdated("config://app"),
     CatalogChanged([{"name": "added", "inputSchema": {"type": "object"}, "metadata": {}}], [], {"x": "trio"}),
+    Threads(8, 8, {"stubborn": 8}),
 ]
 
 
@@ -121,6 +123,7 @@ def test_message_type_numbers_are_pinned() -> None:
         "REQUEST_CANCEL": 14,
         "RESOURCE_UPDATED": 15,
         "CATALOG_CHANGED": 16,
+        "THREADS": 17,
     }
 
 
@@ -174,7 +177,7 @@ def test_decode_refuses_what_is_not_a_typed_array(value: Any) -> None:
         decode(msgpack.packb(value))
 
 
-@pytest.mark.parametrize("type_number", [0, 17, 99, -1])
+@pytest.mark.parametrize("type_number", [0, 18, 99, -1])
 def test_decode_refuses_unknown_type(type_number: int) -> None:
     with pytest.raises(ProtocolError, match=f"unknown message type {type_number}"):
         decode(msgpack.packb([type_number, "x"]))

@@ -479,3 +479,19 @@ async def test_a_candidate_that_dies_before_ready_abandons_the_restart() -> None
         assert h.router.told("stop") == [] and h.router.told("promote") == []
         assert len(h.os.processes) == 2  # a failed candidate is not restarted
         assert await h.arbiter.restart("go") == "no runtime or worker called 'go'"
+
+
+async def test_issue_17_scaling_a_runtime_to_zero_stops_its_workers_and_back_up_starts_them() -> None:
+    """Issue 17: ``ctl scale trio 0`` failed with "Set of Tasks/Futures is empty" (nothing to start)."""
+    async with running(workers_trio=2) as h:
+        first, second = await h.live("trio-0"), await h.live("trio-1")
+        assert await h.arbiter.scale("trio", 0) is None
+        assert sorted(h.router.told("stop")) == sorted([(first.pid, "replaced"), (second.pid, "replaced")])
+        assert h.arbiter.workers == {} and h.arbiter.settings.workers_trio == 0
+
+        scaling = asyncio.ensure_future(h.arbiter.scale("trio", 1))
+        await eventually(lambda: len(h.os.processes) == 3, "the new worker to start")
+        new = max(h.os.processes)
+        h.arbiter.on_ready(link("trio-0", new))
+        assert await scaling is None
+        assert h.worker("trio-0").pid == new and h.worker("trio-0").state == "ready"

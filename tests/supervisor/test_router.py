@@ -194,6 +194,36 @@ async def test_a_failed_pool_leaves_the_listing_and_its_calls_fail_fast() -> Non
         assert [entry["name"] for entry in router.tools()] == ["echo", "trio_echo"]
 
 
+@pytest.mark.parametrize("back_as", ["restarted", "adopted spare"])
+async def test_issue_17_a_pool_back_from_its_flapping_rest_is_listed_again_with_list_changed(
+    back_as: str,
+) -> None:
+    """Issue 17: after the rest, tools/list left out the pool's tools (no list_changed) until the next
+    worker start, because the catalog was rebuilt before the failure mark was cleared."""
+    changes: list[int] = []
+    async with running_router(["asyncio", "trio"]) as (router, socket):
+        connect(router, socket, "asyncio-0", 1, "asyncio", "echo")
+        connect(router, socket, "trio-0", 2, "trio", "trio_echo")
+        router.on_catalog_change = lambda: changes.append(router.catalog_version)
+        router.worker_gone(2, "worker trio-0 (pid 2) exit code 70")
+        router.set_pool_failed("trio", "every trio worker is failing: exit code 70")
+        assert [entry["name"] for entry in router.tools()] == ["echo"] and len(changes) == 1
+        router.set_pool_failed("trio", "every trio worker is failing: exit code 70")  # the rest ended
+        if back_as == "restarted":
+            connect(router, socket, "trio-0", 3, "trio", "trio_echo")
+        else:
+            spare = FakeWorker(socket, "trio-spare-0", 3, "trio", [tool_entry("trio_echo")])
+            router.expect("trio-spare-0", 3, held=True)
+            spare.ready()
+            assert [entry["name"] for entry in router.tools()] == ["echo"]  # held: not yet
+            router.promote(3)
+
+        assert router.pool_failures() == {}
+        assert [entry["name"] for entry in router.tools()] == ["echo", "trio_echo"]
+        assert changes == [changes[0], router.catalog_version]  # one list_changed out, one back
+        assert router.catalog.last_changed == frozenset({"tool"})
+
+
 async def test_a_call_waiting_for_a_worker_fails_fast_when_its_pool_is_marked_failed() -> None:
     async with running_router(["asyncio", "trio"]) as (router, socket):
         connect(router, socket, "asyncio-0", 1, "asyncio", "echo")

@@ -62,6 +62,7 @@ from .router_cache import RouterCache
 from .runner import Run, Runner
 from .scheduler import Scheduler
 from .scheduling import estimate_starts, mean_durations, waiting_reason
+from .sizes import DEFAULT_STEP_MAX_BYTES
 from .state import Changes, State
 from .store import Store, Synchronous
 from .views import executor_view, iso, log_view, task_summary
@@ -94,11 +95,13 @@ class EngineCore:
         rng: random.Random | None = None,
         task_ttl: float = DEFAULT_TASK_TTL,
         task_retention: float = DEFAULT_TASK_RETENTION,
+        step_max_bytes: int = DEFAULT_STEP_MAX_BYTES,
         on_protocol_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.task_ttl = float(task_ttl)
         self.task_retention = float(task_retention)
+        self.step_max_bytes = int(step_max_bytes)
         self._on_protocol_change = on_protocol_change
         self._ended: OrderedDict[str, tuple[TaskRecord, dict[str, Any]]] = OrderedDict()
         """Task id -> (record, DetailedTask) of ended protocol tasks, most recently used last."""
@@ -187,7 +190,9 @@ class EngineCore:
             raise QueueUnavailableError("the task queue is not running (its engine is not serving)")
 
     def _changes(self, catalog: dict[str, dict[str, Any]] | None = None) -> Changes:
-        return Changes(self._state, self._clock(), rng=self._rng, catalog=catalog)
+        return Changes(
+            self._state, self._clock(), rng=self._rng, catalog=catalog, step_limit=self.step_max_bytes
+        )
 
     def _committed(self, c: Changes) -> None:
         """Apply a committed ``c`` to memory and start the attempts it started (the committer calls this

@@ -28,11 +28,12 @@ class Engine(TaskOperations, QueueOperations, ExecutorOperations, WorkflowOperat
     still commits (the database wait is shielded) and raises ``Cancelled`` afterwards.
 
     Constructor: ``Engine(db_path, executor, *, clock=time.time, synchronous="FULL", rng=None,
-    task_ttl=3600, task_retention=604800, on_protocol_change=None)`` — ``clock`` gives the wall-clock
+    task_ttl=3600, task_retention=604800, step_max_bytes=1048576, on_protocol_change=None)`` — ``clock`` gives the wall-clock
     times recorded and reported, ``synchronous`` the SQLite sync level (``FULL``: a commit is synced before
     it is acknowledged), ``rng`` the source of retry jitter, ``task_ttl`` and ``task_retention`` the
     seconds protocol tasks and finished queue tasks/workflows are kept after they end (0: forever; see
-    ``retention.py``), ``on_protocol_change`` the hook told of protocol task changes (see ``core.py``).
+    ``retention.py``), ``step_max_bytes`` the largest input or output of a workflow step (``sizes.py``),
+    ``on_protocol_change`` the hook told of protocol task changes (see ``core.py``).
     """
 
 

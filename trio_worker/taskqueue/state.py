@@ -144,16 +144,24 @@ class Changes:
     """The changes of one transition, readable before they are committed.
 
     ``catalog`` (tool name -> catalog entry, or ``None`` when unknown) is used to check the inputs of
-    workflow steps as they become ready; ``rng`` draws retry jitter.
+    workflow steps as they become ready, and ``step_limit`` (bytes, or ``None``: no limit) bounds each step's
+    input and output (``sizes.py``); ``rng`` draws retry jitter.
     """
 
     def __init__(
-        self, state: State, now: float, *, rng: random.Random, catalog: dict[str, dict[str, Any]] | None
+        self,
+        state: State,
+        now: float,
+        *,
+        rng: random.Random,
+        catalog: dict[str, dict[str, Any]] | None,
+        step_limit: int | None = None,
     ) -> None:
         self.state = state
         self.now = now
         self.rng = rng
         self.catalog = catalog
+        self.step_limit = step_limit
         self.tasks: dict[str, TaskRecord] = {}
         self.workflows: dict[str, WorkflowRecord] = {}
         self.steps: dict[tuple[str, str], StepRecord] = {}

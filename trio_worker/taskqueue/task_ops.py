@@ -317,11 +317,16 @@ class TaskOperations(EngineCore):
         }
 
     async def task_result(
-        self, task_id: str, include_output: bool = True, include_logs: bool = False
+        self,
+        task_id: str,
+        include_output: bool = True,
+        include_logs: bool = False,
+        include_payload: bool = False,
     ) -> dict[str, Any]:
         """The outcome of a task: ``result`` (the tool's CallToolResult of the last attempt), ``output``
         (its structured content or text) and ``execution_time`` (of the last attempt). Both are ``null``
-        while the task has not ended, and left out (``null``) with ``include_output=false``.
+        while the task has not ended, and left out (``null``) with ``include_output=false``; with
+        ``include_payload``, ``payload`` too. All whole (``task_status`` clips a large payload).
 
         Raises:
             NotFoundError: no such task.
@@ -347,6 +352,8 @@ class TaskOperations(EngineCore):
         }
         if include_logs:
             answer["logs"] = (await self._logs([task.task_id]))[task.task_id]
+        if include_payload:
+            answer["payload"] = task.payload
         return answer
 
     async def task_retry(

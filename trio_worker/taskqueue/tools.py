@@ -175,10 +175,12 @@ async def task_result(
     task_id: TaskRef,
     include_output: Annotated[bool, Field(description="Add the tool's result and output")] = True,
     include_logs: Annotated[bool, Field(description="Add the task's log lines")] = False,
+    include_payload: Annotated[bool, Field(description="Add the task's whole payload")] = False,
 ) -> dict[str, Any]:
     """The outcome of a task: result (the tool's CallToolResult), output (its structured content or text),
-    logs and execution_time; result and output are null until the task ended."""
-    return await get_engine().task_result(task_id, include_output, include_logs)
+    logs and execution_time; result and output are null until the task ended. Always whole: task_status
+    and workflow_result clip large values and point here."""
+    return await get_engine().task_result(task_id, include_output, include_logs, include_payload)
 
 
 @tool_metadata(

@@ -21,6 +21,7 @@ from .models import RetryPolicy
 from .payload import check_arguments
 from .records import Attempt, Backoff, StepRecord, TaskRecord, WorkflowRecord
 from .scheduling import busy_delay, retry_delay
+from .sizes import over_limit
 from .state import Changes
 from .workflows import Graph, output_of, resolve, result_text, topological_order
 
@@ -237,8 +238,13 @@ def task_ended(c: Changes, task: TaskRecord) -> None:
     workflow = c.workflow(task.workflow_id)
     if step is None or workflow is None or step.status in ("completed", "failed", "cancelled"):
         return
-    if task.status == "completed":
-        ended = replace(step, status="completed", output=output_of(task.result or {}), ended_at=c.now)
+    output = output_of(task.result or {}) if task.status == "completed" else None
+    too_large = over_limit(f"the output of step {step.step_id!r}", output, c.step_limit) if output else None
+    if too_large is not None:  # not kept: it would become a later step's input
+        ended = replace(step, status="failed", error=too_large, ended_at=c.now)
+        c.log(task.task_id, f"{too_large}: the step failed", "error")
+    elif task.status == "completed":
+        ended = replace(step, status="completed", output=output, ended_at=c.now)
     elif task.status == "failed":
         ended = replace(step, status="failed", error=task.error, ended_at=c.now)
     else:
@@ -298,6 +304,9 @@ def _start_step(
             if entry is None:
                 raise InvalidRequestError(f"action: unknown tool {step.action!r}")
             check_arguments(entry.get("inputSchema"), payload, "inputs")
+        too_large = over_limit("inputs", payload, c.step_limit)
+        if too_large is not None:
+            raise InvalidRequestError(too_large)
     except InvalidRequestError as exc:
         return _skip(c, step, "failed", f"inputs refused when the step became ready: {exc}")
     task_id = f"{workflow.workflow_id}/{step.step_id}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from .records import Attempt, LogLine, StepRecord, TaskRecord, WorkflowRecord
 from .scheduling import ExecutorView
+from .sizes import clipped
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -83,10 +84,12 @@ def task_summary(
 
 
 def task_detail(task: TaskRecord, summary: dict[str, Any]) -> dict[str, Any]:
-    """One task as ``task_status`` shows it: the summary plus what was submitted."""
+    """One task as ``task_status`` shows it: the summary plus what was submitted (clipped when large:
+    ``sizes.clipped``)."""
+    whole = f"task_result(task_id={task.task_id!r}, include_payload=true)"
     return {
         **summary,
-        "payload": task.payload,
+        "payload": clipped(task.payload, whole),
         "timeout": task.timeout,
         "retry_policy": {
             "max_retries": task.max_retries,

@@ -32,6 +32,7 @@ from .queries import WorkflowQuery
 from .records import StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
 from .scheduling import mean_durations
+from .sizes import clipped
 from .views import page_view, rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
@@ -384,13 +385,14 @@ class WorkflowOperations(EngineCore):
             ],
             "errors": {s.step_id: s.error for s in steps.values() if s.error},
         }
-        if include_outputs:
-            answer["outputs"] = {s.step_id: s.output for s in steps.values() if s.status == "completed"}
-            answer["final_outputs"] = {
-                s.step_id: s.output
+        if include_outputs:  # clipped when large; task_result gives an output whole
+            outputs = {
+                s.step_id: clipped(s.output, f"task_result(task_id={s.task_id!r})")
                 for s in steps.values()
-                if s.status == "completed" and not dependants[s.step_id]
+                if s.status == "completed"
             }
+            answer["outputs"] = outputs
+            answer["final_outputs"] = {k: v for k, v in outputs.items() if not dependants[k]}
         if include_logs:
             logs = await self._logs([s.task_id for s in steps.values() if s.task_id])
             answer["logs"] = {s.step_id: logs.get(s.task_id or "", []) for s in steps.values()}

@@ -28,6 +28,7 @@ from shared.protocol import (
     Heartbeat,
     Log,
     Message,
+    Progress,
     Ready,
     Reply,
     Request,
@@ -419,3 +420,38 @@ def test_a_cancelled_request_is_forgotten_and_the_workers_own_is_cancelled_at_th
     assert loop.sent[1:] == ([RequestCancel(request.request_id)] if call_id == 0 else [])
     assert worker.waiting == {}
     worker.handle(encode(Reply(request.request_id, {}, None)))  # a late answer is dropped
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_issue_17_a_request_over_max_message_size_fails_at_once_and_is_not_sent(
+    core: Core, backend: str
+) -> None:
+    """A workflow step's 32 MB input went out as a worker's own REQUEST; the router's socket dropped the
+    frame unseen and the step stayed running. Now the request fails before anything is sent."""
+    worker, loop = core
+    worker.ready_frame()
+    limit = worker.options.max_message_size
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            with pytest.raises(ClientRequestError, match=r"the tools/call request for 'step' would take"):
+                await worker.request(0, "tools/call", {"name": "step", "arguments": {"blob": "x" * limit}})
+
+    anyio.run(main, backend=backend)
+    assert loop.sent == [] and worker.waiting == {}
+
+
+def test_issue_17_a_frame_over_max_message_size_is_never_emitted(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The router's socket drops such a frame and the worker's connection with it; a LOG says so instead,
+    anything else is logged by the worker."""
+    worker, loop = core
+    worker.mark_loop_thread()
+    huge = "x" * worker.options.max_message_size
+    worker.emit(Log(7, "info", "tool", huge))
+    worker.emit(Progress(7, 1.0, None, huge))
+    [sent] = loop.sent
+    assert isinstance(sent, Log) and (sent.call_id, sent.level, sent.logger) == (7, "warning", "tool")
+    assert sent.data.startswith("a log message was not sent: the LOG frame would take ")
+    assert "not sent: the PROGRESS frame would take" in caplog.text

@@ -17,14 +17,28 @@ from .rundir import CONTROL_NAME, default_runtime_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
+JSON_HELP = "print the answer as JSON (for scripts)"
 
-def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """``--port`` / ``--runtime-dir``: which supervisor to talk to (shared with ``top``)."""
+
+def add_target_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``--port`` / ``--runtime-dir``: which supervisor to talk to (shared with ``top``).
+
+    ``suppress``: leave an option out of the namespace when it is not given, so that a subcommand's copy
+    does not overwrite what was given before the subcommand.
+    """
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--port", type=int, default=8001, help="the HTTP port of the supervisor (default 8001)"
+        "--port",
+        type=int,
+        default=argparse.SUPPRESS if suppress else 8001,
+        help="the HTTP port of the supervisor (default 8001)",
     )
-    where.add_argument("--runtime-dir", type=Path, help="its runtime directory (stdio servers, custom dirs)")
+    where.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=argparse.SUPPRESS if suppress else None,
+        help="its runtime directory (stdio servers, custom dirs)",
+    )
 
 
 SYSTEMD_RUNTIME_DIR = Path("/run/mcp-supervisor")
@@ -47,16 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m supervisor ctl", description="Control a running supervisor."
     )
     add_target_options(parser)
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON (for scripts)")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    # the same options after the command: ``ctl status --json`` as well as ``ctl --json status``
+    common = argparse.ArgumentParser(add_help=False)
+    add_target_options(common, suppress=True)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("status", help="workers, states, figures")
-    commands.add_parser("reload", help="re-read the configuration and replace every worker")
-    restart = commands.add_parser("restart", help="replace the workers of a runtime, or one worker")
+    commands.add_parser("status", parents=[common], help="workers, states, figures")
+    commands.add_parser("reload", parents=[common], help="re-read the configuration and replace every worker")
+    restart = commands.add_parser(
+        "restart", parents=[common], help="replace the workers of a runtime, or one worker"
+    )
     restart.add_argument("target", help="asyncio, trio, or a worker id such as trio-0")
-    scale = commands.add_parser("scale", help="run N workers of a runtime")
+    scale = commands.add_parser("scale", parents=[common], help="run N workers of a runtime")
     scale.add_argument("runtime", choices=["asyncio", "trio"])
     scale.add_argument("count", type=int)
-    commands.add_parser("stop", help="stop gracefully")
+    commands.add_parser("stop", parents=[common], help="stop gracefully")
     return parser
 
 

@@ -116,7 +116,7 @@ def render_status(status: dict[str, Any]) -> str:
         f"{me['tools']} tools, {me['calls']} calls, {_mb(me.get('rss_bytes'))}"
     ]
     for runtime, info in status["runtimes"].items():
-        lines.append(f"  {runtime}: {'ready' if info['ready'] else 'NOT READY: ' + str(info['failure'])}")
+        lines.append(f"  {runtime}: {_readiness(runtime, info, status['workers'])}")
     for worker in status["workers"]:
         lines.append(
             f"  {worker['id']:<12} pid {worker['pid'] or '-':<7} {worker['state']:<9} "
@@ -128,6 +128,17 @@ def render_status(status: dict[str, Any]) -> str:
     for error in status["load_errors"]:
         lines.append(f"  load error: {error}")
     return "\n".join(lines)
+
+
+def _readiness(runtime: str, info: dict[str, Any], workers: list[dict[str, Any]]) -> str:
+    """``ready``, ``scaled to 0`` (no worker of it is meant to run), or ``NOT READY:`` and why."""
+    if info["ready"]:
+        return "ready"
+    if info["failure"] is not None:
+        return f"NOT READY: {info['failure']}"
+    if not any(worker["pool"] == runtime for worker in workers):
+        return "scaled to 0"
+    return "NOT READY: no worker of it is ready yet"
 
 
 def _mb(value: int | None) -> str:

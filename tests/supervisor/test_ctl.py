@@ -61,3 +61,17 @@ def test_the_target_may_follow_the_command(answered: list[tuple[Path, dict[str, 
 def test_an_option_before_the_command_is_not_overwritten_by_its_absence_after() -> None:
     args = ctl.build_parser().parse_args(["--json", "--port", "9000", "status"])
     assert (args.json, args.port, args.runtime_dir) == (True, 9000, None)
+
+
+def test_a_pool_scaled_to_0_says_so_not_none_issue_17() -> None:
+    """``ctl status`` printed ``trio: NOT READY: None`` for a pool scaled to 0."""
+    text = ctl.render_status(STATUS)
+    assert "  trio: scaled to 0" in text.splitlines()
+    assert "None" not in text
+
+
+def test_a_pool_without_a_ready_worker_says_why() -> None:
+    starting = {**STATUS, "workers": [*STATUS["workers"], {**STATUS["workers"][0], "pool": "trio"}]}
+    assert "  trio: NOT READY: no worker of it is ready yet" in ctl.render_status(starting).splitlines()
+    failed = {**STATUS, "runtimes": {"trio": {"ready": False, "failure": "every trio worker is failing"}}}
+    assert "  trio: NOT READY: every trio worker is failing" in ctl.render_status(failed).splitlines()

@@ -43,6 +43,7 @@ from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
 from .sampler import ProcessSampler
+from .scaling import scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
 
@@ -305,6 +306,9 @@ class Supervisor:
                 raise CommandError(f"scale needs a runtime among {', '.join(self.settings.worker_counts())}")
             if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 256:
                 raise CommandError("scale needs a count from 0 to 256")
+            refusal = scale_refusal(runtime, count, self.arbiter.settings.worker_counts()[runtime])
+            if refusal is not None:
+                raise CommandError(refusal)
             return _succeeded(await self.arbiter.scale(runtime, count))
 
         async def stop(request: dict[str, Any]) -> Any:

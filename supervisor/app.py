@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -283,6 +284,15 @@ class Supervisor:
                 self.notifier.status(self.summary())
                 last_status = time.monotonic()
 
+    async def _tool_import_failure(self) -> str | None:
+        """Once the workers have settled, the first configured tool module that failed to import (as the
+        workers word it: ``shared.worker.host``), or None; the default tools are not waited for."""
+        if not self.settings.tools:
+            return None
+        await self.router.wait_settled(timeout=READY_TIMEOUT)
+        failed = [error for error in self.router.load_errors() if " failed to import: " in error]
+        return failed[0] if failed else None
+
     def _control_handlers(self) -> dict[str, Handler]:
         """The commands of the control socket (see ``control.py``)."""
 
@@ -394,8 +404,18 @@ class Supervisor:
             sock.close()
 
     async def run_stdio(self) -> int:
-        """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code."""
+        """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code.
+
+        A configured tool module that cannot be imported ends the start (``EXIT_STARTUP``, one line on
+        stderr) before anything is served: a desktop client would show no tool and no reason. (Over HTTP
+        the other modules keep serving and ``/status`` lists the error.)
+        """
         await self._start()
+        failure = await self._tool_import_failure()
+        if failure is not None:
+            print(f"mcp-supervisor: error: {failure}", file=sys.stderr, flush=True)
+            await self._finish(asyncio.create_task(asyncio.sleep(0)), lambda: None, lambda: None)
+            return EXIT_STARTUP
         server = build_mcp_server(self.router, self.settings)
         freeze_startup_heap(GEN0_THRESHOLD)
 

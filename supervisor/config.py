@@ -79,7 +79,9 @@ class Settings(BaseModel):
         le=16,
         description="ready processes kept per pool to replace a worker that dies or hangs at once (0: off)",
     )
-    tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
+    tools: tuple[str, ...] = Field(
+        (), description="tool modules to import in the workers: dotted names or paths of .py files"
+    )
     task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
     task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
     task_ttl: float = Field(
@@ -198,10 +200,20 @@ class Settings(BaseModel):
     @pydantic.field_validator("tools")
     @classmethod
     def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Dotted module names, or paths of ``.py`` files made absolute (the workers may not share the
+        working directory the path was written for)."""
+        names = []
         for name in value:
-            if not name or not all(part.isidentifier() for part in name.split(".")):
-                raise ValueError(f"{name!r} is not a dotted Python module name")
-        return value
+            if name.endswith(".py"):
+                path = Path(name).expanduser()
+                if not path.stem.isidentifier():
+                    raise ValueError(f"{name!r}: a tool file's name must be a Python identifier + .py")
+                names.append(str(path.absolute()))
+            elif not name or not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a dotted Python module name nor a .py file")
+            else:
+                names.append(name)
+        return tuple(names)
 
     @pydantic.field_validator("worker_env")
     @classmethod

@@ -487,3 +487,29 @@ def test_the_timeout_of_a_task_run_is_an_error_not_a_tool_result() -> None:
     assert decode(host.timeout_frame(prepared)) == Error(
         1, INTERNAL_ERROR, "tool 'ut_trio_double' timed out after 2.5 s", None
     )
+
+
+def test_a_tool_file_is_imported_by_its_path_with_its_neighbours_issue_17(tmp_path: Path) -> None:
+    """``--tools ./my_tools.py``: a desktop client starts the server in another working directory."""
+    (tmp_path / "ut_file_helper.py").write_text("PREFIX = 'from a file'\n")
+    (tmp_path / "ut_file_tools.py").write_text(
+        "from shared.metadata import tool_metadata\n"
+        "from ut_file_helper import PREFIX\n\n\n"
+        "@tool_metadata(runtime='asyncio')\n"
+        "async def ut_from_file() -> str:\n"
+        "    return PREFIX\n"
+    )
+    try:
+        host = loaded_host(modules=(str(tmp_path / "ut_file_tools.py"),))
+        assert host.load_errors == [] and ut_names(host.tools) == {"ut_from_file"}
+    finally:
+        for name in ("ut_file_tools", "ut_file_helper"):
+            sys.modules.pop(name, None)
+
+
+def test_a_missing_tool_file_is_one_load_error_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "ut_nowhere.py")
+    host = loaded_host(modules=(missing, SAMPLE))
+    [error] = errors_about(host, "ut_nowhere")
+    assert error.startswith(f"tool module {missing!r} failed to import: FileNotFoundError: ")
+    assert "ut_nowhere" not in sys.modules and ut_names(host.tools) == ASYNCIO_TOOLS

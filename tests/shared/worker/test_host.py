@@ -293,6 +293,15 @@ def test_prepare_takes_the_earliest_timeout(
     assert remaining is not None and 0 < remaining <= expected
 
 
+def test_a_tool_without_its_own_timeout_gets_the_servers_issue_17() -> None:
+    """Its deadline was 30 s whatever ``request_timeout`` said: raising that setting changed nothing."""
+    host = loaded_host("asyncio")
+
+    prepared = host.prepare(call("ut_echo", {"message": "x"}, timeout=600.0), discard)
+
+    assert prepared.timeout == 600.0
+
+
 def test_prepare_without_any_timeout_has_no_deadline() -> None:
     host = loaded_host("asyncio")
 

@@ -242,6 +242,17 @@ class Settings(BaseModel):
         return self
 
     @pydantic.model_validator(mode="after")
+    def _body_fits_a_frame(self) -> Settings:
+        # a request body becomes a CALL frame with some framing around it: a body the front accepts must
+        # not make a frame the router drops
+        if self.max_body_size >= self.max_message_size:
+            raise ValueError(
+                f"max_body_size ({self.max_body_size}) must be below max_message_size "
+                f"({self.max_message_size}): a request body travels to the worker in one message"
+            )
+        return self
+
+    @pydantic.model_validator(mode="after")
     def _auth_complete(self) -> Settings:
         if self.auth == "jwt" and not self.auth_issuer:
             raise ValueError("auth = jwt needs auth_issuer")

@@ -151,3 +151,14 @@ def test_a_tool_file_path_is_accepted_and_made_absolute_issue_17(
 def test_a_tool_file_whose_name_is_not_an_identifier_is_refused() -> None:
     with pytest.raises(ConfigError, match="a tool file's name must be a Python identifier"):
         load_settings(environ={}, overrides={"tools": ["my-tools.py"]})
+
+
+def test_a_body_limit_not_below_the_frame_limit_is_refused_naming_both_issue_17() -> None:
+    """A body the front accepted could make a frame the router drops."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={}, overrides={"max_body_size": 8192, "max_message_size": 8192})
+    assert str(refused.value) == (
+        "invalid configuration: max_body_size (8192) must be below max_message_size (8192): "
+        "a request body travels to the worker in one message"
+    )
+    assert load_settings(environ={}, overrides={"max_body_size": 8191, "max_message_size": 8192})

@@ -29,6 +29,7 @@ from mcp.server.stdio import stdio_server
 from starlette.types import ASGIApp
 
 from shared.errors import ConfigError
+from shared.exits import EXIT_FORCED, EXIT_OK, EXIT_STARTUP
 from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 
 from .arbiter import QUEUE_POOL, Arbiter
@@ -50,11 +51,6 @@ from .systemd import Notifier
 
 logger = logging.getLogger("mcp_supervisor")
 
-EXIT_OK = 0
-EXIT_STARTUP = 2
-"""Bad configuration, a port in use, an unusable runtime directory."""
-EXIT_FORCED = 3
-"""Stopped, but in-flight calls outlived the grace period or workers had to be killed."""
 RESTART_ONLY = (
     "host",
     "port",

@@ -1,7 +1,7 @@
 """``python -m supervisor ctl``: control a running supervisor through its control socket.
 
-Exit codes: 0 done; 1 the supervisor refused or the command failed (the reason is printed); 2 usage;
-3 no supervisor is listening there.
+Exit codes (``shared.exits``): 0 done; 1 the supervisor refused or the command failed (the reason is
+printed); 2 usage; 6 no supervisor is listening there.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
 from .control import request
 from .rundir import CONTROL_NAME, default_runtime_dir
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 JSON_HELP = "print the answer as JSON (for scripts)"
 

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from mcp import Client
 
-from supervisor.app import EXIT_STARTUP
+from shared.exits import EXIT_STARTUP
 from tests.conftest import assert_gone, stdio_server
 
 pytestmark = pytest.mark.anyio

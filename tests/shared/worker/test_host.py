@@ -126,6 +126,19 @@ def test_no_module_configured_means_the_builtin_tools() -> None:
     )
 
 
+def test_configured_modules_replace_the_builtin_tools_as_the_readme_says_issue_17(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's ``my_tools`` example silently dropped ``echo`` and the others: it says so now, and how
+    to keep them."""
+    monkeypatch.delitem(sys.modules, DEFAULT_TOOL_MODULES[0], raising=False)  # import (register) it here
+    assert "echo" not in loaded_host(modules=(SAMPLE,)).tools
+    assert {"echo", "ut_echo"} <= set(loaded_host(modules=(SAMPLE, *DEFAULT_TOOL_MODULES)).tools)
+    own_tools = (TESTS_DIR.parent / "README.md").read_text().split("## Your own tools", 1)[1]
+    assert "**replace** the default tools" in own_tools
+    assert f"--tools my_tools --tools {DEFAULT_TOOL_MODULES[0]}" in own_tools
+
+
 def errors_about(host: ToolHost, text: str) -> list[str]:
     return [error for error in host.load_errors if text in error]
 

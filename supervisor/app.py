@@ -403,14 +403,15 @@ class Supervisor:
         """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code.
 
         A configured tool module that cannot be imported ends the start (``EXIT_STARTUP``, one line on
-        stderr) before anything is served: a desktop client would show no tool and no reason. (Over HTTP
+        stderr, the last) before anything is served: a desktop client would show no tool and no reason. (Over HTTP
         the other modules keep serving and ``/status`` lists the error.)
         """
         await self._start()
         failure = await self._tool_import_failure()
         if failure is not None:
-            print(f"mcp-supervisor: error: {failure}", file=sys.stderr, flush=True)
             await self._finish(asyncio.create_task(asyncio.sleep(0)), lambda: None, lambda: None)
+            # after the stop, so that no worker's log (a spare importing the module too) comes after it
+            print(f"mcp-supervisor: error: {failure}", file=sys.stderr, flush=True)
             return EXIT_STARTUP
         server = build_mcp_server(self.router, self.settings)
         freeze_startup_heap(GEN0_THRESHOLD)

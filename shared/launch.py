@@ -4,7 +4,7 @@ codes, written once for both sides.
 The supervisor's arbiter builds a ``WorkerOptions`` and runs ``python -m <runtime>_worker`` with
 ``options.to_argv()``; the worker parses its own command line with ``WorkerOptions.parse`` and gets the
 same options back (``tests/shared/test_launch.py`` round-trips them). A worker ends with one of the
-``EXIT_*`` codes below, which the supervisor reports when it reaps the process.
+``EXIT_*`` codes of ``shared.exits`` (re-exported here), which the supervisor names when it reaps it.
 """
 
 from __future__ import annotations
@@ -14,16 +14,10 @@ import os
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, get_args
 
+from .exits import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL  # the worker's codes, re-exported
 from .logformat import LogFormat
 from .metadata import Runtime
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
-
-EXIT_OK = 0
-"""The router sent STOP: a planned stop."""
-EXIT_ORPHANED = 3
-"""The supervisor was gone when the worker started or stopped answering heartbeats."""
-EXIT_PROTOCOL = 4
-"""The router refused this worker (protocol version) or sent something undecodable."""
 
 SERVICES = ("taskqueue",)
 """The services a worker can host besides its tools (``--service``)."""

@@ -49,7 +49,8 @@ class ToolMetadata:
             ``"auto"`` resolves to Trio and ``runtime="asyncio"`` is refused as a contradiction.
         category: Free-form grouping used by ``ToolMetadataRegistry.get_by_category``.
         priority: 0 (lowest) to 10 (highest); default 5.
-        timeout_seconds: Deadline of one call in seconds, or ``None`` for the server's request timeout.
+        timeout_seconds: Deadline of one call in seconds, a bound tighter than the server's
+            ``request_timeout``; ``None`` (the default) for the server's ``request_timeout`` alone.
         retry_policy: ``"none"``, ``"exponential"`` or ``"linear"``; recorded for the task queue (a call
             whose worker died is retried by the router only by the ``read_only``/``idempotent`` rule).
         memory_intensive, cpu_intensive, io_intensive: Scheduling hints.
@@ -77,7 +78,7 @@ class ToolMetadata:
     requires_p2p: bool = False
     category: str = "general"
     priority: int = 5
-    timeout_seconds: float | None = 30.0
+    timeout_seconds: float | None = None
     retry_policy: RetryPolicy = "none"
     memory_intensive: bool = False
     cpu_intensive: bool = False

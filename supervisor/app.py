@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from mcp.server.stdio import stdio_server
 from starlette.types import ASGIApp
 
 from shared.errors import ConfigError
+from shared.exits import EXIT_FORCED, EXIT_OK, EXIT_STARTUP
 from shared.heap import GEN0_THRESHOLD, freeze_startup_heap
 
 from .arbiter import QUEUE_POOL, Arbiter
@@ -43,16 +45,12 @@ from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
 from .sampler import ProcessSampler
+from .scaling import scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
 
 logger = logging.getLogger("mcp_supervisor")
 
-EXIT_OK = 0
-EXIT_STARTUP = 2
-"""Bad configuration, a port in use, an unusable runtime directory."""
-EXIT_FORCED = 3
-"""Stopped, but in-flight calls outlived the grace period or workers had to be killed."""
 RESTART_ONLY = (
     "host",
     "port",
@@ -282,6 +280,15 @@ class Supervisor:
                 self.notifier.status(self.summary())
                 last_status = time.monotonic()
 
+    async def _tool_import_failure(self) -> str | None:
+        """Once the workers have settled, the first configured tool module that failed to import (as the
+        workers word it: ``shared.worker.host``), or None; the default tools are not waited for."""
+        if not self.settings.tools:
+            return None
+        await self.router.wait_settled(timeout=READY_TIMEOUT)
+        failed = [error for error in self.router.load_errors() if " failed to import: " in error]
+        return failed[0] if failed else None
+
     def _control_handlers(self) -> dict[str, Handler]:
         """The commands of the control socket (see ``control.py``)."""
 
@@ -305,6 +312,9 @@ class Supervisor:
                 raise CommandError(f"scale needs a runtime among {', '.join(self.settings.worker_counts())}")
             if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 256:
                 raise CommandError("scale needs a count from 0 to 256")
+            refusal = scale_refusal(runtime, count, self.arbiter.settings.worker_counts()[runtime])
+            if refusal is not None:
+                raise CommandError(refusal)
             return _succeeded(await self.arbiter.scale(runtime, count))
 
         async def stop(request: dict[str, Any]) -> Any:
@@ -390,8 +400,19 @@ class Supervisor:
             sock.close()
 
     async def run_stdio(self) -> int:
-        """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code."""
+        """Serve MCP over this process's stdin/stdout until stdin closes or a signal; returns the exit code.
+
+        A configured tool module that cannot be imported ends the start (``EXIT_STARTUP``, one line on
+        stderr, the last) before anything is served: a desktop client would show no tool and no reason. (Over HTTP
+        the other modules keep serving and ``/status`` lists the error.)
+        """
         await self._start()
+        failure = await self._tool_import_failure()
+        if failure is not None:
+            await self._finish(asyncio.create_task(asyncio.sleep(0)), lambda: None, lambda: None)
+            # after the stop, so that no worker's log (a spare importing the module too) comes after it
+            print(f"mcp-supervisor: error: {failure}", file=sys.stderr, flush=True)
+            return EXIT_STARTUP
         server = build_mcp_server(self.router, self.settings)
         freeze_startup_heap(GEN0_THRESHOLD)
 

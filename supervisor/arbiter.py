@@ -9,9 +9,9 @@ for a new interpreter. A flapping slot is marked failed while it rests; while ev
 that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving.
 
 Replacing (``reload``, ``scale``, ``recycle``) starts the new processes beside the old ones as
-*candidates*; only when every candidate is READY does routing move to them, and the old ones are drained
-(no new calls, the running ones finish within ``shutdown_grace``) and stopped. A candidate that fails to
-start abandons the replacement and the old workers keep serving.
+*candidates*, a batch at a time (``scaling.py``); only when every candidate is READY does routing move to
+them, and the old ones are drained (no new calls, the running ones finish within ``shutdown_grace``) and
+stopped. A candidate that fails to start abandons the replacement and the old workers keep serving.
 
 All intervals use the monotonic clock. The arbiter never touches ZeroMQ: it tells the router which pid to
 expect for a slot and when a process is gone.
@@ -38,6 +38,7 @@ from .draining import drain_and_stop
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
 from .router import Router, WorkerLink
+from .scaling import start_batches
 from .slots import QUEUE_POOL, SINGLETON_POOLS, plan_cpus, slot_order, spare_ids, worker_slots
 from .spares import Spares, adopt_spare
 
@@ -339,12 +340,16 @@ class Arbiter:
         """Replace with overlap: candidates first, the old workers drained once all candidates are READY."""
         if not add and not retire:
             return None
-        for worker in add.values():
-            worker.candidate = True
-            self.candidates.append(worker)
-            self._launch(worker)
         try:
-            failure = await self._await_candidates(list(add.values()))
+            failure = None
+            for batch in start_batches(list(add.values())):  # a start storm would starve the running
+                for worker in batch:
+                    worker.candidate = True
+                    self.candidates.append(worker)
+                    self._launch(worker)
+                failure = await self._await_candidates(batch)
+                if failure is not None:
+                    break
             if failure is not None:
                 logger.error("replacement abandoned, the current workers keep serving: %s", failure)
                 await self._drain_and_stop(list(add.values()), 0, f"replacement abandoned: {failure}")

@@ -222,7 +222,7 @@ def _run(coroutine: Coroutine[Any, Any, int]) -> int:
 
 
 def _fail(message: str) -> None:
-    from .app import EXIT_STARTUP
+    from shared.exits import EXIT_STARTUP
 
     print(f"mcp-supervisor: error: {message}", file=sys.stderr)
     sys.exit(EXIT_STARTUP)

@@ -79,7 +79,9 @@ class Settings(BaseModel):
         le=16,
         description="ready processes kept per pool to replace a worker that dies or hangs at once (0: off)",
     )
-    tools: tuple[str, ...] = Field((), description="tool modules to import in the workers")
+    tools: tuple[str, ...] = Field(
+        (), description="tool modules to import in the workers: dotted names or paths of .py files"
+    )
     task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
     task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
     task_ttl: float = Field(
@@ -204,10 +206,20 @@ class Settings(BaseModel):
     @pydantic.field_validator("tools")
     @classmethod
     def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Dotted module names, or paths of ``.py`` files made absolute (the workers may not share the
+        working directory the path was written for)."""
+        names = []
         for name in value:
-            if not name or not all(part.isidentifier() for part in name.split(".")):
-                raise ValueError(f"{name!r} is not a dotted Python module name")
-        return value
+            if name.endswith(".py"):
+                path = Path(name).expanduser()
+                if not path.stem.isidentifier():
+                    raise ValueError(f"{name!r}: a tool file's name must be a Python identifier + .py")
+                names.append(str(path.absolute()))
+            elif not name or not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a dotted Python module name nor a .py file")
+            else:
+                names.append(name)
+        return tuple(names)
 
     @pydantic.field_validator("worker_env")
     @classmethod
@@ -232,6 +244,17 @@ class Settings(BaseModel):
             raise ValueError(
                 f"restart_backoff_max ({self.restart_backoff_max:g}) must not be below "
                 f"restart_backoff_initial ({self.restart_backoff_initial:g})"
+            )
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _body_fits_a_frame(self) -> Settings:
+        # a request body becomes a CALL frame with some framing around it: a body the front accepts must
+        # not make a frame the router drops
+        if self.max_body_size >= self.max_message_size:
+            raise ValueError(
+                f"max_body_size ({self.max_body_size}) must be below max_message_size "
+                f"({self.max_message_size}): a request body travels to the worker in one message"
             )
         return self
 

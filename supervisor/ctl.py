@@ -1,7 +1,7 @@
 """``python -m supervisor ctl``: control a running supervisor through its control socket.
 
-Exit codes: 0 done; 1 the supervisor refused or the command failed (the reason is printed); 2 usage;
-3 no supervisor is listening there.
+Exit codes (``shared.exits``): 0 done; 1 the supervisor refused or the command failed (the reason is
+printed); 2 usage; 6 no supervisor is listening there.
 """
 
 from __future__ import annotations
@@ -12,19 +12,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
 from .control import request
 from .rundir import CONTROL_NAME, default_runtime_dir
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+JSON_HELP = "print the answer as JSON (for scripts)"
 
 
-def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """``--port`` / ``--runtime-dir``: which supervisor to talk to (shared with ``top``)."""
+def add_target_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``--port`` / ``--runtime-dir``: which supervisor to talk to (shared with ``top``).
+
+    ``suppress``: leave an option out of the namespace when it is not given, so that a subcommand's copy
+    does not overwrite what was given before the subcommand.
+    """
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--port", type=int, default=8001, help="the HTTP port of the supervisor (default 8001)"
+        "--port",
+        type=int,
+        default=argparse.SUPPRESS if suppress else 8001,
+        help="the HTTP port of the supervisor (default 8001)",
     )
-    where.add_argument("--runtime-dir", type=Path, help="its runtime directory (stdio servers, custom dirs)")
+    where.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=argparse.SUPPRESS if suppress else None,
+        help="its runtime directory (stdio servers, custom dirs)",
+    )
 
 
 SYSTEMD_RUNTIME_DIR = Path("/run/mcp-supervisor")
@@ -47,16 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m supervisor ctl", description="Control a running supervisor."
     )
     add_target_options(parser)
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON (for scripts)")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    # the same options after the command: ``ctl status --json`` as well as ``ctl --json status``
+    common = argparse.ArgumentParser(add_help=False)
+    add_target_options(common, suppress=True)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("status", help="workers, states, figures")
-    commands.add_parser("reload", help="re-read the configuration and replace every worker")
-    restart = commands.add_parser("restart", help="replace the workers of a runtime, or one worker")
+    commands.add_parser("status", parents=[common], help="workers, states, figures")
+    commands.add_parser("reload", parents=[common], help="re-read the configuration and replace every worker")
+    restart = commands.add_parser(
+        "restart", parents=[common], help="replace the workers of a runtime, or one worker"
+    )
     restart.add_argument("target", help="asyncio, trio, or a worker id such as trio-0")
-    scale = commands.add_parser("scale", help="run N workers of a runtime")
+    scale = commands.add_parser("scale", parents=[common], help="run N workers of a runtime")
     scale.add_argument("runtime", choices=["asyncio", "trio"])
     scale.add_argument("count", type=int)
-    commands.add_parser("stop", help="stop gracefully")
+    commands.add_parser("stop", parents=[common], help="stop gracefully")
     return parser
 
 
@@ -96,7 +116,7 @@ def render_status(status: dict[str, Any]) -> str:
         f"{me['tools']} tools, {me['calls']} calls, {_mb(me.get('rss_bytes'))}"
     ]
     for runtime, info in status["runtimes"].items():
-        lines.append(f"  {runtime}: {'ready' if info['ready'] else 'NOT READY: ' + str(info['failure'])}")
+        lines.append(f"  {runtime}: {_readiness(runtime, info, status['workers'])}")
     for worker in status["workers"]:
         lines.append(
             f"  {worker['id']:<12} pid {worker['pid'] or '-':<7} {worker['state']:<9} "
@@ -108,6 +128,17 @@ def render_status(status: dict[str, Any]) -> str:
     for error in status["load_errors"]:
         lines.append(f"  load error: {error}")
     return "\n".join(lines)
+
+
+def _readiness(runtime: str, info: dict[str, Any], workers: list[dict[str, Any]]) -> str:
+    """``ready``, ``scaled to 0`` (no worker of it is meant to run), or ``NOT READY:`` and why."""
+    if info["ready"]:
+        return "ready"
+    if info["failure"] is not None:
+        return f"NOT READY: {info['failure']}"
+    if not any(worker["pool"] == runtime for worker in workers):
+        return "scaled to 0"
+    return "NOT READY: no worker of it is ready yet"
 
 
 def _mb(value: int | None) -> str:

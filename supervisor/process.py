@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.exits import WORKER_EXITS
+
 from .containment import DEFAULT_WORKER_ENV, kill_group, worker_environment
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
@@ -210,10 +212,12 @@ def _json_event(line: str) -> dict[str, Any] | None:
 
 
 def describe_exit(code: int) -> str:
-    """``exit code 3`` or ``killed by SIGKILL``."""
+    """How a worker ended: ``killed by SIGKILL``, ``exit code 5 (orphaned: ...)`` for the codes a worker
+    ends with on purpose (``shared.exits.WORKER_EXITS``), else ``exit code 70``."""
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    return f"exit code {code}"
+    meaning = WORKER_EXITS.get(code)
+    return f"exit code {code}" + (f" ({meaning})" if meaning else "")

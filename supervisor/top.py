@@ -10,8 +10,8 @@ monotonic clock (``uptime_seconds``), so they do not depend on how fast this pro
 rates. ``q`` (on a terminal) or Ctrl-C leaves the live view; any other key redraws at once. Without a
 terminal on stdout, a frame is printed every interval instead (like ``top -b``).
 
-Exit codes: 0 done; 1 the supervisor answered with an error; 2 usage; 3 no supervisor is listening
-there (or it stopped answering).
+Exit codes (``shared.exits``): 0 done; 1 the supervisor answered with an error; 2 usage; 6 no supervisor
+is listening there (or it stopped answering).
 
 This module is the program: the control socket, the command line, the terminal. The rates are computed
 in ``top_rates.py`` and the frames drawn in ``top_render.py``, both pure functions of status documents.
@@ -33,11 +33,12 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from shared.exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
 from .control import request
 from .ctl import add_target_options, control_path
 from .top_render import render_frame
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0
 ANSWER_TIMEOUT = 5.0
 """Longest wait for one status answer; a supervisor silent for longer counts as unreachable."""
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Run ``top``; returns the exit code (0 done or interrupted, 1 refused, 2 usage, 3 unreachable)."""
+    """Run ``top``; returns the exit code (0 done or interrupted, 1 refused, 2 usage, 6 unreachable)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:

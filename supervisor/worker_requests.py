@@ -143,7 +143,7 @@ class WorkerRequests:
             pool_of = self._catalog.pool_of
             return {
                 "tools": {
-                    name: {**entry, "pool": pool_of.get(name)}
+                    name: {**_deadline_filled(entry, self._caller.request_timeout), "pool": pool_of.get(name)}
                     for name, entry in self._catalog.entries().items()
                 }
             }
@@ -221,3 +221,12 @@ def _describe(link: WorkerLink) -> dict[str, Any]:
         "tools": link.tool_names,
         "in_flight": len(link.in_flight),
     }
+
+
+def _deadline_filled(entry: dict[str, Any], request_timeout: float) -> dict[str, Any]:
+    """``entry`` with an unset ``timeout_seconds`` replaced by ``request_timeout``: the deadline the call
+    really gets, which the task queue bounds an attempt by (a lost answer must not run forever)."""
+    metadata = entry.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("timeout_seconds") is not None:
+        return entry
+    return {**entry, "metadata": {**metadata, "timeout_seconds": request_timeout}}

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -65,6 +68,31 @@ class PreparedCall:
         return self.spec.func(**self.kwargs)
 
 
+def import_tool_module(module: str) -> None:
+    """Import ``module``: a dotted module name, or the path of a ``.py`` file (``--tools ./my_tools.py``,
+    which a desktop client started in another working directory needs), imported under the file's stem
+    with its directory first on ``sys.path`` so that it can import its neighbours.
+
+    Raises:
+        Whatever importing it raises (a missing file: ``FileNotFoundError``).
+    """
+    if not module.endswith(".py"):
+        importlib.import_module(module)
+        return
+    path = Path(module)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - only for names not ending in .py
+        raise ImportError(f"{module} is not a Python file")
+    sys.path.insert(0, str(path.parent))
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        del sys.modules[path.stem]
+        raise
+
+
 class ToolHost:
     """The tools of one worker process and the frames that answer calls to them."""
 
@@ -96,7 +124,7 @@ class ToolHost:
         """
         for module in self.modules:
             try:
-                importlib.import_module(module)
+                import_tool_module(module)
             except BaseException as exc:  # SystemExit from a module must not end the worker silently
                 if isinstance(exc, KeyboardInterrupt):
                     raise

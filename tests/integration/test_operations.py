@@ -174,7 +174,7 @@ async def test_ctl_changes_the_running_system(supervisor_factory: Any) -> None:
     assert stopped.returncode == 0
     assert server.process.wait(20) == 0
     unreachable = ctl("--port", str(free_port()), "status")
-    assert unreachable.returncode == 3 and "no supervisor is listening" in unreachable.stderr
+    assert unreachable.returncode == 6 and "no supervisor is listening" in unreachable.stderr
 
 
 def test_json_logs_are_one_object_per_line_with_the_worker(supervisor_factory: Any) -> None:

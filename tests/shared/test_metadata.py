@@ -28,7 +28,7 @@ def test_defaults_are_valid() -> None:
 
     assert metadata.runtime == "auto"
     assert metadata.priority == 5
-    assert metadata.timeout_seconds == 30.0
+    assert metadata.timeout_seconds is None  # the server's request_timeout (issue 17)
     assert metadata.retry_policy == "none"
     assert metadata.max_concurrency is None
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from supervisor import draining as draining_module
+from supervisor import scaling
 from supervisor.arbiter import Arbiter
 from supervisor.config import Settings
 from supervisor.process import WorkerProcess
@@ -495,3 +496,41 @@ async def test_issue_17_scaling_a_runtime_to_zero_stops_its_workers_and_back_up_
         h.arbiter.on_ready(link("trio-0", new))
         assert await scaling is None
         assert h.worker("trio-0").pid == new and h.worker("trio-0").state == "ready"
+
+
+async def test_a_scale_up_starts_its_workers_a_batch_at_a_time_issue_17(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On 2 cores, one new worker at a time: the next starts once the previous one is READY."""
+    monkeypatch.setattr(scaling, "usable_cores", lambda: 2)
+    async with running() as h:
+        old = await h.live()
+        scaling_up = asyncio.ensure_future(h.arbiter.scale("trio", 3))
+        await eventually(lambda: len(h.os.processes) == 2, "the first new worker to start")
+        await settle()
+        assert len(h.os.processes) == 2  # the second waits for the first
+        first = max(h.os.processes)
+        h.arbiter.on_ready(link("trio-1", first))
+        await eventually(lambda: len(h.os.processes) == 3, "the second new worker to start")
+        h.arbiter.on_ready(link("trio-2", max(h.os.processes)))
+        assert await scaling_up is None
+        assert sorted(h.arbiter.workers) == ["trio-0", "trio-1", "trio-2"]
+        assert h.process() is old and old.returncode is None
+
+
+async def test_a_scale_up_whose_later_batch_fails_leaves_the_running_workers_alone_issue_17(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scaling, "usable_cores", lambda: 2)
+    async with running() as h:
+        old = await h.live()
+        scaling_up = asyncio.ensure_future(h.arbiter.scale("trio", 3))
+        await eventually(lambda: len(h.os.processes) == 2, "the first new worker to start")
+        first = h.os.processes[max(h.os.processes)]
+        h.arbiter.on_ready(link("trio-1", first.pid))
+        await eventually(lambda: len(h.os.processes) == 3, "the second new worker to start")
+        h.os.processes[max(h.os.processes)].exit(1)
+        assert (await scaling_up or "").startswith("trio-2 did not start: exit code 1")
+        assert list(h.arbiter.workers) == ["trio-0"] and h.process() is old and old.returncode is None
+        assert first.returncode is not None  # the READY candidate of the abandoned scale is stopped
+        assert h.router.told("promote") == [] and h.router.told("drain") == [(first.pid,)]

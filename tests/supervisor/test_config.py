@@ -138,3 +138,27 @@ def test_task_ttl_and_retention_come_from_any_source_and_reach_only_the_queue_wo
     assert queue_argv[queue_argv.index("--task-ttl") + 1] == "60.0"
     assert queue_argv[queue_argv.index("--task-retention") + 1] == "0.0"
     assert "--task-ttl" not in workers["trio-0"].argv
+
+
+def test_a_tool_file_path_is_accepted_and_made_absolute_issue_17(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={}, overrides={"tools": ["./my_tools.py", "pkg.tools"]})
+    assert settings.tools == (str(Path.cwd() / "my_tools.py"), "pkg.tools")
+
+
+def test_a_tool_file_whose_name_is_not_an_identifier_is_refused() -> None:
+    with pytest.raises(ConfigError, match="a tool file's name must be a Python identifier"):
+        load_settings(environ={}, overrides={"tools": ["my-tools.py"]})
+
+
+def test_a_body_limit_not_below_the_frame_limit_is_refused_naming_both_issue_17() -> None:
+    """A body the front accepted could make a frame the router drops."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={}, overrides={"max_body_size": 8192, "max_message_size": 8192})
+    assert str(refused.value) == (
+        "invalid configuration: max_body_size (8192) must be below max_message_size (8192): "
+        "a request body travels to the worker in one message"
+    )
+    assert load_settings(environ={}, overrides={"max_body_size": 8191, "max_message_size": 8192})

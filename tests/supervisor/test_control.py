@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from supervisor import ctl
+from supervisor import ctl, scaling
 from supervisor.app import Supervisor
 from supervisor.config import Settings
 from supervisor.control import MAX_LINE, CommandError, ControlServer, Handler, request
@@ -319,3 +319,18 @@ async def test_the_supervisor_answers_status_with_the_status_document(directory:
     assert answer["ok"] is True
     assert answer["result"]["supervisor"]["pid"] == os.getpid()
     assert [w["id"] for w in answer["result"]["workers"]] == ["asyncio-0", "trio-0"]
+
+
+async def test_a_scale_up_past_the_per_core_limit_is_refused_issue_17(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scaling, "usable_cores", lambda: 2)
+    async with supervisor_control(directory) as (_, path):
+        answer = await asyncio.to_thread(
+            request, path, {"command": "scale", "runtime": "asyncio", "count": 99}
+        )
+    assert answer == {
+        "ok": False,
+        "error": "99 asyncio workers is more than 8 (4 per core on 2 cores): more would starve the running "
+        "workers",
+    }

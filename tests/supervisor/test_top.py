@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from shared.exits import EXIT_UNREACHABLE
 from supervisor import top, top_rates, top_render
 from tests.conftest import REPO, free_port, spawn_supervisor
 
@@ -413,13 +414,13 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: python -m supervisor top" in capsys.readouterr().err
 
 
-def test_a_socket_nobody_listens_on_exits_3_with_one_line(
+def test_a_socket_nobody_listens_on_exits_6_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stale = tmp_path / "control.sock"  # what a killed supervisor leaves behind
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(stale))
-    assert top.main(["--once", "--runtime-dir", str(tmp_path)]) == 3
+    assert top.main(["--once", "--runtime-dir", str(tmp_path)]) == EXIT_UNREACHABLE == 6
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"mcp-supervisor top: no supervisor is listening at {stale}\n"
@@ -454,10 +455,10 @@ def test_top_once_against_a_real_supervisor() -> None:
     assert code == 0
 
 
-def test_top_once_with_nothing_listening_exits_3_with_one_line() -> None:
+def test_top_once_with_nothing_listening_exits_6_with_one_line() -> None:
     port = free_port()
     result = run_top("--once", "--port", str(port))
-    assert result.returncode == 3
+    assert result.returncode == EXIT_UNREACHABLE
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mcp-supervisor top: no supervisor is listening at ")

@@ -177,6 +177,27 @@ async def test_supervisor_tools_lists_every_tool_with_its_pool() -> None:
     assert reply.result["tools"]["echo"]["inputSchema"] == {"type": "object", "properties": {}}
 
 
+async def test_supervisor_tools_gives_a_tool_without_its_own_timeout_the_servers_issue_17() -> None:
+    """The task queue bounds an attempt by the tool's ``timeout_seconds``: unset, that is the deadline the
+    call gets, ``request_timeout``; a tool's own stays."""
+    harness = Harness()
+    harness.catalog.take(
+        "asyncio",
+        [tool_entry("echo", timeout_seconds=None), tool_entry("tight", timeout_seconds=2.0)],
+        [],
+        {},
+    )
+    harness.caller.request_timeout = 900.0
+    reply = await harness.ask("supervisor/tools", {})
+
+    assert reply.result is not None
+    tools = reply.result["tools"]
+    assert (tools["echo"]["metadata"]["timeout_seconds"], tools["tight"]["metadata"]["timeout_seconds"]) == (
+        900.0,
+        2.0,
+    )
+
+
 async def test_supervisor_workers_describes_every_connected_worker() -> None:
     harness = Harness()
     harness.other.draining = True

@@ -126,6 +126,19 @@ def test_no_module_configured_means_the_builtin_tools() -> None:
     )
 
 
+def test_configured_modules_replace_the_builtin_tools_as_the_readme_says_issue_17(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's ``my_tools`` example silently dropped ``echo`` and the others: it says so now, and how
+    to keep them."""
+    monkeypatch.delitem(sys.modules, DEFAULT_TOOL_MODULES[0], raising=False)  # import (register) it here
+    assert "echo" not in loaded_host(modules=(SAMPLE,)).tools
+    assert {"echo", "ut_echo"} <= set(loaded_host(modules=(SAMPLE, *DEFAULT_TOOL_MODULES)).tools)
+    own_tools = (TESTS_DIR.parent / "README.md").read_text().split("## Your own tools", 1)[1]
+    assert "**replace** the default tools" in own_tools
+    assert f"--tools my_tools --tools {DEFAULT_TOOL_MODULES[0]}" in own_tools
+
+
 def errors_about(host: ToolHost, text: str) -> list[str]:
     return [error for error in host.load_errors if text in error]
 
@@ -291,6 +304,15 @@ def test_prepare_takes_the_earliest_timeout(
     assert prepared.context.deadline is not None
     remaining = prepared.context.time_remaining()
     assert remaining is not None and 0 < remaining <= expected
+
+
+def test_a_tool_without_its_own_timeout_gets_the_servers_issue_17() -> None:
+    """Its deadline was 30 s whatever ``request_timeout`` said: raising that setting changed nothing."""
+    host = loaded_host("asyncio")
+
+    prepared = host.prepare(call("ut_echo", {"message": "x"}, timeout=600.0), discard)
+
+    assert prepared.timeout == 600.0
 
 
 def test_prepare_without_any_timeout_has_no_deadline() -> None:
@@ -487,3 +509,29 @@ def test_the_timeout_of_a_task_run_is_an_error_not_a_tool_result() -> None:
     assert decode(host.timeout_frame(prepared)) == Error(
         1, INTERNAL_ERROR, "tool 'ut_trio_double' timed out after 2.5 s", None
     )
+
+
+def test_a_tool_file_is_imported_by_its_path_with_its_neighbours_issue_17(tmp_path: Path) -> None:
+    """``--tools ./my_tools.py``: a desktop client starts the server in another working directory."""
+    (tmp_path / "ut_file_helper.py").write_text("PREFIX = 'from a file'\n")
+    (tmp_path / "ut_file_tools.py").write_text(
+        "from shared.metadata import tool_metadata\n"
+        "from ut_file_helper import PREFIX\n\n\n"
+        "@tool_metadata(runtime='asyncio')\n"
+        "async def ut_from_file() -> str:\n"
+        "    return PREFIX\n"
+    )
+    try:
+        host = loaded_host(modules=(str(tmp_path / "ut_file_tools.py"),))
+        assert host.load_errors == [] and ut_names(host.tools) == {"ut_from_file"}
+    finally:
+        for name in ("ut_file_tools", "ut_file_helper"):
+            sys.modules.pop(name, None)
+
+
+def test_a_missing_tool_file_is_one_load_error_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "ut_nowhere.py")
+    host = loaded_host(modules=(missing, SAMPLE))
+    [error] = errors_about(host, "ut_nowhere")
+    assert error.startswith(f"tool module {missing!r} failed to import: FileNotFoundError: ")
+    assert "ut_nowhere" not in sys.modules and ut_names(host.tools) == ASYNCIO_TOOLS

@@ -240,9 +240,11 @@ async def test_list_changed_when_a_restarted_worker_brings_new_tools(
     supervisor_factory: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "extra"
-    server = supervisor_factory(
-        "--tools", "tests.integration.growing_tools", env={"IT_EXTRA_TOOL_MARKER": str(marker)}
-    )
+    server = supervisor_factory(  # no spare: the module decides its tools at import, and a spare
+        # imported it before the marker existed, so only a fresh start brings the new tool
+        "--tools", "tests.integration.growing_tools", "--spare-workers", "0",
+        env={"IT_EXTRA_TOOL_MARKER": str(marker)},
+    )  # fmt: skip
     changed = anyio.Event()
 
     async def on_message(message: Any) -> None:

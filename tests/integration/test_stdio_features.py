@@ -103,8 +103,9 @@ async def test_list_changed_over_stdio(tmp_path: Path) -> None:
         if isinstance(message, types.ToolListChangedNotification):
             changed.set()
 
-    params = stdio_server(
-        "tests.integration.growing_tools", env={**os.environ, "IT_EXTRA_TOOL_MARKER": str(marker)}
+    params = stdio_server(  # no spare: a spare imports the tools before the marker exists (see test_kinds)
+        "tests.integration.growing_tools",
+        env={**os.environ, "IT_EXTRA_TOOL_MARKER": str(marker), "MCP_SUPERVISOR_SPARE_WORKERS": "0"},
     )
     async with Client(params, mode="legacy", read_timeout_seconds=30, message_handler=on_message) as session:
         assert "it_extra" not in {tool.name for tool in (await session.list_tools()).tools}

@@ -72,6 +72,13 @@ class WorkerLink:
         held_by = f", {self.held_threads} held by cancelled calls ({by})" if held else ""
         return f"{busy} of {size} sync-tool threads busy{held_by}"
 
+    def record_result(self, result: dict[str, Any]) -> None:
+        """Count a RESULT of this worker: served, or failed when it is an ``isError`` result."""
+        if result.get("isError"):
+            self.calls_failed += 1
+        else:
+            self.calls_served += 1
+
     @property
     def tool_names(self) -> list[str]:
         """The names of the tools among the worker's catalog entries (an entry without ``kind``)."""

@@ -380,10 +380,9 @@ class Router:
                 event = await pending.get()
                 if isinstance(event, Result):
                     pending.finished = True
-                    if event.result.get("isError"):
-                        link.calls_failed += 1
-                    else:
-                        link.calls_served += 1
+                    link.record_result(event.result)
+                    if pending.requests:  # requests sent just before the end: answered (recorded) first
+                        await asyncio.sleep(0)
                     return event.result
                 if isinstance(event, Progress):
                     if on_progress is not None:

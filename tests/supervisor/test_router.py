@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from shared.errors import (
+    INPUT_PENDING,
     INTERNAL_ERROR,
     METHOD_NOT_FOUND,
     CallTimeoutError,
+    ClientRequestError,
     InvalidArgumentsError,
     MissingCapabilityError,
     NoWorkerError,
@@ -602,6 +604,28 @@ async def test_a_tool_can_call_a_tool_and_ask_the_client() -> None:
         assert await worker.next(Reply) == Reply(
             3, None, {"code": INTERNAL_ERROR, "message": "the call is over"}
         )
+
+
+async def test_requests_that_arrive_with_the_result_are_still_seen_by_the_caller() -> None:
+    """The concurrent requests of one input round (``asyncio.gather`` of elicit, sample, roots) may reach
+    the router in the same batch as the call's RESULT: each must still reach ``on_request`` (which records
+    it for the round) before the call ends and cancels what is left."""
+    asked: list[str] = []
+
+    async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        asked.append(method)  # an input round records the request here, then refuses it
+        raise ClientRequestError("needs the client's answer", INPUT_PENDING)
+
+    async with running_router(["asyncio"]) as (router, socket):
+        worker = connect(router, socket, "asyncio-0", 1, "asyncio", "asks")
+        call = asyncio.create_task(router.call("asks", {}, timeout=30, on_request=on_request))
+        asked_call = await worker.next_call()
+        worker.send(Request(asked_call.call_id, 1, "elicitation/create", {"message": "name?"}))
+        worker.send(Request(asked_call.call_id, 2, "sampling/createMessage", {}))
+        worker.send(Request(asked_call.call_id, 3, "roots/list", {}))
+        worker.answer(asked_call)  # in the same batch: nothing ran in between
+        await within(call)
+    assert asked == ["elicitation/create", "sampling/createMessage", "roots/list"]
 
 
 async def test_a_worker_s_own_requests_are_answered_and_cancelled() -> None:

@@ -11,6 +11,7 @@ import psutil
 import pytest
 from mcp import Client
 
+from shared.protocol import ORPHAN_MISSES
 from tests.conftest import assert_gone, call_during, text
 
 pytestmark = pytest.mark.anyio
@@ -154,7 +155,7 @@ def test_workers_leave_a_supervisor_that_stops_answering(supervisor_factory: Any
     workers = list(server.children)
     server.process.send_signal(signal.SIGSTOP)
     try:
-        assert_gone(workers, deadline=5.0)
+        assert_gone(workers, deadline=0.3 * ORPHAN_MISSES + 3.0)  # their window, then time to exit
     finally:
         server.process.send_signal(signal.SIGCONT)
     server.wait_for(

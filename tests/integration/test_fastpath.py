@@ -9,6 +9,7 @@ engages) and handed the others to the SDK.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 from collections.abc import Iterator
@@ -179,17 +180,36 @@ STREAM_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
-    fast = spawn_supervisor("--tools", TOOLS, "--no-task-queue")
+@contextlib.contextmanager
+def fast_and_sdk(*args: str) -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
+    """Two supervisors started with ``args``: one with the fast path, one with ``fast_path = false``."""
+    fast = spawn_supervisor(*args)
     try:
-        sdk = spawn_supervisor("--tools", TOOLS, "--no-task-queue", env={"MCP_SUPERVISOR_FAST_PATH": "false"})
+        sdk = spawn_supervisor(*args, env={"MCP_SUPERVISOR_FAST_PATH": "false"})
         try:
             yield fast, sdk
         finally:
             sdk.stop()
     finally:
         fast.stop()
+
+
+def assert_same_answers(fast: RunningSupervisor, sdk: RunningSupervisor, cases: list[Case]) -> None:
+    """Every case gets the same answer from both, and the fast-path supervisor answered exactly the
+    cases marked ``fast`` itself (so the comparison fails if the fast path never engages)."""
+    before = posts(fast)
+    for case in cases:
+        assert answer(fast, case) == answer(sdk, case), case.name
+    after = posts(fast)
+    assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in cases)
+    assert after["sdk"] - before["sdk"] == sum(not case.fast for case in cases)
+    assert posts(sdk)["fast_path"] == 0
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
+    with fast_and_sdk("--tools", TOOLS, "--no-task-queue") as pair:
+        yield pair
 
 
 def answer(server: RunningSupervisor, case: Case) -> tuple[int, str, Any]:
@@ -227,14 +247,7 @@ def posts(server: RunningSupervisor) -> dict[str, int]:
 
 
 def test_every_answer_is_the_sdks(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:
-    fast, sdk = servers
-    before = posts(fast)
-    for case in CASES:
-        assert answer(fast, case) == answer(sdk, case), case.name
-    after = posts(fast)
-    assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in CASES)
-    assert after["sdk"] - before["sdk"] == sum(not case.fast for case in CASES)
-    assert posts(sdk)["fast_path"] == 0
+    assert_same_answers(*servers, CASES)
 
 
 def test_progress_and_log_messages_are_the_sdks_byte_for_byte(

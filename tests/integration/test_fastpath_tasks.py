@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningSupervisor, spawn_supervisor
+from tests.conftest import RunningSupervisor
 
-from .test_fastpath import META, Case, answer, posts
+from .test_fastpath import META, Case, answer, assert_same_answers, fast_and_sdk, posts
 
 TASKS = "io.modelcontextprotocol/tasks"
 DECLARED = {**META, "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}}}
@@ -56,26 +56,12 @@ CREATE = Case(
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
-    args = ("--tools", "tests.integration.task_tools")
-    fast = spawn_supervisor(*args)
-    try:
-        sdk = spawn_supervisor(*args, env={"MCP_SUPERVISOR_FAST_PATH": "false"})
-        try:
-            yield fast, sdk
-        finally:
-            sdk.stop()
-    finally:
-        fast.stop()
+    with fast_and_sdk("--tools", "tests.integration.task_tools") as pair:
+        yield pair
 
 
 def test_every_task_answer_is_the_sdk_paths(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:
-    fast, sdk = servers
-    before = posts(fast)
-    for case in CASES:
-        assert answer(fast, case) == answer(sdk, case), case.name
-    after = posts(fast)
-    assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in CASES)
-    assert after["sdk"] - before["sdk"] == sum(not case.fast for case in CASES)
+    assert_same_answers(*servers, CASES)
 
 
 def test_a_created_task_has_the_same_shape_on_both_paths(

@@ -162,8 +162,7 @@ class Supervisor:
         self.settings = settings
         self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
-        counts = settings.worker_counts()
-        pools = [runtime for runtime, count in counts.items() if count > 0]
+        pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
         self.router = Router(
@@ -176,6 +175,8 @@ class Supervisor:
             max_queued=settings.max_queued_calls,
         )
         self.arbiter = Arbiter(settings, self.router)
+        self.arbiter.on_pools = self.router.catalog.configure
+        self.router.catalog.configure({worker.pool for worker in self.arbiter.workers.values()})
         self.router.on_ready = self.arbiter.on_ready
         self.router.on_unresponsive = self.arbiter.on_unresponsive
         self.notifier = Notifier()

@@ -183,3 +183,44 @@ def test_json_logs_are_one_object_per_line_with_the_worker(supervisor_factory: A
     events = [json.loads(line) for line in server.log().splitlines() if line.strip()]
     assert events and all({"time", "level", "logger", "message"} <= event.keys() for event in events)
     assert any(event.get("worker") == "trio-0" for event in events)
+
+
+async def test_a_pool_scaled_to_zero_or_from_zero_is_ready_and_counters_survive_a_reload_issue_17(
+    supervisor_factory: Any,
+) -> None:
+    """Issue 17: /readyz called a pool scaled to 0 not ready; a pool configured with 0 workers could not
+    be scaled up ("pool 'asyncio' is not served here"), and that failed scale stayed in the settings, so
+    the next `ctl scale` of another pool failed too; `worker_restarts_total` fell to 0 after a reload."""
+    server = supervisor_factory(
+        "--tools", "tests.integration.call_tools", "--workers-asyncio", "0", "--no-task-queue"
+    )
+    port = str(server.port)
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"trio": True}}
+    restarts = ("mcp_supervisor_worker_restarts_total", (("runtime", "trio"), ("worker", "trio-0")))
+    killed = server.worker("trio-0")["pid"]
+    os.kill(killed, signal.SIGKILL)
+    server.wait_for(
+        lambda: server.worker("trio-0")["pid"] not in (None, killed)
+        and server.worker("trio-0")["state"] == "ready",
+        "trio-0 to be replaced",
+    )
+    assert metric_samples(server.get("/metrics").text)[restarts] == 1
+
+    scaled = ctl("--port", port, "scale", "asyncio", "1")
+    assert scaled.returncode == 0, scaled.stderr
+    async with Client(server.url) as client:
+        answer = await client.call_tool("whoami_asyncio", {})
+    assert answer.structured_content["pid"] == server.worker("asyncio-0")["pid"]
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"asyncio": True, "trio": True}}
+
+    assert ctl("--port", port, "scale", "trio", "0").returncode == 0
+    readiness = server.get("/readyz")
+    assert readiness.status_code == 200 and readiness.json()["runtimes"] == {"asyncio": True}
+    samples = metric_samples(server.get("/metrics").text)
+    assert ("mcp_supervisor_runtime_ready", (("runtime", "trio"),)) not in samples
+    assert "trio: scaled to 0" in ctl("--port", port, "status").stdout
+
+    # a reload goes back to the configuration (trio 1, asyncio 0): trio-0's counter carries on
+    assert ctl("--port", port, "reload").returncode == 0
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"trio": True}}
+    assert metric_samples(server.get("/metrics").text)[restarts] == 1

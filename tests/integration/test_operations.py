@@ -200,8 +200,10 @@ async def test_a_pool_scaled_to_zero_or_from_zero_is_ready_and_counters_survive_
     killed = server.worker("trio-0")["pid"]
     os.kill(killed, signal.SIGKILL)
     server.wait_for(
-        lambda: server.worker("trio-0")["pid"] not in (None, killed)
-        and server.worker("trio-0")["state"] == "ready",
+        lambda: (
+            server.worker("trio-0")["pid"] not in (None, killed)
+            and server.worker("trio-0")["state"] == "ready"
+        ),
         "trio-0 to be replaced",
     )
     assert metric_samples(server.get("/metrics").text)[restarts] == 1

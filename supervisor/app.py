@@ -45,7 +45,7 @@ from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
 from .sampler import ProcessSampler
-from .scaling import scale_refusal
+from .scaling import counts_refusal, scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
 
@@ -162,6 +162,9 @@ class Supervisor:
         self.settings = settings
         self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
+        refusal = counts_refusal(settings.worker_counts())
+        if refusal is not None:
+            raise ConfigError(refusal)
         pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
@@ -231,6 +234,9 @@ class Supervisor:
     async def _reload(self, reload_settings: Callable[[], Settings]) -> str | None:
         try:
             fresh = reload_settings()
+            refusal = counts_refusal(fresh.worker_counts())
+            if refusal is not None:
+                raise ConfigError(refusal)
         except ConfigError as exc:
             logger.error("reload abandoned, the configuration is invalid: %s", exc)
             return str(exc)

@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import sniffio
@@ -48,6 +49,7 @@ from .sampler import ProcessSampler
 from .scaling import counts_refusal, scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
+from .task_db import choose_task_db
 
 logger = logging.getLogger("mcp_supervisor")
 
@@ -159,12 +161,21 @@ class Supervisor:
     def __init__(
         self, settings: Settings, instance: str, reload_settings: Callable[[], Settings] | None = None
     ) -> None:
-        self.settings = settings
-        self._reload_settings = reload_settings
-        self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
         refusal = counts_refusal(settings.worker_counts())
         if refusal is not None:
             raise ConfigError(refusal)
+        self._chosen_task_db: Path | None = None
+        """The database chosen at start when ``task_db`` is not set: a reload keeps it."""
+        if settings.task_queue:
+            task_db, note = choose_task_db(settings.task_db, stdio=instance.startswith("stdio"))
+            if settings.task_db is None:
+                self._chosen_task_db = task_db
+                settings = settings.model_copy(update={"task_db": task_db})
+            if note is not None:
+                logger.warning("%s", note)
+        self.settings = settings
+        self._reload_settings = reload_settings
+        self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
         pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
@@ -234,6 +245,8 @@ class Supervisor:
     async def _reload(self, reload_settings: Callable[[], Settings]) -> str | None:
         try:
             fresh = reload_settings()
+            if fresh.task_db is None and self._chosen_task_db is not None:
+                fresh = fresh.model_copy(update={"task_db": self._chosen_task_db})
             refusal = counts_refusal(fresh.worker_counts())
             if refusal is not None:
                 raise ConfigError(refusal)

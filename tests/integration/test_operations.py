@@ -226,3 +226,44 @@ async def test_a_pool_scaled_to_zero_or_from_zero_is_ready_and_counters_survive_
     assert ctl("--port", port, "reload").returncode == 0
     assert server.get("/readyz").json() == {"ready": True, "runtimes": {"trio": True}}
     assert metric_samples(server.get("/metrics").text)[restarts] == 1
+
+
+async def test_a_second_supervisor_on_the_same_state_directory_gets_a_task_queue_of_its_own_issue_17(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    """Issue 17: a second instance on the same state directory crash-looped its task-queue worker with a
+    40-line traceback and served 6 tools instead of 26. Now it says in one line which database it
+    takes instead; a database named on the command line that is in use stops the start in one line."""
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    first = supervisor_factory(env=env, own_task_db=False)
+    second = supervisor_factory(env=env, own_task_db=False)
+    default = tmp_path / "mcp-supervisor" / "tasks.db"
+    holder = first.worker("trio-queue")["pid"]
+    assert (
+        f"the task queue at {default} is in use by pid {holder}; this supervisor uses "
+        f"{default.with_name('tasks-2.db')} (set task_db to choose)"
+    ) in second.log()
+    for server in (first, second):
+        async with Client(server.url) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            submitted = await client.call_tool(
+                "task_submit", {"task_type": "echo", "payload": {"message": "x"}}
+            )
+        assert {"task_submit", "workflow_submit", "echo"} <= names
+        assert submitted.is_error is False, submitted
+    assert "Traceback" not in second.log()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--port", str(free_port()), "--task-db", str(default)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"mcp-supervisor: error: the task queue at {default} is in use by pid {holder}; "
+        "use --task-db or --no-task-queue"
+    )

@@ -74,8 +74,8 @@ class Admission:
         _wake(self._waiting_for_worker[pool])
 
     def ready_pools(self) -> dict[str, bool]:
-        """Pool → whether a worker of it is routable, in configuration order."""
-        return {pool: bool(self._routable[pool]) for pool in self._catalog.pools}
+        """Pool → whether a worker of it is routable, for the pools meant to run, in configuration order."""
+        return {pool: bool(self._routable[pool]) for pool in self._catalog.configured}
 
     @property
     def queued(self) -> int:

@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import sniffio
@@ -45,9 +46,10 @@ from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
 from .sampler import ProcessSampler
-from .scaling import scale_refusal
+from .scaling import counts_refusal, scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
+from .task_db import choose_task_db
 
 logger = logging.getLogger("mcp_supervisor")
 
@@ -159,11 +161,22 @@ class Supervisor:
     def __init__(
         self, settings: Settings, instance: str, reload_settings: Callable[[], Settings] | None = None
     ) -> None:
+        refusal = counts_refusal(settings.worker_counts())
+        if refusal is not None:
+            raise ConfigError(refusal)
+        self._chosen_task_db: Path | None = None
+        """The database chosen at start when ``task_db`` is not set: a reload keeps it."""
+        if settings.task_queue:
+            task_db, note = choose_task_db(settings.task_db, stdio=instance.startswith("stdio"))
+            if settings.task_db is None:
+                self._chosen_task_db = task_db
+                settings = settings.model_copy(update={"task_db": task_db})
+            if note is not None:
+                logger.warning("%s", note)
         self.settings = settings
         self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
-        counts = settings.worker_counts()
-        pools = [runtime for runtime, count in counts.items() if count > 0]
+        pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
         self.router = Router(
@@ -176,6 +189,8 @@ class Supervisor:
             max_queued=settings.max_queued_calls,
         )
         self.arbiter = Arbiter(settings, self.router)
+        self.arbiter.on_pools = self.router.catalog.configure
+        self.router.catalog.configure({worker.pool for worker in self.arbiter.workers.values()})
         self.router.on_ready = self.arbiter.on_ready
         self.router.on_unresponsive = self.arbiter.on_unresponsive
         self.notifier = Notifier()
@@ -230,6 +245,11 @@ class Supervisor:
     async def _reload(self, reload_settings: Callable[[], Settings]) -> str | None:
         try:
             fresh = reload_settings()
+            if fresh.task_db is None and self._chosen_task_db is not None:
+                fresh = fresh.model_copy(update={"task_db": self._chosen_task_db})
+            refusal = counts_refusal(fresh.worker_counts())
+            if refusal is not None:
+                raise ConfigError(refusal)
         except ConfigError as exc:
             logger.error("reload abandoned, the configuration is invalid: %s", exc)
             return str(exc)

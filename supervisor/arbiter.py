@@ -21,16 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 import psutil
-
-from shared.launch import WorkerOptions
-from shared.metadata import Runtime
 
 from .config import Settings
 from .containment import Containment
@@ -39,8 +34,9 @@ from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
 from .router import Router, WorkerLink
 from .scaling import start_batches
-from .slots import QUEUE_POOL, SINGLETON_POOLS, plan_cpus, slot_order, spare_ids, worker_slots
+from .slots import QUEUE_POOL, SINGLETON_POOLS, plan_cpus, slot_order, worker_slots
 from .spares import Spares, adopt_spare
+from .worker_plan import plan_spares, plan_workers
 
 __all__ = ["QUEUE_POOL", "Arbiter", "plan_cpus", "worker_slots"]
 
@@ -80,6 +76,9 @@ class Arbiter:
         """Workers being drained and stopped after a replacement."""
         self.candidates: list[WorkerProcess] = []
         """Replacements started but not promoted yet."""
+        self._retired_restarts: dict[str, int] = {}
+        self.on_pools: Callable[[set[str]], None] = lambda pools: None
+        """Told the pools that have slots after a scale changed them (readiness waits for those)."""
         policy = lambda: self.restart_policy  # noqa: E731 - read when a spare's keeper starts
         self.spares = Spares(
             router, spawn=spawn, clock=clock, sleep=sleep, policy=policy, stop=self._drain_and_stop
@@ -89,6 +88,18 @@ class Arbiter:
         self._changing = asyncio.Lock()
         self._rss_task: asyncio.Task[None] | None = None
         self.containment = Containment(lambda: {w.pid for w in self.all_workers() if w.pid is not None})
+
+    def restarts_total(self, worker: WorkerProcess) -> int:
+        """Restarts of ``worker``'s slot in this supervisor's life: never less than an earlier answer,
+        though a reload, a scale or ``ctl restart`` replaces the slot's process (a Prometheus counter)."""
+        return self._retired_restarts.get(worker.worker_id, 0) + worker.restarts
+
+    def _set_workers(self, workers: dict[str, WorkerProcess]) -> None:
+        """Make ``workers`` the current slots, keeping the restarts of the processes they replace."""
+        for wid, old in self.workers.items():
+            if workers.get(wid) is not old:
+                self._retired_restarts[wid] = self.restarts_total(old)
+        self.workers = dict(sorted(workers.items(), key=lambda item: slot_order(item[0])))
 
     @property
     def restart_policy(self) -> RestartPolicy:
@@ -104,67 +115,11 @@ class Arbiter:
 
     def _plan(self, settings: Settings) -> dict[str, WorkerProcess]:
         """Fresh (not started) workers for every slot ``settings`` asks for."""
-        slots = worker_slots(settings.worker_counts(), settings.task_queue)
-        cpus = plan_cpus([worker_id for worker_id, _, _ in slots], settings.pin_cpus)
-        return {
-            worker_id: WorkerProcess(
-                worker_id,
-                runtime,
-                cpus[worker_id],
-                self._argv(settings, worker_id, runtime, pool, cpus[worker_id]),
-                json_logs=settings.log_format == "json",
-                pool=pool,
-                env=settings.worker_env,
-            )
-            for worker_id, runtime, pool in slots
-        }
+        return plan_workers(settings, self.router.endpoint)
 
     def _plan_spares(self, settings: Settings) -> dict[str, WorkerProcess]:
         """Fresh spares for ``settings``: ``spare_workers`` per pool, on the core of its first slot."""
-        counts = settings.worker_counts()
-        slots = worker_slots(counts, settings.task_queue)
-        cpus = plan_cpus([worker_id for worker_id, _, _ in slots], settings.pin_cpus)
-        spares = {}
-        for spare_id, pool in spare_ids(counts, settings.spare_workers):
-            cpu = cpus.get(f"{pool}-0")
-            argv = self._argv(settings, spare_id, pool, pool, cpu)
-            spares[spare_id] = WorkerProcess(
-                spare_id,
-                pool,
-                cpu,
-                argv,
-                json_logs=settings.log_format == "json",
-                pool=pool,
-                env=settings.worker_env,  # a spare becomes a worker: the same environment, no wider
-                spare=True,
-            )
-        return spares
-
-    def _argv(self, s: Settings, worker_id: str, runtime: str, pool: str, cpu: int | None) -> list[str]:
-        """The interpreter's arguments for one worker (``shared.launch`` is the contract)."""
-        queue = pool == QUEUE_POOL
-        options = WorkerOptions(
-            worker_id=worker_id,
-            runtime=cast(Runtime, runtime),  # worker_slots yields the configured runtimes only
-            router=self.router.endpoint,
-            parent_pid=os.getpid(),
-            pool=pool,
-            modules=("trio_worker.taskqueue.tools",) if queue else s.tools,
-            cpu=cpu,
-            service="taskqueue" if queue else None,
-            task_db=str(s.task_db) if queue and s.task_db is not None else None,
-            task_ttl=s.task_ttl if queue else None,
-            task_retention=s.task_retention if queue else None,
-            step_max_bytes=s.workflow_step_max_bytes if queue else None,
-            threads=s.worker_threads,
-            heartbeat_interval=s.heartbeat_interval,
-            max_message_size=s.max_message_size,
-            log_level=s.log_level,
-            log_format=s.log_format,
-            rlimit_nofile=s.worker_rlimit_nofile,
-            rlimit_as=s.worker_rlimit_as,
-        )
-        return options.command()
+        return plan_spares(settings, self.router.endpoint)
 
     def all_workers(self) -> list[WorkerProcess]:
         """Current, spare, candidate and retiring workers."""
@@ -241,14 +196,15 @@ class Arbiter:
             failure = await self._transition(self._plan(settings), retire=list(self.workers.values()))
             if failure is None:
                 self.settings = settings
+                self.on_pools({worker.pool for worker in self.workers.values()})
                 await self._renew_spares(lambda spare: True)  # the new code, or the new settings
             return failure
 
     async def scale(self, runtime: str, count: int) -> str | None:
         """Run ``count`` workers of ``runtime``: start the missing slots, drain and stop the extra ones."""
         async with self._changing:
-            self.settings = self.settings.model_copy(update={f"workers_{runtime}": count})
-            plan = self._plan(self.settings)
+            settings = self.settings.model_copy(update={f"workers_{runtime}": count})
+            plan = self._plan(settings)
             keep = {
                 wid: w
                 for wid, w in self.workers.items()
@@ -257,6 +213,9 @@ class Arbiter:
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
             failure = await self._transition(add, retire=retire)
+            if failure is None:  # else the old workers serve on, and the settings say so
+                self.settings = settings
+                self.on_pools({worker.pool for worker in self.workers.values()})
             plan = self._plan_spares(self.settings)
             await self._renew_spares(
                 lambda spare: spare.argv != getattr(plan.get(spare.worker_id), "argv", 0)
@@ -322,7 +281,7 @@ class Arbiter:
         finally:
             self.retiring = [w for w in self.retiring if w not in retire]
         retiring_ids = {w.worker_id for w in retire}
-        self.workers = {**{wid: w for wid, w in self.workers.items() if wid not in retiring_ids}, **add}
+        self._set_workers({**{wid: w for wid, w in self.workers.items() if wid not in retiring_ids}, **add})
         for worker in add.values():
             self._launch(worker)
         if add:
@@ -361,11 +320,7 @@ class Arbiter:
             if worker.pid is not None:
                 self.router.promote(worker.pid)
         retiring_ids = {w.worker_id for w in retire}
-        self.workers = {
-            **{wid: w for wid, w in self.workers.items() if wid not in retiring_ids},
-            **add,
-        }
-        self.workers = dict(sorted(self.workers.items(), key=lambda item: slot_order(item[0])))
+        self._set_workers({**{wid: w for wid, w in self.workers.items() if wid not in retiring_ids}, **add})
         self.retiring.extend(retire)
         try:
             await self._drain_and_stop(retire, grace or self.settings.shutdown_grace, "replaced")

@@ -11,7 +11,8 @@ configuration order) winning a reference two pools share. From them come the two
 reads on every call: ``tool_limits`` (``max_concurrency``) and ``retry_safe`` (read-only or idempotent
 entries; every kind but a tool is read-only unless it says otherwise).
 
-The catalog is *settled* once every pool has announced a catalog or was marked failed: a listing or a
+The catalog is *settled* once every configured pool (one with workers meant to run) has announced a catalog
+or was marked failed: a listing or a
 call before then waits for it (bounded), so that a client starting with the supervisor does not see an
 empty or partial list.
 
@@ -43,6 +44,9 @@ class Catalog:
 
     def __init__(self, pools: list[str]) -> None:
         self.pools = list(pools)
+        """Every pool a worker may join (a pool scaled to 0 and back up stays one)."""
+        self.configured = list(pools)
+        """The pools meant to run now: what readiness and settling wait for (``configure``)."""
         self.pool_of: dict[str, str] = {}
         """Entry reference → the pool that serves it, also for an entry of a pool no worker announced yet."""
         self.tool_limits: dict[str, int] = {}
@@ -93,6 +97,12 @@ class Catalog:
         else:
             self.failures[pool] = reason
         self._rebuild()
+        self._check_settled()
+
+    def configure(self, pools: set[str]) -> None:
+        """Make ``pools`` the pools meant to run: a pool scaled to 0 is neither waited for nor "not
+        ready"; one scaled up from 0 is."""
+        self.configured = [pool for pool in self.pools if pool in pools]
         self._check_settled()
 
     # -- queries -----------------------------------------------------------------------------------
@@ -171,7 +181,7 @@ class Catalog:
             self.on_change()
 
     def _check_settled(self) -> None:
-        if all(pool in self._catalogs or pool in self.failures for pool in self.pools):
+        if all(pool in self._catalogs or pool in self.failures for pool in self.configured):
             self.settled.set()
 
 

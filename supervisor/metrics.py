@@ -185,7 +185,7 @@ class SupervisorCollector(Collector):
         )
         for worker in arbiter.workers.values():
             labels = [worker.worker_id, worker.runtime]
-            restarts.add_metric(labels, worker.restarts)
+            restarts.add_metric(labels, arbiter.restarts_total(worker))
             up.add_metric(labels, 1.0 if worker.state == "ready" else 0.0)
             link = router.link_of(worker.pid) if worker.pid is not None else None
             in_flight.add_metric(labels, len(link.in_flight) if link else 0)

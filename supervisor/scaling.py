@@ -5,7 +5,8 @@ on 2 cores once started 98 interpreters at once, and the starting storm starved 
 they missed their heartbeats and were killed. So:
 
 - ``scale_refusal``: a scale-up past ``MAX_WORKERS_PER_CORE`` workers of one runtime per usable core is
-  refused with a one-line reason (scaling down is always allowed);
+  refused with a one-line reason (scaling down is always allowed); ``counts_refusal`` applies the same
+  limit to a configuration, at start and on reload;
 - ``start_batches``: new workers (of a scale, a reload or a restart) start a batch at a time, half the
   usable cores per batch (at least one), the next batch once the previous one is READY, so the running
   workers keep the other half. A batch that fails abandons the replacement and the running workers are
@@ -47,6 +48,15 @@ def scale_refusal(runtime: str, count: int, current: int, cores: int | None = No
         f"{count} {runtime} workers is more than {limit} ({MAX_WORKERS_PER_CORE} per core on {cores} "
         f"core{'s' if cores != 1 else ''}): more would starve the running workers"
     )
+
+
+def counts_refusal(counts: dict[str, int], cores: int | None = None) -> str | None:
+    """Why a configuration's worker ``counts`` (runtime → workers) are refused, or None."""
+    cores = usable_cores() if cores is None else cores
+    for runtime, count in counts.items():
+        if count > scale_limit(cores):
+            return f"workers_{runtime} = {count}: " + str(scale_refusal(runtime, count, 0, cores))
+    return None
 
 
 def start_batches(workers: Sequence[T], cores: int | None = None) -> list[list[T]]:

@@ -51,6 +51,7 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             "outcomes": {outcome: count for outcome, count in stats.outcomes.items() if count},
             **stats.percentiles(),
         }
+    ready_pools = router.ready_pools()
     workers = []
     for worker in supervisor.arbiter.all_workers():
         link = router.link_of(worker.pid) if worker.pid is not None else None
@@ -110,9 +111,13 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
                 **dataclasses.asdict(supervisor.connections.stats),
             },
         },
-        "runtimes": {
-            runtime: {"ready": ready, "failure": router.pool_failures().get(runtime)}
-            for runtime, ready in router.ready_pools().items()
+        "runtimes": {  # every pool, one scaled to 0 included ("workers": 0)
+            pool: {
+                "ready": ready_pools.get(pool, False),
+                "failure": router.pool_failures().get(pool),
+                "workers": sum(1 for w in supervisor.arbiter.workers.values() if w.pool == pool),
+            }
+            for pool in router.pools
         },
         "load_errors": router.load_errors(),
         "workers": workers,

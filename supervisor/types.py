@@ -35,6 +35,10 @@ class WorkerTable(Protocol):
         """Current, candidate and retiring workers."""
         ...
 
+    def restarts_total(self, worker: WorkerProcess) -> int:
+        """Restarts of ``worker``'s slot in the supervisor's life (never goes down)."""
+        ...
+
 
 class ProcessFigures(Protocol):
     """What is read of the process sampler: its cached psutil figures."""

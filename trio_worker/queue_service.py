@@ -98,10 +98,20 @@ class ChangeForwarder:
                 logger.debug("task queue: could not send a task change: %s", exc)
 
 
+class QueueStartError(Exception):
+    """The task queue cannot start (its database is held by another queue, or cannot be opened); the
+    message is one line."""
+
+
 async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, options: WorkerOptions) -> None:
     """Open the database, recover, and start the engine (and its change forwarder) in ``nursery``; returns
-    once it is serving."""
+    once it is serving.
+
+    Raises:
+        QueueStartError: the database is held by another task queue or cannot be opened.
+    """
     from .taskqueue import Engine, set_engine
+    from .taskqueue.errors import QueueUnavailableError
 
     path = Path(options.task_db) if options.task_db else default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -117,4 +127,7 @@ async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, optio
     set_engine(engine)
     worker.on_drain.append(engine.hold)  # a reload or a stop lets the attempts that run finish
     nursery.start_soon(forwarder.serve)
-    await nursery.start(engine.serve)
+    try:
+        await nursery.start(engine.serve)
+    except QueueUnavailableError as exc:
+        raise QueueStartError(str(exc)) from None

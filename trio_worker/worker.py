@@ -17,13 +17,14 @@ from typing import Any
 import trio
 import zmq
 
+from shared.exits import EXIT_STARTUP
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.worker import PreparedCall, ToolHost, WorkerCore
 from shared.zmqio.core import connect_dealer
 from shared.zmqio.trio_socket import TrioZmqSocket
 
-from .queue_service import start_task_queue
+from .queue_service import QueueStartError, start_task_queue
 
 logger = logging.getLogger("mcp_supervisor.worker")
 
@@ -108,7 +109,12 @@ class TrioWorker:
                 if self.options.service == "taskqueue":
                     # the database is open and recovered before READY; the engine's own requests to the
                     # router are held until READY is out (WorkerCore.request)
-                    await start_task_queue(self.core, nursery, self.options)
+                    try:
+                        await start_task_queue(self.core, nursery, self.options)
+                    except QueueStartError as exc:  # one line, not a traceback per restart
+                        logger.error("the task queue cannot start: %s", exc)
+                        nursery.cancel_scope.cancel()
+                        return EXIT_STARTUP
                 self.send(self.core.ready_frame())
                 nursery.start_soon(self.core.serve_heartbeats, trio.sleep)
         finally:

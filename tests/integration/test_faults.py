@@ -134,6 +134,11 @@ def test_a_port_in_use_is_one_clear_line() -> None:
         ([], {"MCP_SUPERVISOR_BOGUS": "1"}, "unknown environment variable MCP_SUPERVISOR_BOGUS"),
         (["--config", "/nonexistent/mcp.toml"], None, "config file '/nonexistent/mcp.toml' does not exist"),
         (["--tools", "not a module"], None, "invalid tools = ['not a module'] on the command line"),
+        (  # issue 17: a configuration asking for 999 workers started them all, starving the machine
+            ["--workers-asyncio", "256"],
+            None,
+            "workers_asyncio = 256: 256 asyncio workers is more than",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_in_one_line(

@@ -183,3 +183,87 @@ def test_json_logs_are_one_object_per_line_with_the_worker(supervisor_factory: A
     events = [json.loads(line) for line in server.log().splitlines() if line.strip()]
     assert events and all({"time", "level", "logger", "message"} <= event.keys() for event in events)
     assert any(event.get("worker") == "trio-0" for event in events)
+
+
+async def test_a_pool_scaled_to_zero_or_from_zero_is_ready_and_counters_survive_a_reload_issue_17(
+    supervisor_factory: Any,
+) -> None:
+    """Issue 17: /readyz called a pool scaled to 0 not ready; a pool configured with 0 workers could not
+    be scaled up ("pool 'asyncio' is not served here"), and that failed scale stayed in the settings, so
+    the next `ctl scale` of another pool failed too; `worker_restarts_total` fell to 0 after a reload."""
+    server = supervisor_factory(
+        "--tools", "tests.integration.call_tools", "--workers-asyncio", "0", "--no-task-queue"
+    )
+    port = str(server.port)
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"trio": True}}
+    restarts = ("mcp_supervisor_worker_restarts_total", (("runtime", "trio"), ("worker", "trio-0")))
+    killed = server.worker("trio-0")["pid"]
+    os.kill(killed, signal.SIGKILL)
+    server.wait_for(
+        lambda: (
+            server.worker("trio-0")["pid"] not in (None, killed)
+            and server.worker("trio-0")["state"] == "ready"
+        ),
+        "trio-0 to be replaced",
+    )
+    assert metric_samples(server.get("/metrics").text)[restarts] == 1
+
+    scaled = ctl("--port", port, "scale", "asyncio", "1")
+    assert scaled.returncode == 0, scaled.stderr
+    async with Client(server.url) as client:
+        answer = await client.call_tool("whoami_asyncio", {})
+    assert answer.structured_content["pid"] == server.worker("asyncio-0")["pid"]
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"asyncio": True, "trio": True}}
+
+    assert ctl("--port", port, "scale", "trio", "0").returncode == 0
+    readiness = server.get("/readyz")
+    assert readiness.status_code == 200 and readiness.json()["runtimes"] == {"asyncio": True}
+    samples = metric_samples(server.get("/metrics").text)
+    assert ("mcp_supervisor_runtime_ready", (("runtime", "trio"),)) not in samples
+    assert "trio: scaled to 0" in ctl("--port", port, "status").stdout
+
+    # a reload goes back to the configuration (trio 1, asyncio 0): trio-0's counter carries on
+    assert ctl("--port", port, "reload").returncode == 0
+    assert server.get("/readyz").json() == {"ready": True, "runtimes": {"trio": True}}
+    assert metric_samples(server.get("/metrics").text)[restarts] == 1
+
+
+async def test_a_second_supervisor_on_the_same_state_directory_gets_a_task_queue_of_its_own_issue_17(
+    supervisor_factory: Any, tmp_path: Path
+) -> None:
+    """Issue 17: a second instance on the same state directory crash-looped its task-queue worker with a
+    40-line traceback and served 6 tools instead of 26. Now it says in one line which database it
+    takes instead; a database named on the command line that is in use stops the start in one line."""
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    first = supervisor_factory(env=env, own_task_db=False)
+    second = supervisor_factory(env=env, own_task_db=False)
+    default = tmp_path / "mcp-supervisor" / "tasks.db"
+    holder = first.worker("trio-queue")["pid"]
+    assert (
+        f"the task queue at {default} is in use by pid {holder}; this supervisor uses "
+        f"{default.with_name('tasks-2.db')} (set task_db to choose)"
+    ) in second.log()
+    for server in (first, second):
+        async with Client(server.url) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            submitted = await client.call_tool(
+                "task_submit", {"task_type": "echo", "payload": {"message": "x"}}
+            )
+        assert {"task_submit", "workflow_submit", "echo"} <= names
+        assert submitted.is_error is False, submitted
+    assert "Traceback" not in second.log()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--port", str(free_port()), "--task-db", str(default)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"mcp-supervisor: error: the task queue at {default} is in use by pid {holder}; "
+        "use --task-db or --no-task-queue"
+    )

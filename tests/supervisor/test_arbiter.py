@@ -534,3 +534,26 @@ async def test_a_scale_up_whose_later_batch_fails_leaves_the_running_workers_alo
         assert list(h.arbiter.workers) == ["trio-0"] and h.process() is old and old.returncode is None
         assert first.returncode is not None  # the READY candidate of the abandoned scale is stopped
         assert h.router.told("promote") == [] and h.router.told("drain") == [(first.pid,)]
+
+
+async def test_a_slots_restart_total_never_goes_down_when_its_process_is_replaced_issue_17() -> None:
+    """``worker_restarts_total`` is a Prometheus counter: a reload or a restart replaces the slot's
+    process (whose own ``restarts`` starts at 0) but the slot's total keeps what it had."""
+    async with running() as h:
+        await h.live()
+        h.clock.advance(await h.die(1, uptime=0.5))
+        h.clock.advance(await h.die(1, uptime=0.5))
+        before = h.worker()
+        assert before.restarts == 2 and h.arbiter.restarts_total(before) == 2
+        await h.live()
+        started = len(h.os.processes)
+        restarting = asyncio.ensure_future(h.arbiter.restart("trio"))
+        await eventually(lambda: len(h.os.processes) == started + 1, "the candidate to start")
+        new = list(h.os.processes.values())[-1]
+        h.arbiter.on_ready(link("trio-0", new.pid))
+        assert await restarting is None
+        after = h.worker()
+        assert after is not before and after.restarts == 0
+        assert h.arbiter.restarts_total(after) == 2
+        h.clock.advance(await h.die(1, uptime=0.5))
+        assert h.arbiter.restarts_total(h.worker()) == 3

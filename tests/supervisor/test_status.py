@@ -34,7 +34,9 @@ def worker(worker_id: str, pid: int, runtime: str, pool: str) -> SimpleNamespace
 def supervisor(*workers: SimpleNamespace, queue_status: QueueStatus | None = None) -> Any:
     return SimpleNamespace(
         sampler=SimpleNamespace(latest={}),
-        arbiter=SimpleNamespace(all_workers=lambda: list(workers)),
+        arbiter=SimpleNamespace(
+            all_workers=lambda: list(workers), workers={worker.worker_id: worker for worker in workers}
+        ),
         pid=1,
         started_at=0.0,
         stopping=False,
@@ -64,7 +66,7 @@ async def test_status_shows_the_calls_each_worker_holds() -> None:
             ("asyncio-0", "asyncio", "asyncio", 1),
             ("asyncio-1", "asyncio", "asyncio", 0),
         ]
-        assert document["runtimes"] == {"asyncio": {"ready": True, "failure": None}}
+        assert document["runtimes"] == {"asyncio": {"ready": True, "failure": None, "workers": 2}}
         busy.answer(held)
         await asyncio.wait_for(call, WAIT)
         document = status_document(router, supervisor(*workers))

@@ -38,6 +38,8 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
+from shared.statedir import lock_path
+
 from .errors import QueueUnavailableError
 from .rows import Write
 from .schema import ensure_schema
@@ -106,8 +108,7 @@ class Store:
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -40,7 +40,6 @@ from shared.errors import (
     ProtocolError,
     UnknownToolError,
     WorkerLostError,
-    error_for_code,
 )
 from shared.protocol import (
     Call,
@@ -366,7 +365,7 @@ class Router:
         on_request: RequestCallback | None,
     ) -> dict[str, Any]:
         """One try of ``call`` on one worker: admission (a worker is picked without a coroutine when one
-        has room), CALL, then the call's events until its answer."""
+        has room), CALL, then the call's events until its answer (``PendingCall.answer``)."""
         admission = self._admission
         link = admission.take(pool, ref) or await admission.admit(pool, ref, deadline)
         call_id = next(self._ids)
@@ -376,29 +375,7 @@ class Router:
         try:
             timeout = max(0.0, deadline - time.monotonic())
             self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta, kind))
-            while True:
-                event = await pending.get()
-                if isinstance(event, Result):
-                    pending.finished = True
-                    link.record_result(event.result)
-                    if pending.requests:  # requests sent just before the end: answered (recorded) first
-                        await asyncio.sleep(0)
-                    return event.result
-                if isinstance(event, Progress):
-                    if on_progress is not None:
-                        await on_progress(event.progress, event.total, event.message)
-                elif isinstance(event, Log):
-                    if on_log is not None:
-                        await on_log(event.level, event.data, event.logger)
-                elif isinstance(event, Request):
-                    self._requests.start_for_call(link, event, on_request, pending.requests)
-                elif isinstance(event, Error):
-                    pending.finished = True
-                    link.calls_failed += 1
-                    raise error_for_code(event.code, event.message, event.data)
-                elif isinstance(event, WorkerLostError):
-                    pending.finished = True
-                    raise event
+            return await pending.answer(on_progress, on_log, on_request, self._requests.start_for_call)
         finally:
             for task in list(pending.requests):
                 task.cancel()

@@ -145,7 +145,10 @@ class Settings(BaseModel):
         10.0, gt=0, le=86400, description="uptime that resets the backoff, seconds"
     )
     flap_deaths: int = Field(
-        5, ge=1, le=10_000, description="deaths within flap_window that mark a worker failed"
+        5,
+        ge=1,
+        le=10_000,
+        description="deaths with no tool call in flight within flap_window that mark a worker failed",
     )
     flap_window: float = Field(60.0, gt=0, le=86400, description="flapping window, seconds")
     flap_cooldown: float = Field(

@@ -14,6 +14,7 @@
         ├── MissingCapabilityError  the tool needed a capability the client did not declare (-32021)
         ├── ServerBusyError    admission limits reached
         ├── NoWorkerError      no ready worker for the tool's runtime
+        ├── ToolQuarantinedError  the tool kept killing its worker: refused until its quarantine ends
         ├── WorkerLostError    the worker died or was stopped while holding the call
         └── CallTimeoutError   the call outlived its deadline
 
@@ -24,6 +25,7 @@ errors (``isError: true`` results), as the MCP specification separates them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 METHOD_NOT_FOUND = -32601
@@ -113,6 +115,22 @@ class ServerBusyError(CallError):
 
 class NoWorkerError(CallError):
     pass
+
+
+class ToolQuarantinedError(CallError):
+    """The tool was running when its worker died ``quarantine_deaths`` times: its calls are refused, without
+    reaching a worker, until the quarantine ends (``supervisor/quarantine.py``). A tool execution error:
+    the client gets an ``isError`` result with the one-line message (it matches ``QUARANTINED``)."""
+
+
+QUARANTINED = re.compile(r"tool ('[^']*'|\"[^\"]*\") is quarantined: its worker died (once|\d+ times) ")
+"""How every ``ToolQuarantinedError`` message begins: how the task queue, which sees only the ``isError``
+text, tells a quarantine from the tool's own failure (which begins ``tool 'x' failed: ``)."""
+
+
+def is_quarantine_refusal(message: str) -> bool:
+    """Whether an ``isError`` result's text is a quarantine's refusal (``ToolQuarantinedError``)."""
+    return QUARANTINED.match(message) is not None
 
 
 class WorkerLostError(CallError):

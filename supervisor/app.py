@@ -42,6 +42,7 @@ from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
 from .front_protocol import guarded_protocol
+from .quarantine import QuarantinePolicy
 from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
@@ -124,6 +125,12 @@ def install_signal_handlers(
     loop.add_signal_handler(signal.SIGHUP, reload)
 
 
+def quarantine_policy(settings: Settings) -> QuarantinePolicy:
+    """When the router quarantines a tool: ``quarantine_deaths`` within ``flap_window``, for
+    ``quarantine_seconds``."""
+    return QuarantinePolicy(settings.quarantine_deaths, settings.flap_window, settings.quarantine_seconds)
+
+
 def _succeeded(failure: str | None) -> str:
     if failure is not None:
         raise CommandError(failure)
@@ -187,6 +194,7 @@ class Supervisor:
             request_timeout=settings.request_timeout,
             max_in_flight=settings.max_in_flight_per_worker,
             max_queued=settings.max_queued_calls,
+            quarantine=quarantine_policy(settings),
         )
         self.arbiter = Arbiter(settings, self.router)
         self.arbiter.on_pools = self.router.catalog.configure
@@ -268,6 +276,7 @@ class Supervisor:
                 request_timeout=fresh.request_timeout,
                 max_in_flight=fresh.max_in_flight_per_worker,
                 max_queued=fresh.max_queued_calls,
+                quarantine=quarantine_policy(fresh),
             )
             logging.getLogger().setLevel(fresh.log_level.upper())
             logger.info("reload done: %d worker(s) serving", len(self.arbiter.workers))
@@ -337,11 +346,28 @@ class Supervisor:
                 raise CommandError(refusal)
             return _succeeded(await self.arbiter.scale(runtime, count))
 
+        async def release(request: dict[str, Any]) -> Any:
+            tool = request.get("tool")
+            if not isinstance(tool, str) or not tool:
+                raise CommandError('release needs a "tool": the name of a quarantined tool')
+            if self.router.quarantine.release(tool) is None:
+                if tool not in self.router.catalog.pool_of or ":" in tool:
+                    raise CommandError(f"no tool named {tool!r}")
+                raise CommandError(f"tool {tool!r} is not quarantined")
+            return f"tool {tool!r} released: its calls run again and its death count starts from 0"
+
         async def stop(request: dict[str, Any]) -> Any:
             self.request_stop("stop requested on the control socket")
             return "stopping"
 
-        return {"status": status, "reload": reload, "restart": restart, "scale": scale, "stop": stop}
+        return {
+            "status": status,
+            "reload": reload,
+            "restart": restart,
+            "scale": scale,
+            "release": release,
+            "stop": stop,
+        }
 
     async def _start(self) -> None:
         # anyio asks sniffio which library runs, on nearly every operation of the SDK's transport; sniffio

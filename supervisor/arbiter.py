@@ -6,7 +6,8 @@ waits for it to exit (the event loop's child watcher reaps it at once; nothing p
 ``RestartTracker`` (``restart.py``: exponential backoff, flapping window) how long to wait before the next
 start; when a ready *spare* of its pool is kept (``spares.py``), the slot adopts it instead of waiting
 for a new interpreter. A flapping slot is marked failed while it rests; while every slot of a runtime is failed, calls to
-that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving.
+that runtime fail fast with the reason and /readyz says so. The other runtime keeps serving. A death with
+tool calls in flight is the router's to charge to those tools (``quarantine.py``), not the flapping rule's.
 
 Replacing (``reload``, ``scale``, ``recycle``) starts the new processes beside the old ones as
 *candidates*, a batch at a time (``scaling.py``); only when every candidate is READY does routing move to
@@ -377,6 +378,7 @@ class Arbiter:
         while not (self._stopping or worker.retiring):
             pid: int | None
             code: int | None
+            running = False  # tool calls were in flight when it died
             spare = self.spares.take(worker.pool) if died else None  # restarts prefer a ready spare
             try:
                 if spare is not None:
@@ -405,7 +407,9 @@ class Arbiter:
                 if worker.kill_reason is not None:
                     worker.last_exit = f"{worker.kill_reason}: {worker.last_exit}"
                     worker.kill_reason = None
-                self.router.worker_gone(spawned, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")
+                death = not (self._stopping or worker.retiring or worker.candidate)  # not a stop
+                why = f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}"
+                running = self.router.worker_gone(spawned, why, death=death)
             if self._stopping or worker.retiring:
                 return
             if worker.candidate:
@@ -414,7 +418,7 @@ class Arbiter:
                 return
             worker.restarts += 1
             died = True
-            decision = tracker.record_death(self._clock(), uptime)
+            decision = tracker.record_death(self._clock(), uptime, running=running)
             if decision.failed:
                 worker.state = "failed"
                 self._update_pool(worker.pool)

@@ -11,6 +11,10 @@ configuration order) winning a reference two pools share. From them come the two
 reads on every call: ``tool_limits`` (``max_concurrency``) and ``retry_safe`` (read-only or idempotent
 entries; every kind but a tool is read-only unless it says otherwise).
 
+A quarantined tool (``quarantine.py``) is left out of the listed tools (``tools()``) but stays in every
+table a call reads: its calls reach ``Router.call``, which refuses them with the quarantine's reason, and
+the task queue still knows it.
+
 The catalog is *settled* once every configured pool (one with workers meant to run) has announced a catalog
 or was marked failed: a listing or a
 call before then waits for it (bounded), so that a client starting with the supervisor does not see an
@@ -59,6 +63,8 @@ class Catalog:
         """Tools that become a task only where the function says so (``ToolMetadata.task_after_input``)."""
         self.failures: dict[str, str] = {}
         """Pool → why it is failed (its tools are not listed and calls to it fail fast)."""
+        self.quarantined: frozenset[str] = frozenset()
+        """Tools quarantined now: not listed, their calls refused (``quarantine.py``)."""
         self.version = 0
         """Bumped whenever the listed entries change."""
         self.kind_versions: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -70,6 +76,7 @@ class Catalog:
         self.on_change: Callable[[], None] = lambda: None
         self._catalogs: dict[str, list[dict[str, Any]]] = {}
         self._tools: dict[str, dict[str, Any]] = {}
+        self._unlisted: frozenset[str] = frozenset()
         self._load_errors: dict[str, list[str]] = {}
         self.settled = asyncio.Event()
         """Set once every pool has announced its catalog or was marked failed."""
@@ -104,6 +111,12 @@ class Catalog:
         ready"; one scaled up from 0 is."""
         self.configured = [pool for pool in self.pools if pool in pools]
         self._check_settled()
+
+    def set_quarantined(self, tools: frozenset[str]) -> None:
+        """Leave ``tools`` (the tools quarantined now) out of the listed tools, and list again the ones
+        no longer quarantined."""
+        self.quarantined = tools
+        self._rebuild()
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -149,20 +162,22 @@ class Catalog:
     # -- internals ---------------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
-        """The listed tools: the last catalog of every pool that is not marked failed."""
+        """The listed entries: the last catalog of every pool that is not marked failed, but the
+        quarantined tools."""
         tools: dict[str, dict[str, Any]] = {}
         for pool in self.pools:
             if pool in self.failures:
                 continue
             for entry in self._catalogs.get(pool, []):
                 tools.setdefault(entry_ref_of(entry), entry)
-        if tools == self._tools:
+        if tools == self._tools and self.quarantined == self._unlisted:
             return
-        self._tools = tools
+        self._tools, self._unlisted = tools, self.quarantined
         by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         for ref in sorted(tools):
-            entry = tools[ref]
-            by_kind.setdefault(entry.get("kind", "tool"), []).append(entry)
+            if ref not in self.quarantined:  # a tool's reference is its name; no other kind's can match
+                entry = tools[ref]
+                by_kind.setdefault(entry.get("kind", "tool"), []).append(entry)
         self.last_changed = frozenset(
             kind for kind, entries in by_kind.items() if entries != self._by_kind.get(kind)
         )

@@ -145,11 +145,23 @@ class Settings(BaseModel):
         10.0, gt=0, le=86400, description="uptime that resets the backoff, seconds"
     )
     flap_deaths: int = Field(
-        5, ge=1, le=10_000, description="deaths within flap_window that mark a worker failed"
+        5,
+        ge=1,
+        le=10_000,
+        description="deaths with no tool call in flight within flap_window that mark a worker failed",
     )
     flap_window: float = Field(60.0, gt=0, le=86400, description="flapping window, seconds")
     flap_cooldown: float = Field(
         60.0, gt=0, le=86400, description="rest of a failed worker before a new try, seconds"
+    )
+    quarantine_deaths: int = Field(
+        3,
+        ge=0,
+        le=10_000,
+        description="worker deaths within flap_window with a tool in flight that quarantine it (0: never)",
+    )
+    quarantine_seconds: float = Field(
+        300.0, gt=0, le=7 * 86400, description="how long a quarantined tool is refused, seconds"
     )
     allowed_hosts: tuple[str, ...] = Field((), description="extra Host header values accepted")
     allowed_origins: tuple[str, ...] = Field((), description="extra Origin header values accepted")

@@ -7,6 +7,8 @@ Commands (request → answer ``{"ok": true, "result": ...}`` or ``{"ok": false, 
 - ``{"command": "reload"}`` → re-read the configuration and replace every worker (like SIGHUP)
 - ``{"command": "restart", "target": "trio" | "trio-0"}`` → replace the workers of a runtime, or one worker
 - ``{"command": "scale", "runtime": "asyncio", "count": 3}`` → run that many workers of the runtime
+- ``{"command": "release", "tool": "crash"}`` → lift a tool's quarantine (``quarantine.py``) and clear its
+  death count; an unknown or unquarantined tool is an error naming it
 - ``{"command": "stop"}`` → stop gracefully (like SIGTERM)
 
 A peer is identified by the kernel (``SO_PEERCRED``): ``refuse(pid, uid)`` may turn it away: one line is logged

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale = commands.add_parser("scale", parents=[common], help="run N workers of a runtime")
     scale.add_argument("runtime", choices=["asyncio", "trio"])
     scale.add_argument("count", type=int)
+    release = commands.add_parser(
+        "release", parents=[common], help="lift the quarantine of a tool that kept crashing its worker"
+    )
+    release.add_argument("tool", help="the quarantined tool's name (ctl status lists them)")
     commands.add_parser("stop", parents=[common], help="stop gracefully")
     return parser
 
@@ -91,6 +95,8 @@ def main(argv: list[str]) -> int:
         command["target"] = args.target
     elif args.command == "scale":
         command.update(runtime=args.runtime, count=args.count)
+    elif args.command == "release":
+        command["tool"] = args.tool
     path = control_path(args)
     try:
         answer = request(path, command)
@@ -124,6 +130,11 @@ def render_status(status: dict[str, Any]) -> str:
             f"in-flight {worker['in_flight']} served {worker['calls_served']} failed {worker['calls_failed']} "
             f"restarts {worker['restarts']}"
             + (f" (last: {worker['last_exit']})" if worker["last_exit"] else "")
+        )
+    for entry in status.get("quarantined") or []:
+        lines.append(
+            f"  QUARANTINED {entry['tool']} ({entry['pool']}, worker deaths {entry['deaths']}): "
+            f"tried again in {entry['retry_in_seconds']:.0f} s (ctl release {entry['tool']} to lift it now)"
         )
     for error in status["load_errors"]:
         lines.append(f"  load error: {error}")

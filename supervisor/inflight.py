@@ -2,8 +2,8 @@
 (``PendingCall``), and its last-resort timeout (``Backstop``).
 
 The router's frame dispatch ``put``s each PROGRESS, LOG, REQUEST, RESULT or ERROR of the call (or the
-``WorkerLostError`` of its worker's death) and the calling task ``get``s them in order. Not thread-safe:
-both sides run on the supervisor's loop.
+``WorkerLostError`` of its worker's death) and the calling task takes them in order (``answer``). Not
+thread-safe: both sides run on the supervisor's loop.
 
 The backstop is for a worker that cannot enforce the call's own deadline. The worker answers "timed out"
 at the deadline itself; when its loop is blocked it cannot, so the router gives it ``BACKSTOP_MARGIN``
@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from shared.errors import WorkerLostError
-from shared.protocol import Message
+from shared.errors import WorkerLostError, error_for_code
+from shared.protocol import Error, Log, Message, Progress, Request, Result
 
 from .links import WorkerLink
+from .router_types import LogCallback, ProgressCallback, RequestCallback
+
+StartRequest = Callable[[WorkerLink, Request, RequestCallback | None, set[asyncio.Task[None]]], None]
+"""Starts answering a request a running tool made, in a task kept in the set while it runs
+(``WorkerRequests.start_for_call``)."""
 
 BACKSTOP_MARGIN = 2.0
 """The router gives a worker this long past the call's deadline to answer with its own timeout error."""
@@ -97,3 +103,44 @@ class PendingCall:
             finally:
                 self.waiter = None
         return self.events.popleft()
+
+    async def answer(
+        self,
+        on_progress: ProgressCallback | None,
+        on_log: LogCallback | None,
+        on_request: RequestCallback | None,
+        start_request: StartRequest,
+    ) -> dict[str, Any]:
+        """Hand the call's events to the caller's callbacks, in order, until its answer, and return its
+        result (counted on the link). A request of the tool is started with ``start_request`` (answered
+        by ``on_request``, or refused without it).
+
+        Raises:
+            CallError: the worker answered with an ERROR (``error_for_code``).
+            WorkerLostError: the worker died or stopped.
+
+        Cancellation: only the wait is cancelled; ``finished`` stays False (the router then sends CANCEL).
+        """
+        while True:
+            event = await self.get()
+            if isinstance(event, Result):
+                self.finished = True
+                self.link.record_result(event.result)
+                if self.requests:  # requests sent just before the end: answered (recorded) first
+                    await asyncio.sleep(0)
+                return event.result
+            if isinstance(event, Progress):
+                if on_progress is not None:
+                    await on_progress(event.progress, event.total, event.message)
+            elif isinstance(event, Log):
+                if on_log is not None:
+                    await on_log(event.level, event.data, event.logger)
+            elif isinstance(event, Request):
+                start_request(self.link, event, on_request, self.requests)
+            elif isinstance(event, Error):
+                self.finished = True
+                self.link.calls_failed += 1
+                raise error_for_code(event.code, event.message, event.data)
+            elif isinstance(event, WorkerLostError):
+                self.finished = True
+                raise event

@@ -208,6 +208,19 @@ class SupervisorCollector(Collector):
         yield GaugeMetricFamily(
             "mcp_supervisor_queued_calls", "Calls waiting for room.", value=router.queued_calls
         )
+        yield GaugeMetricFamily(
+            "mcp_supervisor_quarantined_tools",
+            "Tools quarantined now (they kept killing their worker; their calls are refused).",
+            value=len(router.quarantine.documents()),
+        )
+        quarantines = CounterMetricFamily(
+            "mcp_supervisor_tool_quarantines",
+            "Times a tool was quarantined since the supervisor started.",
+            labels=["tool"],
+        )
+        for tool, count in sorted(router.quarantine.totals.items()):
+            quarantines.add_metric([tool], count)
+        yield quarantines
         if self.supervisor.queue_status is not None:
             yield from queue_families(self.supervisor.queue_status)
 

@@ -7,6 +7,11 @@ processes or sleeps:
 - otherwise each restart waits twice as long as the last, up to ``maximum``;
 - ``flap_deaths`` deaths within ``flap_window`` seconds make the slot *failed*: it rests ``cooldown``
   seconds before the next try, and the count starts over.
+
+Only a death with no tool call in flight counts for flapping: a start-up crash, an import error, a leak,
+which is what resting the slot is for. A death with calls in flight is charged to the tools that were
+running (``quarantine.py``: one bad tool is refused instead of its whole runtime); it still grows the
+backoff, so a worker that keeps dying is never restarted in a tight loop.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ class RestartTracker:
         self._delay = policy.initial
         self._deaths: deque[float] = deque()
 
-    def record_death(self, now: float, uptime: float) -> RestartDecision:
-        """Account for a death at ``now`` after ``uptime`` seconds up, and say what to do next."""
+    def record_death(self, now: float, uptime: float, *, running: bool = False) -> RestartDecision:
+        """Account for a death at ``now`` after ``uptime`` seconds up, and say what to do next.
+        ``running``: the worker was running tool calls; the death grows the backoff but is not counted
+        for flapping."""
         policy = self.policy
         if uptime >= policy.reset_after:
             self._delay = policy.initial
-        self._deaths.append(now)
+        if not running:
+            self._deaths.append(now)
         while self._deaths and now - self._deaths[0] >= policy.flap_window:
             self._deaths.popleft()
         count = len(self._deaths)

@@ -17,7 +17,8 @@ but through what it was given (a send function, a callback, ``Router.call`` for 
 - ``admission.Admission``: the routable workers of each pool, the limits, the calls waiting for room;
 - ``inflight``: ``PendingCall``, one entry of the in-flight table, and the backstop of every call;
 - ``worker_requests.WorkerRequests``: the requests a running tool or a worker makes;
-- ``liveness.Liveness``: heartbeats and silent workers.
+- ``liveness.Liveness``: heartbeats and silent workers;
+- ``quarantine.Quarantine``: the tools charged with their workers' deaths, and the ones refused for it.
 
 Words (docs/architecture.md): a *pool* is a set of workers a call is routed among; a *runtime* is an
 event loop. A *timeout* is a duration in seconds; a *deadline* an instant of ``time.monotonic()``.
@@ -40,7 +41,6 @@ from shared.errors import (
     ProtocolError,
     UnknownToolError,
     WorkerLostError,
-    error_for_code,
 )
 from shared.protocol import (
     Call,
@@ -68,6 +68,7 @@ from .frames import fitting_frame
 from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, fail_in_flight, serve_sweeper
 from .links import Links, Refused, WorkerLink
 from .liveness import Liveness
+from .quarantine import Quarantine, QuarantinePolicy, suspects
 from .router_types import (
     FrameSocket,
     LogCallback,
@@ -90,8 +91,8 @@ class Router:
     Options: ``pools`` (the pools served, in configuration order), ``max_message_size`` (bytes),
     ``heartbeat_interval`` (seconds), ``request_timeout`` (the config's ``request_timeout``: the timeout
     the front and the fast path give ``call``, and a tool-to-tool call without one), ``max_in_flight``
-    (calls per worker) and ``max_queued`` (calls waiting for room); a reload changes the last three
-    (``set_limits``).
+    (calls per worker), ``max_queued`` (calls waiting for room) and ``quarantine`` (when a tool that keeps
+    killing its worker is refused); a reload changes the last four (``set_limits``).
 
     Callbacks (plain attributes, set by whoever composes the supervisor):
     ``on_ready(link)`` when a worker incarnation becomes routable; ``on_unresponsive(link)`` when one
@@ -110,6 +111,7 @@ class Router:
         request_timeout: float = 300.0,
         max_in_flight: int = 256,
         max_queued: int = 1024,
+        quarantine: QuarantinePolicy | None = None,
         open_socket: SocketOpener | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -137,6 +139,8 @@ class Router:
         self._requests = WorkerRequests(self, self._catalog, self._links, self._send_raw)
         self._requests.on_task_changed = lambda task: self.on_task_changed(task)
         self._liveness = Liveness(self._links, heartbeat_interval, self._send, self._on_silent)
+        self.quarantine = Quarantine(quarantine or QuarantinePolicy(), self.stats.answered)
+        self.quarantine.on_change = self._catalog.set_quarantined
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -159,6 +163,7 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self.quarantine.close()
         for link in list(self._links.values()):
             self._drop_link(link, "the supervisor is stopping")
         if self._socket is not None:
@@ -184,11 +189,19 @@ class Router:
         if link is not None:
             self._activate(link)
 
-    def worker_gone(self, pid: int, reason: str) -> None:
-        """The arbiter saw process ``pid`` exit: fail its in-flight calls now and stop routing to it."""
+    def worker_gone(self, pid: int, reason: str, *, death: bool = False) -> bool:
+        """The arbiter saw process ``pid`` exit: fail its in-flight calls now and stop routing to it.
+
+        ``death``: it crashed (not a stop, not a replacement), so the tools it was running are charged with
+        it (``quarantine.py``). Returns whether it was running a tool call."""
         link = self._table.forget(pid)
-        if link is not None:
-            self._drop_link(link, reason)
+        if link is None:
+            return False
+        tools = suspects(link, self._pending)
+        if death:
+            self.quarantine.record_death(link.pool, tools)
+        self._drop_link(link, reason)
+        return bool(tools)
 
     def set_pool_failed(self, pool: str, reason: str | None) -> None:
         """Mark a pool failed (calls to it fail fast with ``reason``), or clear the mark with ``None``."""
@@ -260,9 +273,12 @@ class Router:
         """Calls waiting for room on a worker now."""
         return self._admission.queued
 
-    def set_limits(self, *, request_timeout: float, max_in_flight: int, max_queued: int) -> None:
+    def set_limits(
+        self, *, request_timeout: float, max_in_flight: int, max_queued: int, quarantine: QuarantinePolicy
+    ) -> None:
         """Change what a reload changes, for the calls that start afterwards."""
         self.request_timeout = request_timeout
+        self.quarantine.policy = quarantine
         self._admission.max_in_flight = max_in_flight
         self._admission.max_queued = max_queued
 
@@ -303,6 +319,7 @@ class Router:
             InvalidArgumentsError: the worker refused the arguments, or they exceed ``max_message_size``.
             NoWorkerError: no worker of the tool's pool became ready in time.
             ServerBusyError: admission limits reached (see ``Admission.admit``).
+            ToolQuarantinedError: the tool kept killing its worker (``quarantine.py``); no worker is asked.
             WorkerLostError: the worker died or stopped while running the call.
             CallTimeoutError: the worker did not answer within ``timeout`` (plus ``BACKSTOP_MARGIN``).
 
@@ -327,12 +344,14 @@ class Router:
         self._backstops.add(backstop)
         try:
             try:
+                if ref in self.quarantine.active and (refused := self.quarantine.refusal(ref)):
+                    raise refused
                 result = await self._attempt(
                     tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
                 )
             except WorkerLostError as lost:
-                if ref not in self._catalog.retry_safe:  # ToolMetadata.retry_safe, per catalog
-                    raise
+                if ref not in self._catalog.retry_safe or ref in self.quarantine.active:
+                    raise  # not ToolMetadata.retry_safe, or its death just quarantined it
                 logger.warning("retrying %s once on another worker: %s", ref, lost)
                 result = await self._attempt(
                     tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
@@ -366,7 +385,7 @@ class Router:
         on_request: RequestCallback | None,
     ) -> dict[str, Any]:
         """One try of ``call`` on one worker: admission (a worker is picked without a coroutine when one
-        has room), CALL, then the call's events until its answer."""
+        has room), CALL, then the call's events until its answer (``PendingCall.answer``)."""
         admission = self._admission
         link = admission.take(pool, ref) or await admission.admit(pool, ref, deadline)
         call_id = next(self._ids)
@@ -376,29 +395,7 @@ class Router:
         try:
             timeout = max(0.0, deadline - time.monotonic())
             self._send(link, Call(call_id, tool, arguments or {}, timeout, progress_token, meta, kind))
-            while True:
-                event = await pending.get()
-                if isinstance(event, Result):
-                    pending.finished = True
-                    link.record_result(event.result)
-                    if pending.requests:  # requests sent just before the end: answered (recorded) first
-                        await asyncio.sleep(0)
-                    return event.result
-                if isinstance(event, Progress):
-                    if on_progress is not None:
-                        await on_progress(event.progress, event.total, event.message)
-                elif isinstance(event, Log):
-                    if on_log is not None:
-                        await on_log(event.level, event.data, event.logger)
-                elif isinstance(event, Request):
-                    self._requests.start_for_call(link, event, on_request, pending.requests)
-                elif isinstance(event, Error):
-                    pending.finished = True
-                    link.calls_failed += 1
-                    raise error_for_code(event.code, event.message, event.data)
-                elif isinstance(event, WorkerLostError):
-                    pending.finished = True
-                    raise event
+            return await pending.answer(on_progress, on_log, on_request, self._requests.start_for_call)
         finally:
             for task in list(pending.requests):
                 task.cancel()

@@ -11,7 +11,14 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
-from shared.errors import CallError, CallTimeoutError, NoWorkerError, ServerBusyError, WorkerLostError
+from shared.errors import (
+    CallError,
+    CallTimeoutError,
+    NoWorkerError,
+    ServerBusyError,
+    ToolQuarantinedError,
+    WorkerLostError,
+)
 
 from .queue_status import STATS_REF
 
@@ -41,12 +48,17 @@ UNCOUNTED = frozenset({STATS_REF})
 """Entries whose calls are not counted: the supervisor's own polls of the task queue for /status,
 /metrics and ``top`` (counted, they would show as one call per refresh in ``top``'s calls/s)."""
 
-OUTCOMES = ("ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled")
+OUTCOMES = (
+    "ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled", "quarantined",
+)  # fmt: skip
+ANSWERED = ("ok", "tool_error")
+"""Outcomes of a call its worker answered (the tool ran to its end without killing the worker)."""
 
 _OUTCOME_OF: dict[type[CallError], str] = {
     ServerBusyError: "busy",
     NoWorkerError: "busy",
     WorkerLostError: "worker_lost",
+    ToolQuarantinedError: "quarantined",
     CallTimeoutError: "timeout",
 }
 
@@ -99,6 +111,11 @@ class CallStats:
         if stats is None:
             stats = self.tools[tool] = ToolStats(runtime)
         stats.record(outcome, seconds)
+
+    def answered(self, tool: str) -> int:
+        """Calls of ``tool`` its worker answered so far (``ANSWERED`` outcomes)."""
+        stats = self.tools.get(tool)
+        return 0 if stats is None else sum(stats.outcomes.get(outcome, 0) for outcome in ANSWERED)
 
     def total(self) -> int:
         return sum(stats.count for stats in self.tools.values())

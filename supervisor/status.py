@@ -1,5 +1,9 @@
 """What /readyz and /status report, built from the router's and the arbiter's state, and the task
-queue's own figures (``queue_status.py``)."""
+queue's own figures (``queue_status.py``).
+
+``quarantined`` (top level) lists the tools quarantined now (``quarantine.py``), each as
+``{"tool", "pool", "deaths", "since", "until", "retry_in_seconds"}`` with ``since``/``until`` in Unix time:
+a dashboard reads these names."""
 
 from __future__ import annotations
 
@@ -120,6 +124,7 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             for pool in router.pools
         },
         "load_errors": router.load_errors(),
+        "quarantined": router.quarantine.documents(),
         "workers": workers,
         "tools": tools_by_runtime,
         "task_queue": None if supervisor.queue_status is None else supervisor.queue_status.document(),

@@ -11,9 +11,9 @@ a task already.
 
 What the reply says about how the call ended, for the task's final state (SEP-2663):
 
-- the tool's result, ``isError`` or not (the task completes with it); a busy server and arguments the
-  tool refuses are ``isError`` results too, as a client's call gets them (the queue tries a busy call
-  again later);
+- the tool's result, ``isError`` or not (the task completes with it); a busy server, a quarantined tool
+  and arguments the tool refuses are ``isError`` results too, as a client's call gets them (the queue
+  tries a busy call, or a quarantined tool's, again later);
 - an error REPLY for a protocol-level failure: the worker died and the call was not sent again, no worker
   became ready, the deadline passed (the call carries ``TASK_RUN_META``, so the worker reports its
   timeout as an error, not as a tool result), a capability the client lacks (-32021) — the task fails
@@ -39,6 +39,7 @@ from shared.errors import (
     ClientRequestError,
     InvalidArgumentsError,
     ServerBusyError,
+    ToolQuarantinedError,
     error_object,
 )
 from shared.principal import PRINCIPAL_META
@@ -89,7 +90,7 @@ async def run_task_call(
     except CallError as exc:
         if round_.needs_input:
             return _input_required(round_)
-        if isinstance(exc, (ServerBusyError, InvalidArgumentsError)):
+        if isinstance(exc, (ServerBusyError, InvalidArgumentsError, ToolQuarantinedError)):
             return error_result(str(exc))
         raise ClientRequestError(**error_object(exc)) from None
     return _input_required(round_) if round_.needs_input else result

@@ -15,6 +15,9 @@ How a ``tools/call`` goes (``plan_call``), for a tool's ``task_support``:
   runs as a plain call with the input-required flow until the function awaits ``ctx.run_as_task()``
   (``AFTER_INPUT``); then the task is created with the answers gathered so far.
 
+A quarantined tool (``quarantine.py``) is a plain call whatever its ``task_support``: the router refuses it
+at once, so the client gets the same ``isError`` refusal as any caller, and no task is made only to fail.
+
 Used by both the SDK path (``front.py``) and the fast path (``fastpath_tasks.py``), so both answer alike.
 """
 
@@ -79,7 +82,7 @@ def plan_call(catalog: Catalog, name: str, version: str, meta: Mapping[str, Any]
         ClientRequestError: -32021, the tool requires the extension and the request did not declare it.
     """
     support = catalog.task_support.get(name)
-    if support is None:
+    if support is None or name in catalog.quarantined:
         return PLAIN
     if QUEUE_ENTRY not in catalog.pool_of:  # no task queue (task_queue = false): nowhere to keep a task
         if support == "required":

@@ -2,7 +2,7 @@
 a tools table and the tool modules' load errors, drawn with rich from a status document and its ``Rates``.
 
 Pure functions (``render_header``, ``render_queue``, ``render_workers``, ``render_tools``,
-``render_load_errors``, ``render_frame`` and the ``format_*`` helpers), so they are tested without a
+``render_quarantined``, ``render_load_errors``, ``render_frame`` and the ``format_*`` helpers), so they are tested without a
 terminal and without a supervisor.
 """
 
@@ -252,6 +252,23 @@ def render_tools(status: dict[str, Any], rates: Rates) -> Table:
     return table
 
 
+def render_quarantined(status: dict[str, Any]) -> RenderableType | None:
+    """The quarantined tools, one line each (tool, pool, deaths, time left), or ``None`` when none is."""
+    entries = status.get("quarantined") or []
+    if not entries:
+        return None
+    text = Text()
+    for index, entry in enumerate(entries):
+        if index:
+            text.append("\n")
+        text.append(str(entry.get("tool")), style="bold")
+        text.append(
+            f" ({entry.get('pool')}, worker deaths {_value(entry.get('deaths'))}):"
+            f" tried again in {format_duration(entry.get('retry_in_seconds'))}"
+        )
+    return Panel(text, title="quarantined tools", title_align="left", border_style="red")
+
+
 def render_load_errors(status: dict[str, Any]) -> RenderableType | None:
     """The tool modules that failed to import, one line each, or ``None`` when there are none."""
     errors = status.get("load_errors") or []
@@ -269,7 +286,7 @@ def render_frame(
     current: dict[str, Any], previous: dict[str, Any] | None = None, source: str = ""
 ) -> RenderableType:
     """One whole frame for ``current``, with rates against ``previous`` (``-`` without one): header,
-    workers, tools and, if any, load errors."""
+    workers, tools and, if any, quarantined tools and load errors."""
     rates = compute_rates(previous, current)
     parts: list[RenderableType] = [
         render_header(current, rates, source),
@@ -277,7 +294,7 @@ def render_frame(
         Text(""),
         render_tools(current, rates),
     ]
-    errors = render_load_errors(current)
-    if errors is not None:
-        parts += [Text(""), errors]
+    for extra in (render_quarantined(current), render_load_errors(current)):
+        if extra is not None:
+            parts += [Text(""), extra]
     return Group(*parts)

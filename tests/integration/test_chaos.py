@@ -75,12 +75,12 @@ async def test_a_blocked_event_loop_gets_its_worker_replaced(supervisor_factory:
 
 
 async def test_kill_9_twenty_times_every_call_answered(supervisor_factory: Any) -> None:
-    # Twenty deaths in a minute would mark the worker failed under the default flapping rule (5 in 60 s),
-    # and the backoff would grow to 30 s: this test is about answers and restarts, so it relaxes both.
+    # Twenty deaths in a minute would quarantine it_hold, the tool running at each (3 in 60 s), and the
+    # backoff would grow to 30 s: this test is about answers and restarts, so it relaxes both.
     server = supervisor_factory(
         "--tools",
         "tests.integration.call_tools",
-        env={"MCP_SUPERVISOR_FLAP_DEATHS": "100", "MCP_SUPERVISOR_RESTART_BACKOFF_MAX": "0.4"},
+        env={"MCP_SUPERVISOR_QUARANTINE_DEATHS": "0", "MCP_SUPERVISOR_RESTART_BACKOFF_MAX": "0.4"},
     )
     killed: list[int] = []
     async with Client(server.url, mode="2026-07-28") as client:

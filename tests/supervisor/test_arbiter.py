@@ -128,6 +128,10 @@ class FakeRouter:
         """Calls running on a pid, as ``links()`` reports them."""
         self.own_requests: dict[int, int] = {}
         """Requests a pid made on its own behalf being answered (the task queue's task runs)."""
+        self.running: set[int] = set()
+        """Pids that die with tool calls in flight (``worker_gone`` says so)."""
+        self.deaths: list[int] = []
+        """Pids whose exit ``worker_gone`` was told is a death (a crash, not a stop)."""
 
     def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None:
         self.calls.append(("expect", worker_id, pid, held))
@@ -135,8 +139,11 @@ class FakeRouter:
     def promote(self, pid: int) -> None:
         self.calls.append(("promote", pid))
 
-    def worker_gone(self, pid: int, reason: str) -> None:
+    def worker_gone(self, pid: int, reason: str, *, death: bool = False) -> bool:
         self.calls.append(("worker_gone", pid, reason))
+        if death:
+            self.deaths.append(pid)
+        return pid in self.running
 
     def set_pool_failed(self, pool: str, reason: str | None) -> None:
         if reason is None:
@@ -332,6 +339,27 @@ async def test_a_flapping_slot_is_marked_failed_rests_the_cooldown_and_is_cleare
         assert h.router.failed == {}
 
 
+async def test_issue_17_deaths_with_tool_calls_in_flight_grow_the_backoff_but_never_rest_the_slot() -> None:
+    """Such deaths are the quarantine's (the router charges the tools that were running): one tool that
+    keeps crashing its worker must not rest the whole runtime for flap_cooldown. The backoff still grows."""
+    async with running(flap_deaths=3, flap_window=60.0, flap_cooldown=30.0) as h:
+        delays = []
+        for _ in range(5):
+            process = await h.live()
+            h.router.running.add(process.pid)
+            delays.append(await h.die(-signal.SIGSEGV))
+            h.clock.advance(delays[-1])
+        assert delays == [0.1, 0.2, 0.4, 0.4, 0.4]
+        assert h.worker().state != "failed" and h.router.failed == {}
+        assert len(h.router.deaths) == 5  # each one told to the router as a death, for the quarantine
+        # deaths with nothing in flight still rest the slot after flap_deaths of them, counted alone
+        for _ in range(2):
+            assert await h.die(70) == 0.4
+            h.clock.advance(0.4)
+        assert await h.die(70) == 30.0
+        assert h.worker().state == "failed"
+
+
 async def test_one_flapping_slot_does_not_fail_a_runtime_whose_other_slot_serves() -> None:
     async with running(workers_trio=2, flap_deaths=2) as h:
         await h.live("trio-1")
@@ -391,6 +419,7 @@ async def test_stop_sends_STOP_and_workers_that_obey_are_neither_killed_nor_rest
         assert all(p.signals == [] for p in processes)
         assert {w.state for w in h.arbiter.all_workers()} == {"stopped"}
         assert (pids[0], f"worker pid {pids[0]} stopped: supervisor stopping") in h.router.told("worker_gone")
+        assert h.router.deaths == []  # a stop is not a crash: nothing is charged to a tool
         assert len(h.os.processes) == 2 and h.clock.delays_of(h.worker()) == []
 
 

@@ -75,3 +75,37 @@ def test_a_pool_without_a_ready_worker_says_why() -> None:
     assert "  trio: NOT READY: no worker of it is ready yet" in ctl.render_status(starting).splitlines()
     failed = {**STATUS, "runtimes": {"trio": {"ready": False, "failure": "every trio worker is failing"}}}
     assert "  trio: NOT READY: every trio worker is failing" in ctl.render_status(failed).splitlines()
+
+
+QUARANTINED = {
+    "tool": "crash", "pool": "asyncio", "deaths": 3, "since": 1.0, "until": 301.0, "retry_in_seconds": 287.4
+}  # fmt: skip
+
+
+def test_issue_17_status_shows_a_quarantined_tool_and_how_to_release_it() -> None:
+    text = ctl.render_status({**STATUS, "quarantined": [QUARANTINED]})
+    assert (
+        "  QUARANTINED crash (asyncio, worker deaths 3): tried again in 287 s "
+        "(ctl release crash to lift it now)"
+    ) in text.splitlines()
+    assert "QUARANTINED" not in ctl.render_status({**STATUS, "quarantined": []})
+
+
+def test_issue_17_release_sends_the_tool_and_a_refusal_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def request(path: Path, command: dict[str, Any]) -> dict[str, Any]:
+        sent.append(command)
+        if command["tool"] == "crash":
+            return {"ok": True, "result": "tool 'crash' released"}
+        return {"ok": False, "error": f"tool {command['tool']!r} is not quarantined"}
+
+    monkeypatch.setattr(ctl, "request", request)
+    assert ctl.main(["release", "crash"]) == ctl.EXIT_OK
+    assert capsys.readouterr().out == "release: tool 'crash' released\n"
+    assert ctl.main(["release", "echo"]) == ctl.EXIT_FAILED
+    assert capsys.readouterr().err == ("mcp-supervisor ctl: release failed: tool 'echo' is not quarantined\n")
+    assert sent == [{"command": "release", "tool": "crash"}, {"command": "release", "tool": "echo"}]
+    assert ctl.main(["release"]) == ctl.EXIT_USAGE

@@ -13,6 +13,7 @@ from shared.errors import NoWorkerError
 from supervisor.auth.middleware import AuthStats
 from supervisor.connections import ConnectionTable
 from supervisor.metrics import HTTPStats, build_registry
+from supervisor.quarantine import QuarantinePolicy
 from supervisor.queue_status import MIN_INTERVAL, QueueStatus
 from tests.supervisor.fakes import running_router
 from tests.supervisor.test_queue_status import Clock, FakeRouter
@@ -107,3 +108,21 @@ async def test_the_front_s_connection_figures_are_scraped() -> None:
     assert 'mcp_supervisor_http_connections_closed_total{reason="evicted"} 3.0' in lines
     assert 'mcp_supervisor_http_connections_closed_total{reason="header_timeout"} 2.0' in lines
     assert 'mcp_supervisor_http_connections_closed_total{reason="refused"} 0.0' in lines
+
+
+async def test_issue_17_quarantined_tools_are_a_gauge_and_quarantines_a_counter_that_never_goes_down() -> (
+    None
+):
+    async with running_router(["asyncio"], quarantine=QuarantinePolicy(deaths=1)) as (router, _):
+        view = supervisor(router, None)
+        lines = generate_latest(build_registry(view, HTTPStats())).decode().splitlines()
+        assert "mcp_supervisor_quarantined_tools 0.0" in lines
+        assert not [line for line in lines if line.startswith("mcp_supervisor_tool_quarantines_total")]
+        for _ in range(2):
+            router.quarantine.record_death("asyncio", ["crash"])
+            lines = generate_latest(build_registry(view, HTTPStats())).decode().splitlines()
+            assert "mcp_supervisor_quarantined_tools 1.0" in lines
+            router.quarantine.release("crash")
+        lines = generate_latest(build_registry(view, HTTPStats())).decode().splitlines()
+    assert "mcp_supervisor_quarantined_tools 0.0" in lines
+    assert 'mcp_supervisor_tool_quarantines_total{tool="crash"} 2.0' in lines

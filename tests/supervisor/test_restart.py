@@ -39,3 +39,14 @@ def test_deaths_older_than_the_window_do_not_count() -> None:
     # the death at 0 s has left the 60 s window by 61 s
     decision = tracker.record_death(now=61.0, uptime=0.5)
     assert decision.failed is False and decision.deaths_in_window == 4
+
+
+def test_issue_17_deaths_with_tool_calls_in_flight_grow_the_backoff_but_do_not_count_for_flapping() -> None:
+    tracker = RestartTracker(POLICY)
+    decisions = [tracker.record_death(now=float(i), uptime=0.5, running=True) for i in range(8)]
+    assert not any(d.failed for d in decisions)
+    assert [d.delay for d in decisions[:5]] == [0.1, 0.2, 0.4, 0.8, 1.0]
+    assert {d.deaths_in_window for d in decisions} == {0}
+    # the deaths with nothing in flight are counted alone: the fifth of them rests the slot
+    quiet = [tracker.record_death(now=10.0 + i, uptime=0.5) for i in range(5)]
+    assert [d.deaths_in_window for d in quiet] == [1, 2, 3, 4, 5] and quiet[-1].failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from supervisor.auth.middleware import AuthStats
 from supervisor.connections import ConnectionTable
+from supervisor.quarantine import QuarantinePolicy
 from supervisor.queue_status import QueueStatus
 from supervisor.status import fresh_status_document, readiness, status_document
 from tests.supervisor.fakes import WAIT, connect, running_router
@@ -114,3 +116,21 @@ async def test_the_fresh_document_asks_the_queue_first_and_shows_why_it_could_no
         assert document["task_queue"]["error"] == "no task queue worker is serving"
         assert document["task_queue"]["tasks"] is None and document["task_queue"]["as_of"] is None
         assert (await fresh_status_document(router, supervisor()))["task_queue"] is None
+
+
+async def test_issue_17_status_lists_the_quarantined_tools_under_the_names_a_dashboard_reads() -> None:
+    async with running_router(["asyncio"], quarantine=QuarantinePolicy(deaths=1, seconds=300.0)) as (
+        router,
+        _,
+    ):
+        assert status_document(router, supervisor())["quarantined"] == []
+        started = time.time()
+        router.quarantine.record_death("asyncio", ["crash"])
+        [entry] = status_document(router, supervisor())["quarantined"]
+        assert set(entry) == {"tool", "pool", "deaths", "since", "until", "retry_in_seconds"}
+        assert (entry["tool"], entry["pool"], entry["deaths"]) == ("crash", "asyncio", 1)
+        assert started - 0.01 <= entry["since"] <= time.time() + 0.01
+        assert entry["until"] == pytest.approx(entry["since"] + 300.0)
+        assert 299.0 < entry["retry_in_seconds"] <= 300.0
+        router.quarantine.release("crash")
+        assert status_document(router, supervisor())["quarantined"] == []

@@ -53,6 +53,22 @@ def catalog(*, queue: bool = True) -> Catalog:
     return built
 
 
+def test_issue_17_a_quarantined_tool_is_a_plain_call_so_the_router_refuses_it_and_no_task_is_made() -> None:
+    tools = catalog()
+    changes: list[frozenset[str]] = []
+    tools.on_change = lambda: changes.append(tools.last_changed)
+    tools.set_quarantined(frozenset({"maybe", "always", "asks_first"}))
+    for name in ("maybe", "always", "asks_first"):
+        assert plan_call(tools, name, MODERN, DECLARED) == PLAIN
+    assert plan_call(tools, "always", MODERN, UNDECLARED) == PLAIN  # no -32021 either: the refusal says why
+    assert [entry["name"] for entry in tools.tools()] == ["plain"]  # dropped from tools/list ...
+    assert tools.tool("maybe") is not None and "maybe" in tools.task_support  # ... but still known
+    assert changes == [frozenset({"tool"})]
+    tools.set_quarantined(frozenset())
+    assert plan_call(tools, "maybe", MODERN, DECLARED) == TASK
+    assert len(tools.tools()) == 4 and changes == [frozenset({"tool"})] * 2
+
+
 def test_only_a_declaring_modern_request_makes_tasks() -> None:
     tools = catalog()
     assert plan_call(tools, "plain", MODERN, DECLARED) == PLAIN

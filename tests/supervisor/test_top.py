@@ -470,3 +470,22 @@ def test_copying_a_document_leaves_the_rates_pure() -> None:
     snapshot = copy.deepcopy((before, after))
     top_render.render_frame(after, before)
     assert (before, after) == snapshot  # rendering never changes the documents it is given
+
+
+def test_issue_17_quarantined_tools_are_listed_and_absent_when_there_are_none() -> None:
+    document = status()
+    document["quarantined"] = [
+        {
+            "tool": "crash",
+            "pool": "asyncio",
+            "deaths": 3,
+            "since": 1.0,
+            "until": 301.0,
+            "retry_in_seconds": 125.0,
+        }
+    ]
+    text = text_of(top_render.render_frame(document))
+    assert "quarantined tools" in text
+    assert "crash (asyncio, worker deaths 3): tried again in 2m05s" in text
+    assert top_render.render_quarantined(status()) is None
+    assert "quarantined tools" not in text_of(top_render.render_frame(status()))

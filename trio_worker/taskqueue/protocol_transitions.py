@@ -12,7 +12,7 @@ any task, and these functions decide how its runs end::
   queued | running | input_required ──► cancelled (tasks:cancel, task_cancel)
 
 A protocol task never retries a run that ended: ``max_retries`` is 0 and a tool error is its result. A
-"server busy" answer re-queues it without counting, as for every task. Every function here first checks
+"server busy" answer or a quarantined tool's refusal re-queues it without counting, as for every task. Every function here first checks
 the task is still in the state it expects, so a race (a cancel and an answer) is decided by whichever
 commits first.
 """
@@ -73,8 +73,9 @@ def new_protocol_task(
 
 
 def run_returned(c: Changes, task: TaskRecord, reply: dict[str, Any]) -> None:
-    """A run answered ``reply``: an ``input_required`` reply parks the task, a "server busy" error result
-    re-queues it (not counted), any other CallToolResult completes it."""
+    """A run answered ``reply``: an ``input_required`` reply parks the task, a "server busy" or quarantine
+    error result re-queues it (not counted: ``transitions.held_back``), any other CallToolResult
+    completes it."""
     if reply.get("resultType") == "input_required":
         requests = reply.get("inputRequests")
         asked = reply.get("asked")
@@ -84,7 +85,7 @@ def run_returned(c: Changes, task: TaskRecord, reply: dict[str, Any]) -> None:
             dict(requests) if isinstance(requests, dict) else {},
             dict(asked) if isinstance(asked, dict) else {},
         )
-    elif reply.get("isError") and tr.error_of(reply).startswith("server busy"):
+    elif reply.get("isError") and tr.held_back(tr.error_of(reply)):
         tr.attempt_busy(c, task, tr.error_of(reply))
     else:
         tr.attempt_succeeded(c, task, reply)

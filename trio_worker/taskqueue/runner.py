@@ -265,7 +265,7 @@ def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
             tr.attempt_succeeded(c, current, detail)
         elif kind == "result":
             message = tr.error_of(detail)
-            if message.startswith("server busy"):
+            if tr.held_back(message):
                 tr.attempt_busy(c, current, message)
             else:
                 tr.attempt_failed(c, replace(current, result=detail), message)

@@ -1,7 +1,8 @@
 """The state machine of tasks, workflow steps and workflows, as synchronous functions on a ``Changes``.
 
 Task: ``queued -> running -> completed | failed | cancelled``, with ``running -> queued`` for a retry (or
-a "server busy" answer, which does not count as an attempt) and ``queued -> cancelled``. Every terminal
+a "server busy" answer or a quarantined tool's refusal, which do not count as an attempt: ``held_back``)
+and ``queued -> cancelled``. Every terminal
 state is reached exactly once: a function that ends a task first checks it is still unfinished.
 
 A task that belongs to a workflow step drives its step; a step that ends advances its workflow (starting
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+
+from shared.errors import is_quarantine_refusal
 
 from . import rows
 from .errors import InvalidRequestError
@@ -169,12 +172,21 @@ def attempt_failed(c: Changes, task: TaskRecord, error: str, *, retryable: bool 
     task_ended(c, failed)
 
 
+def held_back(message: str) -> bool:
+    """Whether an attempt's ``isError`` text says the server did not run the tool for now: "server busy",
+    or the tool is quarantined (it kept killing its worker; the quarantine ends by itself). Such an
+    attempt is tried again later without being counted (``attempt_busy``)."""
+    return message.startswith("server busy") or is_quarantine_refusal(message)
+
+
 def attempt_busy(c: Changes, task: TaskRecord, message: str) -> None:
-    """The server refused the attempt for load: back to the queue, the attempt not counted."""
+    """The server did not run the attempt for now (``held_back``): back to the queue, the attempt not
+    counted."""
     _end_attempt(c, task, "busy", message)
     delay = busy_delay(task.busy_retries + 1, c.rng)
     _requeue(c, replace(task, attempts=task.attempts - 1, busy_retries=task.busy_retries + 1), delay)
-    c.log(task.task_id, f"server busy ({message}); trying again in {delay:.3g} s (not counted)", "warning")
+    why = message if is_quarantine_refusal(message) else f"server busy ({message})"
+    c.log(task.task_id, f"{why}; trying again in {delay:.3g} s (not counted)", "warning")
 
 
 def _requeue(c: Changes, task: TaskRecord, delay: float, result_error: str | None = None) -> None:

@@ -85,6 +85,7 @@ CASES = [
     SessionCase("invalid arguments", "tools/call", call("it_point", {"x": "one", "y": 2})),
     SessionCase("sampling without the capability", "tools/call", call("it_ask_llm", {"prompt": "hi"})),
     SessionCase("a refusal the tool handles", "tools/call", call("it_request_refused", {})),
+    SessionCase("the client's _meta as sent", "tools/call", call("it_meta", {}, progressToken="t", k={"v": 1})),
     SessionCase("list", "tools/list"),
     SessionCase("list with empty params", "tools/list", {}),
     SessionCase("ping", "ping"),
@@ -202,6 +203,14 @@ def test_every_session_answer_is_the_sdks(servers: tuple[RunningSupervisor, Runn
     assert after["fast_path"] - before["fast_path"] == sum(case.fast for case in CASES)
     assert after["sdk"] - before["sdk"] == sum(not case.fast for case in CASES)
     assert posts(sdk)["fast_path"] == 0
+
+
+def test_a_tool_sees_the_clients_meta_as_sent(servers: tuple[RunningSupervisor, RunningSupervisor]) -> None:
+    """On both paths (the comparison holds the SDK path to it too): ``progressToken`` under its own name."""
+    for server in servers:
+        case = next(case for case in CASES if case.name == "the client's _meta as sent")
+        _, _, _, last = exchange(server, open_session(server), case)
+        assert last["result"]["structuredContent"] == {"progressToken": "t", "k": {"v": 1}}
 
 
 def test_notifications_arrive_in_order_before_the_result(

@@ -101,8 +101,8 @@ CLIENT_SHAPES = [
     "turn (about one in flight per session).",
 ]
 SHAPE_TABLE = [
-    "| server | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 |",
-    "|---|--:|--:|--:|--:|--:|--:|",
+    "| server | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 | front CPU per call |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
 ]
 
 
@@ -315,7 +315,8 @@ async def run(suite: Suite) -> Section:
                 f"| {figures.label} | {figures.requests(top):,} | {fmt_rate(figures.rate(top))} "
                 f"| {fmt_ratio(ratio(figures.rate(top), shape.pair[1].rate(top)))} "
                 f"| {fmt_us(figures.p50(top))} | {fmt_us(figures.p99(top))} "
-                f"| {fmt_ratio(ratio(figures.p99(top), shape.pair[1].p99(top)))} |"
+                f"| {fmt_ratio(ratio(figures.p99(top), shape.pair[1].p99(top)))} "
+                f"| {fmt_us(_cpu_per_call(figures, top))} |"
             )
     cores = ", ".join(
         f"{figures.server.name}: " + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())

@@ -19,11 +19,17 @@ call by hand (checked: 200, a result, JSON or SSE recorded). Each server gets a 
 ``rounds`` interleaved rounds (every server in turn, rotating order) at each concurrency; req/s is the sum
 of requests over the sum of durations, p50/p99 the median of the rounds' wrk percentiles.
 
-A second client shape, at 32 connections in the same rotation as the first, against the supervisor, the
-baseline and the supervisor without the fast path: **stateless with a progress token and a log level** in ``_meta``, as fastmcp's
-client sends every call (a new ``progressToken`` per request, cycling through ``NOTIFY_BODIES`` bodies;
-``io.modelcontextprotocol/logLevel`` ``info``). The no-op tool sends no notification, so every server
-answers it in JSON, as the SDK's rule says.
+Three more client shapes (``benchmarks.lib.shapes``, which says which clients send which), at 32
+connections in the same rotation as the first, each against the supervisor, the baseline and the
+supervisor without the fast path:
+
+- **stateless with a progress token and a log level** in ``_meta`` (a new token per request, level
+  ``info``); the no-op sends no notification, so every server answers it in JSON, as the SDK's rule says;
+- **fastmcp's client**: the same era, as fastmcp 4.0.10 sends every call (its client info, level
+  ``debug``, the request id as the token);
+- **handshake-era sessions** (2025-11-25): ``SESSIONS`` sessions opened on each server before the load,
+  calls without ``_meta``; every server answers them as an event stream (the SDK's default response
+  mode of a stateful server, which the baseline and the supervisor both use).
 
 Then a last round at 32 connections against the supervisor only, with py-spy sampling it (not counted in
 the figures): the profile behind "What limits it".
@@ -32,38 +38,27 @@ the figures): the profile behind "What limits it".
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import sys
 from dataclasses import dataclass, field
 
 from benchmarks import pyspy
 from benchmarks.lib.children import tail
-from benchmarks.lib.mcp_client import call_body
 from benchmarks.lib.results import ContextRow, Section, Target
 from benchmarks.lib.servers import CoreMeter, HttpServer, servers, start_sdk_server, start_supervisor
+from benchmarks.lib.shapes import SESSIONS, fastmcp_load, notify_load, session_load
 from benchmarks.lib.stats import fmt_rate, fmt_ratio, fmt_us, median, ratio
 from benchmarks.lib.suite import Suite, run_to_end
 from benchmarks.lib.timing import rotations
-from benchmarks.lib.wrk import Requests, WrkResult, combined_rate, run_wrk, run_wrk_requests, warm_up
+from benchmarks.lib.wrk import Load, WrkResult, combined_rate, run_wrk, run_wrk_load, warm_up
 
 NAME = "e2e"
 TITLE = "End to end over HTTP (tools/call, 2026-07-28)"
 TOOL = "noop_asyncio"
 CONCURRENCIES = (1, 32)
 TARGET_RATE = 4.0
-NOTIFY_BODIES = 64
-"""Distinct progress tokens the notifications shape cycles through (a client sends a new one per call)."""
-
-
-def notify_requests() -> Requests:
-    """``tools/call`` bodies of the no-op tool asking for progress (a token of their own) and log messages."""
-    requests = []
-    for token in range(NOTIFY_BODIES):
-        body = json.loads(call_body(TOOL, request_id=token + 1))
-        body["params"]["_meta"] |= {"progressToken": token, "io.modelcontextprotocol/logLevel": "info"}
-        requests.append((TOOL, json.dumps(body, separators=(",", ":"))))
-    return requests
+SESSION_TARGET_RATE = 3.0
+"""Issue 15's target for the handshake-era shape: a session is served with more state than a stateless call."""
 
 
 @dataclass
@@ -73,7 +68,7 @@ class Figures:
     runs: dict[int, list[WrkResult]] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     """Cores used at 32 connections by each process (front, workers): CPU seconds ÷ wall seconds."""
-    bodies: Requests | None = None
+    load: Load | None = None
     """The requests of this client shape; None for the plain call."""
 
     def rate(self, connections: int) -> float:
@@ -89,17 +84,77 @@ class Figures:
         return sum(run.requests for run in self.runs.get(connections, []))
 
 
+CLIENT_SHAPES = [
+    "Which clients send which shape (`benchmarks/lib/shapes.py`; every server answers the same requests):",
+    "",
+    "- **plain stateless 2026-07-28** (the table above): the SDK's own client in the 2026-07-28 era (mcp ≥ 2.3) "
+    "when the caller passes no progress callback: the era and capabilities in `_meta`, no notification asked for;",
+    "- **progress token + log level**: a 2026-07-28 client that passes a progress callback and asks for log "
+    "messages (a new token per call, level `info`);",
+    "- **fastmcp's client**: fastmcp 4.0.10 (on mcp 2.3.0), recorded against the supervisor: it speaks 2026-07-28 "
+    "to a server that offers it and sends every call with its client info, level `debug` and the request id as "
+    "the progress token (its client always passes a progress handler);",
+    f"- **{SESSIONS} handshake-era sessions** (2025-11-25, `initialize` then calls with `Mcp-Session-Id`, no "
+    "`_meta`): the TypeScript SDK's `Client.callTool` without `onprogress`, the MCP Inspector and most desktop "
+    "clients; each server answers as an event stream (the SDK's default for a stateful server, the baseline's "
+    "and the supervisor's mode). wrk keeps no per-connection state, so each request goes to the next session in "
+    "turn (about one in flight per session).",
+]
+SHAPE_TABLE = [
+    "| server | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 | front CPU per call |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
+]
+
+
+@dataclass
+class Shape:
+    """One client shape's figures: the supervisor, the baseline, the supervisor without the fast path."""
+
+    key: str
+    title: str
+    figures: list[Figures]
+
+    @property
+    def pair(self) -> tuple[Figures, Figures]:
+        """The supervisor's figures and the baseline's."""
+        return self.figures[0], self.figures[1]
+
+
+async def _shape(started: list[HttpServer], key: str, title: str, load: Load | None) -> Shape:
+    """The figures of a client shape on the supervisor (``started[0]``), the baseline (``started[1]``)
+    and the supervisor without the fast path (``started[4]``); ``load`` None: sessions opened now on
+    each server (``shapes.session_load``).
+
+    Raises:
+        BenchmarkError: a server refused to open a session.
+    """
+    labels = [
+        "**supervisor**",
+        "SDK only: `MCPServer`, one process (**baseline**)",
+        "supervisor with `fast_path = false`",
+    ]
+    figures = []
+    for server, label in zip((started[0], started[1], started[4]), labels, strict=True):
+        figures.append(Figures(server, label, load=load or await session_load(server.url, TOOL)))
+    return Shape(key, title[0].upper() + title[1:], figures)
+
+
 def _cpu_per_call(figures: Figures, connections: int) -> float:
     """Microseconds of the front process's CPU per call (cores used ÷ calls per second)."""
     return figures.cpu.get("front", math.nan) / figures.rate(connections) * 1e6
 
 
-async def _measure(suite: Suite, figures: Figures, connections: int, seconds: int) -> None:
+async def _measure(
+    suite: Suite, figures: Figures, connections: int, seconds: int, *, record: bool = True
+) -> None:
+    """One wrk run of ``figures``'s requests, added to its figures unless ``record`` is false."""
     meter = CoreMeter(figures.server)
-    if figures.bodies is None:
+    if figures.load is None:
         result = await run_wrk(suite, figures.server, [(TOOL, None)], connections, seconds)
     else:
-        result = await run_wrk_requests(suite, figures.server, figures.bodies, connections, seconds)
+        result = await run_wrk_load(suite, figures.server, figures.load, connections, seconds)
+    if not record:
+        return
     figures.runs.setdefault(connections, []).append(result)
     if connections == max(CONCURRENCIES):
         for name, used in meter.cores(result.seconds).items():
@@ -150,22 +205,19 @@ async def run(suite: Suite) -> Section:
             Figures(started[4], "supervisor with `fast_path = false` (the SDK answers every request)"),
         )
         measured = [supervisor, sdk, lowlevel, through_sdk]
-        notify = notify_requests()
-        notified = [
-            Figures(started[0], "**supervisor**, progress token + log level", bodies=notify),
-            Figures(
-                started[1], "SDK only: `MCPServer` (**baseline**), progress token + log level", bodies=notify
-            ),
-            Figures(
-                started[4], "supervisor with `fast_path = false`, progress token + log level", bodies=notify
-            ),
+        shapes = [
+            await _shape(started, "notify", "progress token + log level", notify_load(TOOL)),
+            await _shape(started, "fastmcp", "fastmcp's client", fastmcp_load(TOOL)),
+            await _shape(started, "session", f"{SESSIONS} handshake-era sessions", None),
         ]
         for figures in (*measured, bare):
             await warm_up(suite, figures.server, [(TOOL, None)], 32)
+        for figures in (f for shape in shapes for f in shape.figures):  # each shape's requests, untimed
+            await _measure(suite, figures, 32, 1, record=False)
         for connections in CONCURRENCIES:
-            # both shapes in the same rotation: load that comes and goes weighs on them alike
-            shapes = measured + notified if connections == max(CONCURRENCIES) else measured
-            for order in rotations(shapes, rounds):
+            # every shape in the same rotation: load that comes and goes weighs on them alike
+            rotated = measured + [f for shape in shapes for f in shape.figures]
+            for order in rotations(rotated if connections == max(CONCURRENCIES) else measured, rounds):
                 for figures in order:
                     await _measure(suite, figures, connections, seconds)
             await _measure(suite, bare, connections, seconds)
@@ -175,15 +227,23 @@ async def run(suite: Suite) -> Section:
     section.data["rates"] = {f.server.name: f.rate(32) for f in (*measured, bare)}
 
     top = max(CONCURRENCIES)
+    notify, fastmcp, session = shapes
     section.targets += [
-        *_shape_targets("e2e", "", supervisor, sdk, top, "÷ SDK-only `MCPServer`"),
-        *_shape_targets(
-            "e2e-notify",
-            ", calls with a progress token and a log level",
-            notified[0],
-            notified[1],
-            top,
+        *_shape_targets("e2e", "", supervisor, sdk, top, "÷ SDK-only `MCPServer`", TARGET_RATE),
+        *_shape_targets("e2e-notify", ", calls with a progress token and a log level", *notify.pair, top,
+                        "÷ SDK-only `MCPServer`, same requests", TARGET_RATE),
+        *_shape_targets("e2e-session", f", {SESSIONS} handshake-era sessions (2025-11-25)", *session.pair, top,
+                        "÷ SDK-only `MCPServer` (stateful, event-stream answers), same requests",
+                        SESSION_TARGET_RATE),
+    ]  # fmt: skip
+    ours, baseline = fastmcp.pair
+    section.context += [
+        ContextRow(
+            f"fastmcp's client (its request shape): requests/s at {top} connections",
+            ratio(ours.rate(top), baseline.rate(top)),
             "÷ SDK-only `MCPServer`, same requests",
+            f"{fmt_rate(ours.rate(top))} vs {fmt_rate(baseline.rate(top))}; p99 "
+            f"{fmt_ratio(ratio(ours.p99(top), baseline.p99(top)))} ({fmt_us(ours.p99(top))} vs {fmt_us(baseline.p99(top))})",
         ),
     ]
     section.context += [
@@ -247,21 +307,17 @@ async def run(suite: Suite) -> Section:
                 f"| {fmt_us(figures.p50(connections))} | {fmt_us(figures.p99(connections))} "
                 f"| {fmt_ratio(ratio(figures.p99(connections), sdk.p99(connections)))} |"
             )
-    section.details += [
-        "",
-        f"Calls with a progress token and a log level (a new token per call, level `info`; nothing is "
-        f"notified, so every answer is JSON), {top} connections:",
-        "",
-        "| server | requests | req/s | ÷ baseline req/s | p50 | p99 | p99 ÷ baseline p99 |",
-        "|---|--:|--:|--:|--:|--:|--:|",
-    ]
-    for figures in notified:
-        section.details.append(
-            f"| {figures.label} | {figures.requests(top):,} | {fmt_rate(figures.rate(top))} "
-            f"| {fmt_ratio(ratio(figures.rate(top), notified[1].rate(top)))} "
-            f"| {fmt_us(figures.p50(top))} | {fmt_us(figures.p99(top))} "
-            f"| {fmt_ratio(ratio(figures.p99(top), notified[1].p99(top)))} |"
-        )
+    section.details += ["", *CLIENT_SHAPES]
+    for shape in shapes:
+        section.details += ["", f"{shape.title}, {top} connections:", "", *SHAPE_TABLE]
+        for figures in shape.figures:
+            section.details.append(
+                f"| {figures.label} | {figures.requests(top):,} | {fmt_rate(figures.rate(top))} "
+                f"| {fmt_ratio(ratio(figures.rate(top), shape.pair[1].rate(top)))} "
+                f"| {fmt_us(figures.p50(top))} | {fmt_us(figures.p99(top))} "
+                f"| {fmt_ratio(ratio(figures.p99(top), shape.pair[1].p99(top)))} "
+                f"| {fmt_us(_cpu_per_call(figures, top))} |"
+            )
     cores = ", ".join(
         f"{figures.server.name}: " + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())
         for figures in (*measured, bare)
@@ -277,18 +333,18 @@ if __name__ == "__main__":
 
 
 def _shape_targets(
-    key: str, shape: str, ours: Figures, sdk: Figures, top: int, ratio_of: str
+    key: str, shape: str, ours: Figures, sdk: Figures, top: int, ratio_of: str, limit: float
 ) -> list[Target]:
-    """The two targets of one client shape at ``top`` connections: requests/s at least ``TARGET_RATE``
-    times the SDK-only server's, and a p99 no worse than its."""
+    """The two targets of one client shape at ``top`` connections: requests/s at least ``limit`` times
+    the SDK-only server's, and a p99 no worse than its."""
     rate_ratio = ratio(ours.rate(top), sdk.rate(top))
     p99_ratio = ratio(ours.p99(top), sdk.p99(top))
     return [
         Target(
             key=f"{key}-rate",
             what=f"requests/s at {top} connections{shape}",
-            target=f"≥ {TARGET_RATE:g}× the SDK-only server",
-            limit=TARGET_RATE,
+            target=f"≥ {limit:g}× the SDK-only server",
+            limit=limit,
             better="higher",
             measured=rate_ratio,
             ratio=rate_ratio,

@@ -6,7 +6,8 @@ so a call its worker held is answered with an error instead of being sent again)
 clients calling the other runtime's no-op every 20 ms (its failures and p99 during the restart are
 recorded too). Once the pool's spare is READY and the worker has been up longer than the backoff reset
 (``restart_backoff_reset``, 10 s: a worker that has served a while, not one in a crash loop), and after a
-second of load, the worker is SIGKILLed (by the pid ``/status`` gives), and the load goes on. The hang
+second of load and once ``/status`` shows at least ``BUSY_CALLS`` of its calls in flight on the worker, the
+worker is SIGKILLed (by the pid ``/status`` gives), and the load goes on. The hang
 case is the same with SIGSTOP: the supervisor must notice the silence (missed heartbeats) first. Every call records when it was sent and answered (HTTP, over
 loopback, httpx) and whether it succeeded. Two figures:
 
@@ -58,6 +59,9 @@ HANG_TARGET = 2.0
 ANSWER_TARGET = 0.100
 BACKOFF_RESET = 10.0
 """The default ``restart_backoff_reset``: the killed worker has been up at least this long."""
+BUSY_CALLS = CALLERS // 2
+"""Calls of the load in flight on the worker (``/status``) before it is killed."""
+BUSY_DEADLINE = 10.0
 SPARE_DEADLINE = 90.0
 """Longest wait for the pool's spare to be READY (and the worker old enough) before a case."""
 
@@ -150,6 +154,24 @@ async def _wait_for_spare(server: HttpServer, runtime: str, client: httpx.AsyncC
     )
 
 
+async def _busy_worker(server: HttpServer, worker_id: str, client: httpx.AsyncClient) -> int:
+    """The pid of ``worker_id`` once ``/status`` shows calls of the load in flight on it (so the kill
+    that follows hits running calls, not a load still on its way: on a busy machine the callers may
+    not have reached the worker after ``LOAD_BEFORE``).
+
+    Raises:
+        BenchmarkError: no call in flight on it within ``BUSY_DEADLINE`` seconds.
+    """
+    deadline = time.monotonic() + BUSY_DEADLINE
+    while time.monotonic() < deadline:
+        workers = {w["id"]: w for w in (await server.status(client))["workers"]}
+        worker = workers.get(worker_id)
+        if worker is not None and worker["pid"] is not None and worker["in_flight"] >= BUSY_CALLS:
+            return int(worker["pid"])
+        await asyncio.sleep(0.02)
+    raise BenchmarkError(f"no call of the load was in flight on {worker_id} within {BUSY_DEADLINE:g} s")
+
+
 async def _kill_under_load(
     server: HttpServer, runtime: str, client: httpx.AsyncClient, sig: signal.Signals
 ) -> Kill:
@@ -175,9 +197,8 @@ async def _kill_under_load(
     tasks += [asyncio.create_task(caller(probe_tool, None, PROBE_PAUSE)) for _ in range(PROBE_CALLERS)]
     try:
         await asyncio.sleep(LOAD_BEFORE)
-        workers = await supervisor_workers(server)
         worker_id = f"{runtime}-0"
-        pid = workers[worker_id]
+        pid = await _busy_worker(server, worker_id, client)
         killed_at, killed_wall = time.perf_counter(), time.time()
         os.kill(pid, sig)
         stopped = pid

@@ -1,5 +1,6 @@
-"""The fast path: stateless (2026-07-28) ``tools/call`` and ``tools/list`` answered without the SDK's
-per-request machinery, with exactly the answer the SDK would give.
+"""The fast path: stateless (2026-07-28) ``tools/call`` and ``tools/list``, and the common requests on a
+handshake-era session, answered without the SDK's per-request machinery, with exactly the answer the SDK
+would give.
 
 For every stateless POST the SDK builds a Starlette request, a ``Connection``, a ``ServerRunner`` and a
 ``ServerSession``, an anyio task group and memory stream, and goes through FastAPI's routing and
@@ -17,6 +18,10 @@ every error response is the SDK's own, and the fast path only ever answers reque
 with a result. What it must do besides, it does as the SDK's single-exchange entry does: a call that
 notifies or outlives ``SSE_COMMIT_AFTER`` switches to ``text/event-stream`` with keep-alive pings, and a
 client that disconnects cancels its call.
+
+A POST on an existing handshake-era session (``Mcp-Session-Id`` with a handshake protocol version or
+none) is ``fastpath_session``'s: ``tools/call``, ``tools/list`` and ``ping`` are answered as the session
+would answer them, everything else handed over the same way.
 
 A function that asks the client something (``ctx.sample``, ``ctx.elicit``, ``ctx.list_roots``) is answered
 here with the first ``input_required`` round (``input_required.InputRound``, the same as the SDK path); the
@@ -51,8 +56,7 @@ from mcp_types import (
     LOG_LEVEL_META_KEY,
     ClientCapabilities,
 )
-from mcp_types import methods as spec_methods
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import INTERNAL_ERROR, CallError, error_object
@@ -60,7 +64,9 @@ from shared.results import call_error_result
 
 from .auth.caller import call_meta, scopes_of
 from .auth.caller import current as current_principal
+from .fastpath_checks import HeaderCheck, NotFast, ParamsCheck
 from .fastpath_render import InvalidResult, ResultRenderer
+from .fastpath_session import SessionPath
 from .fastpath_stream import ResponseStream, answer_json, progress_token
 from .fastpath_tasks import TASK_PARAMS_KEYS, FastTasks
 from .input_required import InputFlow, InputRound
@@ -69,6 +75,7 @@ from .metrics import HTTPStats
 from .pagination import DEFAULT_PAGE_SIZE
 from .request_body import read_body, replaying
 from .router import Router
+from .sdk_sessions import SessionTable
 from .tasks_front import PLAIN, TASK
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
@@ -80,9 +87,11 @@ _PARAMS_KEYS = {
     "tools/list": frozenset({"_meta"}),
     **TASK_PARAMS_KEYS,
 }
-_VALID_CACHE_SIZE = 1024
 _STREAM_META_KEYS = ("progressToken", LOG_LEVEL_META_KEY)
-"""``_meta`` keys that ask for notifications on the response stream: taken for ``tools/call`` alone."""
+"""``_meta`` keys that ask for notifications on the response stream: taken for ``tools/call``, and for
+``tools/list``, which never notifies (answered in JSON, as by the SDK)."""
+_SESSION_VERSIONS = frozenset({None, *HANDSHAKE_PROTOCOL_VERSIONS})
+"""``MCP-Protocol-Version`` values the SDK serves on a session (others go to its 2026-07-28 entry)."""
 
 
 @dataclass
@@ -95,16 +104,15 @@ class FastPathStats:
     """Handed to the SDK: another era or method, a notification, or anything the SDK answers with an error."""
 
 
-class _NotFast(Exception):
-    """The request leaves the fast path for the SDK."""
-
-
 class FastPath:
-    """ASGI wrapper: serves the common stateless ``tools/call`` and ``tools/list`` itself, everything else
-    through ``app``.
+    """ASGI wrapper: serves the common stateless ``tools/call`` and ``tools/list`` (and with ``sessions``
+    the common session requests) itself, everything else through ``app``.
 
     ``allowed_hosts`` and ``allowed_origins`` are the SDK's ``TransportSecuritySettings`` lists (exact
-    values, or ``base:*`` for any port); a value they refuse goes to the SDK, which refuses it.
+    values, or ``base:*`` for any port); a value they refuse goes to the SDK, which refuses it. With
+    ``sessions`` (the SDK's handshake-era sessions) the requests on a session are served too;
+    ``remember(connection)`` marks a session's connection that listed or called tools (the SDK path's
+    handlers mark theirs), so it is told when a list changes.
     """
 
     def __init__(
@@ -120,6 +128,8 @@ class FastPath:
         list_page_size: int = DEFAULT_PAGE_SIZE,
         stats: FastPathStats,
         http_stats: HTTPStats | None = None,
+        sessions: SessionTable | None = None,
+        remember: Callable[[Connection], None] = lambda connection: None,
     ) -> None:
         self.app = app
         self.server = server
@@ -128,12 +138,15 @@ class FastPath:
         self.max_body_size = max_body_size
         self.stats = stats
         self.http_stats = http_stats
-        self._host_allowed = _matcher(allowed_hosts)
-        self._origin_allowed = _matcher(allowed_origins)
+        self._headers = HeaderCheck(allowed_hosts, allowed_origins)
         self._render = ResultRenderer(server.server_info_stamp)
         self._tools = ToolListing(router, list_page_size)
         self._tasks = FastTasks(router, self._render)
-        self._valid: set[tuple[str, str, bytes]] = set()
+        self._params = ParamsCheck()
+        self._sessions = sessions if sessions is not None and sessions.serves_sessions else None
+        self._session_path = SessionPath(
+            router, self._render, self._params, self._tasks, self._list_tools, remember
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listings: dict[tuple[int, str, frozenset[str] | None], bytes] = {}
         """Serialized ``tools/list`` results by (catalog version, protocol version, view)."""
@@ -145,16 +158,25 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
+        if len(headers) != len(raw_headers):  # a repeated header: the SDK decides which copy counts
+            self.stats.handed_over += 1
+            await self.app(scope, receive, send)
+            return
+        if (
+            "mcp-session-id" in headers
+            and self._sessions is not None
+            and headers.get("mcp-protocol-version") in _SESSION_VERSIONS
+        ):
+            await self._serve_session(scope, receive, send, headers)
+            return
         # RFC 9110 §5.5: a field value excludes the whitespace around it (the SDK compares it untrimmed)
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1").strip(" \t") for name, value in raw_headers
-        }
+        headers = {name: value.strip(" \t") for name, value in headers.items()}
         method = headers.get("mcp-method")
         if (
             method not in _METHODS
             or headers.get("mcp-protocol-version") not in MODERN_PROTOCOL_VERSIONS
-            or len(headers) != len(raw_headers)  # a repeated header: the SDK decides which copy counts
-            or not self._headers_pass(headers)
+            or not self._headers.stateless(headers)
         ):
             self.stats.handed_over += 1
             await self.app(scope, receive, send)
@@ -164,7 +186,7 @@ class FastPath:
         try:
             body = await self._read_body(headers, receive, messages)
             request_id, version, params, plan = self._parse(body, headers)
-        except _NotFast:
+        except NotFast:
             self.stats.handed_over += 1
             await self.app(scope, replaying(messages, receive), send)
             return
@@ -184,36 +206,44 @@ class FastPath:
             if self.http_stats is not None:
                 self.http_stats.record("POST", "/mcp", status, time.perf_counter() - started)
 
-    # -- checks ------------------------------------------------------------------------------------
+    async def _serve_session(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        """A POST on a handshake-era session: answered by ``fastpath_session`` when it takes it, else by
+        the SDK (with the body replayed)."""
+        assert self._sessions is not None
+        started = time.perf_counter()
+        messages: deque[Message] = deque()
+        session = self._sessions.find(headers["mcp-session-id"], scope.get("user"))
+        try:
+            if session is None or not self._headers.session(headers):
+                raise NotFast
+            request = self._session_path.parse(session, await self._read_body(headers, receive, messages))
+        except NotFast:
+            self.stats.handed_over += 1
+            await self.app(scope, replaying(messages, receive), send)
+            return
+        self.stats.served += 1
+        try:
+            await self._session_path.answer(session, request, send)
+        finally:
+            if self.http_stats is not None:
+                self.http_stats.record("POST", "/mcp", 200, time.perf_counter() - started)
 
-    def _headers_pass(self, headers: dict[str, str]) -> bool:
-        """Content-Type, Host, Origin and Accept as the SDK's transport checks them (SSE mode)."""
-        if not headers.get("content-type", "").lower().startswith("application/json"):
-            return False
-        if not self._host_allowed(headers.get("host")) or not self._origin_allowed(
-            headers.get("origin"), True
-        ):
-            return False
-        accepted = {
-            part.strip().split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")
-        }
-        any_type = "*/*" in accepted
-        has_json = any_type or "application/json" in accepted or "application/*" in accepted
-        has_sse = any_type or "text/event-stream" in accepted or "text/*" in accepted
-        return has_json and has_sse
+    # -- checks ------------------------------------------------------------------------------------
 
     async def _read_body(self, headers: dict[str, str], receive: Receive, messages: deque[Message]) -> bytes:
         """The whole body, keeping every message read in ``messages`` for a replay.
 
         Raises:
-            _NotFast: the body is (or says it is) over the limit, or the client went away.
+            NotFast: the body is (or says it is) over the limit, or the client went away.
         """
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_size):
-            raise _NotFast
+            raise NotFast
         body = await read_body(receive, messages, self.max_body_size)
         if body is None:
-            raise _NotFast
+            raise NotFast
         return body
 
     def _parse(
@@ -223,18 +253,18 @@ class FastPath:
         ``tools/call`` its plan (``tasks_front.plan_call``).
 
         Raises:
-            _NotFast: anything the SDK answers with an error, or serves with an event stream.
+            NotFast: anything the SDK answers with an error, or serves with an event stream.
         """
         try:
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _NotFast from None
+            raise NotFast from None
         if (
             not isinstance(decoded, dict)
             or decoded.get("jsonrpc") != "2.0"
             or decoded.keys() - _ENVELOPE_KEYS
         ):
-            raise _NotFast
+            raise NotFast
         request_id = decoded.get("id")
         params = decoded.get("params")
         if (
@@ -242,60 +272,33 @@ class FastPath:
             or isinstance(request_id, bool)
             or not isinstance(params, dict)
         ):
-            raise _NotFast
+            raise NotFast
         verdict = classify_inbound_request(decoded, headers=headers)
         if not isinstance(verdict, InboundModernRoute):
-            raise _NotFast
+            raise NotFast
         method = decoded["method"]
         meta = params["_meta"]
         streamed = any(key in meta for key in _STREAM_META_KEYS)
-        if params.keys() - _PARAMS_KEYS[method] or (streamed and method != "tools/call"):
-            raise _NotFast  # a cursor, the input-required flow, or notifications on another method: the SDK's
+        if params.keys() - _PARAMS_KEYS[method] or (streamed and method not in ("tools/call", "tools/list")):
+            raise NotFast  # a cursor, the input-required flow, or notifications on another method: the SDK's
         if "progressToken" in meta and progress_token(meta) is None:
-            raise _NotFast  # a token the SDK ignores or refuses
+            raise NotFast  # a token the SDK ignores or refuses
         version = verdict.protocol_version
         if method in TASK_PARAMS_KEYS:
             if not self._tasks.passes(method, version, params, headers):
-                raise _NotFast
+                raise NotFast
             return request_id, version, params, None
         if method == "tools/call" and (
             not isinstance(params.get("name"), str) or not isinstance(params.get("arguments", {}), dict)
         ):
-            raise _NotFast
-        self._validate(method, version, params)
+            raise NotFast
+        self._params.validate(method, version, params)
         plan = None
         if method == "tools/call":
             plan = self._tasks.plan(version, params)
             if plan is None or (streamed and plan != PLAIN) or self._param_headers_refused(params, headers):
-                raise _NotFast
+                raise NotFast
         return request_id, version, params, plan
-
-    def _validate(self, method: str, version: str, params: dict[str, Any]) -> None:
-        """The SDK's surface validation of the params, remembered per ``_meta``.
-
-        Past the checks of ``_parse`` the outcome depends on ``_meta`` alone (``name`` is a string,
-        ``arguments`` a free-form object), and a client sends the same ``_meta`` call after call but for
-        its progress token, left out of the key (``_parse`` took only strings and integers: always valid).
-
-        Raises:
-            _NotFast: the SDK would refuse the params.
-        """
-        meta = params["_meta"]
-        if "progressToken" in meta:
-            meta = {name: value for name, value in meta.items() if name != "progressToken"}
-        try:
-            key = (method, version, orjson.dumps(meta))
-        except orjson.JSONEncodeError:
-            raise _NotFast from None
-        if key in self._valid:
-            return
-        try:
-            spec_methods.validate_client_request(method, version, params)
-        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-            raise _NotFast from None
-        if len(self._valid) >= _VALID_CACHE_SIZE:
-            self._valid.clear()
-        self._valid.add(key)
 
     def _param_headers_refused(self, params: dict[str, Any], headers: dict[str, str]) -> bool:
         """Whether the ``Mcp-Param-*`` headers disagree with the arguments (the SDK's check)."""
@@ -382,20 +385,6 @@ class FastPath:
             return self._render.serialize("tools/call", version, result), None
         except InvalidResult:
             return None, {"code": INTERNAL_ERROR, "message": "Handler returned an invalid result"}
-
-
-def _matcher(allowed: list[str]) -> Callable[..., bool]:
-    """The SDK's Host/Origin rule: exact values, or ``base:*`` for ``base:<any port>``; absent passes
-    only when ``absent_ok`` (Origin may be absent, Host may not)."""
-    exact = frozenset(allowed)
-    prefixes = tuple(value[:-1] for value in allowed if value.endswith(":*"))
-
-    def allowed_value(value: str | None, absent_ok: bool = False) -> bool:
-        if not value:
-            return absent_ok
-        return value in exact or value.startswith(prefixes)
-
-    return allowed_value
 
 
 def _first_round(

@@ -1,8 +1,10 @@
 """The fast path's answers, rendered as the SDK renders them: a result shaped by the SDK's per-version
-surface with the ``serverInfo`` stamp, and the serialized JSON-RPC response around it.
+surface, with the ``serverInfo`` stamp from 2026-07-28 on (handshake-era results are never stamped), and
+the serialized JSON-RPC response around it.
 
-The common ``tools/call`` result (text blocks, ``isError``, structured content) skips the pydantic sieve,
-which would return it unchanged; everything else goes through ``serialize_server_result``.
+The common ``tools/call`` result (text blocks, ``isError``, structured content; ``resultType`` from
+2026-07-28 on) skips the pydantic sieve, which would return it unchanged; everything else goes through
+``serialize_server_result``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 import pydantic
 from mcp_types import SERVER_INFO_META_KEY
 from mcp_types import methods as spec_methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
 
@@ -30,18 +33,20 @@ class ResultRenderer:
         self._stamp = {SERVER_INFO_META_KEY: server_info_stamp}  # only ever serialized, never changed
 
     def serialize(self, method: str, version: str, result: dict[str, Any]) -> bytes:
-        """The result as the SDK's per-version surface shapes it, with the ``serverInfo`` stamp.
+        """The result as the SDK's per-version surface shapes it, with the ``serverInfo`` stamp from
+        2026-07-28 on.
 
         Raises:
             InvalidResult: it does not fit the surface (logged: a server bug, not the client's).
         """
-        passed_through = _passes_through(method, result)
+        modern = version in MODERN_PROTOCOL_VERSIONS
+        passed_through = _passes_through(method, result, modern)
         shaped = result if passed_through else _sieve(method, version, result)
         try:
-            return orjson.dumps(self._stamped(shaped))
+            return orjson.dumps(self._stamped(shaped) if modern else shaped)
         except orjson.JSONEncodeError:  # bytes, or an integer past 64 bits: the SDK's own rendering
             shaped = _sieve(method, version, result) if passed_through else shaped
-            return json.dumps(self._stamped(shaped), separators=(",", ":")).encode()
+            return json.dumps(self._stamped(shaped) if modern else shaped, separators=(",", ":")).encode()
 
     def extension(self, result: dict[str, Any]) -> bytes:
         """An extension's result (a task), serialized as the SDK does: stamped, never sieved (the
@@ -60,19 +65,26 @@ class ResultRenderer:
 
 _PLAIN_RESULT_KEYS = frozenset({"content", "isError", "resultType", "structuredContent"})
 _REQUIRED_RESULT_KEYS = frozenset({"content", "isError", "resultType"})
+_HANDSHAKE_RESULT_KEYS = frozenset({"content", "isError", "structuredContent"})
+_HANDSHAKE_REQUIRED_KEYS = frozenset({"content", "isError"})
 _TEXT_BLOCK_KEYS = {"type", "text"}
 
 
-def _passes_through(method: str, result: dict[str, Any]) -> bool:
+def _passes_through(method: str, result: dict[str, Any], modern: bool = True) -> bool:
     """Whether the per-version surface returns ``result`` unchanged: a ``tools/call`` result of text
-    blocks, ``isError`` and structured content only (the common case), which the pydantic sieve would
-    only re-validate and copy."""
+    blocks, ``isError`` and structured content only (the common case; with ``resultType`` from
+    2026-07-28 on, without it before), which the pydantic sieve would only re-validate and copy."""
     keys = result.keys()
-    if method != "tools/call" or keys - _PLAIN_RESULT_KEYS or not keys >= _REQUIRED_RESULT_KEYS:
+    allowed, required = (
+        (_PLAIN_RESULT_KEYS, _REQUIRED_RESULT_KEYS)
+        if modern
+        else (_HANDSHAKE_RESULT_KEYS, _HANDSHAKE_REQUIRED_KEYS)
+    )
+    if method != "tools/call" or keys - allowed or not keys >= required:
         return False
     content = result["content"]
     return (
-        result["resultType"] == "complete"
+        (not modern or result["resultType"] == "complete")
         and type(result["isError"]) is bool
         and isinstance(result.get("structuredContent", {}), dict)
         and type(content) is list

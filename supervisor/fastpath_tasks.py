@@ -56,7 +56,7 @@ class FastTasks:
         """How a ``tools/call`` runs (``tasks_front.plan_call``), or None when the fast path leaves it to
         the SDK path: a refusal (-32021), or a call that becomes a task only after input."""
         try:
-            plan = plan_call(self._router.catalog, params["name"], version, params["_meta"])
+            plan = plan_call(self._router.catalog, params["name"], version, params.get("_meta"))
         except ClientRequestError:
             return None
         return plan if plan in (PLAIN, TASK) else None

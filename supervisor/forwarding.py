@@ -9,7 +9,7 @@ function's requests to the client become an ``input_required`` result instead (`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -30,10 +30,12 @@ LOG_LEVEL_KEY = "mcp_supervisor.log_level"
 
 def call_options(ctx: ServerRequestContext[Any], meta: Any) -> dict[str, Any]:
     """Keyword arguments of ``Router.call`` for a request of ``ctx`` with ``_meta`` ``meta``: the progress
-        token, the ``_meta`` as plain data, and the callbacks that forward progress (only when the client
-        asked for it), log messages and requests to the client. The ``_meta`` carries the verified principal
-    (``auth.caller.call_meta``), never one the client sent."""
-    meta = dict(meta) if meta else None
+    token, the ``_meta`` as plain data, and the callbacks that forward progress (only when the client
+    asked for it), log messages and requests to the client. The ``_meta`` the worker gets is the client's
+    own, as sent (read from the request's params: the SDK's typed ``meta`` renames ``progressToken``), plus
+    the verified principal (``auth.caller.call_meta``), never one the client sent."""
+    raw = ctx.params.get("_meta") if isinstance(ctx.params, Mapping) else None
+    meta = dict(raw) if isinstance(raw, Mapping) and raw else (dict(meta) if meta else None)
     progress_token: str | int | None = None
     if meta:
         token = meta.get("progress_token", meta.get("progressToken"))

@@ -7,8 +7,8 @@ errors (-32602); everything that goes wrong while running a tool — including i
 result with ``isError: true`` and a one-line message.
 
 Over HTTP, ``fastpath.FastPath`` sits in front of the whole app and answers the common stateless
-(2026-07-28) ``tools/call`` and ``tools/list`` POSTs itself, with the same answers; everything else reaches
-the SDK here.
+(2026-07-28) ``tools/call`` and ``tools/list`` POSTs, and ``tools/call``, ``tools/list`` and ``ping`` on an
+existing handshake-era session, itself, with the same answers; everything else reaches the SDK here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import mcp_types as types
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -59,6 +60,7 @@ from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
+from .sdk_sessions import SessionTable
 from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
 from .text_guard import TextGuard
@@ -77,6 +79,7 @@ class _SupervisorServer(Server[Any]):
     workers come and go."""
 
     input_flow: InputFlow
+    notifier: ListChangedNotifier
 
     def create_initialization_options(
         self,
@@ -117,9 +120,14 @@ class ListChangedNotifier:
         self._events = events
 
     def remember(self, ctx: ServerRequestContext[Any]) -> None:
+        """Note the connection of a request the SDK serves (handshake era only)."""
         connection = getattr(ctx.session, "_connection", None)
         if connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             self._connections.add(connection)
+
+    def remember_connection(self, connection: Connection) -> None:
+        """Note the connection of a handshake-era session the fast path served."""
+        self._connections.add(connection)
 
     def catalog_changed(self) -> None:
         """Send the ``notifications/*/list_changed`` of every list whose kinds ``changed_kinds()`` names
@@ -205,6 +213,7 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
     if settings.task_queue:
         register_task_methods(server, router)
     server.input_flow = flow
+    server.notifier = notifier
     return server
 
 
@@ -298,5 +307,7 @@ def build_http_app(
         list_page_size=settings.list_page_size,
         stats=supervisor.fast_path_stats,
         http_stats=http_stats,
+        sessions=SessionTable(manager, server),
+        remember=server.notifier.remember_connection,
     )
     return protect(fast, router, settings, supervisor.auth_stats)

@@ -93,3 +93,38 @@ async def call_tool(
         return False, f"no result: {json.dumps(answer)[:200]}"
     text = "".join(block.get("text", "") for block in result.get("content", []) if isinstance(block, dict))
     return not result.get("isError", False), text
+
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""The handshake protocol era (sessions) the session client shape speaks."""
+HANDSHAKE_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+async def open_session(client: httpx.AsyncClient, url: str) -> str:
+    """Open a handshake-era session as its clients do (``initialize``, then ``notifications/initialized``);
+    returns its ``Mcp-Session-Id``.
+
+    Raises:
+        BenchmarkError: the server refused either step.
+        httpx.HTTPError: a request failed.
+    """
+    params = {
+        "protocolVersion": HANDSHAKE_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    }
+    opened = await client.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params},
+        headers=HANDSHAKE_HEADERS,
+    )
+    session_id: str | None = opened.headers.get("mcp-session-id")
+    if opened.status_code != 200 or session_id is None:
+        raise BenchmarkError(f"initialize answered HTTP {opened.status_code}: {opened.text[:200]}")
+    headers = {**HANDSHAKE_HEADERS, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION}
+    initialized = await client.post(
+        url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
+    )
+    if initialized.status_code != 202:
+        raise BenchmarkError(f"notifications/initialized answered HTTP {initialized.status_code}")
+    return session_id

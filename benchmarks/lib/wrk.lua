@@ -1,8 +1,8 @@
--- The script python -m benchmarks runs wrk with (benchmarks/lib/wrk.py fills in $names, $bodies,
--- $version, $method and $expect): POSTs 2026-07-28 requests of one method (tools/call unless told),
--- counts every answer that is not HTTP 200 with the expected text (a non-error result unless told),
+-- The script python -m benchmarks runs wrk with (benchmarks/lib/wrk.py fills in the headers every request
+-- carries, each request's own headers and body, and the expected text): POSTs the requests of one load in
+-- turn, counts every answer that is not HTTP 200 with the expected text (a non-error result unless told),
 -- prints one machine-readable line at the end.
-local names = {$names}
+local extra = {$extra}
 local bodies = {$bodies}
 local n = #bodies
 local i = 0
@@ -11,11 +11,8 @@ sample = ""
 local threads = {}
 
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-wrk.headers["MCP-Protocol-Version"] = "$version"
-wrk.headers["Mcp-Method"] = "$method"
-wrk.headers["Mcp-Name"] = names[1]
+$base
+for name, value in pairs(extra[1]) do wrk.headers[name] = value end
 wrk.body = bodies[1]
 
 function setup(thread)
@@ -28,10 +25,9 @@ if n > 1 then
   local formatted = {}
   function init(args)
     for k = 1, n do
-      wrk.headers["Mcp-Name"] = names[k]
+      for name, value in pairs(extra[k]) do wrk.headers[name] = value end
       formatted[k] = wrk.format(nil, nil, nil, bodies[k])
     end
-    wrk.headers["Mcp-Name"] = names[1]
   end
   function request()
     i = i % n + 1

@@ -1,5 +1,6 @@
-"""The HTTP load generator: ``wrk -t1`` driven by ``wrk.lua``, which POSTs 2026-07-28 ``tools/call``
-requests and counts every answer that is not HTTP 200 with ``"isError":false``.
+"""The HTTP load generator: ``wrk -t1`` driven by ``wrk.lua``, which POSTs the requests of a ``Load`` in
+turn (2026-07-28 ``tools/call`` requests unless told, or requests on handshake-era sessions, each with
+its own headers) and counts every answer that is not HTTP 200 with ``"isError":false``.
 
 A run with any such answer, socket error or timeout is refused (``BenchmarkError``) unless the caller
 allows failures: every request counted was answered successfully. One C process generates the load, so
@@ -65,16 +66,42 @@ EXPECT_RESULT = '"isError":false'
 """What a good ``tools/call`` answer holds."""
 
 
-def wrk_script(
-    suite: Suite, requests: Requests, *, method: str = "tools/call", expect: str = EXPECT_RESULT
-) -> Path:
-    """A Lua script cycling through ``requests`` (all of ``method``) and refusing answers without
-    ``expect``, written into the run's private directory."""
-    names = ", ".join(_lua_string(name) for name, _ in requests)
-    bodies = ", ".join(_lua_string(body) for _, body in requests)
-    script = SCRIPT.substitute(
-        names=names, bodies=bodies, version=PROTOCOL_VERSION, method=method, expect=_lua_string(expect)
+@dataclass
+class Load:
+    """What one wrk run sends: ``requests`` in turn, each a (headers of its own, JSON-RPC body) pair, all
+    with ``base_headers``; an answer is good when it is HTTP 200 and holds ``expect``."""
+
+    requests: Sequence[tuple[dict[str, str], str]]
+    base_headers: dict[str, str]
+    expect: str = EXPECT_RESULT
+
+
+def stateless_load(requests: Requests, *, method: str = "tools/call", expect: str = EXPECT_RESULT) -> Load:
+    """2026-07-28 requests of ``method``: the routing headers, the ``Mcp-Name`` of each request."""
+    base = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL_VERSION,
+        "Mcp-Method": method,
+    }
+    return Load([({"Mcp-Name": name}, body) for name, body in requests], base, expect)
+
+
+def wrk_script(suite: Suite, load: Load) -> Path:
+    """A Lua script cycling through ``load``'s requests and refusing answers without its ``expect``,
+    written into the run's private directory."""
+    extra = ", ".join(
+        "{"
+        + ", ".join(f"[ {_lua_string(name)} ]={_lua_string(value)}" for name, value in headers.items())
+        + "}"
+        for headers, _ in load.requests
     )
+    bodies = ", ".join(_lua_string(body) for _, body in load.requests)
+    base = "\n".join(
+        f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}"
+        for name, value in load.base_headers.items()
+    )
+    script = SCRIPT.substitute(base=base, extra=extra, bodies=bodies, expect=_lua_string(load.expect))
     path = suite.tmp / f"wrk-{abs(hash(script)):x}.lua"
     path.write_text(script)
     return path
@@ -112,8 +139,27 @@ async def run_wrk_requests(
     expect: str = EXPECT_RESULT,
     allow_failures: bool = False,
 ) -> WrkResult:
-    """``wrk -t1 -c<connections> -d<seconds>s`` cycling through ``requests`` of ``method``; an answer
-    without ``expect`` is bad.
+    """``wrk -t1 -c<connections> -d<seconds>s`` cycling through 2026-07-28 ``requests`` of ``method``; an
+    answer without ``expect`` is bad.
+
+    Raises:
+        BenchmarkError: wrk is not installed or failed, or (unless ``allow_failures``) an answer was bad.
+        TimeoutError: wrk ran far longer than asked (it is stopped first).
+    """
+    load = stateless_load(requests, method=method, expect=expect)
+    return await run_wrk_load(suite, server, load, connections, seconds, allow_failures=allow_failures)
+
+
+async def run_wrk_load(
+    suite: Suite,
+    server: HttpServer,
+    load: Load,
+    connections: int,
+    seconds: int,
+    *,
+    allow_failures: bool = False,
+) -> WrkResult:
+    """``wrk -t1 -c<connections> -d<seconds>s`` cycling through ``load``'s requests.
 
     Raises:
         BenchmarkError: wrk is not installed or failed, or (unless ``allow_failures``) an answer was bad.
@@ -121,7 +167,7 @@ async def run_wrk_requests(
     """
     if suite.wrk is None:
         raise BenchmarkError("wrk is not installed (apt-get install wrk)")
-    script = wrk_script(suite, requests, method=method, expect=expect)
+    script = wrk_script(suite, load)
     log_path = suite.tmp / "wrk.log"
     argv = [suite.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}s", "-s", str(script),
             server.url]  # fmt: skip

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 import shared.worker.builtin_tools  # noqa: F401  (serve the default tools as well)
 from shared import ToolContext, tool_metadata
+from shared.principal import PRINCIPAL_META
 
 
 class Point(BaseModel):
@@ -318,3 +319,9 @@ async def it_count() -> int:
 def it_env(name: str) -> str:
     """The value of an environment variable in this worker ("" when unset)."""
     return os.environ.get(name, "")
+
+
+@tool_metadata(runtime="asyncio")
+async def it_meta(ctx: ToolContext) -> dict[str, Any]:
+    """The ``_meta`` of the request as the tool sees it (``ctx.meta``), the verified principal left out."""
+    return {key: value for key, value in (ctx.meta or {}).items() if key != PRINCIPAL_META}

@@ -311,6 +311,20 @@ def test_a_handshake_session_is_not_found_for_another_principal(
             json={"jsonrpc": "2.0", "method": "notifications/initialized"},
         )
         assert send(server, request).status_code == status
+    # issue 15: a call on the session, which the fast path answers, is bound the same way
+    before = server.status()["supervisor"]["mcp_posts"]["fast_path"]
+    for subject, status in (("intruder", 404), ("owner", 200)):
+        headers["authorization"] = f"Bearer {issuer.token(server.url, sub=subject)}"
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "whoami", "arguments": {}},
+        }
+        answer = send(server, httpx.Request("POST", server.url, headers=headers, json=call))
+        assert answer.status_code == status
+    assert '"subject":"owner"' in answer.text
+    assert server.status()["supervisor"]["mcp_posts"]["fast_path"] == before + 1
 
 
 async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer) -> None:

@@ -171,12 +171,15 @@ STREAM_CASES = [
     streamed("notified, then the deadline", "it_notify_then_too_slow", **TOKEN, **{LEVEL: "info"}),
     streamed("tool raises", "it_fail", {"message": "boom"}, **TOKEN, **{LEVEL: "info"}),
     streamed("unknown tool", "no_such_tool", **TOKEN, **{LEVEL: "info"}),
+    # a listing never notifies: JSON, as fastmcp's client asks for it (a log level in every request)
+    Case("list with a progress token", "tools/list", {"_meta": {**META, **TOKEN}}),
+    Case("list with a log level", "tools/list", {"_meta": {**META, LEVEL: "debug"}}),
     # handed to the SDK: it decides the answer
     streamed("progress token true", "it_notify", fast=False, progressToken=True),
     streamed("progress token a float", "it_notify", fast=False, progressToken=1.5),
     streamed("progress token null", "it_notify", fast=False, progressToken=None),
     streamed("unknown log level", "it_notify", fast=False, **{LEVEL: "loud"}),
-    Case("list with a progress token", "tools/list", {"_meta": {**META, **TOKEN}}, fast=False),
+    Case("list with an unknown log level", "tools/list", {"_meta": {**META, LEVEL: "loud"}}, fast=False),
 ]
 
 

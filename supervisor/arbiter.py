@@ -453,6 +453,7 @@ class Arbiter:
                 self.router.worker_gone(spawned, f"worker {worker.worker_id} (pid {pid}) {worker.last_exit}")
             if self._stopping or worker.retiring:
                 return
+            self.router.recent_errors.worker_exited(worker.worker_id, pid, worker.last_exit or "exited")
             if worker.candidate:
                 worker.start_failed = worker.last_exit or "exited"
                 worker.settled.set()

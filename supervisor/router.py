@@ -126,6 +126,7 @@ class Router:
         self._socket: FrameSocket | None = None
         self._table = Links(self.pools)
         self._links = self._table.by_identity
+        self.recent_errors = self._table.errors  # the last errors, with their worker (recent_errors.py)
         self._pending: dict[int, PendingCall] = {}
         self._backstops: set[Backstop] = set()
         self._served = self._table.served
@@ -380,7 +381,7 @@ class Router:
                 event = await pending.get()
                 if isinstance(event, Result):
                     pending.finished = True
-                    link.record_result(event.result)
+                    link.record_result(ref, event.result)
                     if pending.requests:  # requests sent just before the end: answered (recorded) first
                         await asyncio.sleep(0)
                     return event.result
@@ -394,7 +395,7 @@ class Router:
                     self._requests.start_for_call(link, event, on_request, pending.requests)
                 elif isinstance(event, Error):
                     pending.finished = True
-                    link.calls_failed += 1
+                    link.record_error(ref, event.message)
                     raise error_for_code(event.code, event.message, event.data)
                 elif isinstance(event, WorkerLostError):
                     pending.finished = True

@@ -26,6 +26,7 @@ from supervisor import scaling
 from supervisor.arbiter import Arbiter
 from supervisor.config import Settings
 from supervisor.process import WorkerProcess
+from supervisor.recent_errors import RecentErrors
 from supervisor.router import WorkerLink
 
 pytestmark = pytest.mark.anyio
@@ -128,6 +129,7 @@ class FakeRouter:
         """Calls running on a pid, as ``links()`` reports them."""
         self.own_requests: dict[int, int] = {}
         """Requests a pid made on its own behalf being answered (the task queue's task runs)."""
+        self.recent_errors = RecentErrors()
 
     def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None:
         self.calls.append(("expect", worker_id, pid, held))
@@ -280,6 +282,10 @@ async def test_a_death_is_told_to_the_router_at_once_and_the_slot_restarts_after
         ]
         deaths = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert deaths == [f"trio-0 (pid {first.pid}) exit code 3 after 1.5 s; restarting in 0.1 s"]
+        noted = h.router.recent_errors.entries()
+        assert [(e["kind"], e["worker"], e["pid"], e["message"]) for e in noted] == [
+            ("exit", "trio-0", first.pid, "exit code 3 after 1.5 s")
+        ]
         assert len(h.os.processes) == 1  # nothing starts before the backoff is over
         h.clock.advance(0.1)
         second = await h.live()
@@ -353,6 +359,10 @@ async def test_a_worker_that_cannot_be_started_counts_as_a_death(caplog: pytest.
         assert worker.last_exit == "could not start: no interpreter" and worker.restarts == 2
         assert [pid for pid, _ in h.router.told("worker_gone")] == [first.pid]  # no process, nothing gone
         assert "trio-0 could not start: no interpreter" in caplog.messages
+        assert [(e["worker"], e["pid"], e["message"]) for e in h.router.recent_errors.entries()] == [
+            ("trio-0", None, "could not start: no interpreter"),
+            ("trio-0", first.pid, "exit code 1 after 0.0 s"),
+        ]
 
 
 async def test_an_unresponsive_worker_is_killed_and_its_exit_says_why() -> None:
@@ -392,6 +402,7 @@ async def test_stop_sends_STOP_and_workers_that_obey_are_neither_killed_nor_rest
         assert {w.state for w in h.arbiter.all_workers()} == {"stopped"}
         assert (pids[0], f"worker pid {pids[0]} stopped: supervisor stopping") in h.router.told("worker_gone")
         assert len(h.os.processes) == 2 and h.clock.delays_of(h.worker()) == []
+        assert h.router.recent_errors.entries() == []  # a stop asked for is not an error
 
 
 async def test_stop_kills_a_worker_that_ignores_STOP_and_says_it_was_not_clean() -> None:

@@ -257,6 +257,7 @@ class Arbiter:
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
             failure = await self._transition(add, retire=retire)
+            self._update_pool(runtime)  # a failed pool scaled to 0 is no longer failed
             plan = self._plan_spares(self.settings)
             await self._renew_spares(
                 lambda spare: spare.argv != getattr(plan.get(spare.worker_id), "argv", 0)

@@ -509,6 +509,17 @@ async def test_issue_17_scaling_a_runtime_to_zero_stops_its_workers_and_back_up_
         assert h.worker("trio-0").pid == new and h.worker("trio-0").state == "ready"
 
 
+async def test_issue_17_a_failed_pool_scaled_to_zero_is_no_longer_failed() -> None:
+    """The /ui page and ``ctl status`` said "failed" for a resting pool once scaled to 0: the mark stayed."""
+    async with running(flap_deaths=2) as h:
+        await h.die(70)
+        h.clock.advance(0.1)
+        assert await h.die(70) == 30.0
+        assert h.router.failed == {"trio": "every trio worker is failing: exit code 70 after 0.0 s"}
+        assert await h.arbiter.scale("trio", 0) is None
+        assert h.arbiter.workers == {} and h.router.failed == {}
+
+
 async def test_a_scale_up_starts_its_workers_a_batch_at_a_time_issue_17(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -93,7 +93,8 @@ function absorb(doc) {
     seen.queue.finished = finished;
   }
 
-  const opening = previous === null;
+  const opening = !samePeriod; // the page just opened, or the supervisor restarted: nothing is new
+  if (opening) seen.errors.clear(); // a new supervisor counts its errors from 1 again
   for (const entry of doc.recent_errors || []) {
     if (!seen.errors.has(entry.seq)) seen.errors.set(entry.seq, opening ? 0 : now);
   }

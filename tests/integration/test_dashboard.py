@@ -442,6 +442,8 @@ def test_with_auth_the_page_is_refused_without_a_token_as_status_is(supervisor_f
             )
             allowed = httpx.get(server.base + path, headers={"authorization": f"Bearer {admin}"})
             assert allowed.status_code == 200, path
+        data = httpx.get(server.base + "/status", headers={"authorization": f"Bearer {admin}"})
+        assert data.status_code == 200 and data.headers["cache-control"] == "no-store"  # the page's data
         page = httpx.get(server.base + "/ui", headers={"authorization": f"Bearer {admin}"})
         assert "default-src 'self'" in page.headers["content-security-policy"]
         assert page.headers["x-content-type-options"] == "nosniff"

@@ -217,6 +217,7 @@ class Arbiter:
             if failure is None:  # else the old workers serve on, and the settings say so
                 self.settings = settings
                 self.on_pools({worker.pool for worker in self.workers.values()})
+            self._update_pool(runtime)  # a failed pool scaled to 0 is no longer failed
             plan = self._plan_spares(self.settings)
             await self._renew_spares(
                 lambda spare: spare.argv != getattr(plan.get(spare.worker_id), "argv", 0)
@@ -412,6 +413,7 @@ class Arbiter:
                 running = self.router.worker_gone(spawned, why, death=death)
             if self._stopping or worker.retiring:
                 return
+            self.router.recent_errors.worker_exited(worker.worker_id, pid, worker.last_exit or "exited")
             if worker.candidate:
                 worker.start_failed = worker.last_exit or "exited"
                 worker.settled.set()

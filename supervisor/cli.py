@@ -97,7 +97,7 @@ AUTH_FLAGS = (
     ("auth_client_id", "ID", "client id for introspection"),
     ("auth_required_scopes", "SCOPES", "comma-separated scopes every token must hold"),
     ("auth_authorization_servers", "URLS", "comma-separated authorization servers (resource metadata)"),
-    ("auth_admin_scope", "SCOPE", "scope /status and /metrics need (default mcp:admin)"),
+    ("auth_admin_scope", "SCOPE", "scope /status, /metrics and /ui need (default mcp:admin)"),
     ("rate_limit", "PER_SECOND", "requests per second per principal (0: off)"),
 )
 """Flags named after their setting; the client secret is left to the file or the environment."""
@@ -108,7 +108,7 @@ def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
     for key, metavar, text in AUTH_FLAGS:
         parser.add_argument("--" + key.replace("_", "-"), dest=key, metavar=metavar, help=text)
     for key, text in (
-        ("auth_loopback_admin", "loopback clients reach /status and /metrics without a token"),
+        ("auth_loopback_admin", "loopback clients reach /status, /metrics and /ui without a token"),
         ("allow_unauthenticated", "serve a non-loopback address with auth = none"),
     ):
         flag = key.replace("_", "-")

@@ -203,11 +203,11 @@ class Settings(BaseModel):
         (), description="authorization servers in the resource metadata (default: [auth_issuer])"
     )
     auth_admin_scope: str = Field(
-        "mcp:admin", min_length=1, description="scope /status and /metrics need when auth is on"
+        "mcp:admin", min_length=1, description="scope /status, /metrics and /ui need when auth is on"
     )
     auth_loopback_admin: bool | None = Field(
         None,
-        description="loopback clients reach /status and /metrics without a token "
+        description="loopback clients reach /status, /metrics and /ui without a token "
         "(default: true only when bound to loopback)",
     )
     rate_limit: float = Field(

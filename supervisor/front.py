@@ -51,6 +51,7 @@ from . import __version__
 from .auth.caller import of_context, scopes_of
 from .auth.setup import protect
 from .config import Settings
+from .dashboard import NO_STORE, add_dashboard
 from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
@@ -71,7 +72,7 @@ logger = logging.getLogger("mcp_supervisor.front")
 SERVER_NAME = "mcp-supervisor"
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics")
+HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics", "/ui", "/ui/workflows")
 
 
 class _SupervisorServer(Server[Any]):
@@ -244,8 +245,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 def build_http_app(
     server: _SupervisorServer, router: Router, settings: Settings, supervisor: SupervisorView
 ) -> ASGIApp:
-    """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path) and the health
-    endpoints."""
+    """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path), the health,
+    status and metrics endpoints and the ``/ui`` page (``dashboard.py``)."""
     security = transport_security(settings)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -278,7 +279,9 @@ def build_http_app(
     async def status() -> JSONResponse:
         """The supervisor and each worker: states, restarts, psutil figures, calls and latencies; the
         task queue's counts."""
-        return JSONResponse(await fresh_status_document(router, supervisor))
+        return JSONResponse(await fresh_status_document(router, supervisor), headers=NO_STORE)
+
+    add_dashboard(app, router, supervisor)
 
     http_stats = HTTPStats() if settings.enable_metrics else None
     if http_stats is not None:

@@ -125,7 +125,7 @@ class PendingCall:
             event = await self.get()
             if isinstance(event, Result):
                 self.finished = True
-                self.link.record_result(event.result)
+                self.link.record_result(self.tool, event.result)
                 if self.requests:  # requests sent just before the end: answered (recorded) first
                     await asyncio.sleep(0)
                 return event.result
@@ -139,7 +139,7 @@ class PendingCall:
                 start_request(self.link, event, on_request, self.requests)
             elif isinstance(event, Error):
                 self.finished = True
-                self.link.calls_failed += 1
+                self.link.record_error(self.tool, event.message)
                 raise error_for_code(event.code, event.message, event.data)
             elif isinstance(event, WorkerLostError):
                 self.finished = True

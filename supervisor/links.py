@@ -18,6 +18,7 @@ from shared.errors import ProtocolError
 from shared.protocol import PROTOCOL_VERSION, CatalogChanged, Ready, Threads, check_ready
 
 from .catalog import check_catalog
+from .recent_errors import RecentErrors, result_message
 
 logger = logging.getLogger("mcp_supervisor.router")
 
@@ -50,6 +51,8 @@ class WorkerLink:
     """Declared dead for missing heartbeats; the arbiter is killing it."""
     calls_served: int = 0
     calls_failed: int = 0
+    errors: RecentErrors | None = None
+    """Where the errors it answers are noted (``Links`` gives every link its table's ring)."""
     threads: Threads = Threads(0, 0, {})
     """The worker's pool of threads for sync tools as it last reported it (THREADS)."""
     held_threads: int = 0
@@ -72,12 +75,19 @@ class WorkerLink:
         held_by = f", {self.held_threads} held by cancelled calls ({by})" if held else ""
         return f"{busy} of {size} sync-tool threads busy{held_by}"
 
-    def record_result(self, result: dict[str, Any]) -> None:
-        """Count a RESULT of this worker: served, or failed when it is an ``isError`` result."""
+    def record_result(self, ref: str, result: dict[str, Any]) -> None:
+        """Count a RESULT of this worker for entry ``ref``: served, or failed (and noted in ``errors``)
+        when it is an ``isError`` result."""
         if result.get("isError"):
-            self.calls_failed += 1
+            self.record_error(ref, result_message(result))
         else:
             self.calls_served += 1
+
+    def record_error(self, ref: str, message: str) -> None:
+        """Count a call of entry ``ref`` this worker answered with an error, and note it in ``errors``."""
+        self.calls_failed += 1
+        if self.errors is not None:
+            self.errors.call_failed(self.worker_id, self.pid, ref, message)
 
     @property
     def tool_names(self) -> list[str]:
@@ -100,6 +110,8 @@ class Links:
         self.by_identity: dict[bytes, WorkerLink] = {}
         """The connected workers (the router's dispatch table)."""
         self.served = frozenset(pools)
+        self.errors = RecentErrors()
+        """The last errors of every worker (``recent_errors.py``); each link notes its own here."""
         self._expected: dict[int, str] = {}
         self._held: set[int] = set()
 
@@ -144,6 +156,7 @@ class Links:
             message.catalog,
             message.load_errors,
             message.elsewhere,
+            errors=self.errors,
         )
         self.by_identity[identity] = link
         for error in message.load_errors:

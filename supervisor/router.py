@@ -128,6 +128,7 @@ class Router:
         self._socket: FrameSocket | None = None
         self._table = Links(self.pools)
         self._links = self._table.by_identity
+        self.recent_errors = self._table.errors  # the last errors, with their worker (recent_errors.py)
         self._pending: dict[int, PendingCall] = {}
         self._backstops: set[Backstop] = set()
         self._served = self._table.served

@@ -21,6 +21,7 @@ from shared.errors import (
 )
 
 from .queue_status import STATS_REF
+from .workflow_graphs import WORKFLOWS_REF
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -44,9 +45,10 @@ LATENCY_BUCKETS = (
 RECENT_CALLS = 1024
 """How many recent latencies per tool the percentiles on /status are computed from."""
 
-UNCOUNTED = frozenset({STATS_REF})
+UNCOUNTED = frozenset({STATS_REF, WORKFLOWS_REF})
 """Entries whose calls are not counted: the supervisor's own polls of the task queue for /status,
-/metrics and ``top`` (counted, they would show as one call per refresh in ``top``'s calls/s)."""
+/metrics, ``top`` and the ``/ui`` page (counted, they would show as one call per refresh in ``top``'s
+calls/s)."""
 
 OUTCOMES = (
     "ok", "tool_error", "protocol_error", "busy", "worker_lost", "timeout", "cancelled", "quarantined",

@@ -125,6 +125,7 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
         },
         "load_errors": router.load_errors(),
         "quarantined": router.quarantine.documents(),
+        "recent_errors": router.recent_errors.entries(),
         "workers": workers,
         "tools": tools_by_runtime,
         "task_queue": None if supervisor.queue_status is None else supervisor.queue_status.document(),

@@ -4,7 +4,8 @@ With ``auth`` on, ``/mcp`` needs a bearer token the verifier accepts (401 with `
 resource_metadata=...``, and ``error="invalid_token"`` when a token was given), holding the required
 scopes (403 ``insufficient_scope``), and, for a call of an entry that declares scopes, those too (403
 naming them, before the call reaches a worker). ``/healthz`` and ``/readyz`` stay open; ``/status``,
-``/metrics`` and ``/ui`` need ``auth_admin_scope`` unless ``loopback_admin`` lets loopback clients in. The
+``/metrics``, ``/ui`` and what is under ``/ui/`` need ``auth_admin_scope`` unless ``loopback_admin`` lets
+loopback clients in. The
 RFC 9728 metadata is served at ``WELL_KNOWN`` and ``WELL_KNOWN + "/mcp"``.
 
 The verified principal goes in the ASGI scope (``caller.SCOPE_KEY``; and ``user``/``auth`` as the SDK's
@@ -39,6 +40,8 @@ logger = logging.getLogger("mcp_supervisor.auth")
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 ADMIN_PATHS = frozenset({"/status", "/metrics", "/ui"})
+ADMIN_PREFIX = "/ui/"
+"""Every path under it is an admin path too: the ``/ui`` page's files and data."""
 METADATA_PATHS = frozenset({WELL_KNOWN, WELL_KNOWN + "/mcp"})
 
 EntryScopes = Callable[[str, dict[str, Any]], Collection[str]]
@@ -110,7 +113,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         elif path in METADATA_PATHS:
             await send_json(send, 200, self.metadata, [(b"cache-control", b"max-age=3600")])
-        elif path in ADMIN_PATHS:
+        elif path in ADMIN_PATHS or path.startswith(ADMIN_PREFIX):
             if self.loopback_admin and _loopback(scope):
                 await self.app(scope, receive, send)
                 return

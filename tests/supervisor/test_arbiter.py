@@ -26,6 +26,7 @@ from supervisor import scaling
 from supervisor.arbiter import Arbiter
 from supervisor.config import Settings
 from supervisor.process import WorkerProcess
+from supervisor.recent_errors import RecentErrors
 from supervisor.router import WorkerLink
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +133,7 @@ class FakeRouter:
         """Pids that die with tool calls in flight (``worker_gone`` says so)."""
         self.deaths: list[int] = []
         """Pids whose exit ``worker_gone`` was told is a death (a crash, not a stop)."""
+        self.recent_errors = RecentErrors()
 
     def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None:
         self.calls.append(("expect", worker_id, pid, held))
@@ -287,6 +289,10 @@ async def test_a_death_is_told_to_the_router_at_once_and_the_slot_restarts_after
         ]
         deaths = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert deaths == [f"trio-0 (pid {first.pid}) exit code 3 after 1.5 s; restarting in 0.1 s"]
+        noted = h.router.recent_errors.entries()
+        assert [(e["kind"], e["worker"], e["pid"], e["message"]) for e in noted] == [
+            ("exit", "trio-0", first.pid, "exit code 3 after 1.5 s")
+        ]
         assert len(h.os.processes) == 1  # nothing starts before the backoff is over
         h.clock.advance(0.1)
         second = await h.live()
@@ -381,6 +387,10 @@ async def test_a_worker_that_cannot_be_started_counts_as_a_death(caplog: pytest.
         assert worker.last_exit == "could not start: no interpreter" and worker.restarts == 2
         assert [pid for pid, _ in h.router.told("worker_gone")] == [first.pid]  # no process, nothing gone
         assert "trio-0 could not start: no interpreter" in caplog.messages
+        assert [(e["worker"], e["pid"], e["message"]) for e in h.router.recent_errors.entries()] == [
+            ("trio-0", None, "could not start: no interpreter"),
+            ("trio-0", first.pid, "exit code 1 after 0.0 s"),
+        ]
 
 
 async def test_an_unresponsive_worker_is_killed_and_its_exit_says_why() -> None:
@@ -421,6 +431,7 @@ async def test_stop_sends_STOP_and_workers_that_obey_are_neither_killed_nor_rest
         assert (pids[0], f"worker pid {pids[0]} stopped: supervisor stopping") in h.router.told("worker_gone")
         assert h.router.deaths == []  # a stop is not a crash: nothing is charged to a tool
         assert len(h.os.processes) == 2 and h.clock.delays_of(h.worker()) == []
+        assert h.router.recent_errors.entries() == []  # a stop asked for is not an error
 
 
 async def test_stop_kills_a_worker_that_ignores_STOP_and_says_it_was_not_clean() -> None:
@@ -525,6 +536,17 @@ async def test_issue_17_scaling_a_runtime_to_zero_stops_its_workers_and_back_up_
         h.arbiter.on_ready(link("trio-0", new))
         assert await scaling is None
         assert h.worker("trio-0").pid == new and h.worker("trio-0").state == "ready"
+
+
+async def test_issue_17_a_failed_pool_scaled_to_zero_is_no_longer_failed() -> None:
+    """The /ui page and ``ctl status`` said "failed" for a resting pool once scaled to 0: the mark stayed."""
+    async with running(flap_deaths=2) as h:
+        await h.die(70)
+        h.clock.advance(0.1)
+        assert await h.die(70) == 30.0
+        assert h.router.failed == {"trio": "every trio worker is failing: exit code 70 after 0.0 s"}
+        assert await h.arbiter.scale("trio", 0) is None
+        assert h.arbiter.workers == {} and h.router.failed == {}
 
 
 async def test_a_scale_up_starts_its_workers_a_batch_at_a_time_issue_17(

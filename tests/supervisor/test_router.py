@@ -451,6 +451,14 @@ async def test_an_error_frame_is_the_protocol_error_it_names() -> None:
         # bad arguments are a tool execution error for the client (SEP-1303), and counted as one
         assert router.stats.tools["echo"].outcomes["tool_error"] == 1
         assert router.stats.tools["echo"].outcomes["protocol_error"] == 1
+        noted = [
+            (e["kind"], e["worker"], e["pid"], e["tool"], e["message"])
+            for e in router.recent_errors.entries()
+        ]
+        assert noted == [
+            ("call", "asyncio-0", 1, "echo", "needs sampling"),
+            ("call", "asyncio-0", 1, "echo", "x: not allowed"),
+        ]
 
 
 async def test_frames_of_a_call_from_another_worker_are_ignored() -> None:
@@ -473,6 +481,8 @@ async def test_a_tool_execution_error_result_is_returned_and_counted() -> None:
         assert await within(call) == failed
         assert router.links()[0].calls_failed == 1
         assert router.stats.tools["echo"].outcomes["tool_error"] == 1
+        [noted] = router.recent_errors.entries()
+        assert (noted["worker"], noted["tool"], noted["message"]) == ("asyncio-0", "echo", "boom")
 
 
 # -- cancellation and timeouts ----------------------------------------------------------------------

@@ -29,5 +29,6 @@ def test_no_calls_no_percentiles() -> None:
 def test_the_supervisors_own_queue_polls_are_not_counted() -> None:
     stats = CallStats()
     stats.record("tasks:stats", "trio-queue", "ok", 0.001)
+    stats.record("tasks:workflows", "trio-queue", "ok", 0.001)
     stats.record("tasks:get", "trio-queue", "ok", 0.001)
     assert list(stats.tools) == ["tasks:get"] and stats.total() == 1

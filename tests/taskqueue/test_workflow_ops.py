@@ -350,6 +350,38 @@ async def test_the_graph_renders_as_json_dot_and_mermaid_with_the_measured_criti
         await engine.workflow_cancel("g2", force=True)
 
 
+async def test_recent_workflows_are_the_newest_with_their_graphs_and_a_large_one_without(
+    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trio_worker.taskqueue import workflow_ops
+
+    monkeypatch.setattr(workflow_ops, "RECENT_GRAPH_STEPS", 4)
+    async with serving(db_path, fake) as engine:
+        await engine.queue_pause()
+        await engine.workflow_submit("diamond", DIAMOND, workflow_id="big")  # 5 steps: over the limit
+        steps = [
+            {"step_id": "a", "action": "gate", "inputs": {"key": "a"}},
+            {"step_id": "b", "action": "gate", "inputs": {"key": "b"}, "depends_on": ["a"]},
+        ]
+        for n in range(3):
+            await engine.workflow_submit(f"small {n}", steps, workflow_id=f"w{n}")
+        recent = await engine.recent_workflows(3)
+        assert recent["total_count"] == 4
+        assert [w["workflow_id"] for w in recent["workflows"]] == ["w2", "w1", "w0"]
+        graph = recent["workflows"][0]["graph"]
+        assert set(graph) == {"nodes", "edges", "levels", "critical_path"}
+        assert [(n["id"], n["status"], n["depends_on"]) for n in graph["nodes"]] == [
+            ("a", "queued", []),
+            ("b", "pending", ["a"]),
+        ]
+        assert graph["edges"] == [{"from": "a", "to": "b"}] and graph["levels"] == [["a"], ["b"]]
+        assert (await engine.recent_workflows(4))["workflows"][-1]["graph"] is None
+        with pytest.raises(InvalidRequestError, match=r"^limit"):
+            await engine.recent_workflows(0)
+        for workflow_id in ("big", "w0", "w1", "w2"):
+            await engine.workflow_cancel(workflow_id, force=True)
+
+
 def check_dot(text: str, *, nodes: set[str], edges: set[tuple[str, str]]) -> None:
     """Parse with Graphviz when it is installed; otherwise check every line is a valid dot statement."""
     if shutil.which("dot"):

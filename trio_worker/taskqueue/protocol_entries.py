@@ -1,11 +1,12 @@
-"""The five internal entries of the ``tasks`` kind, served by the ``trio-queue`` worker process.
+"""The six internal entries of the ``tasks`` kind, served by the ``trio-queue`` worker process.
 
 The front calls four of them for the MCP tasks extension (SEP-2663) like any entry, with a CALL frame of
 kind ``tasks`` (refs ``tasks:create``, ``tasks:get``, ``tasks:update``, ``tasks:cancel``); the
 supervisor polls the fifth, ``tasks:stats``, for /status, /metrics and ``top``
-(``supervisor/queue_status.py``). No front lists them. Each hands its arguments to the engine of this
-process (``protocol_ops.ProtocolOperations``, ``queue_ops.QueueOperations.live_stats``) and returns its
-dict unchanged. An unknown or expired task is a ``ClientRequestError`` -32602, which the worker turns
+(``supervisor/queue_status.py``), and the sixth, ``tasks:workflows``, for the ``/ui`` page's workflow
+graphs (``supervisor/dashboard.py``). No front lists them. Each hands its arguments to the engine of this
+process (``protocol_ops.ProtocolOperations``, ``queue_ops.QueueOperations.live_stats``,
+``workflow_ops.WorkflowOperations.recent_workflows``) and returns its dict unchanged. An unknown or expired task is a ``ClientRequestError`` -32602, which the worker turns
 into an ERROR frame with that code; any other failure is an ERROR -32603.
 
 Importing this module registers them (``tools.py`` does, so they exist exactly where the 20 queue tools
@@ -59,6 +60,11 @@ async def stats() -> dict[str, Any]:
     return get_engine().live_stats()
 
 
+async def workflows(limit: int = 8) -> dict[str, Any]:
+    """The ``limit`` newest workflows with their graphs (``WorkflowOperations.recent_workflows``)."""
+    return await get_engine().recent_workflows(limit)
+
+
 ENTRIES = tuple(
     internal_entry(
         "tasks",
@@ -68,9 +74,9 @@ ENTRIES = tuple(
             name=f"tasks.{func.__name__}",
             runtime="trio",
             timeout_seconds=STATS_TIMEOUT if func is stats else TIMEOUT,
-            read_only=func in (get, stats),
+            read_only=func in (get, stats, workflows),
         ),
     )
-    for func in (create, get, update, cancel, stats)
+    for func in (create, get, update, cancel, stats, workflows)
 )
 """The entries' metadata, in the order the contract lists them."""

@@ -487,4 +487,4 @@ TOOLS = (
 )
 """The 20 tools, in the order the specification lists them."""
 
-from . import protocol_entries as protocol_entries  # noqa: E402  (registers the five tasks:* entries)
+from . import protocol_entries as protocol_entries  # noqa: E402  (registers the six tasks:* entries)

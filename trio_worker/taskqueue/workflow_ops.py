@@ -36,6 +36,9 @@ from .sizes import clipped
 from .views import page_view, rounded, seconds, step_view, workflow_summary
 from .workflows import build_graph, critical_path, levels
 
+RECENT_GRAPH_STEPS = 100
+"""``recent_workflows`` leaves out the graph of a workflow with more steps than this (too many to draw)."""
+
 
 class WorkflowOperations(EngineCore):
     """workflow_submit, workflow_status, workflow_cancel, workflow_list, workflow_dependencies,
@@ -356,6 +359,27 @@ class WorkflowOperations(EngineCore):
             "critical_path": critical,
             "workflow_dependencies": list(workflow.dependencies),
         }
+
+    async def recent_workflows(self, limit: int) -> dict[str, Any]:
+        """The ``limit`` newest workflows as ``workflow_list`` shows them, each with a ``graph``: the
+        ``nodes``, ``edges``, ``levels`` and ``critical_path`` of ``workflow_dependencies``, or ``None``
+        for one of more than ``RECENT_GRAPH_STEPS`` steps or one deleted meanwhile; and ``total_count``.
+        What the supervisor's ``/ui`` page draws (the ``tasks:workflows`` entry).
+
+        Raises:
+            InvalidRequestError: ``limit`` out of 1-``WORKFLOW_LIST_MAX``.
+        """
+        listed = await self.workflow_list(limit=limit)
+        for workflow in listed["workflows"]:
+            workflow["graph"] = None
+            if workflow["step_count"] > RECENT_GRAPH_STEPS:
+                continue
+            try:
+                graph = await self.workflow_dependencies(workflow["workflow_id"])
+            except NotFoundError:  # the retention sweep deleted it since the list was read
+                continue
+            workflow["graph"] = {key: graph[key] for key in ("nodes", "edges", "levels", "critical_path")}
+        return {"workflows": listed["workflows"], "total_count": listed["total_count"]}
 
     async def workflow_result(
         self, workflow_id: str, include_outputs: bool = True, include_logs: bool = False

@@ -159,6 +159,7 @@ class StaticVerifier:
         raise InvalidToken("no")
 
 
+@pytest.mark.parametrize("path", ["/status", "/metrics", "/ui", "/ui/app.js", "/ui/workflows"])
 @pytest.mark.parametrize(
     ("client", "token", "loopback_admin", "status"),
     [
@@ -169,8 +170,8 @@ class StaticVerifier:
         ("10.0.0.5", "admin", True, 200),
     ],
 )
-async def test_status_needs_the_admin_scope(
-    client: str, token: str | None, loopback_admin: bool, status: int
+async def test_status_metrics_and_the_ui_need_the_admin_scope(
+    path: str, client: str, token: str | None, loopback_admin: bool, status: int
 ) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -197,7 +198,7 @@ async def test_status_needs_the_admin_scope(
     async def collect(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "path": "/status", "method": "GET", "headers": headers, "client": (client, 1)}
+    scope = {"type": "http", "path": path, "method": "GET", "headers": headers, "client": (client, 1)}
     await middleware(scope, receive, collect)
     assert sent[0]["status"] == status
 

@@ -206,11 +206,9 @@ class Arbiter:
         async with self._changing:
             settings = self.settings.model_copy(update={f"workers_{runtime}": count})
             plan = self._plan(settings)
-            keep = {
-                wid: w
-                for wid, w in self.workers.items()
-                if wid in plan and (w.cpu == plan[wid].cpu or w.pool in SINGLETON_POOLS)
-            }
+            # the running workers stay as they are, on their cores: re-pinning them would restart them,
+            # and a scale of one pool must not hurt another (nor fail because another one is failing)
+            keep = {wid: w for wid, w in self.workers.items() if wid in plan}
             add = {wid: w for wid, w in plan.items() if wid not in keep}
             retire = [w for wid, w in self.workers.items() if wid not in keep]
             failure = await self._transition(add, retire=retire)

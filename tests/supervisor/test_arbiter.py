@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -608,3 +609,19 @@ async def test_a_slots_restart_total_never_goes_down_when_its_process_is_replace
         assert h.arbiter.restarts_total(after) == 2
         h.clock.advance(await h.die(1, uptime=0.5))
         assert h.arbiter.restarts_total(h.worker()) == 3
+
+
+async def test_scaling_one_pool_leaves_the_other_pools_workers_on_their_cores_issue_17() -> None:
+    """Scaling asyncio to 0 moved trio-0's planned core (the slots are spread round-robin), so trio-0 was
+    restarted too, and while trio was failing the scale failed with "trio-0 did not start"."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two usable cores: with one, no slot's core moves")
+    async with running(workers_asyncio=1, workers_trio=1, pin_cpus=True) as h:
+        await h.live("asyncio-0")
+        trio = await h.live("trio-0")
+        before = h.worker("trio-0")
+        assert await h.arbiter.scale("asyncio", 0) is None
+        assert h.worker("trio-0") is before and h.process("trio-0") is trio
+        assert [pid for pid, *_ in h.router.told("stop")] == [
+            p.pid for p in h.os.processes.values() if p is not trio
+        ]

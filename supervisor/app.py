@@ -66,6 +66,7 @@ RESTART_ONLY = (
     "body_timeout",
     "max_sessions",
     "session_idle_timeout",
+    "max_sessions_per_principal",
     "allowed_hosts",
     "allowed_origins",
     "heartbeat_interval",

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--session-idle-timeout", type=str, metavar="SECONDS", help="idle time that closes a session"
     )
     parser.add_argument(
+        "--max-sessions-per-principal",
+        type=str,
+        metavar="N",
+        help="open sessions of one principal (with auth)",
+    )
+    parser.add_argument(
         "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
     )
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
@@ -169,6 +175,7 @@ def serve(argv: list[str]) -> None:
         "body_timeout": args.body_timeout,
         "max_sessions": args.max_sessions,
         "session_idle_timeout": args.session_idle_timeout,
+        "max_sessions_per_principal": args.max_sessions_per_principal,
         "shutdown_grace": args.shutdown_grace,
         "runtime_dir": args.runtime_dir,
         "task_db": args.task_db,

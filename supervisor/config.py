@@ -65,6 +65,9 @@ class Settings(BaseModel):
     session_idle_timeout: float = Field(
         600.0, gt=0, le=86400, description="seconds a handshake-era session may stay idle before it is closed"
     )
+    max_sessions_per_principal: int = Field(
+        100, ge=1, le=1_000_000, description="open handshake-era sessions of one principal (with auth)"
+    )
     request_timeout: float = Field(300.0, gt=0, le=86400, description="longest a tool call may take, seconds")
     enable_metrics: bool = Field(True, description="serve /metrics (Prometheus text format)")
     fast_path: bool = Field(

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -59,6 +59,7 @@ from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
+from .session_caps import CappedSessionManager
 from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
 from .text_guard import TextGuard
@@ -238,12 +239,14 @@ def build_http_app(
     """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path) and the health
     endpoints."""
     security = transport_security(settings)
-    manager = StreamableHTTPSessionManager(
+    manager = CappedSessionManager(
         app=server,
         security_settings=security,
         max_request_body_size=settings.max_body_size,
         max_sessions=settings.max_sessions,
         session_idle_timeout=settings.session_idle_timeout,
+        max_per_principal=settings.max_sessions_per_principal,
+        stats=supervisor.auth_stats,
     )
 
     @contextlib.asynccontextmanager

@@ -61,6 +61,8 @@ class AuthStats:
     """429: past the principal's rate limit."""
     unavailable: int = 0
     """503: the token could not be checked (the authorization server cannot be reached)."""
+    session_limited: int = 0
+    """429: a new handshake-era session past ``max_sessions_per_principal`` (``session_caps``)."""
 
 
 class AuthMiddleware:

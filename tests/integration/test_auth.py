@@ -43,6 +43,9 @@ META = {
     "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1"},
 }
 RATE = 50
+SESSION_CAP = 3
+"""``max_sessions_per_principal`` of the module's server (its other tests never hold that many sessions of
+one subject)."""
 
 
 class Issuer:
@@ -152,6 +155,8 @@ def server(issuer: Issuer) -> Iterator[RunningSupervisor]:
         "mcp:use",
         "--rate-limit",
         str(RATE),
+        "--max-sessions-per-principal",
+        str(SESSION_CAP),
     )
     yield running
     running.stop()
@@ -311,6 +316,57 @@ def test_a_handshake_session_is_not_found_for_another_principal(
             json={"jsonrpc": "2.0", "method": "notifications/initialized"},
         )
         assert send(server, request).status_code == status
+
+
+def session_request(token: str, session: str, method: str = "POST") -> httpx.Request:
+    """A request on the handshake-era ``session``: a POST of ``notifications/initialized``, or a DELETE."""
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {token}",
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+    }
+    if method == "DELETE":
+        return httpx.Request("DELETE", "http://placeholder/mcp", headers=headers)
+    body = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    return httpx.Request("POST", "http://placeholder/mcp", headers=headers, json=body)
+
+
+async def test_a_principal_past_its_session_cap_is_refused_and_others_are_not(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    """``max_sessions_per_principal``: a principal's sessions past the cap are refused (429, naming the
+    setting) while its open sessions keep working, another principal still opens one and calls a tool, and
+    a session the principal ends makes room again."""
+    greedy = issuer.token(server.url, sub="greedy")
+    sessions = []
+    for _ in range(SESSION_CAP):
+        opened = send(server, handshake(greedy))
+        assert opened.status_code == 200, opened.text
+        sessions.append(opened.headers["mcp-session-id"])
+    refused = send(server, handshake(issuer.token(server.url, sub="greedy")))  # a new token, same subject
+    assert refused.status_code == 429, refused.text
+    assert "mcp-session-id" not in refused.headers
+    message = refused.json()["error"]["message"]
+    assert message.startswith("Too many open sessions for this principal: 3 are open")
+    assert "max_sessions_per_principal" in message
+    assert all(send(server, session_request(greedy, s)).status_code == 202 for s in sessions)
+
+    modest = issuer.token(server.url, sub="modest")
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {modest}"})
+    async with http, Client(streamable_http_client(server.url, http_client=http), mode="legacy") as client:
+        seen = json.loads(text(await client.call_tool("whoami", {})))["principal"]
+        assert seen["subject"] == "modest"
+
+    assert send(server, session_request(greedy, sessions.pop(), "DELETE")).status_code == 200
+    reopened = send(server, handshake(greedy))
+    assert reopened.status_code == 200, reopened.text
+    sessions.append(reopened.headers["mcp-session-id"])
+    metrics = server.get("/metrics").text
+    assert 'mcp_supervisor_auth_refused_total{reason="session_limited"} 1.0' in metrics
+    for session in sessions:
+        send(server, session_request(greedy, session, "DELETE"))
 
 
 async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer) -> None:

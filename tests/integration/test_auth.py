@@ -369,6 +369,30 @@ async def test_a_principal_past_its_session_cap_is_refused_and_others_are_not(
         send(server, session_request(greedy, session, "DELETE"))
 
 
+async def test_concurrent_sessions_of_one_principal_never_overshoot_its_cap(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    token = issuer.token(server.url, sub="eager")
+    request = handshake(token)
+    headers = {name: request.headers[name] for name in ("content-type", "accept", "authorization")}
+    statuses: list[int] = []
+    sessions: list[str] = []
+    async with httpx.AsyncClient(timeout=20) as client:
+
+        async def one() -> None:
+            response = await client.post(server.url, headers=headers, content=request.content)
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                sessions.append(response.headers["mcp-session-id"])
+
+        async with anyio.create_task_group() as group:
+            for _ in range(4 * SESSION_CAP):
+                group.start_soon(one)
+    assert sorted(statuses) == [200] * SESSION_CAP + [429] * 3 * SESSION_CAP
+    for session in sessions:
+        send(server, session_request(token, session, "DELETE"))
+
+
 async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer) -> None:
     token = issuer.token(server.url, sub="hasty")
     statuses: list[int] = []

@@ -9,30 +9,22 @@ session answers 404 to another principal; the rate limit answers 429.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import http.server
 import json
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
 import httpx2
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from shared.principal import PRINCIPAL_META
 from tests.conftest import RunningSupervisor, spawn_supervisor, text
+from tests.integration.authorization_server import Issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -46,90 +38,6 @@ RATE = 50
 SESSION_CAP = 3
 """``max_sessions_per_principal`` of the module's server (its other tests never hold that many sessions of
 one subject)."""
-
-
-class Issuer:
-    """An authorization server's metadata and JWKS on a loopback port, and tokens signed by its keys."""
-
-    def __init__(self) -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        self.stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        keys = [
-            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())), "kid": "rsa"},
-            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())), "kid": "ec"},
-        ]
-        issuer = self
-        self.jwks_fetches = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/oauth-authorization-server":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
-                elif self.path == "/jwks":
-                    issuer.jwks_fetches += 1
-                    body = {"keys": keys}
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def token(
-        self, audience: str, *, key: Any = None, kid: str = "rsa", algorithm: str = "RS256", **claims: Any
-    ) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": self.url,
-            "sub": claims.pop("sub", f"user-{uuid.uuid4().hex[:8]}"),
-            "aud": audience,
-            "iat": now,
-            "exp": now + 300,
-            "scope": "mcp:use",
-            **claims,
-        }
-        payload = {k: v for k, v in payload.items() if v is not None}
-        signer = key if key is not None else (self.ec if algorithm.startswith("ES") else self.rsa)
-        return jwt.encode(payload, signer, algorithm=algorithm, headers={"kid": kid})
-
-    def hmac_token(self, audience: str) -> str:
-        """HS256 with the issuer's public key as the secret: the algorithm-confusion attack."""
-        secret = self.rsa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        header = _b64({"alg": "HS256", "typ": "JWT", "kid": "rsa"})
-        now = int(time.time())
-        body = _b64(
-            {"iss": self.url, "sub": "mallory", "aud": audience, "exp": now + 300, "scope": "mcp:use"}
-        )
-        signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
-        return f"{header}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
-
-    def none_token(self, audience: str) -> str:
-        header = _b64({"alg": "none", "typ": "JWT", "kid": "rsa"})
-        body = _b64({"iss": self.url, "sub": "mallory", "aud": audience, "exp": int(time.time()) + 300})
-        return f"{header}.{body}."
-
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="module")

@@ -176,8 +176,10 @@ def _probe(user: WorkerUser, paths: list[str], worker_env: tuple[str, ...]) -> N
             timeout=PROBE_TIMEOUT,
         )
     except OSError as exc:
+        real = os.path.realpath(sys.executable)
+        shown = sys.executable if real == sys.executable else f"{sys.executable} ({real})"
         raise ConfigError(
-            f"worker_user {user.name} cannot run the interpreter {sys.executable}: {exc.strerror} "
+            f"worker_user {user.name} cannot run the interpreter {shown}: {exc.strerror} "
             "(every folder on its path must be open to that user)"
         ) from None
     except subprocess.TimeoutExpired:

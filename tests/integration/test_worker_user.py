@@ -14,6 +14,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import psutil
 import pytest
 from mcp import Client
 
-from tests.conftest import REPO, RunningSupervisor, spawn_supervisor
+from tests.conftest import REPO, RunningSupervisor, spawn_supervisor, stdio_server
 from tests.integration.test_taskqueue import tool, wait_for_task
 from tests.unprivileged import needs_root, reachable
 
@@ -54,7 +55,7 @@ class Place:
     def arguments(self) -> list[str]:
         return [
             "--worker-user", "nobody", "--worker-group", NOGROUP.gr_name, "--task-db", str(self.database),
-            "--runtime-dir", str(self.runtime), "--spare-workers", "0",
+            "--runtime-dir", str(self.runtime),
         ]  # fmt: skip
 
 
@@ -82,8 +83,11 @@ async def test_tools_run_as_the_worker_user_in_both_runtimes(server: RunningSupe
             assert seen["home"] == NOBODY.pw_dir, name
             assert seen["dumpable"] == 0, name  # set again after the drop, which resets it
     assert psutil.Process(server.pid).uids().real == 0
+    server.wait_for(  # asyncio, trio, trio-queue and a spare of each tool pool, all past their start
+        lambda: sorted(w["state"] for w in server.status()["workers"]) == ["ready"] * 3 + ["spare"] * 2,
+        "the workers and the spares to be ready",
+    )
     workers = psutil.Process(server.pid).children()
-    assert len(workers) == 3  # asyncio, trio, trio-queue
     for worker in workers:
         assert set(worker.uids()) == {NOBODY.pw_uid} and set(worker.gids()) == {NOGROUP.gr_gid}
 
@@ -127,6 +131,18 @@ async def test_the_task_queue_runs_as_the_worker_user(server: RunningSupervisor,
         assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (NOBODY.pw_uid, 0o600), path
 
 
+async def test_over_stdio_the_tools_run_as_the_worker_user_too(place: Place) -> None:
+    params = stdio_server(tools="tests.integration.user_tools")
+    database = place.base / "stdio-queue" / "tasks.db"
+    arguments = [*params.args, "--worker-user", "nobody", "--task-db", str(database), "--spare-workers", "0"]
+    command = reachable([params.command, *arguments])
+    params = params.model_copy(update={"command": command[0], "args": command[1:]})
+    async with Client(params, read_timeout_seconds=30) as client:
+        seen = await tool(client, "it_identity_trio")
+    assert seen["uid"] == [NOBODY.pw_uid] * 3
+    assert database.parent.stat().st_uid == NOBODY.pw_uid
+
+
 def refused_start(*args: str, wrap: bool = True) -> str:
     """The one line a supervisor that must not start prints, after checking it exited 2."""
     running = spawn_supervisor(*args, wait=False, wrap=reachable if wrap else None)
@@ -164,3 +180,22 @@ def test_a_database_folder_the_worker_user_cannot_reach_is_one_line(place: Place
         assert f"its folder {owned} belongs to root (uid 0), not to worker_user nobody" in line
     finally:
         shutil.rmtree(closed, ignore_errors=True)
+
+
+async def test_a_reload_replaces_every_worker_with_workers_of_the_same_user(
+    server: RunningSupervisor,
+) -> None:
+    """Last in the module: the new workers (and the probe the reload runs first) are ``nobody``'s too."""
+
+    def slots() -> dict[str, int]:  # not the spares, which a reload replaces at their own pace
+        return {w["id"]: w["pid"] for w in server.status()["workers"] if "-spare-" not in w["id"]}
+
+    before = slots()
+    server.process.send_signal(signal.SIGHUP)
+    server.wait_for(lambda: "reload done" in server.log(), "the reload to finish")
+    after = slots()
+    assert after.keys() == before.keys() and not set(after.values()) & set(before.values())
+    async with Client(server.url) as client:
+        for name in ("it_identity_asyncio", "it_identity_trio"):
+            seen = await tool(client, name)
+            assert seen["uid"] == [NOBODY.pw_uid] * 3 and seen["pid"] in after.values(), name

@@ -7,13 +7,14 @@ import grp
 import os
 import pwd
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from shared.errors import ConfigError
 from supervisor.config import load_settings
-from supervisor.worker_user import WorkerUser, _own_folder, prepare
+from supervisor.worker_user import WorkerUser, _own_folder, _probe, prepare
 
 NOBODY = pwd.getpwnam("nobody")
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
@@ -77,3 +78,17 @@ def test_a_link_in_place_of_the_folder_is_refused_and_its_target_untouched(tmp_p
     with pytest.raises(ConfigError):
         _own_folder(tmp_path / "queue" / "tasks.db", WorkerUser("nobody", NOBODY.pw_uid, NOBODY.pw_gid))
     assert target.stat().st_uid == 0
+
+
+@as_root
+def test_an_interpreter_the_worker_user_cannot_run_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = tmp_path / "closed" / "python"  # tmp_path is root's, 0700
+    hidden.parent.mkdir()
+    hidden.symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(hidden))
+    with pytest.raises(ConfigError) as caught:
+        _probe(WorkerUser("nobody", NOBODY.pw_uid, NOBODY.pw_gid), [], ("PATH",))
+    assert str(caught.value).startswith(f"worker_user nobody cannot run the interpreter {hidden} (")
+    assert "Permission denied (every folder on its path must be open to that user)" in str(caught.value)

@@ -1,10 +1,11 @@
 """Authorization end to end (issue 16): a real supervisor with ``auth = "jwt"`` against an issuer this test
-serves on loopback (its metadata and JWKS, with keys the test makes).
+serves on loopback (``authorization_server.Issuer``: its metadata and JWKS, with keys the test makes).
 
 Every refused token is refused with the right status and ``WWW-Authenticate`` on the fast path, on the
 SDK's 2026-07-28 path and on a 2025-11-25 handshake; a valid token works with the SDK client in both eras;
 a tool sees its principal (never one the client made up); per-tool scopes hide and refuse; a handshake-era
-session answers 404 to another principal; the rate limit answers 429.
+session answers 404 to another principal, and a principal's sessions are capped; the rate limit answers
+429. The SDK's own OAuth flows are in ``test_oauth_client.py``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.worker import PreparedCall, ToolHost, WorkerCore
 from shared.zmqio.asyncio_socket import AsyncioZmqSocket
-from shared.zmqio.core import connect_dealer
 
 from .eager import start_eager_task
 
@@ -36,9 +35,11 @@ except ImportError:  # pragma: no cover
 class AsyncioWorker:
     """The asyncio ``Loop`` of a worker process and its ``serve``; ``core`` does the rest."""
 
-    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
+    def __init__(self, options: WorkerOptions, host: ToolHost, socket: zmq.Socket[bytes]) -> None:
         self.options = options
         self.host = host
+        self._connected = socket
+        """The DEALER ``run_worker`` connected to the router (before any privilege drop)."""
         self.core: WorkerCore[asyncio.Task[None]] = WorkerCore(options, host, self)
         self.running = self.core.running
         """The core's table of running calls, which this class fills and empties."""
@@ -125,10 +126,7 @@ class AsyncioWorker:
         self._loop = asyncio.get_running_loop()
         self.core.mark_loop_thread()
         self._exit = self._loop.create_future()
-        context = zmq.Context()
-        socket = connect_dealer(
-            context, self.options.router, self.options.identity, self.options.max_message_size
-        )
+        socket, context = self._connected, self._connected.context
         handle = self.core.handle
         self._socket = AsyncioZmqSocket(socket, lambda frames: handle(frames[-1]), multipart=False)
         self._socket.start()
@@ -146,9 +144,10 @@ class AsyncioWorker:
             context.term()
 
 
-def serve(options: WorkerOptions, host: ToolHost) -> int:
-    """Run the asyncio worker to completion (uvloop when available); returns the exit code."""
-    worker = AsyncioWorker(options, host)
+def serve(options: WorkerOptions, host: ToolHost, socket: zmq.Socket[bytes]) -> int:
+    """Run the asyncio worker on ``socket`` (connected to the router) to completion (uvloop when
+    available); returns the exit code."""
+    worker = AsyncioWorker(options, host, socket)
     if uvloop is not None:
         return uvloop.run(worker.serve())
     return asyncio.run(worker.serve())

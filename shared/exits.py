@@ -15,6 +15,10 @@ code  name                    who ends with it, and when
 5     ``EXIT_ORPHANED``       a worker: the supervisor was gone when it started, or stopped answering
                               heartbeats
 6     ``EXIT_UNREACHABLE``    ``ctl``/``top``: no supervisor is listening there
+7     ``EXIT_PRIVILEGES``     a worker: it could not become ``worker_user``/``worker_group`` for good, or
+                              could not reach the router before trying
+8     ``EXIT_UNUSABLE``       the start-up probe (``shared.worker.probe``, run as ``worker_user``): a path
+                              the workers need is closed to that user
 ===== ======================= ===========================================================================
 
 systemd's unit relies on 2 (``RestartPreventExitStatus``) and 3 (``SuccessExitStatus``).
@@ -30,11 +34,14 @@ EXIT_FORCED = 3
 EXIT_PROTOCOL = 4
 EXIT_ORPHANED = 5
 EXIT_UNREACHABLE = 6
+EXIT_PRIVILEGES = 7
+EXIT_UNUSABLE = 8
 
 WORKER_EXITS = {
     EXIT_OK: "stopped by the router",
     EXIT_USAGE: "bad command line",
     EXIT_PROTOCOL: "refused by the router, or an undecodable message",
     EXIT_ORPHANED: "orphaned: the supervisor was gone or silent",
+    EXIT_PRIVILEGES: "could not drop to worker_user/worker_group",
 }
 """What a worker's exit code means, as ``describe_exit`` words it."""

@@ -14,7 +14,7 @@ import os
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, get_args
 
-from .exits import EXIT_OK, EXIT_ORPHANED, EXIT_PROTOCOL  # the worker's codes, re-exported
+from .exits import EXIT_OK, EXIT_ORPHANED, EXIT_PRIVILEGES, EXIT_PROTOCOL  # the worker's codes, re-exported
 from .logformat import LogFormat
 from .metadata import Runtime
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
@@ -50,6 +50,8 @@ class WorkerOptions:
         log_level (``--log-level``, ``info``) and log_format (``--log-format``, ``text``): logging on stderr.
         rlimit_nofile (``--rlimit-nofile``, none: inherited) and rlimit_as (``--rlimit-as``, none: no cap):
             the worker's ``RLIMIT_NOFILE`` and ``RLIMIT_AS`` (``shared.worker.confine``).
+        user and group (``--user``/``--group``, none: stay as started): the numeric ids the worker drops
+            to before it imports a tool module (``shared.worker.privileges``); both or neither.
     """
 
     worker_id: str
@@ -71,6 +73,8 @@ class WorkerOptions:
     log_format: LogFormat = "text"
     rlimit_nofile: int | None = None
     rlimit_as: int | None = None
+    user: int | None = None
+    group: int | None = None
 
     @property
     def module(self) -> str:
@@ -117,6 +121,8 @@ class WorkerOptions:
             argv += ["--rlimit-nofile", str(self.rlimit_nofile)]
         if self.rlimit_as is not None:
             argv += ["--rlimit-as", str(self.rlimit_as)]
+        if self.user is not None and self.group is not None:
+            argv += ["--user", str(self.user), "--group", str(self.group)]
         for module in self.modules:
             argv += ["--tools", module]
         return argv
@@ -149,6 +155,8 @@ class WorkerOptions:
             log_format=args.log_format,
             rlimit_nofile=args.rlimit_nofile,
             rlimit_as=args.rlimit_as,
+            user=args.user,
+            group=args.group,
         )
 
 
@@ -185,6 +193,8 @@ def _parser(runtime: Runtime) -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=get_args(LogFormat), default=default["log_format"])
     parser.add_argument("--rlimit-nofile", type=int, default=None, help="RLIMIT_NOFILE of the worker")
     parser.add_argument("--rlimit-as", type=int, default=None, help="RLIMIT_AS of the worker, bytes")
+    parser.add_argument("--user", type=int, default=None, help="uid to drop to before importing tools")
+    parser.add_argument("--group", type=int, default=None, help="gid to drop to (with --user)")
     return parser
 
 
@@ -193,4 +203,4 @@ def _defaults() -> dict[str, Any]:
     return {field.name: field.default for field in fields(WorkerOptions) if field.default is not MISSING}
 
 
-__all__ = ["EXIT_OK", "EXIT_ORPHANED", "EXIT_PROTOCOL", "SERVICES", "WorkerOptions"]
+__all__ = ["EXIT_OK", "EXIT_ORPHANED", "EXIT_PRIVILEGES", "EXIT_PROTOCOL", "SERVICES", "WorkerOptions"]

@@ -51,6 +51,7 @@ from .scaling import counts_refusal, scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
 from .task_db import choose_task_db
+from .worker_user import prepare as prepare_worker_user
 
 logger = logging.getLogger("mcp_supervisor")
 
@@ -66,6 +67,9 @@ RESTART_ONLY = (
     "body_timeout",
     "max_sessions",
     "session_idle_timeout",
+    "max_sessions_per_principal",
+    "worker_user",
+    "worker_group",
     "allowed_hosts",
     "allowed_origins",
     "heartbeat_interval",
@@ -183,6 +187,7 @@ class Supervisor:
         self.settings = settings
         self._reload_settings = reload_settings
         self.runtime_dir = RuntimeDir(settings.runtime_dir, instance)
+        prepare_worker_user(settings)
         pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
@@ -269,6 +274,12 @@ class Supervisor:
         for key, value in kept.items():
             logger.warning("reload: %s changed but only takes effect at start; keeping %r", key, value)
         fresh = fresh.model_copy(update=kept)
+        try:
+            with self.arbiter.containment.spawning():  # the probe is a child, not a stray to sweep
+                await asyncio.to_thread(prepare_worker_user, fresh)  # a new task_db's folder, the probe
+        except ConfigError as exc:
+            logger.error("reload abandoned: %s", exc)
+            return str(exc)
         failure = await self.arbiter.reload(fresh)
         if failure is None:  # only a reload that happened changes the running settings
             self.settings = fresh

@@ -63,9 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--session-idle-timeout", type=str, metavar="SECONDS", help="idle time that closes a session"
     )
     parser.add_argument(
+        "--max-sessions-per-principal",
+        type=str,
+        metavar="N",
+        help="open sessions of one principal (with auth)",
+    )
+    parser.add_argument(
         "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
     )
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
+    parser.add_argument(
+        "--worker-user", metavar="USER", help="run the workers as this user (supervisor as root)"
+    )
+    parser.add_argument(
+        "--worker-group", metavar="GROUP", help="run the workers in this group (with --worker-user)"
+    )
     parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
     parser.add_argument(
         "--task-ttl", type=str, metavar="SECONDS", help="how long MCP tasks are kept after they end"
@@ -169,8 +181,11 @@ def serve(argv: list[str]) -> None:
         "body_timeout": args.body_timeout,
         "max_sessions": args.max_sessions,
         "session_idle_timeout": args.session_idle_timeout,
+        "max_sessions_per_principal": args.max_sessions_per_principal,
         "shutdown_grace": args.shutdown_grace,
         "runtime_dir": args.runtime_dir,
+        "worker_user": args.worker_user,
+        "worker_group": args.worker_group,
         "task_db": args.task_db,
         "task_queue": args.task_queue,
         "task_ttl": args.task_ttl,

@@ -32,6 +32,7 @@ from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
 
 from .containment import DEFAULT_WORKER_ENV
+from .worker_user import lookup_group, lookup_user
 
 ENV_PREFIX = "MCP_SUPERVISOR_"
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -64,6 +65,9 @@ class Settings(BaseModel):
     )
     session_idle_timeout: float = Field(
         600.0, gt=0, le=86400, description="seconds a handshake-era session may stay idle before it is closed"
+    )
+    max_sessions_per_principal: int = Field(
+        100, ge=1, le=1_000_000, description="open handshake-era sessions of one principal (with auth)"
     )
     request_timeout: float = Field(300.0, gt=0, le=86400, description="longest a tool call may take, seconds")
     enable_metrics: bool = Field(True, description="serve /metrics (Prometheus text format)")
@@ -134,6 +138,12 @@ class Settings(BaseModel):
     )
     worker_rlimit_as: int | None = Field(
         None, ge=1 << 26, description="address space a worker may map, bytes (RLIMIT_AS; default: no cap)"
+    )
+    worker_user: str | None = Field(
+        None, min_length=1, description="user the workers run as when the supervisor starts as root"
+    )
+    worker_group: str | None = Field(
+        None, min_length=1, description="group the workers run as (default: worker_user's primary group)"
     )
     worker_threads: int = Field(8, ge=1, le=1024, description="thread pool size for sync tools, per worker")
     heartbeat_interval: float = Field(
@@ -242,6 +252,25 @@ class Settings(BaseModel):
                 raise ValueError(f"{entry!r} is not a variable name or a NAME* prefix")
         return value
 
+    @pydantic.field_validator("worker_user", "worker_group", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @pydantic.field_validator("worker_user")
+    @classmethod
+    def _existing_user(cls, value: str | None) -> str | None:
+        if value is not None and lookup_user(value).pw_uid == 0:
+            raise ValueError("the workers cannot run as root through worker_user: it is there to leave root")
+        return value
+
+    @pydantic.field_validator("worker_group")
+    @classmethod
+    def _existing_group(cls, value: str | None) -> str | None:
+        if value is not None:
+            lookup_group(value)
+        return value
+
     @pydantic.field_validator("state_keys")
     @classmethod
     def _long_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -267,6 +296,17 @@ class Settings(BaseModel):
             raise ValueError(
                 f"max_body_size ({self.max_body_size}) must be below max_message_size "
                 f"({self.max_message_size}): a request body travels to the worker in one message"
+            )
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _worker_user_complete(self) -> Settings:
+        if self.worker_group is not None and self.worker_user is None:
+            raise ValueError("worker_group needs worker_user")
+        if self.worker_user is not None and self.task_queue and self.task_db is None:
+            raise ValueError(
+                "worker_user needs task_db: the task queue's database must be in a folder of that user "
+                "(the default one, in the supervisor's state directory, is closed to it)"
             )
         return self
 

@@ -28,7 +28,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -62,6 +62,7 @@ from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
 from .router import Router
 from .sdk_sessions import SessionTable
+from .session_caps import CappedSessionManager
 from .status import fresh_status_document, readiness
 from .task_listen import TaskListenHandler, TaskStreams
 from .text_guard import TextGuard
@@ -248,12 +249,14 @@ def build_http_app(
     """The HTTP app: ``/mcp`` (the SDK's Streamable HTTP transport behind the fast path), the health,
     status and metrics endpoints and the ``/ui`` page (``dashboard.py``)."""
     security = transport_security(settings)
-    manager = StreamableHTTPSessionManager(
+    manager = CappedSessionManager(
         app=server,
         security_settings=security,
         max_request_body_size=settings.max_body_size,
         max_sessions=settings.max_sessions,
         session_idle_timeout=settings.session_idle_timeout,
+        max_per_principal=settings.max_sessions_per_principal,
+        stats=supervisor.auth_stats,
     )
 
     @contextlib.asynccontextmanager

@@ -127,7 +127,8 @@ class SupervisorCollector(Collector):
         refused = CounterMetricFamily(
             "mcp_supervisor_auth_refused",
             "Requests the authorization layer refused: unauthorized (401), forbidden (403), "
-            "rate_limited (429), unavailable (503: the token could not be checked).",
+            "rate_limited (429), unavailable (503: the token could not be checked), "
+            "session_limited (429: a principal's max_sessions_per_principal).",
             labels=["reason"],
         )
         auth = self.supervisor.auth_stats
@@ -136,6 +137,7 @@ class SupervisorCollector(Collector):
             ("forbidden", auth.forbidden),
             ("rate_limited", auth.rate_limited),
             ("unavailable", auth.unavailable),
+            ("session_limited", auth.session_limited),
         ):
             refused.add_metric([reason], count)
         yield refused

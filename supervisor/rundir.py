@@ -90,8 +90,8 @@ def _private_dir(path: Path) -> None:
     info = path.stat()
     if info.st_uid != os.getuid():
         raise ConfigError(
-            f"invalid runtime_dir = {str(path)!r}: owned by {_user(info.st_uid)}, not by this supervisor's "
-            f"user {_user(os.getuid())}; it must be this user's, mode 0700"
+            f"invalid runtime_dir = {str(path)!r}: owned by {describe_user(info.st_uid)}, not by this supervisor's "
+            f"user {describe_user(os.getuid())}; it must be this user's, mode 0700"
         )
     if stat.S_IMODE(info.st_mode) != 0o700:
         raise ConfigError(
@@ -100,7 +100,7 @@ def _private_dir(path: Path) -> None:
         )
 
 
-def _user(uid: int) -> str:
+def describe_user(uid: int) -> str:
     """``nobody (uid 65534)``, or ``uid 1234`` for a uid without a name."""
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"

@@ -12,6 +12,7 @@ from shared.metadata import Runtime
 from .config import Settings
 from .process import WorkerProcess
 from .slots import QUEUE_POOL, plan_cpus, spare_ids, worker_slots
+from .worker_user import WorkerUser
 
 
 def plan_workers(settings: Settings, router_endpoint: str) -> dict[str, WorkerProcess]:
@@ -58,6 +59,7 @@ def worker_argv(
 ) -> list[str]:
     """The interpreter's arguments for one worker."""
     queue = pool == QUEUE_POOL
+    user = WorkerUser.of(s.worker_user, s.worker_group)  # checked at start: never None by surprise
     options = WorkerOptions(
         worker_id=worker_id,
         runtime=cast(Runtime, runtime),  # worker_slots yields the configured runtimes only
@@ -78,5 +80,7 @@ def worker_argv(
         log_format=s.log_format,
         rlimit_nofile=s.worker_rlimit_nofile,
         rlimit_as=s.worker_rlimit_as,
+        user=user.uid if user else None,
+        group=user.gid if user else None,
     )
     return options.command()

@@ -229,10 +229,15 @@ _state_home: str | None = None
 
 
 def spawn_supervisor(
-    *args: str, env: dict[str, str] | None = None, wait: bool = True, own_task_db: bool = True
+    *args: str,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+    own_task_db: bool = True,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> RunningSupervisor:
     """Start ``python -m supervisor`` on a free loopback port; waits for readiness unless ``wait=False``.
-    Unless ``own_task_db=False`` (or the args name one), it gets a task database of its own.
+    Unless ``own_task_db=False`` (or the args name one), it gets a task database of its own. ``wrap`` may
+    put the command in another one that execs it (``tests.unprivileged.reachable``).
     Fails a test that is not marked ``slow`` (one that reaches here in a way ``is_slow`` cannot see)."""
     if _current_test is not None and _current_test.get_closest_marker("slow") is None:
         pytest.fail(f"{_current_test.nodeid} starts a supervisor: mark it @pytest.mark.slow")
@@ -241,8 +246,9 @@ def spawn_supervisor(
     if own_task_db and "--task-db" not in args and "--no-task-queue" not in args:
         # every supervisor of the tests gets a task database of its own (the default one is per user)
         args = (*args, "--task-db", os.path.join(tempfile.mkdtemp(prefix="tasks-"), "tasks.db"))
+    command = [sys.executable, "-m", "supervisor", "--port", str(port), *args]
     process = subprocess.Popen(
-        [sys.executable, "-m", "supervisor", "--port", str(port), *args],
+        command if wrap is None else wrap(command),
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=log,

@@ -21,7 +21,6 @@ from shared.exits import EXIT_STARTUP
 from shared.launch import WorkerOptions
 from shared.protocol import Reply
 from shared.worker import PreparedCall, ToolHost, WorkerCore
-from shared.zmqio.core import connect_dealer
 from shared.zmqio.trio_socket import TrioZmqSocket
 
 from .queue_service import QueueStartError, start_task_queue
@@ -32,9 +31,11 @@ logger = logging.getLogger("mcp_supervisor.worker")
 class TrioWorker:
     """The Trio ``Loop`` of a worker process and its ``serve``; ``core`` does the rest."""
 
-    def __init__(self, options: WorkerOptions, host: ToolHost) -> None:
+    def __init__(self, options: WorkerOptions, host: ToolHost, socket: zmq.Socket[bytes]) -> None:
         self.options = options
         self.host = host
+        self._connected = socket
+        """The DEALER ``run_worker`` connected to the router (before any privilege drop)."""
         self.core: WorkerCore[trio.CancelScope] = WorkerCore(options, host, self)
         self.running = self.core.running
         """The core's table of running calls, which this class fills and empties."""
@@ -96,10 +97,7 @@ class TrioWorker:
         """Connect, announce READY and answer the router until STOP; returns the exit code."""
         self.core.mark_loop_thread()
         self._token = trio.lowlevel.current_trio_token()
-        context = zmq.Context()
-        socket = connect_dealer(
-            context, self.options.router, self.options.identity, self.options.max_message_size
-        )
+        socket, context = self._connected, self._connected.context
         self._io = TrioZmqSocket(socket, multipart=False)
         try:
             async with trio.open_nursery() as nursery:
@@ -123,9 +121,9 @@ class TrioWorker:
         return self._exit_code
 
 
-def serve(options: WorkerOptions, host: ToolHost) -> int:
-    """Run the Trio worker to completion; returns the exit code."""
-    return trio.run(TrioWorker(options, host).serve)
+def serve(options: WorkerOptions, host: ToolHost, socket: zmq.Socket[bytes]) -> int:
+    """Run the Trio worker on ``socket`` (connected to the router) to completion; returns the exit code."""
+    return trio.run(TrioWorker(options, host, socket).serve)
 
 
 class _EventWaiter:

@@ -154,13 +154,39 @@ class ZmqSocketCore(ABC):
 
 
 def connect_dealer(
-    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: bytes, max_message_size: int
+    context: zmq.Context[zmq.Socket[bytes]],
+    endpoint: str,
+    identity: bytes,
+    max_message_size: int,
+    *,
+    wait: float | None = None,
 ) -> zmq.Socket[bytes]:
     """A worker's DEALER, connected to the router at ``endpoint``: routable as ``identity``, refusing
-    messages over ``max_message_size`` bytes, lingering ``WORKER_LINGER_MS`` on close."""
+    messages over ``max_message_size`` bytes, lingering ``WORKER_LINGER_MS`` on close.
+
+    ZeroMQ connects in the background; with ``wait``, this blocks until the connection is made (at most
+    ``wait`` seconds), for a worker about to lose the right to open the endpoint (``worker_user``).
+
+    Raises:
+        ConnectionError: with ``wait``, no connection within it.
+    """
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.IDENTITY, identity)
     socket.setsockopt(zmq.LINGER, WORKER_LINGER_MS)
     socket.setsockopt(zmq.MAXMSGSIZE, max_message_size)
-    socket.connect(endpoint)
+    if wait is None:
+        socket.connect(endpoint)
+        return socket
+    monitor = socket.get_monitor_socket(zmq.EVENT_CONNECTED)  # before connect: the event is not missed
+    try:
+        socket.connect(endpoint)
+        connected = bool(monitor.poll(int(wait * 1000)))
+        if connected:
+            monitor.recv_multipart()
+    finally:
+        socket.disable_monitor()
+        monitor.close(linger=0)
+    if not connected:
+        socket.close(linger=0)
+        raise ConnectionError(f"no connection to {endpoint} within {wait:g} s")
     return socket

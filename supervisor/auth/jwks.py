@@ -4,7 +4,9 @@ The JWKS URL is ``auth_jwks_url`` or the ``jwks_uri`` of the issuer's metadata (
 ``/.well-known/oauth-authorization-server``, then OpenID Connect ``/.well-known/openid-configuration``).
 Keys are fetched on first use, again after ``MAX_AGE``, and on a token signed with an unknown ``kid`` —
 but at most once every ``REFRESH_INTERVAL`` seconds, so a stream of tokens with made-up key ids cannot
-turn the server into a load generator against the issuer.
+turn the server into a load generator against the issuer. A request that needs a key while a fetch is in
+flight waits for that fetch and looks again: the first requests after a start (or a key rotation) are
+not refused because another request happened to start the fetch.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ class JWKSCache:
         Raises:
             InvalidToken: no such key, even after a refresh; or the issuer cannot be reached.
         """
-        now = time.monotonic()
-        if now - self._fetched > MAX_AGE or (
-            self._lookup(kid) is None and now - self._fetched >= REFRESH_INTERVAL
-        ):
-            await self._refresh()
+        if self._stale() or self._lookup(kid) is None:
+            async with self._lock:  # a fetch in flight ends before the keys are looked at again
+                if self._stale() or (
+                    self._lookup(kid) is None and time.monotonic() - self._fetched >= REFRESH_INTERVAL
+                ):
+                    await self._refresh()
         key = self._lookup(kid)
         if key is None:
             raise InvalidToken(f"no signing key {kid!r} in the issuer's JWKS")
@@ -75,27 +78,28 @@ class JWKSCache:
             return next(iter(self._keys.values())) if len(self._keys) == 1 else None
         return self._keys.get(kid)
 
+    def _stale(self) -> bool:
+        return time.monotonic() - self._fetched > MAX_AGE
+
     async def _refresh(self) -> None:
-        async with self._lock:
-            if time.monotonic() - self._fetched < REFRESH_INTERVAL:
-                return  # another request just fetched them
-            self._fetched = time.monotonic()
+        """Fetch the keys (called with the lock held); a failure keeps the keys there were."""
+        self._fetched = time.monotonic()  # a failed fetch counts too: the issuer is asked again later
+        try:
+            url = self.jwks_url or await self._discover()
+            document = await self._get_json(url)
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("cannot fetch the signing keys of %s: %s", self.issuer, exc)
+            return
+        keys: dict[str | None, jwt.PyJWK] = {}
+        for data in document.get("keys", []) if isinstance(document, dict) else []:
             try:
-                url = self.jwks_url or await self._discover()
-                document = await self._get_json(url)
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("cannot fetch the signing keys of %s: %s", self.issuer, exc)
-                return
-            keys: dict[str | None, jwt.PyJWK] = {}
-            for data in document.get("keys", []) if isinstance(document, dict) else []:
-                try:
-                    key = jwt.PyJWK(data)
-                except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
-                    continue  # a key type or algorithm we do not use
-                keys[data.get("kid")] = key
-            self._keys = keys
-            if self.jwks_url is None:
-                self.jwks_url = url
+                key = jwt.PyJWK(data)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+                continue  # a key type or algorithm we do not use
+            keys[data.get("kid")] = key
+        self._keys = keys
+        if self.jwks_url is None:
+            self.jwks_url = url
 
     async def _discover(self) -> str:
         """The ``jwks_uri`` of the issuer's metadata.

@@ -1,12 +1,12 @@
 """``AuthMiddleware``: the ASGI layer in front of the whole HTTP app, fast path included.
 
 With ``auth`` on, ``/mcp`` needs a bearer token the verifier accepts (401 with ``WWW-Authenticate: Bearer
-resource_metadata=...``, and ``error="invalid_token"`` when a token was given), holding the required
-scopes (403 ``insufficient_scope``), and, for a call of an entry that declares scopes, those too (403
-naming them, before the call reaches a worker). ``/healthz`` and ``/readyz`` stay open; ``/status``,
+resource_metadata=...``, ``scope=`` naming the required scopes so that a client following the MCP
+specification asks for those and no more, and ``error="invalid_token"`` when a token was given), holding
+the required scopes (403 ``insufficient_scope``), and, for a call of an entry that declares scopes, those
+too (403 naming them, before the call reaches a worker). ``/healthz`` and ``/readyz`` stay open; ``/status``,
 ``/metrics``, ``/ui`` and what is under ``/ui/`` need ``auth_admin_scope`` unless ``loopback_admin`` lets
-loopback clients in. The
-RFC 9728 metadata is served at ``WELL_KNOWN`` and ``WELL_KNOWN + "/mcp"``.
+loopback clients in. The RFC 9728 metadata is served at ``WELL_KNOWN`` and ``WELL_KNOWN + "/mcp"``.
 
 The verified principal goes in the ASGI scope (``caller.SCOPE_KEY``; and ``user``/``auth`` as the SDK's
 bearer middleware sets them, so the SDK binds handshake-era sessions to it: another principal gets 404)
@@ -64,6 +64,8 @@ class AuthStats:
     """429: past the principal's rate limit."""
     unavailable: int = 0
     """503: the token could not be checked (the authorization server cannot be reached)."""
+    session_limited: int = 0
+    """429: a new handshake-era session past ``max_sessions_per_principal`` (``session_caps``)."""
 
 
 class AuthMiddleware:
@@ -85,6 +87,7 @@ class AuthMiddleware:
         limiter: RateLimiter | None,
         stats: AuthStats,
         max_body_size: int,
+        required_scopes: Collection[str] = (),
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -96,6 +99,8 @@ class AuthMiddleware:
         self.limiter = limiter
         self.stats = stats
         self.max_body_size = max_body_size
+        self.required_scopes = frozenset(required_scopes)
+        """Named in every 401 (``scope=``): a client asks the authorization server for them, no more."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,8 +145,9 @@ class AuthMiddleware:
         """The request's principal holding ``needed``; else answers 401 or 403 and returns ``None``."""
         assert self.verifier is not None
         token = _bearer(scope)
+        wanted = self.required_scopes | frozenset(needed)
         if token is None:
-            await self._refuse(scope, send, 401, None, "a bearer token is required")
+            await self._refuse(scope, send, 401, None, "a bearer token is required", wanted)
             return None
         try:
             principal = await self.verifier.verify(token)
@@ -150,7 +156,7 @@ class AuthMiddleware:
             return None
         except InvalidToken as exc:
             logger.info("token refused: %s", exc)
-            await self._refuse(scope, send, 401, "invalid_token", "the token is not valid")
+            await self._refuse(scope, send, 401, "invalid_token", "the token is not valid", wanted)
             return None
         except VerifierUnavailable as exc:
             self.stats.unavailable += 1

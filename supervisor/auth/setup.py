@@ -130,4 +130,5 @@ def protect(app: ASGIApp, router: Router, settings: Settings, stats: AuthStats) 
         limiter=limiter,
         stats=stats,
         max_body_size=settings.max_body_size,
+        required_scopes=settings.auth_required_scopes,
     )

@@ -1,38 +1,31 @@
 """Authorization end to end (issue 16): a real supervisor with ``auth = "jwt"`` against an issuer this test
-serves on loopback (its metadata and JWKS, with keys the test makes).
+serves on loopback (``authorization_server.Issuer``: its metadata and JWKS, with keys the test makes).
 
 Every refused token is refused with the right status and ``WWW-Authenticate`` on the fast path, on the
 SDK's 2026-07-28 path and on a 2025-11-25 handshake; a valid token works with the SDK client in both eras;
 a tool sees its principal (never one the client made up); per-tool scopes hide and refuse; a handshake-era
-session answers 404 to another principal; the rate limit answers 429.
+session answers 404 to another principal, and a principal's sessions are capped; the rate limit answers
+429. The SDK's own OAuth flows are in ``test_oauth_client.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import http.server
 import json
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
 import httpx2
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from shared.principal import PRINCIPAL_META
 from tests.conftest import RunningSupervisor, spawn_supervisor, text
+from tests.integration.authorization_server import Issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -43,90 +36,9 @@ META = {
     "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1"},
 }
 RATE = 50
-
-
-class Issuer:
-    """An authorization server's metadata and JWKS on a loopback port, and tokens signed by its keys."""
-
-    def __init__(self) -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        self.stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        keys = [
-            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())), "kid": "rsa"},
-            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())), "kid": "ec"},
-        ]
-        issuer = self
-        self.jwks_fetches = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/oauth-authorization-server":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
-                elif self.path == "/jwks":
-                    issuer.jwks_fetches += 1
-                    body = {"keys": keys}
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def token(
-        self, audience: str, *, key: Any = None, kid: str = "rsa", algorithm: str = "RS256", **claims: Any
-    ) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": self.url,
-            "sub": claims.pop("sub", f"user-{uuid.uuid4().hex[:8]}"),
-            "aud": audience,
-            "iat": now,
-            "exp": now + 300,
-            "scope": "mcp:use",
-            **claims,
-        }
-        payload = {k: v for k, v in payload.items() if v is not None}
-        signer = key if key is not None else (self.ec if algorithm.startswith("ES") else self.rsa)
-        return jwt.encode(payload, signer, algorithm=algorithm, headers={"kid": kid})
-
-    def hmac_token(self, audience: str) -> str:
-        """HS256 with the issuer's public key as the secret: the algorithm-confusion attack."""
-        secret = self.rsa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        header = _b64({"alg": "HS256", "typ": "JWT", "kid": "rsa"})
-        now = int(time.time())
-        body = _b64(
-            {"iss": self.url, "sub": "mallory", "aud": audience, "exp": now + 300, "scope": "mcp:use"}
-        )
-        signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
-        return f"{header}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
-
-    def none_token(self, audience: str) -> str:
-        header = _b64({"alg": "none", "typ": "JWT", "kid": "rsa"})
-        body = _b64({"iss": self.url, "sub": "mallory", "aud": audience, "exp": int(time.time()) + 300})
-        return f"{header}.{body}."
-
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+SESSION_CAP = 3
+"""``max_sessions_per_principal`` of the module's server (its other tests never hold that many sessions of
+one subject)."""
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +64,8 @@ def server(issuer: Issuer) -> Iterator[RunningSupervisor]:
         "mcp:use",
         "--rate-limit",
         str(RATE),
+        "--max-sessions-per-principal",
+        str(SESSION_CAP),
     )
     yield running
     running.stop()
@@ -325,6 +239,81 @@ def test_a_handshake_session_is_not_found_for_another_principal(
         assert answer.status_code == status
     assert '"subject":"owner"' in answer.text
     assert server.status()["supervisor"]["mcp_posts"]["fast_path"] == before + 1
+
+
+def session_request(token: str, session: str, method: str = "POST") -> httpx.Request:
+    """A request on the handshake-era ``session``: a POST of ``notifications/initialized``, or a DELETE."""
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {token}",
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+    }
+    if method == "DELETE":
+        return httpx.Request("DELETE", "http://placeholder/mcp", headers=headers)
+    body = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    return httpx.Request("POST", "http://placeholder/mcp", headers=headers, json=body)
+
+
+async def test_a_principal_past_its_session_cap_is_refused_and_others_are_not(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    """``max_sessions_per_principal``: a principal's sessions past the cap are refused (429, naming the
+    setting) while its open sessions keep working, another principal still opens one and calls a tool, and
+    a session the principal ends makes room again."""
+    greedy = issuer.token(server.url, sub="greedy")
+    sessions = []
+    for _ in range(SESSION_CAP):
+        opened = send(server, handshake(greedy))
+        assert opened.status_code == 200, opened.text
+        sessions.append(opened.headers["mcp-session-id"])
+    refused = send(server, handshake(issuer.token(server.url, sub="greedy")))  # a new token, same subject
+    assert refused.status_code == 429, refused.text
+    assert "mcp-session-id" not in refused.headers
+    message = refused.json()["error"]["message"]
+    assert message.startswith("Too many open sessions for this principal: 3 are open")
+    assert "max_sessions_per_principal" in message
+    assert all(send(server, session_request(greedy, s)).status_code == 202 for s in sessions)
+
+    modest = issuer.token(server.url, sub="modest")
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {modest}"})
+    async with http, Client(streamable_http_client(server.url, http_client=http), mode="legacy") as client:
+        seen = json.loads(text(await client.call_tool("whoami", {})))["principal"]
+        assert seen["subject"] == "modest"
+
+    assert send(server, session_request(greedy, sessions.pop(), "DELETE")).status_code == 200
+    reopened = send(server, handshake(greedy))
+    assert reopened.status_code == 200, reopened.text
+    sessions.append(reopened.headers["mcp-session-id"])
+    metrics = server.get("/metrics").text
+    assert 'mcp_supervisor_auth_refused_total{reason="session_limited"} 1.0' in metrics
+    for session in sessions:
+        send(server, session_request(greedy, session, "DELETE"))
+
+
+async def test_concurrent_sessions_of_one_principal_never_overshoot_its_cap(
+    server: RunningSupervisor, issuer: Issuer
+) -> None:
+    token = issuer.token(server.url, sub="eager")
+    request = handshake(token)
+    headers = {name: request.headers[name] for name in ("content-type", "accept", "authorization")}
+    statuses: list[int] = []
+    sessions: list[str] = []
+    async with httpx.AsyncClient(timeout=20) as client:
+
+        async def one() -> None:
+            response = await client.post(server.url, headers=headers, content=request.content)
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                sessions.append(response.headers["mcp-session-id"])
+
+        async with anyio.create_task_group() as group:
+            for _ in range(4 * SESSION_CAP):
+                group.start_soon(one)
+    assert sorted(statuses) == [200] * SESSION_CAP + [429] * 3 * SESSION_CAP
+    for session in sessions:
+        send(server, session_request(token, session, "DELETE"))
 
 
 async def test_rate_limit_answers_429(server: RunningSupervisor, issuer: Issuer) -> None:

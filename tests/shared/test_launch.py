@@ -54,6 +54,8 @@ def test_every_option_survives_the_command_line() -> None:
         log_format="json",
         rlimit_nofile=4096,
         rlimit_as=1 << 33,
+        user=65534,
+        group=65534,
     )
     assert round_trip(options) == options
 

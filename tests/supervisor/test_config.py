@@ -162,3 +162,38 @@ def test_a_body_limit_not_below_the_frame_limit_is_refused_naming_both_issue_17(
         "a request body travels to the worker in one message"
     )
     assert load_settings(environ={}, overrides={"max_body_size": 8191, "max_message_size": 8192})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"MCP_SUPERVISOR_WORKER_USER": "no-such-user-here", "MCP_SUPERVISOR_TASK_QUEUE": "false"},
+            "invalid worker_user = 'no-such-user-here' from MCP_SUPERVISOR_WORKER_USER: no user "
+            "'no-such-user-here' on this system",
+        ),
+        (
+            {"MCP_SUPERVISOR_WORKER_USER": "root", "MCP_SUPERVISOR_TASK_QUEUE": "false"},
+            "invalid worker_user = 'root' from MCP_SUPERVISOR_WORKER_USER: the workers cannot run as root",
+        ),
+        (
+            {"MCP_SUPERVISOR_WORKER_USER": "nobody", "MCP_SUPERVISOR_WORKER_GROUP": "no-such-group-here"},
+            "invalid worker_group = 'no-such-group-here' from MCP_SUPERVISOR_WORKER_GROUP: no group",
+        ),
+        ({"MCP_SUPERVISOR_WORKER_GROUP": "nogroup"}, "invalid configuration: worker_group needs worker_user"),
+        ({"MCP_SUPERVISOR_WORKER_USER": "nobody"}, "invalid configuration: worker_user needs task_db"),
+    ],
+)
+def test_worker_user_refusals_are_one_line(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_worker_user_may_be_a_name_or_a_number(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text(f'worker_user = 65534\nworker_group = "nogroup"\ntask_db = "{tmp_path}/q/tasks.db"\n')
+    settings = load_settings(config, environ={})
+    assert (settings.worker_user, settings.worker_group) == ("65534", "nogroup")
+    assert load_settings(environ={"MCP_SUPERVISOR_WORKER_USER": "nobody", "MCP_SUPERVISOR_TASK_QUEUE": "0"})

@@ -46,9 +46,10 @@ from shared.worker.process import run_worker
 def walked(obj):
     return any(o is obj for o in gc.get_objects())
 
-def serve(options, host):
+def serve(options, host, socket):
     later = [None]
     print(gc.get_freeze_count() > 0, walked(sys.modules[{module!r}].__dict__), walked(later), gc.get_threshold())
+    socket.close(linger=0)
     return 0
 
 sys.argv = ["asyncio_worker", "--worker-id", "asyncio-0", "--router", "ipc:///nonexistent",

@@ -110,6 +110,34 @@ async def test_jwt_verifier_refuses_missing_scopes_and_unknown_keys_without_refe
         assert issuer.requests.count("/keys") == 1  # one fetch; unknown kids wait for REFRESH_INTERVAL
 
 
+async def test_requests_that_need_the_keys_while_they_are_fetched_wait_for_them() -> None:
+    """The first requests after a start all pass, with one fetch: before, only the one that started the
+    fetch did, and the others were refused 401 (an integration test with 12 concurrent requests saw 11)."""
+    import anyio
+
+    issuer = FakeIssuer()
+    release = anyio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return issuer.handle(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+        verifier = JWTVerifier(JWKSCache(ISSUER, "https://as.example/keys", client), ISSUER, AUDIENCE)
+        principals: list[Principal] = []
+
+        async def verify() -> None:
+            principals.append(await verifier.verify(issuer.token()))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(verify)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    assert len(principals) == 5
+    assert issuer.requests.count("/keys") == 1
+
+
 async def test_introspection_checks_activity_audience_and_caches() -> None:
     issuer = FakeIssuer()
     async with issuer.client() as client:

@@ -48,6 +48,7 @@ from .sampler import ProcessSampler
 from .scaling import scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
+from .worker_listener import ListenOptions
 
 logger = logging.getLogger("mcp_supervisor")
 
@@ -72,6 +73,9 @@ RESTART_ONLY = (
     "public_url",
     "rate_limit",
     "allow_unauthenticated",
+    "worker_listen",
+    "worker_server_key",
+    "worker_allowed_keys",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
 READY_TIMEOUT = 60.0
@@ -122,6 +126,20 @@ def install_signal_handlers(
     loop.add_signal_handler(signal.SIGHUP, reload)
 
 
+def listen_options(settings: Settings) -> ListenOptions | None:
+    """The router's tcp listener for remote workers, its keys checked; None without ``worker_listen``.
+
+    Raises:
+        ConfigError: a key file or the allow-list directory is unusable.
+    """
+    if settings.worker_listen is None:
+        return None
+    assert settings.worker_server_key is not None and settings.worker_allowed_keys is not None  # validated
+    listen = ListenOptions(settings.worker_listen, settings.worker_server_key, settings.worker_allowed_keys)
+    listen.check()
+    return listen
+
+
 def _succeeded(failure: str | None) -> str:
     if failure is not None:
         raise CommandError(failure)
@@ -166,9 +184,14 @@ class Supervisor:
         pools = [runtime for runtime, count in counts.items() if count > 0]
         if settings.task_queue:
             pools.append(QUEUE_POOL)
+        listen = listen_options(settings)
+        # with a listener, a runtime without a local worker is a pool only nodes fill
+        optional = [runtime for runtime, count in counts.items() if count == 0] if listen else []
         self.router = Router(
             self.runtime_dir.endpoint,
-            pools=pools,
+            pools=pools + optional,
+            optional_pools=frozenset(optional),
+            listen=listen,
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
             request_timeout=settings.request_timeout,
@@ -286,7 +309,7 @@ class Supervisor:
         if not self.settings.tools:
             return None
         await self.router.wait_settled(timeout=READY_TIMEOUT)
-        failed = [error for error in self.router.load_errors() if " failed to import: " in error]
+        failed = [error for error in self.router.catalog.load_errors() if " failed to import: " in error]
         return failed[0] if failed else None
 
     def _control_handlers(self) -> dict[str, Handler]:
@@ -359,7 +382,9 @@ class Supervisor:
         for reload in list(self._reloads):
             reload.cancel()
         stop_serving()
-        clean = await self.arbiter.stop(self.settings.shutdown_grace)
+        grace = self.settings.shutdown_grace
+        clean, released = await asyncio.gather(self.arbiter.stop(grace), self.router.remote.release(grace))
+        clean = clean and released
         done, _ = await asyncio.wait([serving], timeout=FRONT_LINGER)
         if not done:
             cut_serving()

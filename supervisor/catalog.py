@@ -13,7 +13,8 @@ entries; every kind but a tool is read-only unless it says otherwise).
 
 The catalog is *settled* once every pool has announced a catalog or was marked failed: a listing or a
 call before then waits for it (bounded), so that a client starting with the supervisor does not see an
-empty or partial list.
+empty or partial list. An *optional* pool (one only remote nodes' workers fill, docs/scaling.md) is not
+waited for, and its entries leave the listing when its last worker does (``forget``).
 
 Not thread-safe: used from the supervisor's loop only.
 """
@@ -41,8 +42,10 @@ class Catalog:
     a worker with other tools, a pool failed or back.
     """
 
-    def __init__(self, pools: list[str]) -> None:
+    def __init__(self, pools: list[str], optional: frozenset[str] = frozenset()) -> None:
         self.pools = list(pools)
+        self.optional = optional
+        """Pools the catalog does not wait for at start-up (no worker of this supervisor fills them)."""
         self.pool_of: dict[str, str] = {}
         """Entry reference → the pool that serves it, also for an entry of a pool no worker announced yet."""
         self.tool_limits: dict[str, int] = {}
@@ -95,7 +98,18 @@ class Catalog:
         self._rebuild()
         self._check_settled()
 
+    def forget(self, pool: str) -> None:
+        """Take ``pool``'s entries out of the listing: its last worker is gone and none will be restarted
+        here (an optional pool). A call to one of them waits for a worker of the pool as usual."""
+        if self._catalogs.pop(pool, None) is not None:
+            self._load_errors.pop(pool, None)
+            self._rebuild()
+
     # -- queries -----------------------------------------------------------------------------------
+
+    def catalog_of(self, pool: str) -> list[dict[str, Any]] | None:
+        """The catalog ``pool`` last announced, or None (do not modify)."""
+        return self._catalogs.get(pool)
 
     async def wait_settled(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait until every pool has announced its catalog once or was marked failed, or ``timeout``
@@ -171,7 +185,7 @@ class Catalog:
             self.on_change()
 
     def _check_settled(self) -> None:
-        if all(pool in self._catalogs or pool in self.failures for pool in self.pools):
+        if all(p in self._catalogs or p in self.failures or p in self.optional for p in self.pools):
             self.settled.set()
 
 

@@ -32,6 +32,7 @@ from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
 
 from .containment import DEFAULT_WORKER_ENV
+from .keys import check_name
 
 ENV_PREFIX = "MCP_SUPERVISOR_"
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -203,6 +204,22 @@ class Settings(BaseModel):
     )
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback address with auth = none")
 
+    worker_listen: str | None = Field(
+        None, description="tcp://ADDRESS:PORT where the router also takes workers of remote nodes (CurveZMQ)"
+    )
+    worker_server_key: Path | None = Field(
+        None, description="this front's secret key file for worker_listen (python -m supervisor keys)"
+    )
+    worker_allowed_keys: Path | None = Field(
+        None, description="directory of the public key files (NAME.key) of the nodes allowed to connect"
+    )
+    node_connect: str | None = Field(None, description="node: tcp://HOST:PORT of the front's worker_listen")
+    node_server_key: Path | None = Field(None, description="node: the front's public key file (NAME.key)")
+    node_key: Path | None = Field(None, description="node: this node's secret key file (NAME.key_secret)")
+    node_name: str | None = Field(
+        None, description="node: its name on the front, its key file's name there (default: node_key's stem)"
+    )
+
     @pydantic.field_validator("tools")
     @classmethod
     def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -237,6 +254,34 @@ class Settings(BaseModel):
             if len(key) < 32:
                 raise ValueError(f"key {index} has {len(key)} characters, fewer than 32")
         return value
+
+    @pydantic.field_validator("worker_listen", "node_connect")
+    @classmethod
+    def _tcp_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.removeprefix("tcp://").rpartition(":")
+            if not value.startswith("tcp://") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be tcp://HOST:PORT")
+        return value
+
+    @pydantic.field_validator("node_name")
+    @classmethod
+    def _node_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_name(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix(f"invalid name {value!r}: ")) from None
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _listen_keys(self) -> Settings:
+        if self.worker_listen and not (self.worker_server_key and self.worker_allowed_keys):
+            raise ValueError(
+                "worker_listen needs worker_server_key (this front's secret key file) and "
+                "worker_allowed_keys (a directory of the nodes' public key files)"
+            )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _backoff_order(self) -> Settings:
@@ -331,14 +376,16 @@ def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the sources in rising precedence and validate.
+    """Merge the sources in rising precedence and validate; ``defaults`` replace built-in defaults (a
+    node runs no worker of a runtime unless told to).
 
     Raises:
         ConfigError: unreadable file, unknown key or invalid value; the message is one line.
     """
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    values: dict[str, Any] = dict(defaults or {})
+    sources: dict[str, str] = dict.fromkeys(values, "by default")
     if config_file is not None:
         for key, value in _read_toml(Path(config_file)).items():
             values[key] = value

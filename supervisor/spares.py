@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import psutil
 
+from .links import WorkerLink
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
-from .router import WorkerLink
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
 

@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
         from .keys import main as keys_main
 
         sys.exit(keys_main(argv[1:]))
+    if argv[:1] == ["node"]:
+        from .node_cli import main as node_main
+
+        sys.exit(node_main(argv[1:]))
     serve(argv)
 
 

@@ -229,12 +229,18 @@ class Links:
 
     def recatalog(self, link: WorkerLink, message: CatalogChanged) -> bool:
         """Take the catalog a connected worker announced after READY; True when that worker is routed to
-        (its catalog is then its pool's). A catalog the router could not use is logged and ignored."""
+        (its catalog is then its pool's). A catalog the router could not use is logged and ignored, and so
+        is a remote worker's other than its pool's: a node cannot change the entries of a shared pool."""
         as_ready = Ready(link.worker_id, link.pid, link.pool, PROTOCOL_VERSION, *message)
         try:
             check_catalog(as_ready)
         except ProtocolError as exc:
             logger.error("ignoring a new catalog: %s", exc)
+            return False
+        current = self._catalog_of(link.pool) if link.node is not None else None
+        differ = entries_differ(link.pool, current, message.catalog) if current is not None else None
+        if differ is not None:
+            logger.error("ignoring a new catalog of %s (node %s): %s", link.worker_id, link.node, differ)
             return False
         link.catalog, link.load_errors, link.elsewhere = (
             message.catalog,

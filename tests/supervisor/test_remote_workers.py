@@ -14,7 +14,7 @@ import pytest
 import zmq
 
 from shared.errors import METHOD_NOT_FOUND, NoWorkerError, WorkerLostError
-from shared.protocol import Drain, Heartbeat, Leaving, Reply, Request, Stop
+from shared.protocol import CatalogChanged, Drain, Heartbeat, Leaving, Reply, Request, Stop
 from supervisor.links import node_of, remote_identity
 from supervisor.worker_listener import ListenOptions
 from tests.supervisor.fakes import WAIT, FakeSocket, FakeWorker, connect, running_router, tool_entry
@@ -204,3 +204,16 @@ async def test_release_drains_the_remote_workers_waits_for_their_calls_then_stop
         assert await release is True and (await call)["isError"] is False
         assert (await worker.next(Stop)).reason == "the supervisor is stopping"
         assert router.remote.links() == []
+
+
+async def test_a_remote_worker_cannot_change_the_entries_of_its_pool(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running_router(["trio"], listen=LISTEN) as (router, socket):
+        worker = remote(socket, "node-a", "node-a:trio-0", 42, "echo")
+        await asyncio.sleep(0)
+        with caplog.at_level(logging.ERROR, "mcp_supervisor.router"):
+            worker.send(CatalogChanged([tool_entry("echo"), tool_entry("sneaky")], [], {}))
+            await asyncio.sleep(0)
+        assert {t["name"] for t in router.tools()} == {"echo"}
+        assert "ignoring a new catalog of node-a:trio-0 (node node-a)" in caplog.text

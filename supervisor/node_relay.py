@@ -6,8 +6,9 @@ each worker it routes, a DEALER to the front's ``worker_listen`` named ``<node>:
 sends the worker's READY there with its id made ``<node>:<slot>``. Guarantees:
 
 - *Joining*: the relay is *joined* once the front's first frame that is not STOP arrives (its heartbeats
-  start as soon as it accepted the READY). Until then nothing but the READY goes up: a front that is down
-  or unreachable finds one READY waiting when it comes back, not a backlog.
+  start as soon as it accepted the READY). Until then nothing but the READY goes up, and a READY without
+  an answer for ``ORPHAN_MISSES`` heartbeat intervals (a front down, or one that lost it) is sent again
+  on a new connection after the backoff: a front that comes back finds one READY, not a backlog.
 - *Only the current connection's calls*: a RESULT, ERROR, PROGRESS, LOG or REQUEST goes up only for a call
   the front sent on this connection and did not cancel. So an answer computed for a front that has since
   restarted (and counts its call ids from 1 again) can never answer one of its new calls.
@@ -191,9 +192,13 @@ class Relay:
         self._cancel_retry()
 
     def check(self, now: float, window: float) -> None:
-        """End a joined connection whose front has been silent longer than ``window`` seconds."""
+        """End a joined connection whose front has been silent longer than ``window`` seconds, and one
+        whose READY got no answer that long (the front is down, or lost it): a new connection joins."""
         if self.state == "joined" and now - self.last_heard > window:
             self._lost(f"the front has been silent for {now - self.last_heard:.1f} s", refused=False)
+        elif self.state == "joining" and now - self.last_heard > window:
+            self._report(f"the front at {self._options.endpoint} does not answer (down, or unreachable)")
+            self._lost("no answer to its READY", refused=False, quiet=True)
 
     def close(self) -> None:
         """End the connection (its last frames get ``CLOSE_LINGER_MS``) and never join again; idempotent."""
@@ -238,8 +243,9 @@ class Relay:
             self._report(problem.format(node=self._options.node))
             self._lost("the handshake with the front failed", refused=True)
 
-    def _lost(self, reason: str, *, refused: bool) -> None:
-        """End the connection: cancel its calls at the worker, and join again after the backoff."""
+    def _lost(self, reason: str, *, refused: bool, quiet: bool = False) -> None:
+        """End the connection: cancel its calls at the worker, and join again after the backoff (logged
+        unless ``quiet``: the node reports a front that does not answer once for all its workers)."""
         leaving = self.state == "leaving"
         for call_id in sorted(self.link.in_flight):
             self._to_worker(self.link, encode(Cancel(call_id, f"the front is lost: {reason}")))
@@ -249,7 +255,7 @@ class Relay:
             return
         delay = max(self._delay, REFUSED_BACKOFF) if refused else self._delay
         self._delay = min(delay * 2, JOIN_BACKOFF_MAX)
-        log = logger.error if refused else logger.warning
+        log = logger.error if refused else logger.debug if quiet else logger.warning
         if leaving:
             self.state = "closed"
             log("%s: %s", self.front_id, reason, extra={"worker": self.link.worker_id})

@@ -200,3 +200,15 @@ async def test_a_wrong_server_key_is_reported_and_tried_again_later() -> None:
         await until(lambda: reports)
         assert "is node_server_key the front's public key?" in reports[0]
         assert relay.state == "idle"  # waiting for its next try
+
+
+async def test_a_ready_without_an_answer_is_sent_again_on_a_new_connection() -> None:
+    async with relayed() as (relay, front, _, reports):
+        relay.join()
+        first, _ = await front.receive()  # taken, never answered: a front that lost it
+        relay.check(relay.last_heard + 0.5, 1.0)
+        assert relay.state == "joining"
+        relay.check(relay.last_heard + 2.0, 1.0)
+        assert relay.state == "idle" and "does not answer" in reports[0]
+        again, ready = await front.receive()
+        assert again != first and isinstance(ready, Ready)

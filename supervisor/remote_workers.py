@@ -135,7 +135,10 @@ class RemoteWorkers:
         return clean
 
     def _leave(self, link: WorkerLink, reason: str) -> None:
-        logger.error("%s", reason, extra={"worker": link.worker_id})
+        if link.draining and not link.in_flight:  # its node drained it (LEAVING): a goodbye, not a loss
+            logger.info("%s left", describe(link), extra={"worker": link.worker_id})
+        else:
+            logger.error("%s", reason, extra={"worker": link.worker_id})
         self._drop(link, reason)
         self._send(link.identity, Stop(f"rejoin: {reason}"))
 

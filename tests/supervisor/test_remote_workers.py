@@ -217,3 +217,17 @@ async def test_a_remote_worker_cannot_change_the_entries_of_its_pool(
             await asyncio.sleep(0)
         assert {t["name"] for t in router.tools()} == {"echo"}
         assert "ignoring a new catalog of node-a:trio-0 (node node-a)" in caplog.text
+
+
+async def test_a_worker_that_left_and_closes_its_connection_is_a_goodbye_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running_router(["trio"], listen=LISTEN) as (router, socket):
+        worker = remote(socket, "node-a", "node-a:trio-0", 42, "echo")
+        worker.send(Leaving("node stopping"))
+        with caplog.at_level(logging.INFO, "mcp_supervisor.router"):
+            router.remote.send_failed(worker.identity, zmq.ZMQError(errno.EHOSTUNREACH))
+            await asyncio.sleep(0)
+        assert router.remote.links() == []
+        assert "node-a:trio-0 (pid 42 on node-a) left" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -305,7 +305,7 @@ class Router:
         pool = self._catalog.pool_of.get(ref)
         if pool is None or pool not in self._served:
             raise UnknownToolError(f"unknown {kind.replace('_', ' ')} {tool!r}")
-        deadline = time.monotonic() + timeout
+        deadline, retry_safe = time.monotonic() + timeout, self._catalog.retry_safe  # rules at its start
         callbacks = (on_progress, on_log, on_request)
         started = time.perf_counter()
         outcome = "cancelled"
@@ -321,7 +321,7 @@ class Router:
                     tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
                 )
             except WorkerLostError as lost:
-                if ref not in self._catalog.retry_safe:  # ToolMetadata.retry_safe, per catalog
+                if ref not in retry_safe:  # ToolMetadata.retry_safe (a pool's last worker lost unlists it)
                     raise
                 logger.warning("retrying %s once on another worker: %s", ref, lost)
                 result = await self._attempt(

@@ -164,13 +164,15 @@ def nodes(net: Net, keys: Keys) -> Iterator[Callable[..., RunningNode]]:
     """Start nodes in ``net``'s namespace with ``start(name, front_endpoint)``; all stopped at the end."""
     started: list[RunningNode] = []
 
-    def start(name: str, endpoint: str, *, allowed: bool = True, workers: int = 2) -> RunningNode:
+    def start(
+        name: str, endpoint: str, *, allowed: bool = True, workers: int = 2, spares: int = 0
+    ) -> RunningNode:
         secret = keys.node(name, allowed)
         log = tempfile.NamedTemporaryFile(prefix=f"node-{name}-", suffix=".log", delete=False)
         process = subprocess.Popen(
             ["ip", "netns", "exec", net.netns, sys.executable, "-m", "supervisor", "node",
              "--connect", endpoint, "--server-key", str(keys.front_public), "--key", str(secret),
-             "--tools", TOOLS, "--workers-trio", str(workers), "--spare-workers", "0",
+             "--tools", TOOLS, "--workers-trio", str(workers), "--spare-workers", str(spares),
              "--runtime-dir", tempfile.mkdtemp(prefix="nd-") + "/run"],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "MCP_SUPERVISOR_WORKER_ENV": TEST_WORKER_ENV},
@@ -432,3 +434,28 @@ async def test_a_link_taken_down_is_survived_and_the_node_rejoins_when_it_is_up(
     assert after == before  # the same workers joined again: the node's relays made new connections
     assert node.process.poll() is None and "joining again" in node.log()
     assert await served_by_node(server, net, tmp_path / "second")
+
+
+async def test_a_hung_worker_of_a_node_is_killed_there_and_its_spare_joins_in_its_place(
+    supervisor_factory: Any, net: Net, keys: Keys, nodes: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """The node's own arbiter at work: its heartbeats find a stopped worker, it kills it, the slot adopts
+    the node's spare, which joins the front under the slot's name; the front answers the lost call."""
+    server, endpoint = start_front(supervisor_factory, net, keys, local_trio=0)
+    node = nodes("node-a", endpoint, workers=1, spares=1)
+    [before] = joined(server, "node-a", count=1)
+    release = tmp_path / "release"
+    async with Client(server.url, mode="2026-07-28") as client, anyio.create_task_group() as tasks:
+        [flight] = await calls_in_flight(client, release, tasks, 1)  # remote_hold_idempotent
+        assert flight.where is not None and flight.where["pid"] == before["pid"]
+        os.kill(before["pid"], signal.SIGSTOP)  # a hung worker: only the node can tell and kill it
+        after = server.wait_for(
+            lambda: (w := joined(server, "node-a", count=1)[0])["pid"] != before["pid"] and w,
+            "the node's spare to join in the hung worker's place",
+        )
+        release.write_text("go")
+    assert after["id"] == "node-a:trio-0"
+    assert flight.again is not None and flight.again["pid"] == after["pid"], text(flight.result)  # retried on the spare
+    assert flight.result.is_error is False
+    assert "missed 6 heartbeats" in node.log() and "trio-0 adopted trio-spare-0" in node.log()
+    assert_gone([before["pid"]])

@@ -231,3 +231,25 @@ async def test_a_worker_that_left_and_closes_its_connection_is_a_goodbye_not_an_
         assert router.remote.links() == []
         assert "node-a:trio-0 (pid 42 on node-a) left" in caplog.text
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_call_lost_with_the_last_worker_of_a_pool_only_nodes_fill_is_retried_on_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The pool's entries leave the listing with its last worker, but the call keeps the retry rule it
+    started under: it waits for the next worker of the pool (a node's spare, a node back) and runs there."""
+    optional = frozenset({"trio"})
+    async with running_router(["trio"], optional_pools=optional, listen=LISTEN) as (router, socket):
+        first = remote(socket, "node-a", "node-a:trio-0", 42, "echo", idempotent=True)
+        call = asyncio.create_task(router.call("echo", {}, timeout=WAIT))
+        await first.next_call()
+        with caplog.at_level(logging.WARNING, "mcp_supervisor.router"):
+            router.remote.send_failed(first.identity, zmq.ZMQError(errno.EHOSTUNREACH))
+            async with asyncio.timeout(WAIT):
+                while "retrying echo once" not in caplog.text and not call.done():
+                    await asyncio.sleep(0)
+        assert not call.done()  # waiting for a worker of the pool, not failed
+        assert router.tools() == []  # unlisted with its last worker
+        second = remote(socket, "node-a", "node-a:trio-1", 43, "echo", idempotent=True)
+        second.answer(await second.next_call(), "retried")
+        assert (await call)["content"][0]["text"] == "retried"

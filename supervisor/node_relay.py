@@ -197,7 +197,7 @@ class Relay:
         if self.state == "joined" and now - self.last_heard > window:
             self._lost(f"the front has been silent for {now - self.last_heard:.1f} s", refused=False)
         elif self.state == "joining" and now - self.last_heard > window:
-            self._report(f"the front at {self._options.endpoint} does not answer (down, or unreachable)")
+            self._report("the front does not answer (down, or unreachable)")
             self._lost("no answer to its READY", refused=False, quiet=True)
 
     def close(self) -> None:

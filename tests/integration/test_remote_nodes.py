@@ -42,7 +42,10 @@ JOIN_DEADLINE = 40.0
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done
 
 
 @dataclass
@@ -196,9 +199,12 @@ def free_port(address: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def start_front(supervisor_factory: Any, net: Net, keys: Keys, *, local_trio: int) -> tuple[Any, str]:
-    """A front listening for workers on ``net``'s host side; returns it and the endpoint nodes connect to."""
-    endpoint = f"tcp://{net.host_ip}:{free_port(net.host_ip)}"
+def start_front(
+    supervisor_factory: Any, net: Net, keys: Keys, *, local_trio: int, endpoint: str | None = None
+) -> tuple[Any, str]:
+    """A front listening for workers on ``net``'s host side (on ``endpoint``, else a free port); returns it
+    and the endpoint nodes connect to."""
+    endpoint = endpoint or f"tcp://{net.host_ip}:{free_port(net.host_ip)}"
     server = supervisor_factory(
         "--tools", TOOLS, "--workers-asyncio", "0", "--workers-trio", str(local_trio), "--spare-workers", "0",
         "--no-task-queue", "--worker-listen", endpoint, "--worker-server-key", str(keys.front_secret),
@@ -281,6 +287,21 @@ async def test_a_node_whose_key_is_not_allowed_is_refused_logged_and_never_calle
     # the same node once its key is allowed: it joins by itself (its next attempt after the backoff)
     shutil.copy(keys.nodes / "intruder" / "intruder.key", keys.allowed / "intruder.key")
     joined(server, "intruder")
+
+
+async def test_a_node_joins_again_a_front_that_restarts(
+    supervisor_factory: Any, net: Net, keys: Keys, nodes: Callable[..., RunningNode]
+) -> None:
+    server, endpoint = start_front(supervisor_factory, net, keys, local_trio=0)
+    node = nodes("node-a", endpoint)
+    before = {w["pid"] for w in joined(server, "node-a")}
+    assert server.stop() == 0  # its remote workers drained, then told the front is stopping
+    again, _ = start_front(supervisor_factory, net, keys, local_trio=0, endpoint=endpoint)
+    assert {w["pid"] for w in joined(again, "node-a")} == before  # the same workers: nothing restarted
+    async with Client(again.url, mode="2026-07-28") as client:
+        where = (await client.call_tool("remote_where", {})).structured_content
+    assert where is not None and where["netns"] == net.inode
+    assert node.process.poll() is None and "the front sent STOP: the supervisor is stopping" in node.log()
 
 
 # -- losing a node with calls in flight --------------------------------------------------------------
@@ -455,7 +476,9 @@ async def test_a_hung_worker_of_a_node_is_killed_there_and_its_spare_joins_in_it
         )
         release.write_text("go")
     assert after["id"] == "node-a:trio-0"
-    assert flight.again is not None and flight.again["pid"] == after["pid"], text(flight.result)  # retried on the spare
+    assert flight.again is not None and flight.again["pid"] == after["pid"], text(
+        flight.result
+    )  # retried on the spare
     assert flight.result.is_error is False
     assert "missed 6 heartbeats" in node.log() and "trio-0 adopted trio-spare-0" in node.log()
     assert_gone([before["pid"]])

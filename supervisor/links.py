@@ -214,15 +214,17 @@ class Links:
             raise Refused(reason)
 
     def previous(self, link: WorkerLink) -> WorkerLink | None:
-        """Another connected link of the same remote worker (``link`` rejoined after its node lost the
-        router), or None; always None for a local worker."""
+        """Another connected link of the same remote worker process (``link`` joined again after its node
+        lost the router), or None; always None for a local worker. Another process of the same slot (a
+        node's reload or restart, its old worker still draining) is another worker."""
         if link.node is None:
             return None
         return next(
             (
                 other
                 for other in self.by_identity.values()
-                if other is not link and other.node == link.node and other.worker_id == link.worker_id
+                if other is not link
+                and (other.node, other.worker_id, other.pid) == (link.node, link.worker_id, link.pid)
             ),
             None,
         )

@@ -482,3 +482,35 @@ async def test_a_hung_worker_of_a_node_is_killed_there_and_its_spare_joins_in_it
     assert flight.result.is_error is False
     assert "missed 6 heartbeats" in node.log() and "trio-0 adopted trio-spare-0" in node.log()
     assert_gone([before["pid"]])
+
+
+async def test_a_node_reload_replaces_its_workers_without_failing_the_call_they_hold(
+    supervisor_factory: Any, net: Net, keys: Keys, nodes: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """SIGHUP on a node: new workers join, the old ones send LEAVING (the front routes them nothing new)
+    and finish the call they hold, which its client gets whole: the drain waits for the front's calls."""
+    server, endpoint = start_front(supervisor_factory, net, keys, local_trio=0)
+    node = nodes("node-a", endpoint, workers=1)
+    [before] = joined(server, "node-a", count=1)
+    release = tmp_path / "release"
+    async with Client(server.url, mode="2026-07-28") as client, anyio.create_task_group() as tasks:
+        flights = await calls_in_flight(client, release, tasks, 2)  # the plain one cannot be retried
+        assert [f.where["pid"] for f in flights if f.where] == [before["pid"]] * 2
+        os.kill(node.pid, signal.SIGHUP)
+        server.wait_for(
+            lambda: (
+                {w["pid"]: w["state"] for w in server.status()["remote_workers"]}.get(before["pid"])
+                == "draining"
+            ),
+            "the old worker to leave",
+        )
+        [after] = [w for w in joined(server, "node-a", count=1) if w["pid"] != before["pid"]] or [None]
+        assert after is not None and after["id"] == "node-a:trio-0"
+        where = (await client.call_tool("remote_where", {})).structured_content
+        assert where is not None and where["pid"] == after["pid"]  # new calls go to the new worker
+        release.write_text("go")
+    for flight in flights:
+        assert flight.result.is_error is False and flight.again is None, text(flight.result)
+        assert flight.result.structured_content["pid"] == before["pid"]
+    server.wait_for(lambda: remote_ids(server) == ["node-a:trio-0"], "the old worker to be gone")
+    assert "lost its connection" not in server.log() and node.process.poll() is None

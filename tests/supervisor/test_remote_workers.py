@@ -253,3 +253,18 @@ async def test_a_call_lost_with_the_last_worker_of_a_pool_only_nodes_fill_is_ret
         second = remote(socket, "node-a", "node-a:trio-1", 43, "echo", idempotent=True)
         second.answer(await second.next_call(), "retried")
         assert (await call)["content"][0]["text"] == "retried"
+
+
+async def test_another_process_of_the_same_slot_is_another_worker() -> None:
+    """A node's reload: its new trio-0 joins while the old one, draining, finishes its call."""
+    async with running_router(["trio"], listen=LISTEN) as (router, socket):
+        old = remote(socket, "node-a", "node-a:trio-0", 42, "echo")
+        running = asyncio.create_task(router.call("echo", {}, timeout=WAIT))
+        call = await old.next_call()
+        old.send(Leaving("reload"))
+        new = remote(socket, "node-a", "node-a:trio-0", 43, "echo")
+        later = asyncio.create_task(router.call("echo", {}, timeout=WAIT))
+        new.answer(await new.next_call(), "new")
+        old.answer(call, "old")
+        assert [(await running)["content"][0]["text"], (await later)["content"][0]["text"]] == ["old", "new"]
+        assert sorted(link.pid for link in router.remote.links()) == [42, 43]

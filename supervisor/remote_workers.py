@@ -58,6 +58,7 @@ class RemoteWorkers:
         self._admission = admission
         self._send = send
         self._drop = drop
+        self._stopping = False
 
     def links(self) -> list[WorkerLink]:
         """The connected remote workers, by node and worker id."""
@@ -67,7 +68,12 @@ class RemoteWorkers:
         )
 
     def joined(self, link: WorkerLink, previous: WorkerLink | None) -> None:
-        """``link`` was accepted; ``previous`` is its old link when it joined again (dropped now)."""
+        """``link`` was accepted; ``previous`` is its old link when it joined again (dropped now). Once
+        ``release`` began, a worker that joins is told at once that the supervisor is stopping."""
+        if self._stopping:
+            self._drop(link, "the supervisor is stopping")
+            self._send(link.identity, Stop("the supervisor is stopping"))
+            return
         if previous is not None:
             self._drop(previous, f"{describe(previous)} joined again on a new connection")
         logger.info(
@@ -118,6 +124,7 @@ class RemoteWorkers:
 
         Cancellation: the remote workers stay drained; nothing else is undone.
         """
+        self._stopping = True
         links = self.links()
         for link in links:
             if not link.draining:

@@ -268,3 +268,11 @@ async def test_another_process_of_the_same_slot_is_another_worker() -> None:
         old.answer(call, "old")
         assert [(await running)["content"][0]["text"], (await later)["content"][0]["text"]] == ["old", "new"]
         assert sorted(link.pid for link in router.remote.links()) == [42, 43]
+
+
+async def test_a_worker_that_joins_while_the_supervisor_stops_is_told_so() -> None:
+    async with running_router(["trio"], listen=LISTEN) as (router, socket):
+        assert await router.remote.release(WAIT) is True
+        late = remote(socket, "node-a", "node-a:trio-0", 42, "echo")
+        assert (await late.next(Stop)).reason == "the supervisor is stopping"
+        assert router.remote.links() == []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import zmq
 
@@ -30,7 +30,7 @@ from shared.protocol import Drain, Leaving, Message, Stop
 
 from .admission import Admission
 from .catalog import Catalog
-from .links import REMOTE_MARK, WorkerLink
+from .links import REMOTE_MARK, Links, WorkerLink
 
 logger = logging.getLogger("mcp_supervisor.router")
 
@@ -47,13 +47,14 @@ class RemoteWorkers:
 
     def __init__(
         self,
-        links: Mapping[bytes, WorkerLink],
+        links: Links,
         catalog: Catalog,
         admission: Admission,
         send: Callable[[bytes, Message], None],
         drop: Callable[[WorkerLink, str], None],
     ) -> None:
-        self._links = links
+        self._table = links
+        self._links = links.by_identity
         self._catalog = catalog
         self._admission = admission
         self._send = send
@@ -67,9 +68,10 @@ class RemoteWorkers:
             key=lambda link: (link.node or "", link.worker_id),
         )
 
-    def joined(self, link: WorkerLink, previous: WorkerLink | None) -> None:
-        """``link`` was accepted; ``previous`` is its old link when it joined again (dropped now). Once
+    def joined(self, link: WorkerLink) -> None:
+        """``link`` was accepted; an old link of the same process (it joined again) is dropped now. Once
         ``release`` began, a worker that joins is told at once that the supervisor is stopping."""
+        previous = self._table.previous(link)
         if self._stopping:
             self._drop(link, "the supervisor is stopping")
             self._send(link.identity, Stop("the supervisor is stopping"))

@@ -114,7 +114,6 @@ class Router:
     ) -> None:
         self.endpoint = endpoint
         self.pools = list(pools)
-        self.listen = listen
         self.max_message_size = max_message_size
         self.request_timeout = request_timeout
         self.stats = CallStats()
@@ -137,7 +136,7 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._admission = Admission(self._catalog, max_in_flight=max_in_flight, max_queued=max_queued)
         self.remote = RemoteWorkers(
-            self._links, self._catalog, self._admission, self._send_raw, self._drop_link
+            self._table, self._catalog, self._admission, self._send_raw, self._drop_link
         )
         self._requests = WorkerRequests(self, self._catalog, self._links, self._send_raw)
         self._requests.on_task_changed = lambda task: self.on_task_changed(task)
@@ -473,10 +472,7 @@ class Router:
             return
         if not link.held:
             self._activate(link)
-        if link.node is not None:  # a remote pid is another host's: the arbiter has no say
-            self.remote.joined(link, self._table.previous(link))
-        else:
-            self.on_ready(link)
+        (self.remote.joined if link.node else self.on_ready)(link)  # a remote pid: not the arbiter's
 
     def _activate(self, link: WorkerLink) -> None:
         """Make a connected worker routable and its catalog the catalog of its pool."""

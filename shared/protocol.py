@@ -17,7 +17,7 @@ import msgpack
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 8
+PROTOCOL_VERSION = 9
 """Bumped on every incompatible change; the router refuses a READY that carries another version."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -55,6 +55,7 @@ class MessageType(IntEnum):
     RESOURCE_UPDATED = 15
     CATALOG_CHANGED = 16
     THREADS = 17
+    LEAVING = 18
 
 
 class Ready(NamedTuple):
@@ -205,6 +206,14 @@ class Threads(NamedTuple):
     """Tool name → threads still held by calls of it that were cancelled or timed out."""
 
 
+class Leaving(NamedTuple):
+    """worker → router: route no new call to this worker; it finishes the calls it holds, then goes
+    (protocol 9). A node sends it for a worker it drains: the router that routes to the worker is not the
+    one that supervises it (docs/scaling.md)."""
+
+    reason: str
+
+
 class Drain(NamedTuple):
     """router → worker: take no new calls; finish the ones in flight."""
 
@@ -233,6 +242,7 @@ Message = (
     | ResourceUpdated
     | CatalogChanged
     | Threads
+    | Leaving
 )
 
 _TYPE_OF: dict[type, MessageType] = {
@@ -253,6 +263,7 @@ _TYPE_OF: dict[type, MessageType] = {
     ResourceUpdated: MessageType.RESOURCE_UPDATED,
     CatalogChanged: MessageType.CATALOG_CHANGED,
     Threads: MessageType.THREADS,
+    Leaving: MessageType.LEAVING,
 }
 _CLASS_OF: dict[int, type] = {int(t): cls for cls, t in _TYPE_OF.items()}
 _CODE_OF: dict[type, int] = {cls: int(t) for cls, t in _TYPE_OF.items()}
@@ -304,6 +315,32 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(
             f"{cls.__name__} frame has {len(parts) - 1} fields, expected {len(cls._fields)}"  # type: ignore[attr-defined]
         ) from None
+
+
+_UINT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+"""msgpack's unsigned integer markers and the big-endian bytes that follow each."""
+
+
+def peek(frame: bytes) -> tuple[int, int | None]:
+    """The type code of ``frame`` and its first field when that is a non-negative integer (a call id, a
+    request id), read without unpacking the rest: a node relays frames it need not open (a 16 MiB RESULT
+    is not unpacked to learn its call id). Every message encodes as a fixarray of at most 15 items whose
+    first item, the type code, is a positive fixint.
+
+    Raises:
+        ProtocolError: the frame does not start as an encoded message does.
+    """
+    if len(frame) < 2 or not 0x90 <= frame[0] <= 0x9F or frame[1] > 0x7F:
+        raise ProtocolError("frame is not a [type, ...] array")
+    if len(frame) < 3 or frame[0] == 0x91:
+        return frame[1], None
+    marker = frame[2]
+    if marker <= 0x7F:
+        return frame[1], marker
+    size = _UINT_SIZES.get(marker)
+    if size is None or len(frame) < 3 + size:
+        return frame[1], None
+    return frame[1], int.from_bytes(frame[3 : 3 + size], "big")
 
 
 def too_large(what: str, size: int, limit: int) -> str:

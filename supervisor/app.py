@@ -42,7 +42,7 @@ from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
 from .front_protocol import guarded_protocol
-from .quarantine import QuarantinePolicy
+from .quarantine import quarantine_policy
 from .queue_status import QueueStatus
 from .router import Router
 from .rundir import RuntimeDir
@@ -51,6 +51,7 @@ from .scaling import counts_refusal, scale_refusal
 from .status import fresh_status_document
 from .systemd import Notifier
 from .task_db import choose_task_db
+from .worker_listener import listen_options
 from .worker_user import prepare as prepare_worker_user
 
 logger = logging.getLogger("mcp_supervisor")
@@ -79,6 +80,9 @@ RESTART_ONLY = (
     "public_url",
     "rate_limit",
     "allow_unauthenticated",
+    "worker_listen",
+    "worker_server_key",
+    "worker_allowed_keys",
 )
 """Settings the running front and router were built with: a reload keeps their old values."""
 READY_TIMEOUT = 60.0
@@ -127,12 +131,6 @@ def install_signal_handlers(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, reload)
-
-
-def quarantine_policy(settings: Settings) -> QuarantinePolicy:
-    """When the router quarantines a tool: ``quarantine_deaths`` within ``flap_window``, for
-    ``quarantine_seconds``."""
-    return QuarantinePolicy(settings.quarantine_deaths, settings.flap_window, settings.quarantine_seconds)
 
 
 def _succeeded(failure: str | None) -> str:
@@ -191,9 +189,15 @@ class Supervisor:
         pools = list(settings.worker_counts())  # every runtime: one at 0 may be scaled up
         if settings.task_queue:
             pools.append(QUEUE_POOL)
+        listen = listen_options(settings)
+        # with a listener, a runtime without a local worker is a pool only nodes fill
+        counts = settings.worker_counts()
+        optional = [runtime for runtime, count in counts.items() if count == 0] if listen else []
         self.router = Router(
             self.runtime_dir.endpoint,
             pools=pools,
+            optional_pools=frozenset(optional),
+            listen=listen,
             max_message_size=settings.max_message_size,
             heartbeat_interval=settings.heartbeat_interval,
             request_timeout=settings.request_timeout,
@@ -326,7 +330,7 @@ class Supervisor:
         if not self.settings.tools:
             return None
         await self.router.wait_settled(timeout=READY_TIMEOUT)
-        failed = [error for error in self.router.load_errors() if " failed to import: " in error]
+        failed = [error for error in self.router.catalog.load_errors() if " failed to import: " in error]
         return failed[0] if failed else None
 
     def _control_handlers(self) -> dict[str, Handler]:
@@ -416,7 +420,9 @@ class Supervisor:
         for reload in list(self._reloads):
             reload.cancel()
         stop_serving()
-        clean = await self.arbiter.stop(self.settings.shutdown_grace)
+        grace = self.settings.shutdown_grace
+        clean, released = await asyncio.gather(self.arbiter.stop(grace), self.router.remote.release(grace))
+        clean = clean and released
         done, _ = await asyncio.wait([serving], timeout=FRONT_LINGER)
         if not done:
             cut_serving()

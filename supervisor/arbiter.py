@@ -31,9 +31,10 @@ import psutil
 from .config import Settings
 from .containment import Containment
 from .draining import drain_and_stop
+from .links import WorkerLink
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
-from .router import Router, WorkerLink
+from .router_types import WorkerRouter
 from .scaling import start_batches
 from .slots import QUEUE_POOL, SINGLETON_POOLS, plan_cpus, slot_order, worker_slots
 from .spares import Spares, adopt_spare
@@ -55,7 +56,7 @@ class Arbiter:
     def __init__(
         self,
         settings: Settings,
-        router: Router,
+        router: WorkerRouter,
         *,
         spawn: Callable[[WorkerProcess], Awaitable[int]] = WorkerProcess.spawn,
         clock: Callable[[], float] = time.monotonic,

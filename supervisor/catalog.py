@@ -18,7 +18,8 @@ the task queue still knows it.
 The catalog is *settled* once every configured pool (one with workers meant to run) has announced a catalog
 or was marked failed: a listing or a
 call before then waits for it (bounded), so that a client starting with the supervisor does not see an
-empty or partial list.
+empty or partial list. An *optional* pool (one only remote nodes' workers fill, docs/scaling.md) is not
+waited for, and its entries leave the listing when its last worker does (``forget``).
 
 Not thread-safe: used from the supervisor's loop only.
 """
@@ -46,11 +47,14 @@ class Catalog:
     a worker with other tools, a pool failed or back.
     """
 
-    def __init__(self, pools: list[str]) -> None:
+    def __init__(self, pools: list[str], optional: frozenset[str] = frozenset()) -> None:
         self.pools = list(pools)
         """Every pool a worker may join (a pool scaled to 0 and back up stays one)."""
-        self.configured = list(pools)
-        """The pools meant to run now: what readiness and settling wait for (``configure``)."""
+        self.configured = [pool for pool in pools if pool not in optional]
+        """The pools meant to run here now: what readiness and settling wait for (``configure``)."""
+        self.optional = optional
+        """Pools only remote nodes fill (no local worker is configured for them): their entries leave the
+        listing with the last remote worker (``forget``)."""
         self.pool_of: dict[str, str] = {}
         """Entry reference → the pool that serves it, also for an entry of a pool no worker announced yet."""
         self.tool_limits: dict[str, int] = {}
@@ -118,7 +122,18 @@ class Catalog:
         self.quarantined = tools
         self._rebuild()
 
+    def forget(self, pool: str) -> None:
+        """Take ``pool``'s entries out of the listing: its last worker is gone and none will be restarted
+        here (an optional pool). A call to one of them waits for a worker of the pool as usual."""
+        if self._catalogs.pop(pool, None) is not None:
+            self._load_errors.pop(pool, None)
+            self._rebuild()
+
     # -- queries -----------------------------------------------------------------------------------
+
+    def catalog_of(self, pool: str) -> list[dict[str, Any]] | None:
+        """The catalog ``pool`` last announced, or None (do not modify)."""
+        return self._catalogs.get(pool)
 
     async def wait_settled(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait until every pool has announced its catalog once or was marked failed, or ``timeout``

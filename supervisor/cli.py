@@ -2,7 +2,8 @@
 
 ``ctl`` and ``top`` talk to a running supervisor over its control socket: they are dispatched before the
 serving stack (the SDK, uvicorn, pydantic: most of a second of imports) is imported, so this module
-imports it only in ``serve``.
+imports it only in ``serve``. ``keys`` writes a CurveZMQ key pair and ``node`` runs workers for a remote
+front (docs/scaling.md); neither imports the serving stack either.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import resource
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 
@@ -24,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m supervisor",
         description="Serve MCP tools from supervised asyncio and Trio worker processes.",
         epilog="Also: 'python -m supervisor ctl --help' to control a running supervisor, "
-        "'python -m supervisor top' to watch one.",
+        "'python -m supervisor top' to watch one, 'python -m supervisor node --help' to run workers for a "
+        "remote front, 'python -m supervisor keys --help' to make the keys it needs.",
     )
     parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
     parser.add_argument("--config", help="TOML configuration file")
@@ -96,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not run the task queue",
     )
     add_auth_arguments(parser)
+    parser.add_argument(
+        "--worker-listen",
+        metavar="tcp://ADDRESS:PORT",
+        help="also take workers of remote nodes there (CurveZMQ; needs the two options below)",
+    )
+    parser.add_argument("--worker-server-key", metavar="FILE", help="this front's secret key file")
+    parser.add_argument(
+        "--worker-allowed-keys", metavar="DIR", help="directory of the public key files of allowed nodes"
+    )
     return parser
 
 
@@ -150,6 +161,14 @@ def main(argv: list[str] | None = None) -> None:
         from .top import main as top_main
 
         sys.exit(top_main(argv[1:]))
+    if argv[:1] == ["keys"]:
+        from .keys import main as keys_main
+
+        sys.exit(keys_main(argv[1:]))
+    if argv[:1] == ["node"]:
+        from .node_cli import main as node_main
+
+        sys.exit(node_main(argv[1:]))
     serve(argv)
 
 
@@ -162,7 +181,7 @@ def serve(argv: list[str]) -> None:
 
     from .app import Supervisor, bind_socket
     from .auth.setup import exposure_warning
-    from .config import load_settings
+    from .config_load import load_settings
 
     overrides = {
         "host": args.host,
@@ -190,6 +209,9 @@ def serve(argv: list[str]) -> None:
         "task_queue": args.task_queue,
         "task_ttl": args.task_ttl,
         "task_retention": args.task_retention,
+        "worker_listen": args.worker_listen,
+        "worker_server_key": args.worker_server_key,
+        "worker_allowed_keys": args.worker_allowed_keys,
         **auth_overrides(args),
     }
     try:
@@ -210,10 +232,11 @@ def serve(argv: list[str]) -> None:
     if warning is not None:
         supervisor.auth_warning = warning
         logging.getLogger("mcp_supervisor").warning("%s", warning)
-    if sock is None:
-        code = _run(supervisor.run_stdio())
-    else:
-        code = _run(supervisor.run_http(sock))
+    try:
+        code = _run(supervisor.run_stdio() if sock is None else supervisor.run_http(sock))
+    except ConfigError as exc:  # the worker listener cannot bind: before any worker started
+        supervisor.runtime_dir.cleanup()
+        _fail(str(exc))
     sys.exit(code)
 
 
@@ -236,7 +259,7 @@ def _run(coroutine: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(coroutine)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     from shared.exits import EXIT_STARTUP
 
     print(f"mcp-supervisor: error: {message}", file=sys.stderr)

@@ -19,9 +19,6 @@ The TOML file uses top-level keys for the server and two tables::
 
 from __future__ import annotations
 
-import os
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +29,7 @@ from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
 
 from .containment import DEFAULT_WORKER_ENV
+from .keys import check_name
 from .worker_user import lookup_group, lookup_user
 
 ENV_PREFIX = "MCP_SUPERVISOR_"
@@ -225,6 +223,22 @@ class Settings(BaseModel):
     )
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback address with auth = none")
 
+    worker_listen: str | None = Field(
+        None, description="tcp://ADDRESS:PORT where the router also takes workers of remote nodes (CurveZMQ)"
+    )
+    worker_server_key: Path | None = Field(
+        None, description="this front's secret key file for worker_listen (python -m supervisor keys)"
+    )
+    worker_allowed_keys: Path | None = Field(
+        None, description="directory of the public key files (NAME.key) of the nodes allowed to connect"
+    )
+    node_connect: str | None = Field(None, description="node: tcp://HOST:PORT of the front's worker_listen")
+    node_server_key: Path | None = Field(None, description="node: the front's public key file (NAME.key)")
+    node_key: Path | None = Field(None, description="node: this node's secret key file (NAME.key_secret)")
+    node_name: str | None = Field(
+        None, description="node: its name on the front, its key file's name there (default: node_key's stem)"
+    )
+
     @pydantic.field_validator("tools")
     @classmethod
     def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -278,6 +292,34 @@ class Settings(BaseModel):
             if len(key) < 32:
                 raise ValueError(f"key {index} has {len(key)} characters, fewer than 32")
         return value
+
+    @pydantic.field_validator("worker_listen", "node_connect")
+    @classmethod
+    def _tcp_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.removeprefix("tcp://").rpartition(":")
+            if not value.startswith("tcp://") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be tcp://HOST:PORT")
+        return value
+
+    @pydantic.field_validator("node_name")
+    @classmethod
+    def _node_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_name(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix(f"invalid name {value!r}: ")) from None
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _listen_keys(self) -> Settings:
+        if self.worker_listen and not (self.worker_server_key and self.worker_allowed_keys):
+            raise ValueError(
+                "worker_listen needs worker_server_key (this front's secret key file) and "
+                "worker_allowed_keys (a directory of the nodes' public key files)"
+            )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _backoff_order(self) -> Settings:
@@ -359,109 +401,3 @@ class Settings(BaseModel):
             return self.max_worker_rss
         workers = max(1, sum(self.worker_counts().values()) + int(self.task_queue))
         return max(MIN_DEFAULT_WORKER_RSS, total_memory // 4 // workers)
-
-
-_TABLES = {
-    ("workers", "asyncio"): "workers_asyncio",
-    ("workers", "trio"): "workers_trio",
-    ("tools", "modules"): "tools",
-}
-_SECRET_KEYS = {"state_keys", "auth_client_secret"}
-"""Never echoed in an error message."""
-_LIST_KEYS = {
-    "tools",
-    "allowed_hosts",
-    "allowed_origins",
-    "state_keys",
-    "auth_required_scopes",
-    "auth_authorization_servers",
-    "worker_env",
-}
-
-
-def load_settings(
-    config_file: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Merge the sources in rising precedence and validate.
-
-    Raises:
-        ConfigError: unreadable file, unknown key or invalid value; the message is one line.
-    """
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    if config_file is not None:
-        for key, value in _read_toml(Path(config_file)).items():
-            values[key] = value
-            sources[key] = f"in {config_file}"
-    for key, value in _from_environment(os.environ if environ is None else environ).items():
-        values[key] = value
-        sources[key] = f"from {ENV_PREFIX}{key.upper()}"
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = value
-            sources[key] = "on the command line"
-    try:
-        return Settings(**values)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(_describe(exc, values, sources)) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            for inner, inner_value in value.items():
-                target = _TABLES.get((key, inner))
-                if target is None:
-                    raise ConfigError(
-                        f"unknown config key '{key}.{inner}' in {path}; allowed tables: [workers] asyncio/trio, "
-                        "[tools] modules"
-                    )
-                flat[target] = inner_value
-        elif key in Settings.model_fields:
-            flat[key] = value
-        else:
-            raise ConfigError(
-                f"unknown config key {key!r} in {path}; allowed: {', '.join(Settings.model_fields)}"
-            )
-    return flat
-
-
-def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX) :].lower()
-        if key not in Settings.model_fields:
-            raise ConfigError(
-                f"unknown environment variable {name}; allowed keys: {', '.join(Settings.model_fields)}"
-            )
-        values[key] = [item.strip() for item in raw.split(",") if item.strip()] if key in _LIST_KEYS else raw
-    return values
-
-
-def _describe(exc: pydantic.ValidationError, values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
-    error = exc.errors(include_url=False)[0]
-    if not error["loc"]:  # a rule across several keys
-        return f"invalid configuration: {error['msg'].removeprefix('Value error, ')}"
-    key = str(error["loc"][0])
-    if error["type"] == "extra_forbidden":
-        return f"unknown config key {key!r}; allowed: {', '.join(Settings.model_fields)}"
-    field = Settings.model_fields.get(key)
-    allowed = f" ({field.description})" if field is not None and field.description else ""
-    message = error["msg"]
-    if error["type"] == "value_error":
-        message = message.removeprefix("Value error, ")
-    shown = "(secret)" if key in _SECRET_KEYS else repr(values.get(key))
-    return f"invalid {key} = {shown} {sources.get(key, '')}: {message}{allowed}".replace("  ", " ")

@@ -12,14 +12,14 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from .process import WorkerProcess
-from .router import Router
+from .router_types import WorkerRouter
 
 STOP_WAIT = 2.0
 """After STOP, how long a worker gets to exit before SIGKILL."""
 
 
 async def drain_and_stop(
-    router: Router,
+    router: WorkerRouter,
     workers: list[WorkerProcess],
     grace: float,
     reason: str,

@@ -158,7 +158,7 @@ def build_mcp_server(router: Router, settings: Settings) -> _SupervisorServer:
     listing = ToolListing(router, settings.list_page_size)
     events = InMemorySubscriptionBus()
     notifier = ListChangedNotifier(lambda: router.catalog.last_changed, events)
-    router.on_catalog_change = notifier.catalog_changed
+    router.catalog.on_change = notifier.catalog_changed
     planner = CallPlanner(router)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:

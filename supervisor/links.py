@@ -5,22 +5,45 @@ process gone; the catalog, admission, liveness and worker-request parts read it,
 and /metrics read its counters. A link belongs to one *pool* (the set of workers a call is routed among:
 ``asyncio``, ``trio``, ``trio-queue``), which is not always the name of the worker's *runtime* (its event
 loop).
+
+A worker of a remote *node* (docs/scaling.md) reaches the router through its tcp listener, whose messages
+carry the identity ``\0<node>\0<peer identity>`` (``remote_identity``): ``node`` is the name of the key
+the connection proved, so a remote link's ``node`` is authenticated, not claimed. Its pid is a pid of
+another host: everything the arbiter asks by pid (``of``, ``forget``, ``unhold``) sees local links only.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ProtocolError
 from shared.protocol import PROTOCOL_VERSION, CatalogChanged, Ready, Threads, check_ready
 
-from .catalog import check_catalog
+from .catalog import check_catalog, entry_ref_of
 from .recent_errors import RecentErrors, result_message
+from .slots import SINGLETON_POOLS
 
 logger = logging.getLogger("mcp_supervisor.router")
+
+REMOTE_MARK = b"\x00"
+"""First byte of a remote worker's identity at the router; never that of a local worker (the listener
+drops a local message whose identity starts with it)."""
+
+
+def remote_identity(node: str, peer: bytes) -> bytes:
+    """The router's identity for the peer ``peer`` of the tcp listener, whose key is named ``node``."""
+    return REMOTE_MARK + node.encode() + REMOTE_MARK + peer
+
+
+def node_of(identity: bytes) -> str | None:
+    """The node of a remote worker's identity (``remote_identity``), None for a local worker's."""
+    if identity[:1] != REMOTE_MARK:
+        return None
+    return identity[1:].split(REMOTE_MARK, 1)[0].decode(errors="replace")
 
 
 @dataclass(eq=False)
@@ -59,6 +82,8 @@ class WorkerLink:
     """Threads held by calls that were cancelled (counted as load: the router forgot those calls)."""
     saturated: bool = False
     """Every thread of the pool is busy: a sync call sent there waits for one (routed elsewhere if it can)."""
+    node: str | None = None
+    """The remote node whose key the worker's connection proved; None for this supervisor's own worker."""
 
     def set_threads(self, threads: Threads) -> None:
         """Take the state of the thread pool the worker reported."""
@@ -103,15 +128,26 @@ class Links:
     """The workers connected to the router, by peer identity, and the incarnations the arbiter expects.
 
     A worker is accepted when its READY speaks this protocol version, carries a usable catalog, names a
-    pool served here and comes from the pid the arbiter announced with ``expect``.
+    pool served here and comes from the pid the arbiter announced with ``expect``. With ``remote`` on, a
+    remote node's worker instead must be named after its node (``node-a:trio-0``), join a pool served
+    here but a singleton one, and announce the entries that pool already has, if it has some
+    (``catalog_of``): the router routes a pool's calls to any of its workers.
     """
 
-    def __init__(self, pools: list[str]) -> None:
+    def __init__(
+        self,
+        pools: list[str],
+        remote: bool = False,
+        catalog_of: Callable[[str], list[dict[str, Any]] | None] = lambda pool: None,
+    ) -> None:
         self.by_identity: dict[bytes, WorkerLink] = {}
         """The connected workers (the router's dispatch table)."""
         self.served = frozenset(pools)
         self.errors = RecentErrors()
         """The last errors of every worker (``recent_errors.py``); each link notes its own here."""
+        self.remote_pools = self.served - SINGLETON_POOLS if remote else frozenset()
+        """The pools remote workers may join."""
+        self._catalog_of = catalog_of
         self._expected: dict[int, str] = {}
         self._held: set[int] = set()
 
@@ -128,7 +164,8 @@ class Links:
 
         Raises:
             Refused: another protocol version, an unusable catalog, a pool not served here, or a process
-                the arbiter did not start.
+                the arbiter did not start; for a remote worker, a name or pool not its node's to take, or
+                other entries than its pool's.
         """
         try:
             check_ready(message)
@@ -141,7 +178,10 @@ class Links:
                 "refusing READY from %s: pool %r is not served here", message.worker_id, message.pool
             )
             raise Refused(f"pool {message.pool!r} is not served here")
-        if self._expected.get(message.pid) != message.worker_id:
+        node = node_of(identity)
+        if node is not None:
+            self._check_remote(node, message)
+        elif self._expected.get(message.pid) != message.worker_id:
             logger.warning(
                 "refusing READY from %s pid %d: not the process the arbiter started",
                 message.worker_id,
@@ -157,22 +197,65 @@ class Links:
             message.load_errors,
             message.elsewhere,
             errors=self.errors,
+            node=node,
         )
         self.by_identity[identity] = link
         for error in message.load_errors:
             logger.error("%s reported: %s", message.worker_id, error)
-        if message.pid in self._held:
+        if node is None and message.pid in self._held:
             link.held = link.draining = True
         return link
 
+    def _check_remote(self, node: str, message: Ready) -> None:
+        """Refuse (logged) a remote worker's READY that its node may not send.
+
+        Raises:
+            Refused: see ``accept``.
+        """
+        reason = None
+        slot = message.worker_id.removeprefix(f"{node}:")
+        if slot == message.worker_id or not slot:
+            reason = f"its connection proved the key of node {node!r}, whose workers are named {node}:<slot>"
+        elif message.pool not in self.remote_pools:
+            reason = f"pool {message.pool!r} is not open to remote workers"
+        else:
+            current = self._catalog_of(message.pool)
+            if current is not None:
+                reason = entries_differ(message.pool, current, message.catalog)
+        if reason is not None:
+            logger.error("refusing READY from %s (node %s): %s", message.worker_id, node, reason)
+            raise Refused(reason)
+
+    def previous(self, link: WorkerLink) -> WorkerLink | None:
+        """Another connected link of the same remote worker process (``link`` joined again after its node
+        lost the router), or None; always None for a local worker. Another process of the same slot (a
+        node's reload or restart, its old worker still draining) is another worker."""
+        if link.node is None:
+            return None
+        return next(
+            (
+                other
+                for other in self.by_identity.values()
+                if other is not link
+                and (other.node, other.worker_id, other.pid) == (link.node, link.worker_id, link.pid)
+            ),
+            None,
+        )
+
     def recatalog(self, link: WorkerLink, message: CatalogChanged) -> bool:
         """Take the catalog a connected worker announced after READY; True when that worker is routed to
-        (its catalog is then its pool's). A catalog the router could not use is logged and ignored."""
+        (its catalog is then its pool's). A catalog the router could not use is logged and ignored, and so
+        is a remote worker's other than its pool's: a node cannot change the entries of a shared pool."""
         as_ready = Ready(link.worker_id, link.pid, link.pool, PROTOCOL_VERSION, *message)
         try:
             check_catalog(as_ready)
         except ProtocolError as exc:
             logger.error("ignoring a new catalog: %s", exc)
+            return False
+        current = self._catalog_of(link.pool) if link.node is not None else None
+        differ = entries_differ(link.pool, current, message.catalog) if current is not None else None
+        if differ is not None:
+            logger.error("ignoring a new catalog of %s (node %s): %s", link.worker_id, link.node, differ)
             return False
         link.catalog, link.load_errors, link.elsewhere = (
             message.catalog,
@@ -197,4 +280,29 @@ class Links:
         return self.of(pid)
 
     def of(self, pid: int) -> WorkerLink | None:
-        return next((link for link in self.by_identity.values() if link.pid == pid), None)
+        """The connected local worker of process ``pid`` (a remote pid is another host's)."""
+        return next(
+            (link for link in self.by_identity.values() if link.pid == pid and link.node is None), None
+        )
+
+
+def entries_differ(pool: str, current: list[dict[str, Any]], announced: list[dict[str, Any]]) -> str | None:
+    """Why a remote worker announcing ``announced`` cannot join ``pool``, whose entries are ``current``;
+    None when they are the same entries (in any order)."""
+    ours = {entry_ref_of(entry): entry for entry in current}
+    theirs = {entry_ref_of(entry): entry for entry in announced}
+    if ours == theirs:
+        return None
+    missing, extra = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
+    if missing or extra:
+        what = "; ".join(
+            f"{label} {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for label, names in (("lacks", missing), ("adds", extra))
+            if names
+        )
+        return f"its entries differ from pool {pool}'s ({what}): give the node the pool's tool modules"
+    changed = sorted(ref for ref in ours if ours[ref] != theirs[ref])
+    return (
+        f"its entries differ from pool {pool}'s in the definition of {', '.join(changed[:5])}: "
+        "the node runs another version of the tool modules"
+    )

@@ -195,6 +195,9 @@ class SupervisorCollector(Collector):
             if figures:
                 cpu.add_metric(labels, figures["cpu_percent"])
                 rss.add_metric(labels, figures["rss_bytes"])
+        for link in router.remote.links():  # a remote node's worker: routed to, not sampled here
+            up.add_metric([link.worker_id, link.pool], 0.0 if link.draining else 1.0)
+            in_flight.add_metric([link.worker_id, link.pool], len(link.in_flight))
         own = sampler.latest.get(self.supervisor.pid)
         if own:
             cpu.add_metric(["supervisor", "supervisor"], own["cpu_percent"])

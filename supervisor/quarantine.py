@@ -39,12 +39,15 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ToolQuarantinedError
 
 from .inflight import PendingCall
 from .links import WorkerLink
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 logger = logging.getLogger("mcp_supervisor.router")
 
@@ -56,6 +59,12 @@ class QuarantinePolicy:
     deaths: int = 3
     window: float = 60.0
     seconds: float = 300.0
+
+
+def quarantine_policy(settings: Settings) -> QuarantinePolicy:
+    """When the router quarantines a tool: ``quarantine_deaths`` within ``flap_window``, for
+    ``quarantine_seconds``."""
+    return QuarantinePolicy(settings.quarantine_deaths, settings.flap_window, settings.quarantine_seconds)
 
 
 @dataclass(frozen=True, slots=True)

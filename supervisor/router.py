@@ -1,4 +1,4 @@
-"""The router: the supervisor's only ZeroMQ ROUTER socket, the dispatch of its frames and the in-flight table.
+"""The router: the supervisor's ZeroMQ ROUTER (ipc, plus tcp for remote nodes), frame dispatch, in-flight table.
 
 Workers connect with a DEALER whose identity is ``<worker id>/<pid>``, so each incarnation of a worker is
 a distinct peer and a frame from a dead incarnation can never be mistaken for its replacement's. A worker
@@ -19,6 +19,7 @@ but through what it was given (a send function, a callback, ``Router.call`` for 
 - ``worker_requests.WorkerRequests``: the requests a running tool or a worker makes;
 - ``liveness.Liveness``: heartbeats and silent workers;
 - ``quarantine.Quarantine``: the tools charged with their workers' deaths, and the ones refused for it.
+- ``remote_workers.RemoteWorkers``: the workers of remote nodes, from the tcp listener (``worker_listener``).
 
 Words (docs/architecture.md): a *pool* is a set of workers a call is routed among; a *runtime* is an
 event loop. A *timeout* is a duration in seconds; a *deadline* an instant of ``time.monotonic()``.
@@ -49,6 +50,7 @@ from shared.protocol import (
     Drain,
     Error,
     Heartbeat,
+    Leaving,
     Log,
     Message,
     Progress,
@@ -66,18 +68,13 @@ from .admission import Admission
 from .catalog import SETTLE_TIMEOUT, Catalog
 from .frames import fitting_frame
 from .inflight import BACKSTOP_MARGIN, Backstop, PendingCall, fail_in_flight, serve_sweeper
-from .links import Links, Refused, WorkerLink
+from .links import REMOTE_MARK, Links, Refused, WorkerLink
 from .liveness import Liveness
 from .quarantine import Quarantine, QuarantinePolicy, suspects
-from .router_types import (
-    FrameSocket,
-    LogCallback,
-    ProgressCallback,
-    RequestCallback,
-    SocketOpener,
-    open_zmq_router,
-)
+from .remote_workers import RemoteWorkers
+from .router_types import FrameSocket, LogCallback, ProgressCallback, RequestCallback, SocketOpener
 from .stats import CallStats, outcome_of
+from .worker_listener import ListenOptions, open_worker_sockets
 from .worker_requests import WorkerRequests
 
 __all__ = ["Router", "WorkerLink"]
@@ -88,7 +85,8 @@ logger = logging.getLogger("mcp_supervisor.router")
 class Router:
     """Owns the ROUTER socket bound at ``endpoint`` (or the socket ``open_socket`` returns).
 
-    Options: ``pools`` (the pools served, in configuration order), ``max_message_size`` (bytes),
+    Options: ``pools`` (the pools served, in configuration order; ``optional_pools`` of them only remote
+    workers fill), ``listen`` (the tcp listener for remote workers, or None), ``max_message_size`` (bytes),
     ``heartbeat_interval`` (seconds), ``request_timeout`` (the config's ``request_timeout``: the timeout
     the front and the fast path give ``call``, and a tool-to-tool call without one), ``max_in_flight``
     (calls per worker), ``max_queued`` (calls waiting for room) and ``quarantine`` (when a tool that keeps
@@ -96,7 +94,7 @@ class Router:
 
     Callbacks (plain attributes, set by whoever composes the supervisor):
     ``on_ready(link)`` when a worker incarnation becomes routable; ``on_unresponsive(link)`` when one
-    misses ``LIVENESS_MISSES`` heartbeats in a row; ``on_catalog_change()`` when the listed entries
+    misses ``LIVENESS_MISSES`` heartbeats in a row; ``catalog.on_change()`` when the listed entries
     changed after start-up (a worker with other entries, a pool failed or back); ``on_resource_updated(uri)``
     when a worker published a resource change; ``on_task_changed(task)`` with each MCP task's new state.
     """
@@ -106,6 +104,8 @@ class Router:
         endpoint: str,
         *,
         pools: list[str],
+        optional_pools: frozenset[str] = frozenset(),
+        listen: ListenOptions | None = None,
         max_message_size: int,
         heartbeat_interval: float,
         request_timeout: float = 300.0,
@@ -123,10 +123,12 @@ class Router:
         self.on_unresponsive: Callable[[WorkerLink], None] = lambda link: None
         self.on_resource_updated: Callable[[str], None] = lambda uri: None
         self.on_task_changed: Callable[[dict[str, Any]], None] = lambda task: None
-        self._open_socket = open_socket or self._open_zmq
-        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._open_socket = open_socket or (
+            lambda on_frames: open_worker_sockets(endpoint, max_message_size, on_frames, listen)
+        )
         self._socket: FrameSocket | None = None
-        self._table = Links(self.pools)
+        self.catalog = self._catalog = Catalog(self.pools, optional_pools)  # the front lists every kind
+        self._table = Links(self.pools, listen is not None, self._catalog.catalog_of)
         self._links = self._table.by_identity
         self.recent_errors = self._table.errors  # the last errors, with their worker (recent_errors.py)
         self._pending: dict[int, PendingCall] = {}
@@ -135,8 +137,10 @@ class Router:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
-        self.catalog = self._catalog = Catalog(self.pools)  # the front lists every kind from it
         self._admission = Admission(self._catalog, max_in_flight=max_in_flight, max_queued=max_queued)
+        self.remote = RemoteWorkers(
+            self._table, self._catalog, self._admission, self._send_raw, self._drop_link
+        )
         self._requests = WorkerRequests(self, self._catalog, self._links, self._send_raw)
         self._requests.on_task_changed = lambda task: self.on_task_changed(task)
         self._liveness = Liveness(self._links, heartbeat_interval, self._send, self._on_silent)
@@ -146,17 +150,17 @@ class Router:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the socket and start receiving; returns once bound."""
+        """Open the socket and start receiving; returns once bound.
+
+        Raises:
+            ConfigError: the tcp listener for remote workers cannot be bound, or its keys read.
+        """
         self._socket = self._open_socket(self._on_frames)
         loop = self._loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._liveness.serve()),
             loop.create_task(serve_sweeper(self._backstops)),
         ]
-
-    def _open_zmq(self, on_frames: Callable[[list[bytes]], None]) -> FrameSocket:
-        self._context = zmq.Context()
-        return open_zmq_router(self._context, self.endpoint, self.max_message_size, on_frames)
 
     async def aclose(self) -> None:
         """Stop receiving, answer every open call with an error and close the socket; idempotent."""
@@ -170,9 +174,6 @@ class Router:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
-        if self._context is not None:
-            self._context.term()
-            self._context = None
 
     # -- arbiter interface -------------------------------------------------------------------------
 
@@ -244,22 +245,10 @@ class Router:
     def tool(self, name: str) -> dict[str, Any] | None:
         return self._catalog.tool(name)
 
-    def load_errors(self) -> list[str]:
-        """Tool module errors the workers reported, without repeats."""
-        return self._catalog.load_errors()
-
     @property
     def catalog_version(self) -> int:
         """Changes whenever ``tools()`` does."""
         return self._catalog.version
-
-    @property
-    def on_catalog_change(self) -> Callable[[], None]:
-        return self._catalog.on_change
-
-    @on_catalog_change.setter
-    def on_catalog_change(self, callback: Callable[[], None]) -> None:
-        self._catalog.on_change = callback
 
     def pool_failures(self) -> dict[str, str]:
         """Pool → why it is failed, for the failed pools."""
@@ -333,7 +322,7 @@ class Router:
         pool = self._catalog.pool_of.get(ref)
         if pool is None or pool not in self._served:
             raise UnknownToolError(f"unknown {kind.replace('_', ' ')} {tool!r}")
-        deadline = time.monotonic() + timeout
+        deadline, retry_safe = time.monotonic() + timeout, self._catalog.retry_safe  # rules at its start
         callbacks = (on_progress, on_log, on_request)
         started = time.perf_counter()
         outcome = "cancelled"
@@ -351,8 +340,10 @@ class Router:
                     tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
                 )
             except WorkerLostError as lost:
-                if ref not in self._catalog.retry_safe or ref in self.quarantine.active:
-                    raise  # not ToolMetadata.retry_safe, or its death just quarantined it
+                # not ToolMetadata.retry_safe (as listed at the call's start: a pool's last worker lost
+                # unlists it), or its death just quarantined it
+                if ref not in retry_safe or ref in self.quarantine.active:
+                    raise
                 logger.warning("retrying %s once on another worker: %s", ref, lost)
                 result = await self._attempt(
                     tool, kind, ref, pool, arguments, deadline, progress_token, meta, *callbacks
@@ -422,6 +413,7 @@ class Router:
             self._socket.send([identity, frame])
         except zmq.ZMQError as exc:
             logger.debug("cannot send to %s: %s", identity.decode(errors="replace"), exc)
+            self.remote.send_failed(identity, exc)
 
     def _on_frames(self, frames: list[bytes]) -> None:
         """One message from a worker, ``[identity, frame]``; a message that cannot be handled is logged and
@@ -439,6 +431,8 @@ class Router:
         if link is None:
             if isinstance(message, Ready):
                 self._on_ready_message(identity, message)
+            elif identity[:1] == REMOTE_MARK:
+                self.remote.unknown(identity, message)
             return
         link.last_heard = time.monotonic()
         if isinstance(message, (Result, Error)):
@@ -463,6 +457,8 @@ class Router:
         elif isinstance(message, CatalogChanged):
             if self._table.recatalog(link, message):
                 self._catalog.take(link.pool, link.catalog, link.load_errors, link.elsewhere)
+        elif isinstance(message, Leaving):
+            self.remote.leaving(link, message)
         elif not isinstance(message, Heartbeat):
             logger.warning("ignoring unexpected %s from %s", type(message).__name__, link.worker_id)
 
@@ -476,7 +472,7 @@ class Router:
             return
         if not link.held:
             self._activate(link)
-        self.on_ready(link)
+        (self.remote.joined if link.node else self.on_ready)(link)  # a remote pid: not the arbiter's
 
     def _activate(self, link: WorkerLink) -> None:
         """Make a connected worker routable and its catalog the catalog of its pool."""
@@ -484,7 +480,9 @@ class Router:
         self._admission.add(link)
 
     def _on_silent(self, link: WorkerLink) -> None:
-        """A worker missed its heartbeats: route nothing more to it and have the arbiter kill it."""
+        """A worker missed its heartbeats: drain it and have the arbiter kill it (drop a remote one)."""
+        if link.node is not None:
+            return self.remote.silent(link)
         self.drain(link.pid)
         self.on_unresponsive(link)
 
@@ -495,3 +493,4 @@ class Router:
         self._requests.cancel_all(link)
         fail_in_flight(link, self._pending, WorkerLostError(reason))
         self._admission.remove(link)
+        self.remote.gone(link)

@@ -1,5 +1,5 @@
-"""The types the router and its parts share: the callbacks of a call and the router's socket seam (with
-the real socket's opener)."""
+"""The types the router and its parts share: the callbacks of a call, the router's socket seam (with the
+real socket's opener), and what the arbiter asks of a router (``WorkerRouter``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any, Protocol
 import zmq
 
 from shared.zmqio.asyncio_socket import AsyncioZmqSocket
+
+from .links import WorkerLink
+from .recent_errors import RecentErrors
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 """Takes a call's progress report: ``(progress, total, message)``."""
@@ -34,6 +37,30 @@ class ToolCaller(Protocol):
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
     ) -> dict[str, Any]: ...
+
+
+class WorkerRouter(Protocol):
+    """What the arbiter (and its spares and drains) asks of the router its workers connect to: the
+    supervisor's ``Router``, or a node's ``NodeRouter``. Every pid is a process of this host."""
+
+    @property
+    def endpoint(self) -> str:
+        """The ZeroMQ endpoint the workers connect to (``--router``)."""
+
+    def expect(self, worker_id: str, pid: int, *, held: bool = False) -> None: ...
+    def promote(self, pid: int) -> None: ...
+    def worker_gone(self, pid: int, reason: str, *, death: bool = False) -> bool:
+        """Process ``pid`` exited (``death``: not asked to); True when it held tool calls."""
+
+    @property
+    def recent_errors(self) -> RecentErrors:
+        """Where the arbiter notes a worker that ended without being asked to."""
+
+    def set_pool_failed(self, pool: str, reason: str | None) -> None: ...
+    def drain(self, pid: int) -> None: ...
+    def stop(self, pid: int, reason: str) -> None: ...
+    def links(self) -> list[WorkerLink]: ...
+    def link_of(self, pid: int) -> WorkerLink | None: ...
 
 
 class FrameSocket(Protocol):

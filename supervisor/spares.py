@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import psutil
 
+from .links import WorkerLink
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
-from .router import WorkerLink
 
 logger = logging.getLogger("mcp_supervisor.arbiter")
 
@@ -216,10 +216,9 @@ def adopt_spare(router: SpareRouter, worker: WorkerProcess, spare: WorkerProcess
     Logged as ``asyncio-0 adopted asyncio-spare-0 (pid N)``. The spare is moved to the slot's core when that is another one (``repin``), its link is renamed after
     the slot, and the router promotes it (it takes the pool's calls and its catalog at once).
     """
+    spare_id = spare.worker_id  # adopt() renames the spare after the slot
     pid = worker.adopt(spare)
-    logger.info(
-        "%s adopted %s (pid %d)", worker.worker_id, spare.worker_id, pid, extra={"worker": worker.worker_id}
-    )
+    logger.info("%s adopted %s (pid %d)", worker.worker_id, spare_id, pid, extra={"worker": worker.worker_id})
     if worker.cpu is not None and spare.cpu != worker.cpu:
         repin(pid, worker.cpu)
     link = router.link_of(pid)

@@ -17,12 +17,13 @@ from .types import SupervisorView
 
 
 def readiness(router: Router, supervisor: SupervisorView) -> tuple[bool, dict[str, Any]]:
-    """``(ready, body)``: ready when every runtime with configured workers has a routable worker."""
+    """``(ready, body)``: ready when every runtime with configured workers has a routable worker (a pool
+    only remote nodes fill is not waited for)."""
     ready_runtimes = router.ready_pools()
     failures = router.pool_failures()
     reasons = []
     for runtime, ready in ready_runtimes.items():
-        if not ready:
+        if not ready and runtime not in router.catalog.optional:
             reasons.append(failures.get(runtime) or f"no {runtime} worker is ready")
     if supervisor.stopping:
         reasons.insert(0, "the supervisor is stopping")
@@ -123,10 +124,24 @@ def status_document(router: Router, supervisor: SupervisorView) -> dict[str, Any
             }
             for pool in router.pools
         },
-        "load_errors": router.load_errors(),
+        "load_errors": router.catalog.load_errors(),
         "quarantined": router.quarantine.documents(),
         "recent_errors": router.recent_errors.entries(),
         "workers": workers,
+        "remote_workers": [
+            {
+                "id": link.worker_id,
+                "node": link.node,
+                "pool": link.pool,
+                "pid": link.pid,
+                "state": "draining" if link.draining else "ready",
+                "in_flight": len(link.in_flight),
+                "calls_served": link.calls_served,
+                "calls_failed": link.calls_failed,
+                "tools": link.tool_names,
+            }
+            for link in router.remote.links()
+        ],
         "tools": tools_by_runtime,
         "task_queue": None if supervisor.queue_status is None else supervisor.queue_status.document(),
     }

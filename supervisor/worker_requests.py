@@ -5,11 +5,10 @@ Two kinds (docs/protocol.md):
 - a request of a *running tool* (``call_id`` of its call): ``tools/call`` (a tool calling a tool) is run
   by the supervisor itself; anything else (sampling, elicitation) goes to the client through the call's
   ``on_request``. It lives as long as the call: the router cancels it when the call ends.
-- a request of the *worker itself* (``call_id`` 0, the task queue): ``tools/call`` (with its progress sent
-  back as REQUEST_PROGRESS; with ``task``, one run of an MCP task: ``task_runs``),
+- a request of the *worker itself* (``call_id`` 0: the task queue; never a remote worker): ``tools/call``
+  (with its progress sent back as REQUEST_PROGRESS; with ``task``, one run of an MCP task: ``task_runs``),
   ``supervisor/tools``, ``supervisor/workers`` and ``supervisor/task_changed`` (an MCP task's new state,
-  for the clients listening); any other method is answered
-  with -32601. REQUEST_CANCEL cancels one, and the worker's death cancels them all, so that a task its
+  for the clients listening); any other method is answered with -32601. REQUEST_CANCEL cancels one, and the worker's death cancels them all, so that a task its
   next incarnation recovers never runs twice at once.
 
 Every answer is a REPLY: a failure becomes its JSON-RPC error object (``shared.errors.error_object``),
@@ -125,7 +124,12 @@ class WorkerRequests:
                 task.cancel()
 
     async def _worker_request(self, link: WorkerLink, request: Request) -> dict[str, Any]:
-        """The answer to a request a worker made on its own behalf (the task queue's)."""
+        """The answer to a request a worker made on its own behalf (the task queue's; a remote node's
+        worker may make none: it would act for no client, or speak for the task queue)."""
+        if link.node is not None:
+            raise ClientRequestError(
+                f"a remote worker cannot make {request.method!r} requests", METHOD_NOT_FOUND
+            )
         if request.method == "tools/call":
 
             async def forward(progress: float, total: float | None, message: str | None) -> None:
@@ -218,6 +222,7 @@ def _describe(link: WorkerLink) -> dict[str, Any]:
         "runtime": link.pool,
         "pid": link.pid,
         "state": "draining" if link.draining else "ready",
+        "node": link.node,
         "tools": link.tool_names,
         "in_flight": len(link.in_flight),
     }

@@ -12,7 +12,7 @@ import asyncio
 
 import zmq
 
-from .core import MessageHandler, ZmqSocketCore
+from .core import MessageHandler, Receiver, ZmqSocketCore
 
 
 class AsyncioZmqSocket(ZmqSocketCore):
@@ -22,9 +22,14 @@ class AsyncioZmqSocket(ZmqSocketCore):
     """
 
     def __init__(
-        self, socket: zmq.Socket[bytes], on_message: MessageHandler, *, multipart: bool = True
+        self,
+        socket: zmq.Socket[bytes],
+        on_message: MessageHandler,
+        *,
+        multipart: bool = True,
+        receive: Receiver | None = None,
     ) -> None:
-        super().__init__(socket, multipart=multipart)
+        super().__init__(socket, multipart=multipart, receive=receive)
         self._on_message = on_message
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_scheduled = False

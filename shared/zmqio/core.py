@@ -34,6 +34,9 @@ WORKER_LINGER_MS = 1000
 
 MessageHandler = Callable[[list[bytes]], None]
 """Gets each received message (its frames), synchronously, in arrival order."""
+Receiver = Callable[["zmq.Socket[bytes]"], list[bytes]]
+"""Takes one waiting message off a socket without blocking, as the frames handed to the handler (a
+socket whose messages carry properties to read, such as the ``User-Id`` of an authenticated peer)."""
 
 
 class ZmqSocketCore(ABC):
@@ -42,11 +45,15 @@ class ZmqSocketCore(ABC):
     ``send`` and ``close`` are the public operations; the shim's pump calls ``drain``.
     """
 
-    def __init__(self, socket: zmq.Socket[bytes], *, multipart: bool = True) -> None:
+    def __init__(
+        self, socket: zmq.Socket[bytes], *, multipart: bool = True, receive: Receiver | None = None
+    ) -> None:
         """``multipart=False`` is for a peer that only ever sends one-frame messages (a worker's DEALER
-        talking to the router): each receive is then one ``recv``, without asking ``RCVMORE``."""
+        talking to the router): each receive is then one ``recv``, without asking ``RCVMORE``.
+        ``receive`` replaces the plain receive of one message."""
         self._socket = socket
         self._multipart = multipart
+        self._receive = receive
         self._fd: int = socket.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._outbox: deque[list[bytes]] = deque()
         self._closed = False
@@ -106,6 +113,7 @@ class ZmqSocketCore(ABC):
         self._flush()
         socket = self._socket
         multipart = self._multipart
+        receive = self._receive
         # Receive while ZMQ_EVENTS says a message is waiting, rather than until recv raises EAGAIN: one
         # getsockopt per message instead of a recv that fails with an exception, and the last check is
         # also the one that must follow the handler's sends (a send can consume the fd's edge).
@@ -115,7 +123,10 @@ class ZmqSocketCore(ABC):
                 events = self._events()
                 if not events & _POLLIN:
                     break
-                message = socket.recv_multipart(_NOBLOCK) if multipart else [socket.recv(_NOBLOCK)]
+                if receive is not None:
+                    message = receive(socket)
+                else:
+                    message = socket.recv_multipart(_NOBLOCK) if multipart else [socket.recv(_NOBLOCK)]
                 try:
                     on_message(message)
                 except Exception:  # one bad message must not stop the socket

@@ -9,14 +9,16 @@ from __future__ import annotations
 import trio
 import zmq
 
-from .core import MessageHandler, ZmqSocketCore
+from .core import MessageHandler, Receiver, ZmqSocketCore
 
 
 class TrioZmqSocket(ZmqSocketCore):
     """Owns one non-blocking zmq socket for the Trio loop it is used in (not thread-safe)."""
 
-    def __init__(self, socket: zmq.Socket[bytes], *, multipart: bool = True) -> None:
-        super().__init__(socket, multipart=multipart)
+    def __init__(
+        self, socket: zmq.Socket[bytes], *, multipart: bool = True, receive: Receiver | None = None
+    ) -> None:
+        super().__init__(socket, multipart=multipart, receive=receive)
         self._wait_scope: trio.CancelScope | None = None
 
     async def pump(self, on_message: MessageHandler) -> None:

@@ -22,6 +22,7 @@ from shared.protocol import (
     Drain,
     Error,
     Heartbeat,
+    Leaving,
     Log,
     Message,
     MessageType,
@@ -38,6 +39,7 @@ from shared.protocol import (
     check_ready,
     decode,
     encode,
+    peek,
 )
 
 SAMPLES: list[Message] = [
@@ -74,6 +76,7 @@ SAMPLES: list[Message] = [
     ResourceUpdated("config://app"),
     CatalogChanged([{"name": "added", "inputSchema": {"type": "object"}, "metadata": {}}], [], {"x": "trio"}),
     Threads(8, 8, {"stubborn": 8}),
+    Leaving("node stopping"),
 ]
 
 
@@ -124,6 +127,7 @@ def test_message_type_numbers_are_pinned() -> None:
         "RESOURCE_UPDATED": 15,
         "CATALOG_CHANGED": 16,
         "THREADS": 17,
+        "LEAVING": 18,
     }
 
 
@@ -177,7 +181,7 @@ def test_decode_refuses_what_is_not_a_typed_array(value: Any) -> None:
         decode(msgpack.packb(value))
 
 
-@pytest.mark.parametrize("type_number", [0, 18, 99, -1])
+@pytest.mark.parametrize("type_number", [0, 19, 99, -1])
 def test_decode_refuses_unknown_type(type_number: int) -> None:
     with pytest.raises(ProtocolError, match=f"unknown message type {type_number}"):
         decode(msgpack.packb([type_number, "x"]))
@@ -284,3 +288,29 @@ def test_call_round_trips_json_like_arguments_exactly(
 
     assert isinstance(decoded, Call)
     assert same(list(decoded), list(call))
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_peek_reads_the_type_and_a_leading_integer_field(message: Message) -> None:
+    code, first = peek(encode(message))
+
+    assert code == _CODE[type(message)]
+    leading = message[0] if len(message) else None
+    assert first == (leading if isinstance(leading, int) and not isinstance(leading, bool) else None)
+
+
+@pytest.mark.parametrize("call_id", [0, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**63])
+def test_peek_reads_call_ids_of_every_width(call_id: int) -> None:
+    assert peek(encode(Result(call_id, {"content": []}))) == (MessageType.RESULT, call_id)
+
+
+@pytest.mark.parametrize("frame", [b"", b"\x93", b"\xa3abc", b"\x92\xcc\x01", msgpack.packb({"a": 1})])
+def test_peek_refuses_what_is_not_a_message(frame: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        peek(frame)
+
+
+_CODE = {
+    cls: MessageType[re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper()]
+    for cls in typing.get_args(Message)
+}

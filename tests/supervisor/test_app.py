@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from supervisor.app import STOP_SIGNALS, Supervisor, install_signal_handlers
-from supervisor.config import load_settings
+from supervisor.config_load import load_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ import pytest
 from shared.errors import ConfigError
 from supervisor import cli
 from supervisor.arbiter import Arbiter
-from supervisor.config import ENV_PREFIX, load_settings
+from supervisor.config import ENV_PREFIX
+from supervisor.config_load import load_settings
 
 
 def test_defaults() -> None:
@@ -47,6 +48,23 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         (
             {"MCP_SUPERVISOR_RESTART_BACKOFF_MAX": "0.01"},
             "invalid configuration: restart_backoff_max (0.01) must not be below restart_backoff_initial (0.1)",
+        ),
+        (
+            {"MCP_SUPERVISOR_WORKER_LISTEN": "10.0.0.1:5601"},
+            "invalid worker_listen = '10.0.0.1:5601' from MCP_SUPERVISOR_WORKER_LISTEN: must be tcp://HOST:PORT",
+        ),
+        (
+            {"MCP_SUPERVISOR_NODE_CONNECT": "tcp://front:99999"},
+            "invalid node_connect = 'tcp://front:99999' from MCP_SUPERVISOR_NODE_CONNECT: must be tcp://HOST:PORT",
+        ),
+        (
+            {"MCP_SUPERVISOR_WORKER_LISTEN": "tcp://0.0.0.0:5601"},
+            "invalid configuration: worker_listen needs worker_server_key (this front's secret key file) and "
+            "worker_allowed_keys",
+        ),
+        (
+            {"MCP_SUPERVISOR_NODE_NAME": "a:b"},
+            "invalid node_name = 'a:b' from MCP_SUPERVISOR_NODE_NAME: 1 to 63",
         ),
     ],
 )

@@ -15,7 +15,8 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.worker.confine import ZombieJanitor
-from supervisor.config import MIN_DEFAULT_WORKER_RSS, Settings, load_settings
+from supervisor.config import MIN_DEFAULT_WORKER_RSS, Settings
+from supervisor.config_load import load_settings
 from supervisor.containment import DEFAULT_WORKER_ENV, env_allowed, refuse_peer, worker_environment
 from supervisor.control import ControlServer, request
 

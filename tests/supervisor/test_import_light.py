@@ -10,7 +10,7 @@ START_UP = """
 import tempfile
 from supervisor.app import Supervisor, http_server
 from supervisor.cli import build_parser
-from supervisor.config import load_settings
+from supervisor.config_load import load_settings
 
 build_parser()
 with tempfile.TemporaryDirectory(prefix="light-") as directory:

@@ -163,7 +163,7 @@ async def test_frames_that_cannot_be_read_are_dropped_and_the_router_keeps_going
 async def test_the_catalog_merges_every_pool_and_reports_changes_after_it_settled() -> None:
     changes: list[int] = []
     async with running_router(["asyncio", "trio"]) as (router, socket):
-        router.on_catalog_change = lambda: changes.append(router.catalog_version)
+        router.catalog.on_change = lambda: changes.append(router.catalog_version)
         connect(router, socket, "asyncio-0", 1, "asyncio", "echo", "shared_name")
         assert changes == []  # not settled yet: trio has not announced
         connect(router, socket, "trio-0", 2, "trio", "trio_echo", "shared_name")
@@ -206,7 +206,7 @@ async def test_issue_17_a_pool_back_from_its_flapping_rest_is_listed_again_with_
     async with running_router(["asyncio", "trio"]) as (router, socket):
         connect(router, socket, "asyncio-0", 1, "asyncio", "echo")
         connect(router, socket, "trio-0", 2, "trio", "trio_echo")
-        router.on_catalog_change = lambda: changes.append(router.catalog_version)
+        router.catalog.on_change = lambda: changes.append(router.catalog_version)
         router.worker_gone(2, "worker trio-0 (pid 2) exit code 70")
         router.set_pool_failed("trio", "every trio worker is failing: exit code 70")
         assert [entry["name"] for entry in router.tools()] == ["echo"] and len(changes) == 1

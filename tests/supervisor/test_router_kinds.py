@@ -122,7 +122,7 @@ async def test_a_catalog_announced_after_ready_replaces_the_workers_and_is_told(
     async with running_router(["asyncio"]) as (router, socket):
         worker = connect_kinds(router, socket, "asyncio-0", 1, "asyncio")
         changes: list[set[str]] = []
-        router.on_catalog_change = lambda: changes.append(set(router.catalog.last_changed))
+        router.catalog.on_change = lambda: changes.append(set(router.catalog.last_changed))
         worker.send(
             CatalogChanged([tool_entry("echo"), tool_entry("added"), kind_entry("prompt", "new")], [], {})
         )

@@ -37,7 +37,7 @@ async def crash_during(
 async def test_the_third_crash_quarantines_the_tool_its_calls_never_reach_a_worker_and_others_serve() -> None:
     changes: list[int] = []
     async with running_router(["asyncio"], quarantine=POLICY) as (router, socket):
-        router.on_catalog_change = lambda: changes.append(router.catalog_version)
+        router.catalog.on_change = lambda: changes.append(router.catalog_version)
         for pid in (1, 2, 3):
             _, running = await crash_during(router, socket, pid)
             assert running is True

@@ -9,7 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from supervisor.config import Settings, load_settings
+from supervisor.config import Settings
+from supervisor.config_load import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {

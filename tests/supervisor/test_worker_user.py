@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.errors import ConfigError
-from supervisor.config import load_settings
+from supervisor.config_load import load_settings
 from supervisor.worker_user import WorkerUser, _own_folder, _probe, prepare
 
 NOBODY = pwd.getpwnam("nobody")

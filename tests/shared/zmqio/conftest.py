@@ -22,7 +22,7 @@ import trio.testing
 import zmq
 
 from shared.zmqio.asyncio_socket import AsyncioZmqSocket
-from shared.zmqio.core import MessageHandler, ZmqSocketCore
+from shared.zmqio.core import MessageHandler, Receiver, ZmqSocketCore
 from shared.zmqio.trio_socket import TrioZmqSocket
 
 IDENTITY = b"worker-1"
@@ -51,7 +51,12 @@ class Driver(ABC):
 
     @abstractmethod
     def wrap(
-        self, socket: zmq.Socket[bytes], on_message: MessageHandler, *, multipart: bool
+        self,
+        socket: zmq.Socket[bytes],
+        on_message: MessageHandler,
+        *,
+        multipart: bool,
+        receive: Receiver | None = None,
     ) -> ZmqSocketCore:
         """This runtime's shim around ``socket``, not receiving yet."""
 
@@ -102,9 +107,14 @@ class AsyncioDriver(Driver):
         asyncio.run(wrapper())
 
     def wrap(
-        self, socket: zmq.Socket[bytes], on_message: MessageHandler, *, multipart: bool
+        self,
+        socket: zmq.Socket[bytes],
+        on_message: MessageHandler,
+        *,
+        multipart: bool,
+        receive: Receiver | None = None,
     ) -> ZmqSocketCore:
-        wrapped = AsyncioZmqSocket(socket, on_message, multipart=multipart)
+        wrapped = AsyncioZmqSocket(socket, on_message, multipart=multipart, receive=receive)
         self.wrapped.append(wrapped)
         return wrapped
 
@@ -164,9 +174,14 @@ class TrioDriver(Driver):
         trio.run(wrapper)
 
     def wrap(
-        self, socket: zmq.Socket[bytes], on_message: MessageHandler, *, multipart: bool
+        self,
+        socket: zmq.Socket[bytes],
+        on_message: MessageHandler,
+        *,
+        multipart: bool,
+        receive: Receiver | None = None,
     ) -> ZmqSocketCore:
-        wrapped = TrioZmqSocket(socket, multipart=multipart)
+        wrapped = TrioZmqSocket(socket, multipart=multipart, receive=receive)
         self.wrapped.append(wrapped)
         self._handlers[wrapped] = on_message
         return wrapped
@@ -283,7 +298,7 @@ MakePair = Callable[..., Pair]
 
 @pytest.fixture
 def make_pair(driver: Driver, endpoint: str) -> Iterator[MakePair]:
-    """``make_pair(on_message, *, hwm=None, multipart=False, wrap_router=False)``: a connected pair, the wrapped
+    """``make_pair(on_message, *, hwm=None, multipart=False, wrap_router=False, receive=None)``: a connected pair, the wrapped
     socket (the driver's shim, not receiving yet), the test's ``Peer`` and the wrapped raw socket.
 
     By default the wrapped side is a DEALER of identity IDENTITY (as in a worker) and the peer a ROUTER with
@@ -299,6 +314,7 @@ def make_pair(driver: Driver, endpoint: str) -> Iterator[MakePair]:
         hwm: int | None = None,
         multipart: bool = False,
         wrap_router: bool = False,
+        receive: Receiver | None = None,
     ) -> Pair:
         router = context.socket(zmq.ROUTER)
         dealer = context.socket(zmq.DEALER)
@@ -315,7 +331,7 @@ def make_pair(driver: Driver, endpoint: str) -> Iterator[MakePair]:
             peer_raw.setsockopt(zmq.RCVHWM, hwm)
         router.bind(endpoint)
         dealer.connect(endpoint)
-        wrapped = driver.wrap(wrapped_raw, on_message, multipart=multipart)
+        wrapped = driver.wrap(wrapped_raw, on_message, multipart=multipart, receive=receive)
         return wrapped, Peer(peer_raw, driver, routed=not wrap_router), wrapped_raw
 
     yield factory

@@ -449,3 +449,32 @@ def test_each_driver_wraps_in_its_own_shim(driver: Driver, make_pair: MakePair) 
         assert type(wrapped).__module__ == f"shared.zmqio.{driver.name}_socket"
 
     driver.run(main)
+
+
+def test_a_receiver_takes_each_message_off_the_socket_in_its_own_way(
+    driver: Driver, make_pair: MakePair
+) -> None:
+    """``receive`` replaces the plain receive (the router's tcp listener reads each message's User-Id)."""
+    received: list[list[bytes]] = []
+
+    def receive(socket: zmq.Socket[bytes]) -> list[bytes]:
+        frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        return [b"seen:" + frame.bytes for frame in frames]
+
+    async def main() -> None:
+        done = driver.event()
+
+        def on_message(frames: list[bytes]) -> None:
+            received.append(frames)
+            if len(received) == 2:
+                done.set()
+
+        wrapped, peer, _ = make_pair(on_message, receive=receive)
+        await introduce(wrapped, peer)
+        driver.start(wrapped)
+        peer.send(b"one")
+        peer.send(b"two")
+        await done.wait()
+
+    driver.run(main)
+    assert received == [[b"seen:one"], [b"seen:two"]]

@@ -21,7 +21,7 @@ from supervisor.auth.middleware import AuthMiddleware, AuthStats
 from supervisor.auth.ratelimit import RateLimiter
 from supervisor.auth.setup import exposure_warning
 from supervisor.auth.tokens import InvalidToken, VerifierUnavailable
-from supervisor.config import load_settings
+from supervisor.config_load import load_settings
 
 pytestmark = pytest.mark.anyio
 ISSUER = "https://as.example/tenant"

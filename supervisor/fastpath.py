@@ -27,9 +27,9 @@ A function that asks the client something (``ctx.sample``, ``ctx.elicit``, ``ctx
 here with the first ``input_required`` round (``input_required.InputRound``, the same as the SDK path); the
 client's retry carries ``inputResponses`` and ``requestState`` and goes to the SDK path.
 
-One difference is deliberate: header values are compared without the whitespace around them (RFC 9110
-§5.5, checked by the 2026-07-28 conformance scenario), where the SDK refuses ``Mcp-Name:  echo``.
-tests/integration/test_fastpath.py sends every other case to both and compares the answers.
+Header values are compared without the whitespace around them (RFC 9110 §5.5, checked by the
+2026-07-28 conformance scenario); the SDK path gets them trimmed too (``header_values.py``).
+tests/integration/test_fastpath.py sends the cases to both and compares the answers.
 """
 
 from __future__ import annotations

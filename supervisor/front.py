@@ -56,6 +56,7 @@ from .fastpath import FastPath
 from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
 from .front_tasks import TASK, CallPlanner, register_task_methods
+from .header_values import TrimmedMcpHeaders
 from .host_guard import HostGuard
 from .input_required import InputFlow
 from .listing import ToolListing
@@ -299,7 +300,7 @@ def build_http_app(
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 
-    guarded = HostGuard(TextGuard(app, settings.max_body_size), security)
+    guarded = HostGuard(TextGuard(TrimmedMcpHeaders(app), settings.max_body_size), security)
     if not settings.fast_path:
         return protect(guarded, router, settings, supervisor.auth_stats)
     fast = FastPath(

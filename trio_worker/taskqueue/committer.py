@@ -27,16 +27,15 @@ Cancellation: see ``transact``. Cancelling ``serve`` fails every transition stil
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
 
+from .db import Store, StoreError
 from .errors import QueueUnavailableError
 from .state import Changes
-from .store import Store
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
 
@@ -96,7 +95,7 @@ class Committer:
         """
         try:
             await self._store.write(c.writes())
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
         self._on_commit(c)
 
@@ -118,7 +117,7 @@ class Committer:
         refuses is recorded again after each of the ``COMMIT_RETRIES`` waits before it fails.
 
         Raises:
-            whatever ``record`` raised (nothing of it was written); ``sqlite3.Error`` if its transaction
+            whatever ``record`` raised (nothing of it was written); ``StoreError`` if its transaction
             could not be committed (nothing of it was written), or, for a ``background`` one,
             ``QueueUnavailableError`` once the retries are spent; ``QueueUnavailableError`` if the
             committer stopped first.
@@ -132,7 +131,7 @@ class Committer:
         for attempt in range(len(delays) + 1):
             try:
                 return await self._transact_once(record, catalog, dispatch)
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 if not background:
                     raise
                 if attempt == len(delays):
@@ -218,7 +217,7 @@ class Committer:
             outcomes.append(outcome)
         try:
             await self._write(c)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             if len(batch) == 1:
                 outcomes = [(False, exc)]
             else:
@@ -242,7 +241,7 @@ class Committer:
             if outcome[0]:
                 try:
                     await self._write(c)
-                except sqlite3.Error as exc:
+                except StoreError as exc:
                     outcome = (False, exc)
             request.outcome = outcome
             request.done.set()
@@ -251,7 +250,7 @@ class Committer:
         """Commit the writes of a batch (if it has any) and apply it.
 
         Raises:
-            sqlite3.Error: nothing was written or applied.
+            StoreError: nothing was written or applied.
         """
         writes = c.writes()
         if writes:

@@ -38,8 +38,10 @@ The tool operations live in ``task_ops.py``, ``queue_ops.py``, ``executor_ops.py
 from __future__ import annotations
 
 import logging
+import os
 import random
-import sqlite3
+import secrets
+import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -52,6 +54,7 @@ import trio
 from . import protocol_transitions as ptr
 from . import queries, retention
 from .committer import Committer
+from .db import Db, StoreError, open_store
 from .errors import NotFoundError, QueueUnavailableError
 from .executor import Executor
 from .models import TASK_REF_PATTERN, TERMINAL_TASK_STATUSES, check_id
@@ -64,7 +67,7 @@ from .scheduler import Scheduler
 from .scheduling import estimate_starts, mean_durations, waiting_reason
 from .sizes import DEFAULT_STEP_MAX_BYTES
 from .state import Changes, State
-from .store import Store, Synchronous
+from .store import Synchronous
 from .views import executor_view, iso, log_view, task_summary
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
@@ -79,6 +82,11 @@ ENDED_CACHE_SIZE = 4096
 """How many rendered ended protocol tasks ``tasks:get`` keeps in memory (the rest are read back)."""
 
 
+def engine_id() -> str:
+    """A new engine id: ``host/pid/random`` (unique among the engines sharing a database)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
 class EngineCore:
     """The state, database, scheduler and runners the tool operations share (see the module docstring).
 
@@ -87,7 +95,7 @@ class EngineCore:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: str | Path,
         executor: Executor,
         *,
         clock: Callable[[], float] = time.time,
@@ -98,7 +106,9 @@ class EngineCore:
         step_max_bytes: int = DEFAULT_STEP_MAX_BYTES,
         on_protocol_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = db_path
+        self.engine_id = engine_id()
+        """This engine's id (host, pid, random): ``claimed_by`` of the tasks it starts."""
         self.task_ttl = float(task_ttl)
         self.task_retention = float(task_retention)
         self.step_max_bytes = int(step_max_bytes)
@@ -107,7 +117,7 @@ class EngineCore:
         """Task id -> (record, DetailedTask) of ended protocol tasks, most recently used last."""
         self._clock = clock
         self._rng = rng or random.Random()
-        self._store = Store(self.db_path, synchronous=synchronous)
+        self._store = open_store(db_path, synchronous=synchronous, engine_id=self.engine_id)
         self._state = State()
         self._committer = Committer(self._store, self._changes, self._committed)
         self._router = RouterCache(executor)
@@ -191,7 +201,12 @@ class EngineCore:
 
     def _changes(self, catalog: dict[str, dict[str, Any]] | None = None) -> Changes:
         return Changes(
-            self._state, self._clock(), rng=self._rng, catalog=catalog, step_limit=self.step_max_bytes
+            self._state,
+            self._clock(),
+            rng=self._rng,
+            catalog=catalog,
+            step_limit=self.step_max_bytes,
+            owner=self.engine_id,
         )
 
     def _committed(self, c: Changes) -> None:
@@ -251,7 +266,7 @@ class EngineCore:
         """Delete the rows whose retention ran out (see ``retention.py``); returns how many tasks went.
 
         Raises:
-            sqlite3.Error: the database refused a batch.
+            StoreError: the database refused a batch.
         """
         deleted = await retention.sweep(
             self._store, self._committer.lock, self._clock(), self.task_ttl, self.task_retention
@@ -272,7 +287,7 @@ class EngineCore:
                 count = await self.sweep()
                 if count:
                     logger.info("task queue: deleted %d expired task(s)", count)
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 logger.warning("task queue: the retention sweep failed: %s", exc)
             await trio.sleep(interval)
 
@@ -296,7 +311,7 @@ class EngineCore:
         progress messages not yet written are written first."""
         await self._runner.flush()
 
-        def read(conn: sqlite3.Connection) -> dict[str, list[LogLine]]:
+        def read(conn: Db) -> dict[str, list[LogLine]]:
             return {task_id: queries.task_logs(conn, task_id) for task_id in task_ids}
 
         lines = await self._store.read(read)
@@ -363,7 +378,7 @@ class EngineCore:
             if candidate in self._state.tasks or candidate in self._state.workflows:
                 continue
 
-            def probe(conn: sqlite3.Connection, value: str = candidate) -> bool:
+            def probe(conn: Db, value: str = candidate) -> bool:
                 return exists(conn, value)
 
             if not await self._store.read(probe):

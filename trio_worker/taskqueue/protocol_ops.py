@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import sqlite3
 from typing import Any
 
 from shared.errors import INVALID_PARAMS, ClientRequestError
@@ -24,6 +23,7 @@ from . import protocol_transitions as ptr
 from . import queries
 from . import transitions as tr
 from .core import EngineCore
+from .db import DuplicateError, StoreError
 from .errors import QueueUnavailableError
 from .protocol_view import expired, task_view
 from .records import TaskRecord
@@ -95,9 +95,9 @@ class ProtocolOperations(EngineCore):
                 task = await self._committer.transact(
                     functools.partial(record, task_id=new_protocol_task_id())
                 )
-            except (_IdTaken, sqlite3.IntegrityError):
+            except (_IdTaken, DuplicateError):
                 continue
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
             return task_view(task, now=self._clock(), ttl=self.task_ttl)
         raise QueueUnavailableError("could not draw a free task id")

@@ -3,13 +3,13 @@ the supervisor polls for /status, /metrics and ``top`` (the ``tasks:stats`` entr
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
 from . import queries
 from . import transitions as tr
 from .core import EngineCore
+from .db import Db
 from .errors import InvalidRequestError
 from .models import TASK_STATUSES, TERMINAL_TASK_STATUSES, check_reason, check_statuses
 from .views import iso, rounded, seconds
@@ -71,7 +71,7 @@ class QueueOperations(EngineCore):
         self._require_serving()
         now = self._clock()
 
-        def gather(conn: sqlite3.Connection) -> dict[str, Any]:
+        def gather(conn: Db) -> dict[str, Any]:
             first = queries.first_activity(conn)
             windows = {}
             for name, span in (("last_minute", 60.0), ("last_5_minutes", 300.0), ("last_hour", 3600.0)):

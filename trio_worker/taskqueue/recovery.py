@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from . import protocol_transitions as ptr
 from . import transitions as tr
+from .db import Store
 from .queries import load_snapshot, workflow_statuses
 from .state import Changes, State
-from .store import Store
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
 
@@ -48,7 +48,7 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
     """Load the unfinished work from ``store`` and settle what the last stop interrupted.
 
     Raises:
-        sqlite3.Error: the database could not be read, or refused the recovery's transaction (nothing
+        StoreError: the database could not be read, or refused the recovery's transaction (nothing
             of it was written).
     """
     snapshot = await store.read(load_snapshot)

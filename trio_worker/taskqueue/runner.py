@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,11 +30,11 @@ from . import protocol_transitions as ptr
 from . import rows
 from . import transitions as tr
 from .committer import Committer
+from .db import Store, StoreError
 from .executor import Executor, ToolCallRefused
 from .records import LogLine, TaskRecord
 from .router_cache import RouterCache
 from .state import Changes
-from .store import Store
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
 
@@ -230,7 +229,7 @@ class Runner:
             if writes:
                 try:
                     await self._store.write(writes)
-                except sqlite3.Error as exc:
+                except StoreError as exc:
                     logger.warning("task queue: cannot write progress: %s", exc)
         if self._on_change is not None:
             for run in list(self.running.values()):

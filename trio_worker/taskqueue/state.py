@@ -146,6 +146,11 @@ class Changes:
     ``catalog`` (tool name -> catalog entry, or ``None`` when unknown) is used to check the inputs of
     workflow steps as they become ready, and ``step_limit`` (bytes, or ``None``: no limit) bounds each step's
     input and output (``sizes.py``); ``rng`` draws retry jitter.
+
+    Revisions: the first ``put_task`` (``put_workflow``) of a record in a ``Changes`` gives it the
+    revision it was read at plus one, which ``rows.put_task`` writes only over that earlier revision; a
+    change of a step writes its workflow too (``writes``), so that concurrent changes of one workflow by
+    two engines cannot both commit.
     """
 
     def __init__(
@@ -156,9 +161,12 @@ class Changes:
         rng: random.Random,
         catalog: dict[str, dict[str, Any]] | None,
         step_limit: int | None = None,
+        owner: str | None = None,
     ) -> None:
         self.state = state
         self.now = now
+        self.owner = owner
+        """The id of the engine recording these changes (``TaskRecord.claimed_by`` of what it starts)."""
         self.rng = rng
         self.catalog = catalog
         self.step_limit = step_limit
@@ -238,12 +246,20 @@ class Changes:
     # -- recording --
 
     def put_task(self, task: TaskRecord) -> None:
-        """Record a new version of a task; its ``updated_at`` becomes this transition's time."""
-        if task.updated_at != self.now:
-            task = replace(task, updated_at=self.now)
+        """Record a new version of a task; its ``updated_at`` becomes this transition's time and its
+        ``rev`` the next revision of the one it was read at."""
+        prior = self.tasks.get(task.task_id)
+        rev = prior.rev if prior is not None else task.rev + 1
+        if task.updated_at != self.now or task.rev != rev:
+            task = replace(task, updated_at=self.now, rev=rev)
         self.tasks[task.task_id] = task
 
     def put_workflow(self, workflow: WorkflowRecord) -> None:
+        """Record a new version of a workflow (its ``rev`` as in ``put_task``)."""
+        prior = self.workflows.get(workflow.workflow_id)
+        rev = prior.rev if prior is not None else workflow.rev + 1
+        if workflow.rev != rev:
+            workflow = replace(workflow, rev=rev)
         self.workflows[workflow.workflow_id] = workflow
 
     def put_step(self, step: StepRecord) -> None:
@@ -267,7 +283,13 @@ class Changes:
     # -- committing --
 
     def writes(self) -> list[rows.Write]:
-        """Every statement of this unit of work, for one transaction."""
+        """Every statement of this unit of work, for one transaction (a changed step's workflow is
+        written too; see the class)."""
+        for workflow_id, _ in self.steps:
+            if workflow_id not in self.workflows:
+                workflow = self.state.workflows.get(workflow_id)
+                if workflow is not None:
+                    self.put_workflow(workflow)
         writes = [
             rows.insert_task(task) if task.task_id in self.created else rows.put_task(task)
             for task in self.tasks.values()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -13,6 +12,7 @@ import trio
 from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
+from .db import DuplicateError, StoreError
 from .errors import ConflictError, InvalidRequestError, QueueUnavailableError
 from .models import (
     MAX_PRIORITY,
@@ -115,11 +115,11 @@ class TaskOperations(EngineCore):
             candidate = chosen if chosen is not None else new_task_id()
             try:
                 await self._committer.transact(functools.partial(record, task_id=candidate))
-            except sqlite3.IntegrityError:
+            except DuplicateError:
                 if chosen is not None:
                     raise ConflictError(f"task_id: a task {chosen!r} already exists") from None
                 continue  # a generated id that is taken (astronomically rare): draw another
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
             task_id = candidate
             break

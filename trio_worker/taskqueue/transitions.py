@@ -114,6 +114,8 @@ def start_attempt(c: Changes, task: TaskRecord, executor_id: str) -> TaskRecord:
         progress=0.0,
         progress_message=None,
         error=None,
+        claimed_by=c.owner,
+        cancel_requested=None,
     )
     c.put_task(running)
     c.write(rows.add_attempt(Attempt(task.task_id, attempt, task.task_type, executor_id, c.now)))

@@ -49,6 +49,22 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     return str(request.getfixturevalue("postgres").database())
 
 
+def expire_leases(database: Target) -> None:
+    """After an engine was dropped (a crash), what waiting ``task_lease_seconds`` does on a shared
+    database: the leases of its running tasks run out, so the next engine takes them over at once
+    (nothing to do on SQLite, whose next engine recovers at once)."""
+    if isinstance(database, str):
+        execute(database, "UPDATE tasks SET lease_expires = 0 WHERE status = 'running'")
+
+
+def execute(database: str, sql: str, *params: Any) -> None:
+    """Run one statement on a PostgreSQL database, on a connection of its own."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.replace("?", "%s"), params)
+
+
 def select(database: Target, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Rows read from the database directly, on a connection of its own (what is committed, not the
     engine's memory); ``sql`` with ``?`` placeholders."""

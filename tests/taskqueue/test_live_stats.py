@@ -14,7 +14,7 @@ from trio_worker.taskqueue.current import set_engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.state import Changes, State
 
-from .conftest import Target, serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock, standard_executor
 from .test_protocol_tasks import add_protocol_tools, create, wait_wire
 from .test_scheduling import task
@@ -117,6 +117,7 @@ async def test_after_a_restart_unfinished_tasks_are_counted_again_and_finished_o
         done = await create(engine, "echo", {"message": "before"})
         await wait_wire(engine, done, "completed")
         assert engine.live_stats()["finished"]["completed"] == by_origin(mcp=1)
+    expire_leases(database)
     second = standard_executor()
     add_protocol_tools(second)
     async with serving(database, second) as engine:

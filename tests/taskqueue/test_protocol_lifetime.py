@@ -20,7 +20,7 @@ from trio_worker.taskqueue.retention import sweep_interval
 from trio_worker.taskqueue.rows import columns
 from trio_worker.taskqueue.schema import SCHEMA_VERSION
 
-from .conftest import Target, select, serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, select, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock, standard_executor
 from .test_protocol_tasks import CLIENT, add_protocol_tools, create, wait_wire
 
@@ -43,6 +43,7 @@ async def test_recovery_runs_again_only_what_may_run_again(database: Target) -> 
         queued = await create(engine, "echo", {"message": "later"})
         await first.wait_started("again")
         await first.wait_started("once")
+    expire_leases(database)
     # the engine died mid-run (nothing more written): a new one opens the same database
     second = standard_executor()
     add_protocol_tools(second)

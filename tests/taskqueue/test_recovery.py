@@ -4,12 +4,14 @@ ends in exactly one terminal state, with its attempts counted, none lost and non
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from trio_worker.taskqueue import Engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 
-from .conftest import Target, select, serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, select, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, standard_executor
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +55,7 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(datab
         "C": "queued",
     }
 
+    expire_leases(database)
     second = standard_executor()
     for key in "BXC":
         second.release(key)
@@ -72,6 +75,7 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(datab
         p = await second.wait_started("P")  # re-queued and running again, once
         assert p.outcome == "running"
     # P was running when the second engine went away too: a third start finds it running once more
+    expire_leases(database)
     third = standard_executor()
     third.release("P")
     async with serving(database, third) as engine:
@@ -129,6 +133,7 @@ async def test_a_workflow_waiting_for_another_goes_on_after_a_crash(database: Ta
             dependencies=["w1"],
         )
         await first.wait_started("one")
+    expire_leases(database)
     second = standard_executor()
     second.release("one")
     async with serving(database, second) as engine:
@@ -137,7 +142,8 @@ async def test_a_workflow_waiting_for_another_goes_on_after_a_crash(database: Ta
         assert w1["status"] == "completed" and w1["steps"][0]["attempts"] == 2
 
 
-async def test_two_engines_cannot_share_a_database(database: Target, fake: FakeExecutor) -> None:
+async def test_two_engines_cannot_share_a_sqlite_database(tmp_path: Path, fake: FakeExecutor) -> None:
+    database = tmp_path / "queue.db"
     async with serving(database, fake):
         with pytest.raises(QueueUnavailableError, match=r"^database: .* is in use by another task queue"):
             await Engine(database, fake).serve()

@@ -15,6 +15,12 @@ function is run again on its own, in its own transaction, so that a bad write fa
 The rarer transitions (cancel, priority, pause, workflows, registrations) commit on their own under the
 same lock (``commit``).
 
+Shared databases (PostgreSQL): every transaction also tells the other engines what it changed
+(``announce``), and a transaction refused because a row changed under it (``StaleError``: it was decided
+on a stale mirror) is not lost: the committer has the rows it touched read again (``refresh``) and runs
+its transitions again, one by one, each up to ``STALE_RETRIES`` times. A ``commit`` refused that way
+raises ``StaleError`` once the rows are read again, for its caller to decide again.
+
 Applying a committed ``Changes`` to memory (and starting the attempts it started) is the ``on_commit``
 function the engine hands in; the committer calls it once per committed transaction, under the lock,
 before it answers anyone. Everything here runs on the engine's Trio thread; only the writes run on the
@@ -27,13 +33,13 @@ Cancellation: see ``transact``. Cancelling ``serve`` fails every transition stil
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 
-from .db import Store, StoreError
+from .db import Db, SharedStore, StaleError, Store, StoreError, Write
 from .errors import QueueUnavailableError
 from .state import Changes
 
@@ -41,6 +47,8 @@ logger = logging.getLogger("mcp_supervisor.taskqueue")
 
 T = TypeVar("T")
 
+STALE_RETRIES = 5
+"""How many times a transition refused for a stale row is decided again (after reading the row again)."""
 COMMIT_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to commit a background transition (an attempt's end) the disk refused."""
 MAX_BATCH = 1000
@@ -67,8 +75,17 @@ class Committer:
     """
 
     def __init__(
-        self, store: Store, changes: Callable[[], Changes], on_commit: Callable[[Changes], None]
+        self,
+        store: Store,
+        changes: Callable[[], Changes],
+        on_commit: Callable[[Changes], None],
+        *,
+        announce: Callable[[Changes], list[Write]] | None = None,
+        refresh: Callable[[Changes], Awaitable[None]] | None = None,
     ) -> None:
+        """``announce(c)``: the statements that tell other engines about ``c`` (added to its
+        transaction); ``refresh(c)``: read again, under the lock, the rows ``c`` touched (a shared
+        database; ``None``: a stale row is an error like any other)."""
         self.lock = trio.Lock()
         """Held by whoever decides and commits a transition (the committer takes it for each batch)."""
         self.pending: list[Request] = []
@@ -78,6 +95,8 @@ class Committer:
         self._store = store
         self._changes = changes
         self._on_commit = on_commit
+        self._announce = announce
+        self._refresh = refresh
         self._pending_work = trio.Event()
         self._serving = False
 
@@ -87,6 +106,8 @@ class Committer:
         Call it holding ``self.lock``.
 
         Raises:
+            StaleError: another engine changed a row ``c`` writes since it was read; nothing changed, and
+                the rows ``c`` touched were read again: decide again and commit anew.
             QueueUnavailableError: the database refused the transaction; nothing changed, on disk or in
                 memory.
 
@@ -94,10 +115,75 @@ class Committer:
         ``trio.Cancelled`` after the transaction ended, and then it has not been applied to memory.
         """
         try:
-            await self._store.write(c.writes())
+            await self._persist(c)
+        except StaleError:
+            if self._refresh is None:
+                raise QueueUnavailableError("database: cannot commit: a row changed under it") from None
+            await self._refresh(c)
+            raise
         except StoreError as exc:
             raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
         self._on_commit(c)
+
+    async def decide(self, decide: Callable[[], Awaitable[T]]) -> T:
+        r"""Run ``decide()`` (which reads, decides and ``commit``\ s) under the lock; on a shared database,
+        again (up to ``STALE_RETRIES`` times) when its commit was refused because another engine changed a
+        row it read (``commit`` has read those rows again by then).
+
+        Raises:
+            whatever ``decide`` raised; QueueUnavailableError: the rows kept changing.
+        """
+        for _ in range(STALE_RETRIES):
+            try:
+                async with self.lock:
+                    return await decide()
+            except StaleError:
+                continue
+        raise QueueUnavailableError("database: the rows of this request kept changing; try again")
+
+    async def claim(self, lock: Callable[[Db], T], record: Callable[[Changes, T], None]) -> Changes:
+        """One transaction of a shared store that first locks rows (``lock(db)``, on a thread of the
+        store: ``SELECT ... FOR UPDATE SKIP LOCKED``), then records transitions on what it found
+        (``record(c, found)``, on the Trio thread, under the lock), writes and commits them, and applies
+        them. Returns the committed ``Changes``.
+
+        Raises:
+            StaleError: a row it writes changed meanwhile (the rows it touched were read again).
+            StoreError: the database refused the transaction. Whatever ``record`` raised. In every case
+                nothing was written.
+
+        Cancellation: shielded once the transaction has begun (see ``PgStore.claim``).
+        """
+        store = cast(SharedStore, self._store)
+        async with self.lock:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            made: list[Changes] = []
+
+            def decide(found: T) -> list[Write]:
+                c = self._changes()
+                record(c, found)
+                made.append(c)
+                writes = c.writes()
+                if writes and self._announce is not None:
+                    writes += self._announce(c)
+                return writes
+
+            try:
+                await store.claim(lock, decide)
+            except StaleError:
+                if made and self._refresh is not None:
+                    await self._refresh(made[0])
+                raise
+            self._on_commit(made[0])
+            return made[0]
+
+    async def _persist(self, c: Changes) -> None:
+        """Write ``c`` in one transaction (with its announcement); no-op when it writes nothing."""
+        writes = c.writes()
+        if writes:
+            if self._announce is not None:
+                writes += self._announce(c)
+            await self._store.write(writes)
 
     async def transact(
         self,
@@ -144,6 +230,7 @@ class Committer:
         self, record: Callable[[Changes], T], catalog: dict[str, dict[str, Any]] | None, dispatch: bool
     ) -> T:
         if not self._serving:
+            await trio.lowlevel.checkpoint_if_cancelled()  # a stopping engine's runs see their cancellation
             raise QueueUnavailableError("the task queue is not running (its engine is not serving)")
         request = Request(record, catalog, dispatch)
         self.pending.append(request)
@@ -218,6 +305,10 @@ class Committer:
         try:
             await self._write(c)
         except StoreError as exc:
+            if isinstance(exc, StaleError) and self._refresh is not None:
+                await self._refresh(c)
+                await self._commit_one_by_one(batch)
+                return
             if len(batch) == 1:
                 outcomes = [(False, exc)]
             else:
@@ -234,15 +325,23 @@ class Committer:
 
     async def _commit_one_by_one(self, batch: list[Request]) -> None:
         """After a failed group commit: each transition in its own transaction, so that only the ones
-        whose own writes fail are refused."""
+        whose own writes fail are refused (one refused for a stale row is decided again, after the rows
+        it touched were read again, up to ``STALE_RETRIES`` times)."""
         for request in batch:
-            c = self._changes()
-            outcome = _record(c, request)
-            if outcome[0]:
-                try:
-                    await self._write(c)
-                except StoreError as exc:
-                    outcome = (False, exc)
+            for attempt in range(1, STALE_RETRIES + 1):
+                c = self._changes()
+                outcome = _record(c, request)
+                if outcome[0]:
+                    try:
+                        await self._write(c)
+                    except StaleError as exc:
+                        if self._refresh is not None and attempt < STALE_RETRIES:
+                            await self._refresh(c)
+                            continue
+                        outcome = (False, exc)
+                    except StoreError as exc:
+                        outcome = (False, exc)
+                break
             request.outcome = outcome
             request.done.set()
 
@@ -252,9 +351,7 @@ class Committer:
         Raises:
             StoreError: nothing was written or applied.
         """
-        writes = c.writes()
-        if writes:
-            await self._store.write(writes)
+        await self._persist(c)
         self.batches += 1
         self._on_commit(c)
 

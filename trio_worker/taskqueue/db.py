@@ -82,6 +82,18 @@ class Store(Protocol):
     async def write(self, writes: Iterable[Write]) -> None: ...
 
 
+class SharedStore(Store, Protocol):
+    """A store several engines share (``pgstore.PgStore``): claims, announcements and a listener."""
+
+    engine_id: str
+
+    async def claim(self, lock: Callable[[Db], T], decide: Callable[[T], list[Write]]) -> T: ...
+
+    def announce(self, tasks: Iterable[str], workflows: Iterable[str], settings: bool) -> list[Write]: ...
+
+    async def listen(self, deliver: Callable[[dict[str, Any] | None], None]) -> None: ...
+
+
 def is_url(target: str | Path) -> bool:
     """True when ``target`` names a PostgreSQL database rather than a file."""
     return isinstance(target, str) and target.startswith(URL_SCHEMES)

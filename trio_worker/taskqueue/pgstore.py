@@ -187,7 +187,6 @@ class PgStore:
         self._pool: Any = None
         self._limiter = trio.CapacityLimiter(POOL_SIZE)
         self.channel = CHANNEL
-        self._exclusive: Any = None  # the connection holding the advisory lock of one engine per database
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
 
@@ -229,18 +228,6 @@ class PgStore:
                     name="taskqueue",
                 )
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-            except psycopg.Error as exc:
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise QueueUnavailableError(f"database: cannot use {self.name}: {reason}") from None
-            try:
-                self._exclusive = self._connect()
-                key = self._exclusive.execute("SELECT hashtext(%s)", (self.channel,))
-                if not self._exclusive.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (key.fetchone()[0],)
-                ).fetchone()[0]:
-                    self._exclusive.close()
-                    pool.close()
-                    raise QueueUnavailableError(f"database: {self.name} is in use by another task queue")
                 return pool
             except psycopg.Error as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -258,9 +245,6 @@ class PgStore:
                 await trio.to_thread.run_sync(listener.join)
             if pool is not None:
                 await trio.to_thread.run_sync(pool.close)
-            exclusive, self._exclusive = self._exclusive, None
-            if exclusive is not None:
-                await trio.to_thread.run_sync(exclusive.close)
 
     # -- jobs --
 
@@ -454,8 +438,3 @@ def _payload(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
-
-
-def now_sql() -> str:
-    """The database's clock in epoch seconds, as SQL (leases are measured on it, never on a host's)."""
-    return "EXTRACT(EPOCH FROM clock_timestamp())::double precision"

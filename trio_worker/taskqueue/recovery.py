@@ -32,6 +32,20 @@ from .state import Changes, State
 logger = logging.getLogger("mcp_supervisor.taskqueue")
 
 
+def advance_workflows(c: Changes, known: dict[str, str]) -> None:
+    """Start what became ready in every unfinished workflow: a pending one whose dependencies completed
+    (``known``: the statuses of dependencies that are no longer unfinished), the ready steps of a running
+    one."""
+    for workflow in list(c.active_workflows()):
+        current = c.workflow(workflow.workflow_id)
+        if current is None:
+            continue
+        if current.status == "pending":
+            tr.start_workflow_if_ready(c, current, known)
+        elif current.status == "running":
+            tr.advance_workflow(c, workflow.workflow_id)
+
+
 @dataclass(slots=True)
 class Recovered:
     """What the engine starts from."""
@@ -75,14 +89,7 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
             ptr.interrupted(c, task)
         elif task.status == "running":
             tr.interrupted(c, task)
-    for workflow in list(state.workflows.values()):
-        current = c.workflow(workflow.workflow_id)
-        if current is None:
-            continue
-        if current.status == "pending":
-            tr.start_workflow_if_ready(c, current, known)
-        elif current.status == "running":
-            tr.advance_workflow(c, workflow.workflow_id)
+    advance_workflows(c, known)
     await store.write(c.writes())
     c.apply()
     now = clock()

@@ -32,6 +32,7 @@ from . import transitions as tr
 from .committer import Committer
 from .db import Store, StoreError
 from .executor import Executor, ToolCallRefused
+from .leases import settle
 from .records import LogLine, TaskRecord
 from .router_cache import RouterCache
 from .state import Changes
@@ -48,7 +49,8 @@ PROGRESS_LOG_LIMIT = 200
 
 Outcome = tuple[str, Any]
 """How an attempt ended: ``("result", reply)`` (a CallToolResult, or a protocol task's ``input_required``
-reply), ``("refused", ToolCallRefused)``, ``("error", message)`` or ``("cancelled", None)``."""
+reply), ``("refused", ToolCallRefused)``, ``("error", message)``, ``("cancelled", None)`` or
+``("interrupted", None)`` (stopped because this engine lost its lease)."""
 
 
 @dataclass(eq=False)
@@ -73,6 +75,8 @@ class Run:
     """The status message ``on_change`` was last called with (protocol tasks)."""
     changed_at: float | None = None
     """When its progress last changed (the engine's clock)."""
+    abandoned: bool = False
+    """Stopped because this engine lost its lease (``leases.py``): settled as interrupted, not cancelled."""
 
     def status_message(self) -> str | None:
         """The tool's latest progress message, with its percentage when it gave a total: ``copying (40%)``."""
@@ -172,7 +176,7 @@ class Runner:
                 logger.exception("task queue: the executor raised for task %s", task.task_id)
                 outcome = ("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
             if run.scope.cancelled_caught:
-                outcome = ("cancelled", None)
+                outcome = ("interrupted", None) if run.abandoned else ("cancelled", None)
             await self._finish_attempt(run, outcome)
         finally:
             if self.running.get(task.task_id) is run:
@@ -256,7 +260,9 @@ def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
         )
     else:
         current = replace(current, progress=run.progress, progress_message=run.message)
-        if current.origin == ptr.ORIGIN:
+        if kind == "interrupted":
+            settle(c, current)
+        elif current.origin == ptr.ORIGIN:
             _record_protocol_end(c, current, run, outcome)
         elif kind == "cancelled":
             tr.cancel(c, current, run.cancel_reason or "cancelled")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -110,6 +111,17 @@ class State:
         """The next submission number (tasks and workflows share one sequence)."""
         seq = self.next_seq
         self.next_seq += 1
+        return seq
+
+
+class SharedState(State):
+    """The state of an engine that shares its database (PostgreSQL): a mirror of the database, and
+    submission numbers from the wall clock (microseconds, increasing in this engine) so that tasks
+    submitted one after the other through different engines keep their order."""
+
+    def take_seq(self) -> int:
+        seq = max(self.next_seq, int(time.time() * 1_000_000))
+        self.next_seq = seq + 1
         return seq
 
 
@@ -307,6 +319,14 @@ class Changes:
         writes += self.extra
         writes += rows.delete_tasks(self.deleted)
         return writes
+
+    def changed_ids(self) -> tuple[list[str], list[str], bool]:
+        """What this unit of work changes, for the other engines of a shared database: the task ids
+        (deleted ones too), the workflow ids (call after ``writes``, which adds the workflows of changed
+        steps) and whether the pause or a registration changed."""
+        tasks = [*self.tasks, *self.deleted]
+        workflows = list(dict.fromkeys([*self.workflows, *(workflow_id for workflow_id, _ in self.steps)]))
+        return tasks, workflows, self.paused is not _UNCHANGED or bool(self.registrations)
 
     def apply(self) -> None:
         """Make the committed changes the state; call only after ``writes()`` was committed."""

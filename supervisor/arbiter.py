@@ -25,7 +25,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 import psutil
 
@@ -33,7 +33,7 @@ from shared.launch import WorkerOptions
 from shared.metadata import Runtime
 
 from .config import Settings
-from .containment import Containment
+from .containment import Containment, database_argument, database_environment
 from .draining import drain_and_stop
 from .process import WorkerProcess, describe_exit
 from .restart import RestartPolicy, RestartTracker
@@ -50,6 +50,12 @@ START_TIMEOUT = 30.0
 """How long a replacement worker may take to become READY before the replacement is abandoned."""
 RSS_CHECK_INTERVAL = 2.0
 """How often the resident memory of the workers is compared with ``max_worker_rss``."""
+
+
+def _environment(settings: Settings, pool: str) -> dict[str, Any]:
+    """A worker's ``env`` allow-list and ``extra_env`` (``containment.database_environment``)."""
+    allow, extra = database_environment(settings.task_db if pool == QUEUE_POOL else None, settings.worker_env)
+    return {"env": allow, "extra_env": extra}
 
 
 class Arbiter:
@@ -114,7 +120,7 @@ class Arbiter:
                 self._argv(settings, worker_id, runtime, pool, cpus[worker_id]),
                 json_logs=settings.log_format == "json",
                 pool=pool,
-                env=settings.worker_env,
+                **_environment(settings, pool),
             )
             for worker_id, runtime, pool in slots
         }
@@ -135,7 +141,7 @@ class Arbiter:
                 argv,
                 json_logs=settings.log_format == "json",
                 pool=pool,
-                env=settings.worker_env,  # a spare becomes a worker: the same environment, no wider
+                **_environment(settings, pool),  # a spare becomes a worker: the same environment
                 spare=True,
             )
         return spares
@@ -152,9 +158,10 @@ class Arbiter:
             modules=("trio_worker.taskqueue.tools",) if queue else s.tools,
             cpu=cpu,
             service="taskqueue" if queue else None,
-            task_db=str(s.task_db) if queue and s.task_db is not None else None,
+            task_db=database_argument(s.task_db) if queue and s.task_db is not None else None,
             task_ttl=s.task_ttl if queue else None,
             task_retention=s.task_retention if queue else None,
+            task_lease_seconds=s.task_lease_seconds if queue else None,
             step_max_bytes=s.workflow_step_max_bytes if queue else None,
             threads=s.worker_threads,
             heartbeat_interval=s.heartbeat_interval,

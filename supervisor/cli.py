@@ -66,7 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--shutdown-grace", type=str, metavar="SECONDS", help="time in-flight calls get on stop"
     )
     parser.add_argument("--runtime-dir", help="private directory for the ipc sockets")
-    parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
+    parser.add_argument(
+        "--task-db", metavar="PATH|URL", help="the task queue's SQLite file or postgresql:// database"
+    )
+    parser.add_argument(
+        "--task-lease-seconds",
+        type=str,
+        metavar="SECONDS",
+        help="on a shared PostgreSQL database, how long a running task belongs to a dead supervisor",
+    )
     parser.add_argument(
         "--task-ttl", type=str, metavar="SECONDS", help="how long MCP tasks are kept after they end"
     )
@@ -175,6 +183,7 @@ def serve(argv: list[str]) -> None:
         "task_queue": args.task_queue,
         "task_ttl": args.task_ttl,
         "task_retention": args.task_retention,
+        "task_lease_seconds": args.task_lease_seconds,
         **auth_overrides(args),
     }
     try:

@@ -82,11 +82,10 @@ class PostgresServer:
         self.root.chmod(0o711)
         self.socket_dir.mkdir(mode=0o700)
         self._own(self.root, self.socket_dir)
-        user = {"user": self._user} if self._user else {}
         initdb = subprocess.run(
             [binary("initdb"), "-D", str(self.data), "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
             capture_output=True,
-            **user,  # type: ignore[arg-type]
+            user=self._user,
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed: {initdb.stderr.decode(errors='replace')[-2000:]}")
@@ -103,7 +102,7 @@ class PostgresServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **user,  # type: ignore[arg-type]
+                user=self._user,
             )
         end = time.monotonic() + START_DEADLINE
         while time.monotonic() < end:

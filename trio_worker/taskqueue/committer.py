@@ -59,9 +59,11 @@ MAX_BATCH = 1000
 class Request:
     """One transition waiting for the group commit (see ``Committer.transact``)."""
 
-    record: Callable[[Changes], Any]
+    record: Callable[..., Any]
     catalog: dict[str, dict[str, Any]] | None
     dispatch: bool = False
+    lock: Callable[[Db], Any] | None = None
+    """A claim (shared database): reads and locks rows first; ``record(c, found)`` gets what it found."""
     done: trio.Event = field(default_factory=trio.Event)
     taken: bool = False
     outcome: tuple[bool, Any] = (False, None)
@@ -187,18 +189,21 @@ class Committer:
 
     async def transact(
         self,
-        record: Callable[[Changes], T],
+        record: Callable[..., T],
         *,
         catalog: dict[str, dict[str, Any]] | None = None,
         dispatch: bool = False,
         background: bool = False,
+        lock: Callable[[Db], Any] | None = None,
     ) -> T:
         """Record a transition with ``record(changes)`` in the next group commit; return what it returned
         once the transaction holding it is committed and applied to memory.
 
         ``record`` runs on the Trio thread under the lock, must not await, and must change nothing but the
         ``Changes`` it is given (it may be run a second time, alone, if its batch failed to commit).
-        ``dispatch`` marks the scheduler's own transition, which goes first in its batch. A
+        ``dispatch`` marks the scheduler's own transition, which goes first in its batch; on a shared
+        database it comes with ``lock``, which the batch's transaction runs first (on the store's thread:
+        ``SELECT ... FOR UPDATE SKIP LOCKED``), and ``record`` is called as ``record(changes, found)``. A
         ``background`` transition (an attempt's end, a dispatch: nobody is waiting for an answer) the disk
         refuses is recorded again after each of the ``COMMIT_RETRIES`` waits before it fails.
 
@@ -216,7 +221,7 @@ class Committer:
         delays = COMMIT_RETRIES if background else ()
         for attempt in range(len(delays) + 1):
             try:
-                return await self._transact_once(record, catalog, dispatch)
+                return await self._transact_once(record, catalog, dispatch, lock)
             except StoreError as exc:
                 if not background:
                     raise
@@ -227,12 +232,16 @@ class Committer:
         raise AssertionError("unreachable")
 
     async def _transact_once(
-        self, record: Callable[[Changes], T], catalog: dict[str, dict[str, Any]] | None, dispatch: bool
+        self,
+        record: Callable[..., T],
+        catalog: dict[str, dict[str, Any]] | None,
+        dispatch: bool,
+        lock: Callable[[Db], Any] | None,
     ) -> T:
         if not self._serving:
             await trio.lowlevel.checkpoint_if_cancelled()  # a stopping engine's runs see their cancellation
             raise QueueUnavailableError("the task queue is not running (its engine is not serving)")
-        request = Request(record, catalog, dispatch)
+        request = Request(record, catalog, dispatch, lock)
         self.pending.append(request)
         self._pending_work.set()
         try:
@@ -293,17 +302,25 @@ class Committer:
     async def _commit_batch(self, batch: list[Request]) -> None:
         c = self._changes()
         outcomes: list[tuple[bool, Any]] = []
-        dispatched: tuple[bool, Any] | None = None
-        for request in batch:
-            if request.dispatch and dispatched is not None:
-                outcomes.append(dispatched)
-                continue
-            outcome = _record(c, request)
-            if request.dispatch:
-                dispatched = outcome
-            outcomes.append(outcome)
+        lock = next((r.lock for r in batch if r.dispatch and r.lock is not None), None)
+
+        def record_all(found: Any = None) -> None:
+            dispatched: tuple[bool, Any] | None = None
+            for request in batch:
+                if request.dispatch and dispatched is not None:
+                    outcomes.append(dispatched)
+                    continue
+                outcome = _record(c, request, found)
+                if request.dispatch:
+                    dispatched = outcome
+                outcomes.append(outcome)
+
         try:
-            await self._write(c)
+            if lock is None:
+                record_all()
+                await self._write(c)
+            else:
+                await self._write_claimed(c, lock, record_all)
         except StoreError as exc:
             if isinstance(exc, StaleError) and self._refresh is not None:
                 await self._refresh(c)
@@ -330,20 +347,56 @@ class Committer:
         for request in batch:
             for attempt in range(1, STALE_RETRIES + 1):
                 c = self._changes()
-                outcome = _record(c, request)
-                if outcome[0]:
-                    try:
-                        await self._write(c)
-                    except StaleError as exc:
-                        if self._refresh is not None and attempt < STALE_RETRIES:
-                            await self._refresh(c)
-                            continue
-                        outcome = (False, exc)
-                    except StoreError as exc:
-                        outcome = (False, exc)
+                recorded: list[tuple[bool, Any]] = []
+
+                def record_one(
+                    found: Any = None,
+                    c: Changes = c,
+                    recorded: list[Any] = recorded,
+                    request: Request = request,
+                ) -> None:
+                    recorded.append(_record(c, request, found))
+
+                try:
+                    if request.lock is not None:
+                        await self._write_claimed(c, request.lock, record_one)
+                    else:
+                        record_one()
+                        if recorded[0][0]:
+                            await self._write(c)
+                    outcome = recorded[0]
+                except StaleError as exc:
+                    if self._refresh is not None and attempt < STALE_RETRIES:
+                        await self._refresh(c)
+                        continue
+                    outcome = (False, exc)
+                except StoreError as exc:
+                    outcome = (False, exc)
                 break
             request.outcome = outcome
             request.done.set()
+
+    async def _write_claimed(
+        self, c: Changes, lock: Callable[[Db], Any], record: Callable[[Any], None]
+    ) -> None:
+        """Commit ``c`` in the transaction of a claim: ``lock`` runs first, ``record(found)`` fills ``c``
+        on the Trio thread, then ``c`` is written, committed and applied.
+
+        Raises:
+            StoreError: nothing was written or applied.
+        """
+        store = cast(SharedStore, self._store)
+
+        def decide(found: Any) -> list[Write]:
+            record(found)
+            writes = c.writes()
+            if writes and self._announce is not None:
+                writes += self._announce(c)
+            return writes
+
+        await store.claim(lock, decide)
+        self.batches += 1
+        self._on_commit(c)
 
     async def _write(self, c: Changes) -> None:
         """Commit the writes of a batch (if it has any) and apply it.
@@ -356,12 +409,13 @@ class Committer:
         self._on_commit(c)
 
 
-def _record(c: Changes, request: Request) -> tuple[bool, Any]:
-    """Run one request's ``record`` on the shared ``c``; one that raises leaves no trace in it."""
+def _record(c: Changes, request: Request, found: Any = None) -> tuple[bool, Any]:
+    """Run one request's ``record`` on the shared ``c`` (with what its claim ``found``, for a claim); one
+    that raises leaves no trace in it."""
     mark = c.mark()
     c.catalog = request.catalog
     try:
-        return True, request.record(c)
+        return True, request.record(c, found) if request.lock is not None else request.record(c)
     except Exception as exc:
         c.rewind(mark)
         return False, exc

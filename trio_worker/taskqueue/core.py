@@ -43,10 +43,7 @@ The tool operations live in ``task_ops.py``, ``queue_ops.py``, ``executor_ops.py
 from __future__ import annotations
 
 import logging
-import os
 import random
-import secrets
-import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -71,7 +68,7 @@ from .router_cache import RouterCache
 from .runner import Run, Runner
 from .scheduler import Scheduler
 from .scheduling import estimate_starts, mean_durations, waiting_reason
-from .sharing import Sharing
+from .sharing import Sharing, engine_id
 from .sizes import DEFAULT_STEP_MAX_BYTES
 from .state import Changes, SharedState, State
 from .store import Synchronous
@@ -89,11 +86,6 @@ DEFAULT_TASK_RETENTION = 7 * 24 * 3600.0
 """Finished queue tasks and workflows are deleted this long after they end (seconds; 0: forever)."""
 ENDED_CACHE_SIZE = 4096
 """How many rendered ended protocol tasks ``tasks:get`` keeps in memory (the rest are read back)."""
-
-
-def engine_id() -> str:
-    """A new engine id: ``host/pid/random`` (unique among the engines sharing a database)."""
-    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
 class EngineCore:
@@ -258,7 +250,8 @@ class EngineCore:
 
     async def _advance_workflows(self) -> None:
         assert self._sharing is not None
-        await self._sharing.advance_workflows(self._changes, await self._router.catalog_quietly())
+        # no catalog: like recovery, this runs before the worker is READY, when the router cannot answer
+        await self._sharing.advance_workflows(self._changes, None)
 
     def hold(self) -> None:
         """Start no new attempt from now on; the attempts running go on to their end. The worker calls
@@ -307,11 +300,18 @@ class EngineCore:
     def _render(self, task: TaskRecord) -> dict[str, Any]:
         """The ``DetailedTask`` of a protocol task now (an ended one is kept in the small cache)."""
         run = self._runner.running.get(task.task_id) if task.status == "running" else None
+        if run is not None:
+            message = run.status_message()
+        elif task.status == "running" and task.progress_message is not None:  # running on another engine:
+            percent = f" ({task.progress:.0f}%)" if task.progress else ""  # as it last wrote it
+            message = f"{task.progress_message}{percent}"
+        else:
+            message = None
         view = detailed_view(
             task,
             now=self._clock(),
             ttl=self.task_ttl,
-            status_message=run.status_message() if run is not None else None,
+            status_message=message,
             updated_at=run.changed_at if run is not None else None,
         )
         if task.status in TERMINAL_TASK_STATUSES:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from shared import dburl
+
 T = TypeVar("T")
 
 Write = tuple[str, tuple[Any, ...]]
@@ -27,7 +29,6 @@ Write = tuple[str, tuple[Any, ...]]
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
-URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class StoreError(Exception):
@@ -96,7 +97,7 @@ class SharedStore(Store, Protocol):
 
 def is_url(target: str | Path) -> bool:
     """True when ``target`` names a PostgreSQL database rather than a file."""
-    return isinstance(target, str) and target.startswith(URL_SCHEMES)
+    return isinstance(target, str) and dburl.is_url(target)
 
 
 def open_store(target: str | Path, *, synchronous: str = "FULL", engine_id: str = "") -> Store:

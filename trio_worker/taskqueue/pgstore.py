@@ -36,9 +36,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import trio
+
+from shared.dburl import redact
 
 from .db import POSTGRESQL, Db, DuplicateError, StaleError, StoreError, Write
 from .errors import QueueUnavailableError
@@ -75,23 +76,6 @@ LISTEN_POLL = 0.2
 """Seconds the listener waits for notifications before it looks whether it should stop."""
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to reconnect the listener (the last one repeats)."""
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://?"
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Row:
@@ -161,8 +145,16 @@ def _mapped(exc: Exception) -> StoreError:
 
 
 def _apply(db: PgDb, writes: Iterable[Write]) -> None:
-    for sql, params in writes:
-        if db.execute(sql, params).rowcount == 0 and sql in CHECKED:
+    """Run ``writes`` in pipeline mode (one round trip for all of them, not one each), then check that
+    every checked write changed its row."""
+    checked = []
+    with db.conn.pipeline():
+        for sql, params in writes:
+            cursor = db.execute(sql, params)
+            if sql in CHECKED:
+                checked.append((sql, cursor))
+    for sql, cursor in checked:
+        if cursor.rowcount == 0:
             raise StaleError(f"database: a row changed since it was read ({sql.split()[2]})")
 
 
@@ -304,25 +296,41 @@ class PgStore:
         Cancellation: shielded; a claim that started completes (or rolls back) before ``Cancelled``.
         """
         with trio.CancelScope(shield=True):
-            if self._pool is None:
+            pool = self._pool
+            if pool is None:
                 raise QueueUnavailableError("the task queue database is closed")
-            conn = await self._run(self._pool.getconn)
-            try:
-                db = PgDb(conn)
+            held: list[Any] = []
 
-                def begin() -> T:
+            def begin() -> T:  # one hop: a connection, BEGIN and the locking reads (BEGIN pipelined)
+                conn = pool.getconn()
+                held.append(conn)
+                with conn.pipeline():
                     conn.execute("BEGIN")
-                    return lock(db)
+                    return lock(PgDb(conn))
 
+            def commit(writes: list[Write]) -> None:  # one hop: the writes, COMMIT, the connection back
+                try:
+                    _apply(PgDb(held[0]), writes)
+                    held[0].execute("COMMIT")
+                except BaseException:
+                    _rollback(held[0])
+                    raise
+                finally:
+                    pool.putconn(held[0])
+
+            def abandon() -> None:
+                if held:
+                    _rollback(held[0])
+                    pool.putconn(held[0])
+
+            try:
                 found = await self._run(functools.partial(_guarded, begin))
                 writes = decide(found)
-                await self._run(functools.partial(_guarded, lambda: _commit(db, writes)))
-                return found
             except BaseException:
-                await self._run(functools.partial(_rollback, conn))
+                await self._run(abandon)
                 raise
-            finally:
-                await self._run(functools.partial(self._pool.putconn, conn))
+            await self._run(functools.partial(_guarded, functools.partial(commit, writes)))
+            return found
         raise AssertionError("unreachable")  # the shield never swallows what the block raised
 
     def announce(self, tasks: Iterable[str], workflows: Iterable[str], settings: bool) -> list[Write]:
@@ -412,11 +420,6 @@ def _guarded(job: Callable[[], T]) -> T:
         return job()
     except psycopg.Error as exc:
         raise _mapped(exc) from None
-
-
-def _commit(db: PgDb, writes: list[Write]) -> None:
-    _apply(db, writes)
-    db.execute("COMMIT")
 
 
 def _rollback(conn: Any) -> None:

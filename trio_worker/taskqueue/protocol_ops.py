@@ -2,8 +2,9 @@
 
 ``protocol_create`` queues a protocol task (``origin = "mcp"``) in the group commit, like ``task_submit``
 but leaner: no schema check (the worker validates the arguments when it runs), no start estimate, no wait
-for the dispatch. ``protocol_get`` answers from memory while the task is unfinished, from a small cache of
-rendered ended tasks, else from the database. ``protocol_update`` and ``protocol_cancel`` acknowledge only
+for the dispatch. ``protocol_get`` answers from memory while the task is unfinished (from the database
+on a shared one, where another engine may change it), from a small cache of rendered ended tasks, else
+from the database. ``protocol_update`` and ``protocol_cancel`` acknowledge only
 after their change is committed.
 
 Only protocol tasks are visible here: a queue task's id answers "unknown task", as does an id that was

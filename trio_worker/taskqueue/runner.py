@@ -133,10 +133,13 @@ class Runner:
             self.running.clear()
 
     def start(self, task: TaskRecord, executor_id: str) -> None:
-        """Run an attempt that was committed as started (``task`` is the running task)."""
+        """Run an attempt that was committed as started (``task`` is the running task). A runner that has
+        stopped (the engine is being cancelled while the commit finished) starts nothing: the attempt stays
+        running in the database, as after a crash, for the next engine to settle."""
+        if self._nursery is None:
+            return
         run = Run(task, executor_id)
         self.running[task.task_id] = run
-        assert self._nursery is not None
         self._nursery.start_soon(self._run_attempt, run, name=f"taskqueue attempt {task.task_id}")
 
     def counts(self) -> dict[str, int]:

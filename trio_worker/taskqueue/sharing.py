@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +82,12 @@ def lock_queued(db: Db, types: Sequence[str], now: float, limit: int) -> Claimed
     return Claimed(tasks, found)
 
 
+def engine_id() -> str:
+    """A new engine id: ``host/pid/random``, unique among the engines sharing a database (every engine
+    has one; it is ``claimed_by`` of the tasks it starts)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
 class Sharing:
     """The mirror, the leases and the claims of an engine on a shared database (see the module)."""
 
@@ -109,8 +118,6 @@ class Sharing:
         self._protocol_changed = protocol_changed
         self._forget = forget
         self._changed = trio.Event()
-        self._claiming = trio.Lock()
-        self._claim_wanted = False
         self.mirror = Mirror(store, state, committer.lock, self._refreshed)
         self.leases = Leases(
             store, committer, self.mirror, runner, engine_id=engine_id, seconds=lease_seconds
@@ -183,37 +190,34 @@ class Sharing:
     # -- claims --
 
     async def claim_queued(self, executors: Callable[[], list[ExecutorView]]) -> None:
-        """Claim and start what this engine's executors can take now (see the module). Concurrent calls
-        share claims: each caller returns once a claim that began after its call has ended.
+        """Claim and start what this engine's executors can take now (see the module), first in the next
+        group commit (several calls meanwhile share one claim, as dispatches do).
 
         Raises:
-            StoreError: the database refused the claim (nothing was started).
+            QueueUnavailableError: the database refused the claim after the committer's retries.
         """
-        self._claim_wanted = True
-        async with self._claiming:
-            if not self._claim_wanted:
-                return  # a claim began after this call and has ended
-            self._claim_wanted = False
-            views = executors()
-            open_ = [e for e in views if e.routable and e.free > 0]
-            types = sorted(set().union(*(e.capabilities for e in open_)))
-            slots = sum(e.free for e in open_)
-            if not types:
-                return
-            now = self._clock()
+        views = executors()
+        open_ = [e for e in views if e.routable and e.free > 0]
+        types = sorted(set().union(*(e.capabilities for e in open_)))
+        slots = sum(e.free for e in open_)
+        if not types:
+            return
+        now = self._clock()
 
-            def record(c: Changes, claimed: Claimed) -> None:
-                self.mirror.absorb(claimed.found)
-                if not claimed.tasks:
-                    return
-                started = []
-                for task, executor_id in plan(claimed.tasks, views, {}).assignments:
-                    tr.start_attempt(c, task, executor_id)
+        def record(c: Changes, claimed: Claimed) -> None:
+            self.mirror.absorb(claimed.found)
+            started = []
+            for task, executor_id in plan(claimed.tasks, views, {}).assignments:
+                current = c.task(task.task_id)
+                if current is not None and current.status == "queued":
+                    tr.start_attempt(c, current, executor_id)
                     started.append(task.task_id)
-                if started:
-                    c.write((LEASE, (self.lease_seconds, started)))
+            if started:
+                c.write((LEASE, (self.lease_seconds, started)))
 
-            await self._committer.claim(lambda db: lock_queued(db, types, now, slots), record)
+        await self._committer.transact(
+            record, dispatch=True, background=True, lock=lambda db: lock_queued(db, types, now, slots)
+        )
 
     # -- what the mirror learned --
 

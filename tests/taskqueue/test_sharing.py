@@ -243,3 +243,41 @@ async def test_a_listener_that_reconnects_reloads_the_mirror(shared: str) -> Non
         b._sharing.mirror.deliver(None)  # what the listener does after it reconnected
         await eventually(lambda: "m" in b._state.tasks, "a reload of the mirror")
         assert b._state.paused is not None
+
+
+async def test_a_workflow_cancelled_through_one_engine_stops_its_step_running_on_the_other(
+    shared: str,
+) -> None:
+    runner = standard_executor()
+    async with two(shared, runner, idle_executor()) as (owner, other):
+        await owner.workflow_submit(
+            "long",
+            [
+                {"step_id": "wait", "action": "forever", "inputs": {"key": "w"}},
+                {
+                    "step_id": "after",
+                    "action": "echo",
+                    "inputs": {"message": "never"},
+                    "depends_on": ["wait"],
+                },
+            ],
+            workflow_id="wf",
+        )
+        call = await runner.wait_started("w")
+        answer = await other.workflow_cancel("wf", reason="enough")
+        assert answer["status"] == "cancelled" and set(answer["cancelled_steps"]) == {"wait", "after"}
+        assert call.outcome == "cancelled"  # the step's call was stopped in its worker before the answer
+        assert (await owner.task_status("wf/wait"))["cancel_reason"] == "workflow cancelled (enough)"
+
+
+async def test_a_cancel_asked_of_a_dead_engine_is_carried_out_by_the_one_that_takes_over(shared: str) -> None:
+    doomed = standard_executor()
+    async with serving(shared, idle_executor(), lease_seconds=LEASE) as other:
+        async with serving(shared, doomed, lease_seconds=LEASE) as dying:
+            await dying.task_submit("forever", {"key": "f"}, task_id="f", retry_policy={"max_retries": 3})
+            await doomed.wait_started("f")
+            dying._sharing.mirror.deliver = lambda payload: None  # type: ignore[union-attr]  # deaf, then dead
+            with trio.move_on_after(0.2):  # the cancel is asked; nobody stops the call
+                await other.task_cancel("f", reason="stop it")
+        status = await wait_status(other, "f", "cancelled")  # taken over: cancelled, not run again
+        assert status["cancel_reason"] == "stop it" and status["attempts"] == 1

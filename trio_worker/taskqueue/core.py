@@ -248,6 +248,12 @@ class EngineCore:
         (``Committer.decide``)."""
         return await self._committer.decide(decide)
 
+    async def _stopped_elsewhere(self, task_id: str) -> None:
+        """Wait until a task running on another engine is no longer running (woken by the mirror)."""
+        assert self._sharing is not None
+        while (await self._find_task(task_id)).status == "running":
+            await self._sharing.wait_changed(1.0)
+
     async def _advance_workflows(self) -> None:
         assert self._sharing is not None
         # no catalog: like recovery, this runs before the worker is READY, when the router cannot answer

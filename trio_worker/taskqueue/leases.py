@@ -51,7 +51,13 @@ MIN_INTERVAL = 0.1
 
 DB_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 """The database's clock in epoch seconds (leases are measured on it, never on a host's)."""
-RENEW = f"UPDATE tasks SET lease_expires = {DB_NOW} + ? WHERE claimed_by = ? AND status = 'running'"
+RENEW = (
+    f"UPDATE tasks SET lease_expires = {DB_NOW} + ? WHERE task_id IN (SELECT task_id FROM tasks "
+    "WHERE claimed_by = ? AND status = 'running' FOR UPDATE SKIP LOCKED)"
+)
+"""Rows another transaction is changing right now (this engine ending them, another cancelling them) are
+skipped rather than waited for: no lock wait, no deadlock with this engine's own commits; the next
+renewal, a third of a lease later, takes them."""
 EXPIRED = (
     "SELECT * FROM tasks WHERE status = 'running' AND "
     f"(lease_expires IS NULL OR lease_expires < {DB_NOW}) ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED"

@@ -230,7 +230,7 @@ class Mirror:
         Raises:
             StoreError: the database could not be read (the mirror is unchanged).
         """
-        snapshot = await self._store.read(load_snapshot)
+        snapshot = await self._store.read(lambda db: load_snapshot(db, history=False))
         fresh = loaded_state(snapshot)
         state = self._state
         fresh.finished = state.finished

@@ -99,7 +99,10 @@ def _hour(conn: Db, column: str) -> str:
     return f"CAST({column} / 3600 AS INTEGER)"
 
 
-def load_snapshot(conn: Db) -> Snapshot:
+def load_snapshot(conn: Db, *, history: bool = True) -> Snapshot:
+    """Everything unfinished, the registrations and the settings; with ``history``, also the next
+    submission number, the measured durations and the open attempts (the scans of the whole tables a
+    start needs, and a reload of a shared engine's mirror does not)."""
     tasks = [
         from_row(TaskRecord, row)
         for row in conn.execute(
@@ -119,6 +122,8 @@ def load_snapshot(conn: Db) -> Snapshot:
     ]
     registrations = [from_row(Registration, row) for row in conn.execute("SELECT * FROM executors")]
     settings = {row["key"]: json.loads(row["value"]) for row in conn.execute("SELECT * FROM settings")}
+    if not history:
+        return Snapshot(tasks, workflows, steps, registrations, settings, 1, {}, {})
     next_seq = 1 + max(
         conn.execute("SELECT COALESCE(MAX(seq), 0) FROM tasks").fetchone()[0],
         conn.execute("SELECT COALESCE(MAX(order_seq), 0) FROM tasks").fetchone()[0],

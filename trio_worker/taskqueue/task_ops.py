@@ -246,12 +246,6 @@ class TaskOperations(EngineCore):
             return _not_cancelled(final, previous)
         return _cancelled(task.task_id, previous, reason, forced=False)
 
-    async def _stopped_elsewhere(self, task_id: str) -> None:
-        """Wait until a task running on another engine is no longer running (woken by the mirror)."""
-        assert self._sharing is not None
-        while (await self._find_task(task_id)).status == "running":
-            await self._sharing.wait_changed(1.0)
-
     async def task_list(
         self,
         status_filter: Any = None,

@@ -251,35 +251,40 @@ class WorkflowOperations(EngineCore):
         catalog = await self._router.catalog_quietly()
         why = f"workflow cancelled ({reason})"
 
-        async def decide() -> list[Run] | None:
+        async def decide() -> tuple[list[Run], list[str]] | None:
             current = self._state.workflows.get(workflow.workflow_id)
             if current is None:
                 return None
             c = self._changes(catalog)
             to_stop = tr.cancel_workflow(c, current, reason, force=force)
+            elsewhere = []
             for task_id in to_stop:
                 task = c.task(task_id)
                 if task_id not in self._runner.running and task is not None and task.status == "running":
                     c.put_task(replace(task, cancel_requested=why))  # runs on another engine: ask it
+                    elsewhere.append(task_id)
             await self._committer.commit(c)
             runs = [self._runner.running[t] for t in to_stop if t in self._runner.running]
             for run in runs:
                 run.cancel_reason = why
                 run.scope.cancel()
-            return runs
+            return runs, elsewhere
 
-        runs = await self._decide(decide)
-        if runs is None:
+        decided = await self._decide(decide)
+        if decided is None:
             return {
                 "success": False,
                 "workflow_id": workflow.workflow_id,
                 "status": workflow.status,
                 "message": f"the workflow already ended: {workflow.status}",
             }
+        runs, elsewhere = decided
         if not force:
             with trio.move_on_after(CANCEL_WAIT):
                 for run in runs:
                     await run.done.wait()
+                for task_id in elsewhere:
+                    await self._stopped_elsewhere(task_id)
         final, steps = await self._find_workflow(workflow.workflow_id)
         return {
             "success": True,

@@ -33,6 +33,7 @@ Cancellation: see ``transact``. Cancelling ``serve`` fails every transition stil
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -47,8 +48,11 @@ logger = logging.getLogger("mcp_supervisor.taskqueue")
 
 T = TypeVar("T")
 
-STALE_RETRIES = 5
+STALE_RETRIES = 10
 """How many times a transition refused for a stale row is decided again (after reading the row again)."""
+STALE_BACKOFF = 0.005
+"""``decide`` waits up to this many seconds times the attempt number (at random) before deciding again,
+so that two engines changing one row over and over do not keep refusing each other in step."""
 COMMIT_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to commit a background transition (an attempt's end) the disk refused."""
 MAX_BATCH = 1000
@@ -135,12 +139,12 @@ class Committer:
         Raises:
             whatever ``decide`` raised; QueueUnavailableError: the rows kept changing.
         """
-        for _ in range(STALE_RETRIES):
+        for attempt in range(STALE_RETRIES):
             try:
                 async with self.lock:
                     return await decide()
             except StaleError:
-                continue
+                await trio.sleep(random.uniform(0, STALE_BACKOFF * (attempt + 1)))
         raise QueueUnavailableError("database: the rows of this request kept changing; try again")
 
     async def claim(self, lock: Callable[[Db], T], record: Callable[[Changes, T], None]) -> Changes:

@@ -127,7 +127,9 @@ class TaskOperations(EngineCore):
         else:
             raise QueueUnavailableError("task_id: could not draw a free task id")
         await self._scheduler.dispatch()
-        task = await self._find_task(task_id)
+        # as this engine just committed and dispatched it (on a shared database, the database would cost
+        # a round trip for an answer one moment newer)
+        task = self._state.tasks.get(task_id) or await self._find_task(task_id)
         positions, estimates = await self._place(task)
         summary = self._summary(task, positions, estimates)
         return {

@@ -37,7 +37,10 @@ class WorkerOptions:
         modules (``--tools``, repeated; none: the default tools): tool modules to import.
         cpu (``--cpu``, none): the core to pin the process to.
         service (``--service``, none): a service the worker hosts (``taskqueue``).
-        task_db (``--task-db``, none: the user's state directory): the task queue's SQLite database.
+        task_db (``--task-db``, none: the user's state directory): the task queue's SQLite file, or its
+            PostgreSQL URL without a password (the worker's ``PGPASSWORD`` carries it).
+        task_lease_seconds (``--task-lease-seconds``, none: the engine's default, 30): on PostgreSQL, how
+            long a running task stays with an engine that stopped renewing its lease.
         task_ttl (``--task-ttl``, none: the engine's default, 3600): seconds MCP tasks are kept after
             they end (0: forever).
         task_retention (``--task-retention``, none: the engine's default, 604800): seconds finished queue
@@ -65,6 +68,7 @@ class WorkerOptions:
     task_db: str | None = None
     task_ttl: float | None = None
     task_retention: float | None = None
+    task_lease_seconds: float | None = None
     step_max_bytes: int | None = None
     threads: int = 8
     heartbeat_interval: float = HEARTBEAT_INTERVAL
@@ -115,6 +119,8 @@ class WorkerOptions:
             argv += ["--task-ttl", repr(self.task_ttl)]
         if self.task_retention is not None:
             argv += ["--task-retention", repr(self.task_retention)]
+        if self.task_lease_seconds is not None:
+            argv += ["--task-lease-seconds", repr(self.task_lease_seconds)]
         if self.step_max_bytes is not None:
             argv += ["--step-max-bytes", str(self.step_max_bytes)]
         if self.rlimit_nofile is not None:
@@ -147,6 +153,7 @@ class WorkerOptions:
             task_db=args.task_db,
             task_ttl=args.task_ttl,
             task_retention=args.task_retention,
+            task_lease_seconds=args.task_lease_seconds,
             step_max_bytes=args.step_max_bytes,
             threads=args.threads,
             heartbeat_interval=args.heartbeat_interval,
@@ -174,12 +181,17 @@ def _parser(runtime: Runtime) -> argparse.ArgumentParser:
         "--pool", default=None, help="the routing group announced in READY (default: the runtime)"
     )
     parser.add_argument("--service", choices=SERVICES, default=None, help="a service this worker hosts")
-    parser.add_argument("--task-db", default=None, help="the task queue's SQLite database (with --service)")
+    parser.add_argument(
+        "--task-db", default=None, help="the task queue's SQLite file or PostgreSQL URL (with --service)"
+    )
     parser.add_argument(
         "--task-ttl", type=float, default=None, help="seconds MCP tasks are kept after they end"
     )
     parser.add_argument(
         "--task-retention", type=float, default=None, help="seconds finished queue tasks are kept"
+    )
+    parser.add_argument(
+        "--task-lease-seconds", type=float, default=None, help="lease of a running task (PostgreSQL)"
     )
     parser.add_argument(
         "--step-max-bytes", type=int, default=None, help="largest workflow step input or output (JSON bytes)"

@@ -21,7 +21,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import sniffio
@@ -173,7 +172,7 @@ class Supervisor:
         refusal = counts_refusal(settings.worker_counts())
         if refusal is not None:
             raise ConfigError(refusal)
-        self._chosen_task_db: Path | None = None
+        self._chosen_task_db: str | None = None
         """The database chosen at start when ``task_db`` is not set: a reload keeps it."""
         if settings.task_queue:
             task_db, note = choose_task_db(settings.task_db, stdio=instance.startswith("stdio"))

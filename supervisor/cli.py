@@ -80,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--worker-group", metavar="GROUP", help="run the workers in this group (with --worker-user)"
     )
-    parser.add_argument("--task-db", metavar="PATH", help="the task queue's SQLite database")
+    parser.add_argument(
+        "--task-db", metavar="PATH|URL", help="the task queue's SQLite file or postgresql:// database"
+    )
+    parser.add_argument(
+        "--task-lease-seconds",
+        type=str,
+        metavar="SECONDS",
+        help="on a shared PostgreSQL database, how long a running task belongs to a dead supervisor",
+    )
     parser.add_argument(
         "--task-ttl", type=str, metavar="SECONDS", help="how long MCP tasks are kept after they end"
     )
@@ -212,6 +220,7 @@ def serve(argv: list[str]) -> None:
         "worker_listen": args.worker_listen,
         "worker_server_key": args.worker_server_key,
         "worker_allowed_keys": args.worker_allowed_keys,
+        "task_lease_seconds": args.task_lease_seconds,
         **auth_overrides(args),
     }
     try:

@@ -19,12 +19,14 @@ The TOML file uses top-level keys for the server and two tables::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import dburl
 from shared.errors import ConfigError
 from shared.protocol import DEFAULT_MAX_MESSAGE_SIZE, HEARTBEAT_INTERVAL
 
@@ -85,7 +87,11 @@ class Settings(BaseModel):
         (), description="tool modules to import in the workers: dotted names or paths of .py files"
     )
     task_queue: bool = Field(True, description="run the task-queue worker (trio-queue) and its 20 tools")
-    task_db: Path | None = Field(None, description="the task database (default: the user's state directory)")
+    task_db: str | None = Field(
+        None,
+        description="the task database: a SQLite file (default: in the user's state directory) or a "
+        "postgresql:// URL shared by several supervisors",
+    )
     task_ttl: float = Field(
         3600.0,
         ge=0,
@@ -97,6 +103,12 @@ class Settings(BaseModel):
         ge=0,
         le=10 * 365 * 86400,
         description="seconds finished queue tasks and workflows are kept (0: forever)",
+    )
+    task_lease_seconds: float = Field(
+        30.0,
+        ge=0.5,
+        le=3600,
+        description="on PostgreSQL, seconds a running task stays with a supervisor that stopped renewing it",
     )
     workflow_step_max_bytes: int = Field(
         1024 * 1024,
@@ -256,6 +268,30 @@ class Settings(BaseModel):
             else:
                 names.append(name)
         return tuple(names)
+
+    @pydantic.field_validator("task_db", mode="before")
+    @classmethod
+    def _task_database_path(cls, value: Any) -> Any:
+        """A ``pathlib.Path`` (from Python callers) is a path like any other."""
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @pydantic.field_validator("task_db")
+    @classmethod
+    def _task_database(cls, value: str | None) -> str | None:
+        """A ``postgresql://`` URL as given; anything else is a path (``~`` expanded)."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must be a path or a postgresql:// URL, not empty")
+        if dburl.is_url(value):
+            try:
+                dburl.split_password(value)
+            except ValueError as exc:
+                raise ValueError(f"not a valid URL: {exc}") from None
+            return value
+        if value.lower().startswith(("postgres:", "postgresql:")):
+            raise ValueError("a PostgreSQL database is named by a postgresql://... URL")
+        return str(Path(value).expanduser())
 
     @pydantic.field_validator("worker_env")
     @classmethod

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 
 import psutil
 
+from shared import dburl
+
 logger = logging.getLogger("mcp_supervisor.containment")
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -63,6 +65,24 @@ def worker_environment(allow: tuple[str, ...] = DEFAULT_WORKER_ENV) -> dict[str,
     }
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def database_argument(task_db: str) -> str:
+    """The queue worker's ``--task-db``: a path as it is, a URL without its password (a command line is
+    readable by every user of the host; ``database_environment`` hands the password over)."""
+    return dburl.split_password(task_db)[0] if dburl.is_url(task_db) else task_db
+
+
+def database_environment(
+    task_db: str | None, allow: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The allow-list and the extra variables of the worker that opens ``task_db`` (``None``: any other
+    worker): for a PostgreSQL URL, libpq's own ``PG*`` variables too, and the URL's password as
+    ``PGPASSWORD``."""
+    if task_db is None or not dburl.is_url(task_db):
+        return allow, {}
+    password = dburl.split_password(task_db)[1]
+    return (*allow, "PG*"), {} if password is None else {"PGPASSWORD": password}
 
 
 def kill_group(pgid: int) -> None:

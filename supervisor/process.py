@@ -56,6 +56,8 @@ class WorkerProcess:
     """The routing group; the runtime's name unless the worker has a pool of its own (``trio-queue``)."""
     env: tuple[str, ...] = DEFAULT_WORKER_ENV
     """The ``worker_env`` allow-list: the variables of the supervisor's environment the worker gets."""
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Variables set for this worker only, whatever the allow-list (the task database's password)."""
     process: asyncio.subprocess.Process | None = None
     state: str = "stopped"
     started_at: float = 0.0
@@ -87,6 +89,7 @@ class WorkerProcess:
             json_logs=self.json_logs,
             pool=self.pool,
             env=self.env,
+            extra_env=self.extra_env,
             spare=self.spare,
         )
 
@@ -124,7 +127,7 @@ class WorkerProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out_write,
                 stderr=err_write,
-                env=worker_environment(self.env),
+                env={**worker_environment(self.env), **self.extra_env},
                 start_new_session=True,
             )
         except BaseException:

@@ -9,12 +9,14 @@ is never replaced by another: if it is in use the start fails in one line.
 
 The check is a probe at start; the queue worker still takes the lock itself, so a race between two
 starting supervisors ends with one of them failing to open the queue, not with a shared database.
+A ``postgresql://`` URL is taken as it is: that database is meant to be shared.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from shared.dburl import is_url
 from shared.errors import ConfigError
 from shared.statedir import lock_holder, state_directory
 
@@ -24,15 +26,18 @@ MAX_SIBLINGS = 20
 """How many numbered siblings of a default database are tried before giving up."""
 
 
-def choose_task_db(configured: Path | None, *, stdio: bool) -> tuple[Path, str | None]:
-    """``(database, note)``: the database to open, and one line to log when it is not the default one.
+def choose_task_db(configured: str | None, *, stdio: bool) -> tuple[str, str | None]:
+    """``(database, note)``: the database to open (a path, or the URL as given), and one line to log when
+    it is not the default one.
 
     Raises:
         ConfigError: ``configured`` (the ``task_db`` setting) is in use by another task queue, or every
             default sibling is.
     """
     if configured is not None:
-        holder = lock_holder(configured)
+        if is_url(configured):
+            return configured, None
+        holder = lock_holder(Path(configured))
         if holder is not None:
             raise ConfigError(
                 f"the task queue at {configured} is in use by {_who(holder)}; "
@@ -42,7 +47,7 @@ def choose_task_db(configured: Path | None, *, stdio: bool) -> tuple[Path, str |
     default = state_directory() / (STDIO_DB_NAME if stdio else HTTP_DB_NAME)
     holder = lock_holder(default)
     if holder is None:
-        return default, None
+        return str(default), None
     for number in range(2, MAX_SIBLINGS + 2):
         sibling = default.with_name(f"{default.stem}-{number}{default.suffix}")
         if lock_holder(sibling) is None:
@@ -50,7 +55,7 @@ def choose_task_db(configured: Path | None, *, stdio: bool) -> tuple[Path, str |
                 f"the task queue at {default} is in use by {_who(holder)}; this supervisor uses "
                 f"{sibling} (set task_db to choose)"
             )
-            return sibling, note
+            return str(sibling), note
     raise ConfigError(
         f"the task queue at {default} and its {MAX_SIBLINGS} numbered siblings are in use; "
         "use --task-db or --no-task-queue"

@@ -4,12 +4,13 @@ its core and its interpreter's command line (``shared.launch`` is the contract w
 from __future__ import annotations
 
 import os
-from typing import cast
+from typing import Any, cast
 
 from shared.launch import WorkerOptions
 from shared.metadata import Runtime
 
 from .config import Settings
+from .containment import database_argument, database_environment
 from .process import WorkerProcess
 from .slots import QUEUE_POOL, plan_cpus, spare_ids, worker_slots
 from .worker_user import WorkerUser
@@ -27,7 +28,7 @@ def plan_workers(settings: Settings, router_endpoint: str) -> dict[str, WorkerPr
             worker_argv(settings, router_endpoint, worker_id, runtime, pool, cpus[worker_id]),
             json_logs=settings.log_format == "json",
             pool=pool,
-            env=settings.worker_env,
+            **_environment(settings, pool),
         )
         for worker_id, runtime, pool in slots
     }
@@ -48,7 +49,7 @@ def plan_spares(settings: Settings, router_endpoint: str) -> dict[str, WorkerPro
             worker_argv(settings, router_endpoint, spare_id, pool, pool, cpu),
             json_logs=settings.log_format == "json",
             pool=pool,
-            env=settings.worker_env,  # a spare becomes a worker: the same environment, no wider
+            **_environment(settings, pool),  # a spare becomes a worker: the same environment, no wider
             spare=True,
         )
     return spares
@@ -69,9 +70,10 @@ def worker_argv(
         modules=("trio_worker.taskqueue.tools",) if queue else s.tools,
         cpu=cpu,
         service="taskqueue" if queue else None,
-        task_db=str(s.task_db) if queue and s.task_db is not None else None,
+        task_db=database_argument(s.task_db) if queue and s.task_db is not None else None,
         task_ttl=s.task_ttl if queue else None,
         task_retention=s.task_retention if queue else None,
+        task_lease_seconds=s.task_lease_seconds if queue else None,
         step_max_bytes=s.workflow_step_max_bytes if queue else None,
         threads=s.worker_threads,
         heartbeat_interval=s.heartbeat_interval,
@@ -84,3 +86,10 @@ def worker_argv(
         group=user.gid if user else None,
     )
     return options.command()
+
+
+def _environment(settings: Settings, pool: str) -> dict[str, Any]:
+    """A worker's ``env`` allow-list and ``extra_env`` (``containment.database_environment``: the task
+    queue's database password goes in its environment, not on its command line)."""
+    allow, extra = database_environment(settings.task_db if pool == QUEUE_POOL else None, settings.worker_env)
+    return {"env": allow, "extra_env": extra}

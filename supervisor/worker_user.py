@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.dburl import is_url
 from shared.errors import ConfigError
 from shared.exits import EXIT_UNUSABLE
 
@@ -112,8 +113,8 @@ def prepare(settings: Settings, *, euid: int | None = None) -> WorkerUser | None
             f"{describe_user(euid)}): only root can switch the workers to another user"
         )
     paths: list[str] = []
-    if settings.task_queue and settings.task_db is not None:
-        database = settings.task_db.absolute()
+    if settings.task_queue and settings.task_db is not None and not is_url(settings.task_db):
+        database = Path(settings.task_db).absolute()
         _own_folder(database, user)
         paths = [str(database.parent), *(str(database) + suffix for suffix in DATABASE_SUFFIXES)]
     _probe(user, paths, settings.worker_env)

@@ -288,6 +288,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (``tests/pgserver.py``); ``postgres.database()`` makes a
+    fresh database and returns its URL. Stopped by its pid when the session ends."""
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def text(result: Any) -> str:
     """The text content of a CallToolResult, joined."""
     return "".join(block.text for block in result.content if block.type == "text")

@@ -1,6 +1,7 @@
 """The task-queue service of the ``trio-queue`` worker: the engine, and the executor it runs tasks with.
 
-The engine (``trio_worker.taskqueue``) owns the SQLite database; it runs a task as a tool call through the
+The engine (``trio_worker.taskqueue``) owns the SQLite database, or works on a PostgreSQL database it may
+share with the queue workers of other supervisors; it runs a task as a tool call through the
 router like any client, from this worker's own REQUEST frames (``call_id`` 0), so any worker of the right
 runtime executes it, and the tool's progress comes back as REQUEST_PROGRESS.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import trio
 
+from shared.dburl import is_url
 from shared.errors import ClientRequestError
 from shared.launch import WorkerOptions
 from shared.statedir import state_directory
@@ -113,17 +115,23 @@ async def start_task_queue(worker: WorkerCore[Any], nursery: trio.Nursery, optio
     from .taskqueue import Engine, set_engine
     from .taskqueue.errors import QueueUnavailableError
 
-    path = Path(options.task_db) if options.task_db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database: str | Path
+    if options.task_db is not None and is_url(options.task_db):
+        database = options.task_db  # the password, if any, is in PGPASSWORD (see shared.dburl)
+    else:
+        database = Path(options.task_db) if options.task_db else default_db_path()
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     forwarder = ChangeForwarder(worker)
     settings: dict[str, Any] = {}
+    if options.task_lease_seconds is not None:
+        settings["lease_seconds"] = options.task_lease_seconds
     if options.task_ttl is not None:
         settings["task_ttl"] = options.task_ttl
     if options.task_retention is not None:
         settings["task_retention"] = options.task_retention
     if options.step_max_bytes is not None:
         settings["step_max_bytes"] = options.step_max_bytes
-    engine = Engine(path, RouterExecutor(worker), on_protocol_change=forwarder, **settings)
+    engine = Engine(database, RouterExecutor(worker), on_protocol_change=forwarder, **settings)
     set_engine(engine)
     worker.on_drain.append(engine.hold)  # a reload or a stop lets the attempts that run finish
     nursery.start_soon(forwarder.serve)

@@ -125,10 +125,16 @@ async def _wait_until(
 
 
 async def start_supervisor(
-    suite: Suite, name: str, *args: str, tools: Sequence[str] = BENCH_TOOLS, task_queue: bool = False
+    suite: Suite,
+    name: str,
+    *args: str,
+    tools: Sequence[str] = BENCH_TOOLS,
+    task_queue: bool = False,
+    task_db: str | None = None,
 ) -> HttpServer:
     """``python -m supervisor --port <free> --tools ...`` (plus ``args``), ready on every runtime; with
-    ``task_queue``, the task-queue worker too, on a database in the run's private directory.
+    ``task_queue``, the task-queue worker too, on ``task_db`` (a path or a ``postgresql://`` URL; default:
+    a SQLite file in the run's private directory).
 
     Raises:
         BenchmarkError: it exited, or was not ready within ``START_DEADLINE`` (it is stopped first).
@@ -143,7 +149,11 @@ async def start_supervisor(
         str(port),
         "--shutdown-grace",
         "1",
-        *(("--task-db", str(suite.tmp / f"{name}-tasks.db")) if task_queue else ("--no-task-queue",)),
+        *(
+            ("--task-db", task_db or str(suite.tmp / f"{name}-tasks.db"))
+            if task_queue
+            else ("--no-task-queue",)
+        ),
     ]
     for module in tools:
         argv += ["--tools", module]

@@ -168,7 +168,7 @@ async def run_wrk_load(
     if suite.wrk is None:
         raise BenchmarkError("wrk is not installed (apt-get install wrk)")
     script = wrk_script(suite, load)
-    log_path = suite.tmp / "wrk.log"
+    log_path = suite.tmp / f"wrk-{server.name}.log"  # one per server: runs against two may overlap
     argv = [suite.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}s", "-s", str(script),
             server.url]  # fmt: skip
     code = await run_to_end(suite, "wrk", argv, log_path, seconds + WRK_TIMEOUT + 15)

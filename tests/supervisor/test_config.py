@@ -158,6 +158,36 @@ def test_task_ttl_and_retention_come_from_any_source_and_reach_only_the_queue_wo
     assert "--task-ttl" not in workers["trio-0"].argv
 
 
+def test_a_postgresql_task_db_reaches_the_queue_worker_without_its_password_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql://mcp:s%40cret@db.internal:5432/tasks?sslmode=require"
+    monkeypatch.setenv("PGSSLROOTCERT", "/etc/ssl/db.pem")
+    settings = load_settings(environ={"MCP_SUPERVISOR_TASK_DB": url}, overrides={"task_lease_seconds": "5"})
+    assert settings.task_db == url and settings.task_lease_seconds == 5.0
+    workers = Arbiter(settings, StandInRouter()).workers
+    queue = workers["trio-queue"]
+    assert "--task-db=postgresql://mcp@db.internal:5432/tasks?sslmode=require" in queue.argv
+    assert not any("s%40cret" in argument or "s@cret" in argument for argument in queue.argv)
+    assert queue.argv[queue.argv.index("--task-lease-seconds") + 1] == "5.0"
+    assert queue.extra_env == {"PGPASSWORD": "s@cret"} and "PG*" in queue.env
+    assert workers["trio-0"].extra_env == {} and "PG*" not in workers["trio-0"].env
+    assert "s@cret" not in repr(queue)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("postgresql:tasks", "a PostgreSQL database is named by a postgresql://... URL"),
+        ("  ", "must be a path or a postgresql:// URL, not empty"),
+    ],
+)
+def test_a_task_db_that_is_neither_a_path_nor_a_url_is_refused(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="invalid task_db") as refused:
+        load_settings(environ={"MCP_SUPERVISOR_TASK_DB": value})
+    assert message in str(refused.value)
+
+
 def test_a_tool_file_path_is_accepted_and_made_absolute_issue_17(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,8 +30,8 @@ def hold(database: Path, pid: int = 4242) -> int:
 
 
 def test_each_kind_of_instance_has_its_own_default_database(state: Path) -> None:
-    assert choose_task_db(None, stdio=False) == (state / "tasks.db", None)
-    assert choose_task_db(None, stdio=True) == (state / "tasks-stdio.db", None)
+    assert choose_task_db(None, stdio=False) == (str(state / "tasks.db"), None)
+    assert choose_task_db(None, stdio=True) == (str(state / "tasks-stdio.db"), None)
 
 
 def test_a_default_database_in_use_gives_way_to_the_next_free_sibling_in_one_line(state: Path) -> None:
@@ -41,7 +41,7 @@ def test_a_default_database_in_use_gives_way_to_the_next_free_sibling_in_one_lin
     finally:
         for fd in fds:
             os.close(fd)
-    assert chosen == state / "tasks-3.db"
+    assert chosen == str(state / "tasks-3.db")
     assert note == (
         f"the task queue at {state / 'tasks.db'} is in use by pid 100; this supervisor uses "
         f"{state / 'tasks-3.db'} (set task_db to choose)"
@@ -50,17 +50,22 @@ def test_a_default_database_in_use_gives_way_to_the_next_free_sibling_in_one_lin
 
 def test_a_named_database_in_use_is_refused_and_a_free_one_is_kept(state: Path, tmp_path: Path) -> None:
     named = tmp_path / "mine.db"
-    assert choose_task_db(named, stdio=True) == (named, None)
+    assert choose_task_db(str(named), stdio=True) == (str(named), None)
     fd = hold(named, 77)
     try:
         with pytest.raises(ConfigError) as refused:
-            choose_task_db(named, stdio=False)
+            choose_task_db(str(named), stdio=False)
     finally:
         os.close(fd)
     assert (
         str(refused.value)
         == f"the task queue at {named} is in use by pid 77; use --task-db or --no-task-queue"
     )
+
+
+def test_a_postgresql_url_is_taken_as_it_is_shared_on_purpose(state: Path) -> None:
+    url = "postgresql://mcp@db.example.internal/tasks"
+    assert choose_task_db(url, stdio=False) == (url, None)
 
 
 def test_the_probe_neither_creates_nor_keeps_a_lock(tmp_path: Path) -> None:

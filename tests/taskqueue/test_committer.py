@@ -7,11 +7,9 @@ pile up deterministically behind it (``wait_all_tasks_blocked``), not by timing.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -21,16 +19,17 @@ import trio.testing
 from trio_worker.taskqueue import Engine
 from trio_worker.taskqueue.errors import ConflictError
 
-from .conftest import serving, wait_status
+from .conftest import Target, select, serving, wait_status
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
 
 
-def rows(db_path: Path) -> dict[str, str]:
+def rows(database: Target) -> dict[str, str]:
     """Task id -> status, read from a fresh connection (what is on disk, not the engine's memory)."""
-    with closing(sqlite3.connect(db_path)) as conn:
-        return dict(conn.execute("SELECT task_id, status FROM tasks").fetchall())
+    return {
+        str(task_id): str(status) for task_id, status in select(database, "SELECT task_id, status FROM tasks")
+    }
 
 
 @asynccontextmanager
@@ -60,8 +59,8 @@ async def submit_all(engine: Engine, ids: list[str], outcomes: dict[str, Any]) -
         await trio.testing.wait_all_tasks_blocked()
 
 
-async def test_concurrent_submissions_share_one_transaction(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_concurrent_submissions_share_one_transaction(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause("only submissions")
         ids = [f"t{i}" for i in range(20)]
         outcomes: dict[str, Any] = {}
@@ -74,11 +73,11 @@ async def test_concurrent_submissions_share_one_transaction(db_path: Path, fake:
         assert all(isinstance(outcomes[i], dict) and outcomes[i]["success"] for i in ids), outcomes
         # the first one may have been taken alone before the others arrived; the rest share one
         assert engine.batches - before <= 2
-        assert {i: "queued" for i in ids}.items() <= rows(db_path).items()
+        assert {i: "queued" for i in ids}.items() <= rows(database).items()
 
 
-async def test_a_submission_that_fails_at_recording_fails_alone(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_a_submission_that_fails_at_recording_fails_alone(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause("only submissions")
         await engine.task_submit("echo", {"message": "first"}, task_id="taken")
         ids = ["a", "b", "taken", "c"]
@@ -89,14 +88,14 @@ async def test_a_submission_that_fails_at_recording_fails_alone(db_path: Path, f
                 await trio.testing.wait_all_tasks_blocked()
         assert isinstance(outcomes["taken"], ConflictError)
         assert all(outcomes[i]["success"] for i in "abc")
-        on_disk = rows(db_path)
+        on_disk = rows(database)
         assert {k: on_disk[k] for k in ["a", "b", "c", "taken"]} == dict.fromkeys(
             ["a", "b", "c", "taken"], "queued"
         )
 
 
-async def test_a_write_that_fails_in_a_batch_fails_alone(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_a_write_that_fails_in_a_batch_fails_alone(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         # a finished task is only in the database: its id is refused by the INSERT, inside the batch
         await engine.task_submit("echo", {"message": "old"}, task_id="old")
         await wait_status(engine, "old", "completed")
@@ -110,7 +109,7 @@ async def test_a_write_that_fails_in_a_batch_fails_alone(db_path: Path, fake: Fa
                 await trio.testing.wait_all_tasks_blocked()
         assert isinstance(outcomes["old"], ConflictError), outcomes["old"]
         assert all(outcomes[i]["success"] for i in "abc")
-        on_disk = rows(db_path)
+        on_disk = rows(database)
         assert on_disk["old"] == "completed"  # not replaced by the refused submission
         assert {k: on_disk[k] for k in "abc"} == dict.fromkeys("abc", "queued")
         assert engine.batches > before  # committed one by one after the batch failed
@@ -118,18 +117,18 @@ async def test_a_write_that_fails_in_a_batch_fails_alone(db_path: Path, fake: Fa
         assert status["status"] == "completed" and status["payload"] == {"message": "old"}
 
 
-async def test_an_acknowledged_submission_is_on_disk(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_an_acknowledged_submission_is_on_disk(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause("only submissions")
         for i in range(5):
             answer = await engine.task_submit("echo", {"message": str(i)})
-            assert rows(db_path).get(answer["task_id"]) == "queued"
+            assert rows(database).get(answer["task_id"]) == "queued"
 
 
 async def test_a_submitter_cancelled_before_its_batch_started_writes_nothing(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.queue_pause("only submissions")
         outcomes: dict[str, Any] = {}
         second = trio.CancelScope()
@@ -151,6 +150,6 @@ async def test_a_submitter_cancelled_before_its_batch_started_writes_nothing(
                 await trio.testing.wait_all_tasks_blocked()
                 assert engine._committer.pending == []
         assert outcomes["first"]["success"]
-        on_disk = rows(db_path)
+        on_disk = rows(database)
         assert on_disk.get("first") == "queued" and "second" not in on_disk
         assert "second" not in [t["task_id"] for t in (await engine.task_list())["tasks"]]

@@ -3,24 +3,22 @@ process, unregistering restores it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from trio_worker.taskqueue.errors import (
     NotFoundError,
 )
 
-from .conftest import serving, wait_status
+from .conftest import Target, serving, wait_status
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_registration_narrows_a_worker_process_and_unregistering_restores_it(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         narrowed = await engine.worker_register("fake-0", capabilities=["echo"], max_concurrent_tasks=2)
         assert narrowed["live"] and narrowed["capabilities"] == ["echo"]
         answer = await engine.task_submit("add", {"a": 1, "b": 2})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from trio_worker.taskqueue.current import set_engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.state import Changes, State
 
-from .conftest import serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock, standard_executor
 from .test_protocol_tasks import add_protocol_tools, create, wait_wire
 from .test_scheduling import task
@@ -37,10 +36,10 @@ def scanned(engine: Engine) -> dict[tuple[str, str], int]:
 
 
 async def test_unfinished_tasks_are_counted_by_status_and_origin_and_finished_ones_once(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         asking = await create(engine, "asks")
         await wait_wire(engine, asking, "input_required")
         running = await create(engine, "gate", {"key": "P"})
@@ -106,11 +105,11 @@ async def test_unfinished_tasks_are_counted_by_status_and_origin_and_finished_on
 
 
 async def test_after_a_restart_unfinished_tasks_are_counted_again_and_finished_ones_from_zero(
-    db_path: Path,
+    database: Target,
 ) -> None:
     first = standard_executor()
     add_protocol_tools(first)
-    async with serving(db_path, first) as engine:
+    async with serving(database, first) as engine:
         asking = await create(engine, "asks")
         await wait_wire(engine, asking, "input_required")
         await create(engine, "gate", {"key": "once"}, run_again=False)
@@ -118,9 +117,10 @@ async def test_after_a_restart_unfinished_tasks_are_counted_again_and_finished_o
         done = await create(engine, "echo", {"message": "before"})
         await wait_wire(engine, done, "completed")
         assert engine.live_stats()["finished"]["completed"] == by_origin(mcp=1)
+    expire_leases(database)
     second = standard_executor()
     add_protocol_tools(second)
-    async with serving(db_path, second) as engine:
+    async with serving(database, second) as engine:
         stats = engine.live_stats()
         assert stats["tasks"]["input_required"] == by_origin(mcp=1)
         assert stats["tasks"]["running"] == by_origin()
@@ -130,9 +130,9 @@ async def test_after_a_restart_unfinished_tasks_are_counted_again_and_finished_o
         assert stats["finished"]["completed"] == by_origin()
 
 
-async def test_expired_counts_what_the_retention_sweep_deleted(db_path: Path, fake: FakeExecutor) -> None:
+async def test_expired_counts_what_the_retention_sweep_deleted(database: Target, fake: FakeExecutor) -> None:
     clock = ManualClock()
-    async with serving(db_path, fake, clock=clock, task_ttl=60, task_retention=60) as engine:
+    async with serving(database, fake, clock=clock, task_ttl=60, task_retention=60) as engine:
         protocol = await create(engine, "echo", {"message": "p"})
         await wait_wire(engine, protocol, "completed")
         queue = (await engine.task_submit("echo", {"message": "q"}))["task_id"]
@@ -145,8 +145,8 @@ async def test_expired_counts_what_the_retention_sweep_deleted(db_path: Path, fa
         assert engine.live_stats()["expired"] == 2
 
 
-async def test_the_entry_answers_from_memory_only(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_the_entry_answers_from_memory_only(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()
         reads: list[Any] = []
         store_read = engine._store.read
@@ -166,9 +166,9 @@ async def test_the_entry_answers_from_memory_only(db_path: Path, fake: FakeExecu
         assert answer["paused"] is True and answer["pause_reason"] is None
 
 
-async def test_an_engine_that_is_not_serving_refuses(db_path: Path, fake: FakeExecutor) -> None:
+async def test_an_engine_that_is_not_serving_refuses(database: Target, fake: FakeExecutor) -> None:
     with pytest.raises(QueueUnavailableError):
-        Engine(db_path, fake).live_stats()
+        Engine(database, fake).live_stats()
 
 
 def test_apply_counts_a_task_as_finished_only_when_it_ends() -> None:

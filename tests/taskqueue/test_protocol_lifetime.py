@@ -20,22 +20,21 @@ from trio_worker.taskqueue.retention import sweep_interval
 from trio_worker.taskqueue.rows import columns
 from trio_worker.taskqueue.schema import SCHEMA_VERSION
 
-from .conftest import serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, select, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock, standard_executor
 from .test_protocol_tasks import CLIENT, add_protocol_tools, create, wait_wire
 
 pytestmark = pytest.mark.anyio
 
 
-def count(db_path: Path, sql: str, *params: Any) -> int:
-    with closing(sqlite3.connect(db_path)) as conn:
-        return int(conn.execute(sql, params).fetchone()[0])
+def count(database: Target, sql: str, *params: Any) -> int:
+    return int(select(database, sql, *params)[0][0])
 
 
-async def test_recovery_runs_again_only_what_may_run_again(db_path: Path) -> None:
+async def test_recovery_runs_again_only_what_may_run_again(database: Target) -> None:
     first = standard_executor()
     add_protocol_tools(first)
-    async with serving(db_path, first) as engine:
+    async with serving(database, first) as engine:
         again = await create(engine, "gate", {"key": "again"}, run_again=True)
         once = await create(engine, "gate", {"key": "once"}, run_again=False)
         asking = await create(engine, "asks")
@@ -44,11 +43,12 @@ async def test_recovery_runs_again_only_what_may_run_again(db_path: Path) -> Non
         queued = await create(engine, "echo", {"message": "later"})
         await first.wait_started("again")
         await first.wait_started("once")
+    expire_leases(database)
     # the engine died mid-run (nothing more written): a new one opens the same database
     second = standard_executor()
     add_protocol_tools(second)
     second.release("again")
-    async with serving(db_path, second) as engine:
+    async with serving(database, second) as engine:
         failed = await engine.protocol_get(once)
         assert failed["status"] == "failed"
         assert failed["error"] == {
@@ -71,10 +71,10 @@ async def test_recovery_runs_again_only_what_may_run_again(db_path: Path) -> Non
 
 
 async def test_an_ended_task_expires_after_its_ttl_and_the_sweep_deletes_it(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     clock = ManualClock()
-    async with serving(db_path, fake, clock=clock, task_ttl=60, task_retention=0) as engine:
+    async with serving(database, fake, clock=clock, task_ttl=60, task_retention=0) as engine:
         ended = await create(engine, "echo", {"message": "hi"})
         done = await wait_wire(engine, ended, "completed")
         assert done["ttlMs"] == 60_000  # ended at its creation time on this clock
@@ -86,12 +86,12 @@ async def test_an_ended_task_expires_after_its_ttl_and_the_sweep_deletes_it(
         assert caught.value.code == INVALID_PARAMS and str(caught.value) == f"task '{ended}' has expired"
         with pytest.raises(ClientRequestError, match="has expired"):
             await engine.protocol_cancel(ended)
-        assert count(db_path, "SELECT COUNT(*) FROM tasks WHERE task_id = ?", ended) == 1
+        assert count(database, "SELECT COUNT(*) FROM tasks WHERE task_id = ?", ended) == 1
         live = await engine.protocol_get(running)  # never expires while unfinished
         assert live["status"] == "working" and live["ttlMs"] == 121_000
         assert await engine.sweep() == 1
         for table in ("tasks", "attempts", "task_logs"):
-            assert count(db_path, f"SELECT COUNT(*) FROM {table} WHERE task_id = ?", ended) == 0
+            assert count(database, f"SELECT COUNT(*) FROM {table} WHERE task_id = ?", ended) == 0
         with pytest.raises(ClientRequestError, match=f"^unknown task '{ended}'$"):
             await engine.protocol_get(ended)
         fake.release("G")
@@ -99,10 +99,10 @@ async def test_an_ended_task_expires_after_its_ttl_and_the_sweep_deletes_it(
 
 
 async def test_queue_retention_deletes_finished_tasks_and_workflows_but_not_unfinished_ones(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     clock = ManualClock()
-    async with serving(db_path, fake, clock=clock, task_ttl=0, task_retention=100) as engine:
+    async with serving(database, fake, clock=clock, task_ttl=0, task_retention=100) as engine:
         done = (await engine.task_submit("echo", {"message": "old"}))["task_id"]
         await wait_status(engine, done, "completed")
         await engine.workflow_submit(
@@ -115,9 +115,9 @@ async def test_queue_retention_deletes_finished_tasks_and_workflows_but_not_unfi
         waiting = (await engine.task_submit("echo", {"message": "queued"}))["task_id"]
         clock.advance(101)
         assert await engine.sweep() == 2  # the task and the workflow's step task
-        assert count(db_path, "SELECT COUNT(*) FROM workflows") == 0
-        assert count(db_path, "SELECT COUNT(*) FROM steps") == 0
-        assert count(db_path, "SELECT COUNT(*) FROM tasks WHERE task_id = ?", waiting) == 1
+        assert count(database, "SELECT COUNT(*) FROM workflows") == 0
+        assert count(database, "SELECT COUNT(*) FROM steps") == 0
+        assert count(database, "SELECT COUNT(*) FROM tasks WHERE task_id = ?", waiting) == 1
         assert (await engine.protocol_get(protocol))["ttlMs"] is None  # task_ttl 0: kept forever
 
 
@@ -128,11 +128,13 @@ def test_the_sweep_interval_follows_the_shorter_ttl() -> None:
     assert sweep_interval(0, 0) is None
 
 
-async def test_a_version_1_database_is_migrated(db_path: Path, fake: FakeExecutor) -> None:
+async def test_a_version_1_sqlite_database_is_migrated(tmp_path: Path, fake: FakeExecutor) -> None:
     new = {"origin", "client", "answers", "pending", "asked", "run_again", "updated_at", "error_object"}
+    new |= {"rev", "claimed_by", "cancel_requested"}  # version 3
     old = [name for name in columns(TaskRecord) if name not in new]
-    db_path.parent.mkdir(parents=True)
-    with closing(sqlite3.connect(db_path)) as conn:
+    database = tmp_path / "state" / "queue.db"
+    database.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(database)) as conn:
         conn.execute(f"CREATE TABLE tasks ({', '.join(old)}, PRIMARY KEY (task_id))")
         values = {name: 0 for name in old}
         values.update(
@@ -145,14 +147,17 @@ async def test_a_version_1_database_is_migrated(db_path: Path, fake: FakeExecuto
         )
         conn.execute("PRAGMA user_version = 1")
         conn.commit()
-    async with serving(db_path, fake, task_retention=0) as engine:
+    async with serving(database, fake, task_retention=0) as engine:
         status = await engine.task_status("old-1")
         assert status["origin"] == "queue" and status["status"] == "completed"
         with pytest.raises(ClientRequestError, match="unknown task"):
             await engine.protocol_get("old-1")
         task_id = await create(engine, "echo", {"message": "new"})
         await wait_wire(engine, task_id, "completed")
-    assert count(db_path, "PRAGMA user_version") == SCHEMA_VERSION == 2
+    assert count(database, "PRAGMA user_version") == SCHEMA_VERSION == 3
+    assert {"rev", "claimed_by", "cancel_requested", "lease_expires"} <= {
+        row[1] for row in select(database, "PRAGMA table_info(tasks)")
+    }
 
 
 def record(**fields: Any) -> TaskRecord:
@@ -215,9 +220,9 @@ def test_every_status_renders_as_the_specification_says(
 
 
 async def test_a_get_of_an_ended_task_is_served_from_memory_after_the_first(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = await create(engine, "echo", {"message": "hi"})
         first = await wait_wire(engine, task_id, "completed")
         reads = 0
@@ -233,14 +238,14 @@ async def test_a_get_of_an_ended_task_is_served_from_memory_after_the_first(
         assert reads == 0
 
 
-async def test_create_refuses_arguments_of_the_wrong_type(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_create_refuses_arguments_of_the_wrong_type(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         with pytest.raises(ClientRequestError, match="^arguments: must be an object$"):
             await engine.protocol_create("echo", [], CLIENT)  # type: ignore[arg-type]
         with pytest.raises(ClientRequestError, match="^tool: "):
             await engine.protocol_create("", {}, CLIENT)
 
 
-async def test_an_engine_without_settings_keeps_tasks_an_hour_and_the_queue_a_week(db_path: Path) -> None:
-    engine = Engine(db_path, standard_executor())
+async def test_an_engine_without_settings_keeps_tasks_an_hour_and_the_queue_a_week(database: Target) -> None:
+    engine = Engine(database, standard_executor())
     assert (engine.task_ttl, engine.task_retention) == (3600.0, 604800.0)

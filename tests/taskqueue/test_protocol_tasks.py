@@ -4,9 +4,6 @@ tasks:update, cancel in every state, the errors, and the one engine they share w
 from __future__ import annotations
 
 import re
-import sqlite3
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +12,9 @@ import trio
 from shared.errors import INVALID_PARAMS, ClientRequestError
 from trio_worker.taskqueue import Engine, ToolCallRefused
 from trio_worker.taskqueue.errors import ConflictError, InvalidRequestError
+from trio_worker.taskqueue.schema import TABLES
 
-from .conftest import eventually, serving
+from .conftest import Target, eventually, select, serving
 from .fakes import FakeCall, FakeExecutor, ok, schema
 
 pytestmark = pytest.mark.anyio
@@ -67,19 +65,16 @@ async def wait_wire(engine: Engine, task_id: str, status: str) -> dict[str, Any]
     return await eventually(check, f"task {task_id} to be {status}")
 
 
-def row(db_path: Path, task_id: str) -> sqlite3.Row | None:
-    with closing(sqlite3.connect(db_path)) as conn:
-        conn.row_factory = sqlite3.Row
-        found: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM tasks WHERE task_id = ?", (task_id,)
-        ).fetchone()
-        return found
+def row(database: Target, task_id: str) -> dict[str, Any] | None:
+    names = [name for name, *_ in TABLES["tasks"]]
+    found = select(database, f"SELECT {', '.join(names)} FROM tasks WHERE task_id = ?", task_id)
+    return dict(zip(names, found[0], strict=True)) if found else None
 
 
 async def test_create_commits_before_it_answers_the_task_fields_only(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.queue_pause("hold")
         task = await engine.protocol_create(
             "echo", {"message": "hi"}, CLIENT, {"k": {"q": None, "r": {}}}, True
@@ -87,7 +82,7 @@ async def test_create_commits_before_it_answers_the_task_fields_only(
         assert re.fullmatch(r"mcp-[A-Za-z0-9_-]{24}", task["taskId"])
         assert task["status"] == "working" and task["pollIntervalMs"] == 1000 and task["ttlMs"] >= 3_600_000
         assert set(task) == {"taskId", "status", "createdAt", "lastUpdatedAt", "ttlMs", "pollIntervalMs"}
-        stored = row(db_path, task["taskId"])  # on disk before the answer
+        stored = row(database, task["taskId"])  # on disk before the answer
         assert stored is not None and stored["origin"] == "mcp" and stored["run_again"] == 1
         assert stored["status"] == "queued"
         status = await engine.task_status(task["taskId"])
@@ -96,10 +91,10 @@ async def test_create_commits_before_it_answers_the_task_fields_only(
 
 
 async def test_a_run_gets_the_client_and_answers_and_its_result_completes_the_task(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = await create(engine, "echo", {"message": "hi"}, answers={"x": {"q": "d", "r": {"v": 1}}})
         done = await wait_wire(engine, task_id, "completed")
         assert done["result"]["structuredContent"] == {"message": "hi"}
@@ -108,10 +103,10 @@ async def test_a_run_gets_the_client_and_answers_and_its_result_completes_the_ta
 
 
 async def test_a_tool_error_is_a_result_never_retried_and_its_related_task_meta_is_stripped(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = await create(engine, "meta")
         done = await wait_wire(engine, task_id, "completed")
         assert done["result"] == {"content": [], "isError": True, "_meta": {"other": 1}}
@@ -126,10 +121,10 @@ async def test_a_tool_error_is_a_result_never_retried_and_its_related_task_meta_
     ],
 )
 async def test_a_protocol_error_fails_the_task_with_its_error_object(
-    db_path: Path, fake: FakeExecutor, tool: str, error: dict[str, Any]
+    database: Target, fake: FakeExecutor, tool: str, error: dict[str, Any]
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = await create(engine, tool)
         failed = await wait_wire(engine, task_id, "failed")
         assert failed["error"] == error and failed["statusMessage"] == error["message"]
@@ -137,10 +132,10 @@ async def test_a_protocol_error_fails_the_task_with_its_error_object(
 
 
 async def test_input_required_parks_the_task_and_updates_resume_it_with_every_answer(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = await create(engine, "asks")
         parked = await wait_wire(engine, task_id, "input_required")
         assert set(parked["inputRequests"]) == {"a", "b"}
@@ -166,9 +161,9 @@ async def test_input_required_parks_the_task_and_updates_resume_it_with_every_an
         assert (await engine.protocol_get(task_id))["status"] == "completed"
 
 
-async def test_cancel_in_every_state(db_path: Path, fake: FakeExecutor) -> None:
+async def test_cancel_in_every_state(database: Target, fake: FakeExecutor) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         asking = await create(engine, "asks")
         await wait_wire(engine, asking, "input_required")
         running = await create(engine, "slow_cleanup", {"key": "S"})
@@ -193,8 +188,10 @@ async def test_cancel_in_every_state(db_path: Path, fake: FakeExecutor) -> None:
         assert [c.key for c in fake.calls].count("never") == 0
 
 
-async def test_unknown_ids_and_queue_task_ids_answer_unknown_task(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_unknown_ids_and_queue_task_ids_answer_unknown_task(
+    database: Target, fake: FakeExecutor
+) -> None:
+    async with serving(database, fake) as engine:
         queue_task = (await engine.task_submit("echo", {"message": "q"}))["task_id"]
         for task_id in ("mcp-nope", queue_task, "", "x" * 300):
             for operation in (
@@ -209,11 +206,11 @@ async def test_unknown_ids_and_queue_task_ids_answer_unknown_task(db_path: Path,
 
 
 async def test_a_task_is_unknown_to_every_principal_but_the_one_that_made_it(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
     owned = {**CLIENT, "principal": {"subject": "alice", "scopes": [], "claims": {}}}
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         task_id = str((await engine.protocol_create("asks", {}, owned))["taskId"])
         await eventually(lambda: _status_of(engine, task_id, "alice"), f"task {task_id} to wait for input")
         for owner in ("bob", None):  # another principal, and a caller without one
@@ -236,10 +233,10 @@ async def _status_of(engine: Engine, task_id: str, owner: str) -> bool:
 
 
 async def test_the_queue_tools_see_protocol_tasks_but_do_not_retry_or_clear_what_waits_for_input(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     add_protocol_tools(fake)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         failed = await create(engine, "broken")
         await wait_wire(engine, failed, "failed")
         with pytest.raises(ConflictError, match="is an MCP task"):
@@ -254,10 +251,12 @@ async def test_the_queue_tools_see_protocol_tasks_but_do_not_retry_or_clear_what
         assert (await engine.protocol_get(asking))["status"] == "cancelled"
 
 
-async def test_status_changes_and_progress_messages_reach_the_hook(db_path: Path, fake: FakeExecutor) -> None:
+async def test_status_changes_and_progress_messages_reach_the_hook(
+    database: Target, fake: FakeExecutor
+) -> None:
     add_protocol_tools(fake)
     seen: list[dict[str, Any]] = []
-    async with serving(db_path, fake, on_protocol_change=seen.append) as engine:
+    async with serving(database, fake, on_protocol_change=seen.append) as engine:
         task_id = await create(engine, "progress", {"key": "P"})
         await fake.wait_started("P")
         first = await eventually(
@@ -277,17 +276,17 @@ async def test_status_changes_and_progress_messages_reach_the_hook(db_path: Path
         assert not any(v["taskId"] == asking and v["status"] == "working" for v in seen)  # not its creation
 
 
-async def test_a_failing_hook_never_breaks_the_engine(db_path: Path, fake: FakeExecutor) -> None:
+async def test_a_failing_hook_never_breaks_the_engine(database: Target, fake: FakeExecutor) -> None:
     def hook(view: dict[str, Any]) -> None:
         raise RuntimeError("hook broke")
 
-    async with serving(db_path, fake, on_protocol_change=hook) as engine:
+    async with serving(database, fake, on_protocol_change=hook) as engine:
         task_id = await create(engine, "echo", {"message": "hi"})
         await wait_wire(engine, task_id, "completed")
 
 
-async def test_many_concurrent_creates_share_group_commits(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_many_concurrent_creates_share_group_commits(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()
         before = engine.batches
         ids: list[str] = []

@@ -3,8 +3,6 @@ clearing, and statistics from recorded times."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from trio_worker.taskqueue.errors import (
@@ -12,16 +10,16 @@ from trio_worker.taskqueue.errors import (
     NotFoundError,
 )
 
-from .conftest import serving, wait_status
+from .conftest import Target, serving, wait_status
 from .fakes import FakeExecutor, ManualClock
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_pause_holds_tasks_with_a_reason_and_resume_releases_them(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         paused = await engine.queue_pause("maintenance")
         assert paused["paused"] and paused["reason"] == "maintenance"
         answer = await engine.task_submit("echo", {"message": "later"})
@@ -37,9 +35,9 @@ async def test_pause_holds_tasks_with_a_reason_and_resume_releases_them(
 
 @pytest.mark.parametrize("reorder", [True, False])
 async def test_resume_reorders_priorities_changed_without_requeue_only_when_asked(
-    db_path: Path, fake: FakeExecutor, reorder: bool
+    database: Target, fake: FakeExecutor, reorder: bool
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=1)
         await engine.queue_pause()
         for key in "abc":
@@ -55,8 +53,8 @@ async def test_resume_reorders_priorities_changed_without_requeue_only_when_aske
         await wait_status(engine, "b", "completed")
 
 
-async def test_queue_clear_changes_nothing_without_confirm(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_queue_clear_changes_nothing_without_confirm(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         done = await engine.task_submit("echo", {"message": "done"})
         await wait_status(engine, done["task_id"], "completed")
         await engine.queue_pause()
@@ -89,9 +87,9 @@ async def test_queue_clear_changes_nothing_without_confirm(db_path: Path, fake: 
         assert (await engine.task_list())["total_count"] == 0
 
 
-async def test_queue_stats_are_computed_from_recorded_times(db_path: Path, fake: FakeExecutor) -> None:
+async def test_queue_stats_are_computed_from_recorded_times(database: Target, fake: FakeExecutor) -> None:
     clock = ManualClock()
-    async with serving(db_path, fake, clock=clock) as engine:
+    async with serving(database, fake, clock=clock) as engine:
         empty = await engine.queue_stats()
         assert empty["average_wait_time"] is None and empty["average_execution_time"] is None
         assert empty["throughput"]["last_minute"]["tasks_per_minute"] is None

@@ -4,8 +4,6 @@ ends in exactly one terminal state, with its attempts counted, none lost and non
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from trio_worker.taskqueue import Engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 
-from .conftest import serving, wait_status, wait_workflow
+from .conftest import Target, expire_leases, select, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, standard_executor
 
 pytestmark = pytest.mark.anyio
@@ -22,9 +20,9 @@ QUICK_RETRY = {"max_retries": 2, "backoff_factor": 0.001}
 
 
 @pytest.mark.slow  # about 2 s: recovery waits on the engine's real 1 s timers
-async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_path: Path) -> None:
+async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(database: Target) -> None:
     first = standard_executor()
-    async with serving(db_path, first) as engine:
+    async with serving(database, first) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=4)
         done = await engine.task_submit("echo", {"message": "before"}, task_id="done")
         await wait_status(engine, "done", "completed")
@@ -49,7 +47,7 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_pa
     assert {call.key: call.outcome for call in first.calls if call.key in "ABXP"} == dict.fromkeys(
         "ABXP", "cancelled"
     )
-    assert open_rows(db_path) == {
+    assert open_rows(database) == {
         "A": "running",
         "B": "running",
         "P": "running",
@@ -57,10 +55,11 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_pa
         "C": "queued",
     }
 
+    expire_leases(database)
     second = standard_executor()
     for key in "BXC":
         second.release(key)
-    async with serving(db_path, second) as engine:
+    async with serving(database, second) as engine:
         failed = await wait_status(engine, "A", "failed")
         assert failed["attempts"] == 1 and failed["error"].startswith("interrupted: the task queue stopped")
         completed = {key: await wait_status(engine, key, "completed") for key in ("B", "C", "wf/x", "wf/y")}
@@ -76,11 +75,12 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_pa
         p = await second.wait_started("P")  # re-queued and running again, once
         assert p.outcome == "running"
     # P was running when the second engine went away too: a third start finds it running once more
+    expire_leases(database)
     third = standard_executor()
     third.release("P")
-    async with serving(db_path, third) as engine:
+    async with serving(database, third) as engine:
         assert (await wait_status(engine, "P", "completed"))["attempts"] == 3
-    rows = terminal_rows(db_path)
+    rows = terminal_rows(database)
     assert rows == {
         "done": ("completed", 1),
         "A": ("failed", 1),
@@ -91,22 +91,22 @@ async def test_after_a_crash_every_task_ends_in_exactly_one_terminal_state(db_pa
         "K": ("cancelled", 0),
         "P": ("completed", 3),
     }
-    assert open_attempts(db_path) == 0
+    assert open_attempts(database) == 0
     for executor in (second, third):
         assert all(count == 1 for key, count in executor.most_concurrent.items() if key != "*")
         keys = [call.key for call in executor.calls]
         assert len(keys) == len(set(keys)), keys  # no task ran twice after recovery
 
 
-async def test_queued_tasks_survive_a_crash_in_their_order_and_the_pause_too(db_path: Path) -> None:
+async def test_queued_tasks_survive_a_crash_in_their_order_and_the_pause_too(database: Target) -> None:
     first = standard_executor()
-    async with serving(db_path, first) as engine:
+    async with serving(database, first) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=1)
         await engine.queue_pause("overnight")
         for key, priority in [("low", 1.0), ("high", 9.0), ("mid", 5.0)]:
             await engine.task_submit("gate", {"key": key}, task_id=key, priority=priority)
     second = standard_executor()
-    async with serving(db_path, second) as engine:
+    async with serving(database, second) as engine:
         stats = await engine.queue_stats()
         assert stats["paused"] and stats["pause_reason"] == "overnight" and stats["counts"]["queued"] == 3
         assert (await engine.worker_status("fake-0"))["workers"][0]["max_concurrent_tasks"] == 1
@@ -118,9 +118,9 @@ async def test_queued_tasks_survive_a_crash_in_their_order_and_the_pause_too(db_
     assert [call.key for call in second.calls] == ["high", "mid", "low"]
 
 
-async def test_a_workflow_waiting_for_another_goes_on_after_a_crash(db_path: Path) -> None:
+async def test_a_workflow_waiting_for_another_goes_on_after_a_crash(database: Target) -> None:
     first = standard_executor()
-    async with serving(db_path, first) as engine:
+    async with serving(database, first) as engine:
         await engine.workflow_submit(
             "one",
             [{"step_id": "s", "action": "gate", "inputs": {"key": "one"}, "retry_policy": QUICK_RETRY}],
@@ -133,37 +133,36 @@ async def test_a_workflow_waiting_for_another_goes_on_after_a_crash(db_path: Pat
             dependencies=["w1"],
         )
         await first.wait_started("one")
+    expire_leases(database)
     second = standard_executor()
     second.release("one")
-    async with serving(db_path, second) as engine:
+    async with serving(database, second) as engine:
         await wait_workflow(engine, "w2", "completed")
         w1 = await engine.workflow_status("w1")
         assert w1["status"] == "completed" and w1["steps"][0]["attempts"] == 2
 
 
-async def test_two_engines_cannot_share_a_database(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake):
-        with pytest.raises(
-            QueueUnavailableError, match=r"^database: .* is in use by another task queue \(pid \d+\)"
-        ):
-            await Engine(db_path, fake).serve()
-    async with serving(db_path, fake) as engine:  # released when the first one ended
+async def test_two_engines_cannot_share_a_sqlite_database(tmp_path: Path, fake: FakeExecutor) -> None:
+    database = tmp_path / "queue.db"
+    async with serving(database, fake):
+        with pytest.raises(QueueUnavailableError, match=r"^database: .* is in use by another task queue"):
+            await Engine(database, fake).serve()
+    async with serving(database, fake) as engine:  # released when the first one ended
         await engine.task_list()
 
 
-def query(path: Path, sql: str) -> list[tuple[object, ...]]:
-    """Read the database file directly, as another process would."""
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchall()
+def query(database: Target, sql: str) -> list[tuple[object, ...]]:
+    """Read the database directly, as another process would."""
+    return select(database, sql)
 
 
-def open_rows(path: Path) -> dict[object, object]:
+def open_rows(path: Target) -> dict[object, object]:
     return dict(query(path, "SELECT task_id, status FROM tasks WHERE status IN ('queued', 'running')"))
 
 
-def terminal_rows(path: Path) -> dict[object, tuple[object, object]]:
+def terminal_rows(path: Target) -> dict[object, tuple[object, object]]:
     return {row[0]: (row[1], row[2]) for row in query(path, "SELECT task_id, status, attempts FROM tasks")}
 
 
-def open_attempts(path: Path) -> object:
+def open_attempts(path: Target) -> object:
     return query(path, "SELECT COUNT(*) FROM attempts WHERE ended_at IS NULL")[0][0]

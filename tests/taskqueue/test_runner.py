@@ -3,23 +3,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trio_worker.taskqueue import scheduling as scheduling_module
 
-from .conftest import eventually, serving, wait_status
+from .conftest import Target, eventually, serving, wait_status
 from .fakes import FakeCall, FakeExecutor, error, ok, schema
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_task_timeout_is_passed_to_the_call_and_fails_the_task(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit("forever", {"key": "t"}, timeout=0.05)
         status = await wait_status(engine, answer["task_id"], "failed")
         assert status["error"] == "tool 'forever' timed out after 0.05 s"
@@ -28,8 +27,10 @@ async def test_a_task_timeout_is_passed_to_the_call_and_fails_the_task(
     assert call.timeout == 0.05 and call.outcome == "timed out"
 
 
-async def test_progress_reports_become_percentages_and_log_lines(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_progress_reports_become_percentages_and_log_lines(
+    database: Target, fake: FakeExecutor
+) -> None:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit("progress", {"key": "p"})
 
         async def at(percent: float) -> bool:
@@ -50,10 +51,10 @@ async def test_progress_reports_become_percentages_and_log_lines(db_path: Path, 
 
 
 async def test_server_busy_answers_are_retried_without_counting_attempts(
-    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+    database: Target, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scheduling_module, "BUSY_BACKOFF", 0.005)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit("busy", {"key": "b", "times": 2})
         done = await wait_status(engine, answer["task_id"], "completed")
         assert done["attempts"] == 1 and done["max_retries"] == 0
@@ -61,7 +62,7 @@ async def test_server_busy_answers_are_retried_without_counting_attempts(
 
 
 async def test_issue_17_a_quarantined_tools_refusal_holds_the_task_back_without_counting_an_attempt(
-    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+    database: Target, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """task_submit of a quarantined tool is accepted (the queue runs work later; a quarantine ends by
     itself): each attempt the router refuses goes back to the queue, not counted, and the task's log says
@@ -80,7 +81,7 @@ async def test_issue_17_a_quarantined_tools_refusal_holds_the_task_back_without_
         return error(refusal)
 
     fake.tool("crashy", schema({"key": {"type": "string"}, "as": {"type": "string"}}), crashy)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         held = await engine.task_submit("crashy", {"key": "q", "as": "router"})
         done = await wait_status(engine, held["task_id"], "completed")
         assert done["attempts"] == 1 and done["max_retries"] == 0
@@ -93,11 +94,11 @@ async def test_issue_17_a_quarantined_tools_refusal_holds_the_task_back_without_
 
 
 async def test_a_call_the_router_refuses_fails_at_once_without_retries(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     fake.catalog["ghost"] = dict(fake.catalog["text"], name="ghost")  # listed, but every call is refused
     fake.worker_list[0]["tools"].append("ghost")
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit(
             "ghost", {}, retry_policy={"max_retries": 3, "backoff_factor": 0.001}
         )

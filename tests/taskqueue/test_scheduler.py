@@ -13,16 +13,16 @@ from trio_worker.taskqueue import router_cache as router_cache_module
 from trio_worker.taskqueue import scheduler as scheduler_module
 from trio_worker.taskqueue.views import iso
 
-from .conftest import eventually, serving, wait_status
+from .conftest import Target, eventually, serving, wait_status
 from .fakes import FakeCall, FakeExecutor, ManualClock, ok, schema
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_higher_priority_runs_first_and_equal_priorities_run_in_submission_order(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=1)
         await engine.queue_pause("filling the queue")
         for key, priority in [("a", 1.0), ("b", 5.0), ("c", 1.0), ("d", 5.0), ("e", 3.0)]:
@@ -94,8 +94,8 @@ async def test_a_task_only_an_offline_registered_executor_can_run_stays_queued_w
         assert (await engine.worker_status("cam-0"))["workers"][0]["live"] is True
 
 
-async def test_an_executor_runs_at_most_its_limit_at_once(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_an_executor_runs_at_most_its_limit_at_once(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=2)
         ids = [(await engine.task_submit("gate", {"key": f"k{i}"}))["task_id"] for i in range(5)]
         await fake.wait_started("k0")
@@ -115,10 +115,10 @@ async def test_an_executor_runs_at_most_its_limit_at_once(db_path: Path, fake: F
 
 
 async def test_queue_positions_and_estimates_come_from_measurements_or_are_null(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     clock = ManualClock()
-    async with serving(db_path, fake, clock=clock) as engine:
+    async with serving(database, fake, clock=clock) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=1)
         await engine.task_submit("gate", {"key": "m1"}, task_id="m1")
         queued = await engine.task_submit("gate", {"key": "m2"}, task_id="m2")
@@ -158,9 +158,9 @@ async def test_queue_positions_and_estimates_come_from_measurements_or_are_null(
 
 
 async def test_a_held_engine_starts_nothing_new_and_lets_what_runs_finish(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.worker_register("fake-0", max_concurrent_tasks=1)
         first = (await engine.task_submit("gate", {"key": "k0"}))["task_id"]
         second = (await engine.task_submit("gate", {"key": "k1"}))["task_id"]

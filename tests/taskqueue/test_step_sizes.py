@@ -5,14 +5,13 @@ large values are clipped in task_status and workflow_result, task_result giving 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trio_worker.taskqueue.sizes import PREVIEW_BYTES
 
-from .conftest import serving, wait_workflow
+from .conftest import Target, serving, wait_workflow
 from .fakes import FakeCall, FakeExecutor, ok, schema
 
 pytestmark = pytest.mark.anyio
@@ -37,10 +36,10 @@ def chain(length: int, seed: str) -> list[dict[str, Any]]:
 
 
 async def test_a_step_whose_output_is_over_the_limit_fails_and_its_dependants_do_not_run(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     doubling(fake)
-    async with serving(db_path, fake, step_max_bytes=LIMIT) as engine:
+    async with serving(database, fake, step_max_bytes=LIMIT) as engine:
         await engine.workflow_submit("doubling", chain(12, "x" * 3200), workflow_id="wf")
         await wait_workflow(engine, "wf", "failed")
         status = await engine.workflow_status("wf")
@@ -56,7 +55,7 @@ async def test_a_step_whose_output_is_over_the_limit_fails_and_its_dependants_do
 
 
 async def test_a_step_whose_resolved_input_is_over_the_limit_fails_before_it_runs(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     doubling(fake)
     steps = [
@@ -67,7 +66,7 @@ async def test_a_step_whose_resolved_input_is_over_the_limit_fails_before_it_run
             "inputs": {"message": "${steps.a.output.text}${steps.a.output.text}"},
         },
     ]
-    async with serving(db_path, fake, step_max_bytes=LIMIT) as engine:
+    async with serving(database, fake, step_max_bytes=LIMIT) as engine:
         await engine.workflow_submit("growing", steps, workflow_id="wf")
         await wait_workflow(engine, "wf", "failed")
         status = await engine.workflow_status("wf")
@@ -78,14 +77,14 @@ async def test_a_step_whose_resolved_input_is_over_the_limit_fails_before_it_run
 
 
 async def test_large_values_are_clipped_in_task_status_and_workflow_result_and_whole_in_task_result(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     doubling(fake)
     steps = [
         {"step_id": "a", "action": "double", "inputs": {"text": "z" * 10000}},
         {"step_id": "b", "action": "double", "inputs": {"text": "${steps.a.output.text}"}},
     ]
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.workflow_submit("large", steps, workflow_id="wf")
         await wait_workflow(engine, "wf", "completed")
         result = await engine.workflow_result("wf")

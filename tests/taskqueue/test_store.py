@@ -1,6 +1,6 @@
-"""The SQLite store: WAL and synchronous settings, atomic transactions, the exclusive lock, and — the
-point of its own thread — that a slow disk does not stall the Trio loop while an acknowledged write is
-still on disk before the tool answers."""
+"""The stores: SQLite's WAL and synchronous settings, atomic transactions and exclusive lock; and, on both
+stores, that a slow commit does not stall the Trio loop while an acknowledged write is still on disk
+before the tool answers."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import pytest
 import trio
 import trio.testing
 
-from trio_worker.taskqueue import schema
+from trio_worker.taskqueue import pgstore, schema
+from trio_worker.taskqueue.db import StoreError
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.records import Registration
 from trio_worker.taskqueue.rows import put_registration
-from trio_worker.taskqueue.store import Store
+from trio_worker.taskqueue.store import SqliteStore as Store
 
-from .conftest import DEADLINE, eventually, serving, wait_status
+from .conftest import DEADLINE, Target, eventually, select, serving, wait_status
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +50,7 @@ async def test_a_write_is_one_transaction_all_or_nothing(tmp_path: Path) -> None
     await db.open()
     try:
         good = put_registration(Registration("w1", ["a"], 2))
-        with pytest.raises(sqlite3.Error):
+        with pytest.raises(StoreError):
             await db.write([good, ("INSERT INTO no_such_table VALUES (1)", ())])
         rows = await db.read(lambda conn: conn.execute("SELECT COUNT(*) FROM executors").fetchone()[0])
         assert rows == 0
@@ -82,7 +83,8 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 class HeldDisk:
-    """Makes ``Store._apply`` (the commit, on the database thread) wait until the test releases it.
+    """Makes the commit of either store (``SqliteStore._apply`` on its database thread, ``pgstore._apply``
+    on a worker thread) wait until the test releases it.
 
     ``entered`` is set when a commit has started; ``release()`` lets it go on. If the commit ran on the
     Trio thread instead, the loop could never reach ``release()``: the commit gives up waiting after
@@ -94,23 +96,32 @@ class HeldDisk:
         self._release = threading.Event()
         self.released_in_time = True
         original = Store._apply
+        original_pg = pgstore._apply
 
-        def held_apply(store: Store, writes: list[Any]) -> None:
+        def hold() -> None:
             self.entered.set()
             if not self._release.wait(DEADLINE):
                 self.released_in_time = False
+
+        def held_apply(store: Store, writes: list[Any]) -> None:
+            hold()
             original(store, writes)
 
+        def held_pg_apply(db: Any, writes: Any) -> None:
+            hold()
+            original_pg(db, writes)
+
         monkeypatch.setattr(Store, "_apply", held_apply)
+        monkeypatch.setattr(pgstore, "_apply", held_pg_apply)
 
     def release(self) -> None:
         self._release.set()
 
 
 async def test_a_slow_commit_does_not_stall_the_loop_and_is_on_disk_before_the_answer(
-    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+    database: Target, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()  # only the submit's own commit runs
         disk = HeldDisk(monkeypatch)
         answers: list[dict[str, Any]] = []
@@ -118,10 +129,8 @@ async def test_a_slow_commit_does_not_stall_the_loop_and_is_on_disk_before_the_a
 
         async def submit() -> None:
             answers.append(await engine.task_submit("echo", {"message": "x"}, task_id="slow"))
-            with closing(sqlite3.connect(db_path)) as conn:  # another process sees it at once
-                seen_on_disk.append(
-                    conn.execute("SELECT status FROM tasks WHERE task_id = 'slow'").fetchone()
-                )
+            # another process sees it at once
+            seen_on_disk.extend(select(database, "SELECT status FROM tasks WHERE task_id = 'slow'"))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(submit)
@@ -135,9 +144,9 @@ async def test_a_slow_commit_does_not_stall_the_loop_and_is_on_disk_before_the_a
 
 
 async def test_a_tool_call_cancelled_during_its_commit_still_commits_and_memory_agrees(
-    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+    database: Target, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         disk = HeldDisk(monkeypatch)
         scope = trio.CancelScope()
 

@@ -3,8 +3,6 @@ priorities, retry links, listing, and refusal while the engine is not serving.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
@@ -16,16 +14,16 @@ from trio_worker.taskqueue.errors import (
     QueueUnavailableError,
 )
 
-from .conftest import eventually, serving, wait_status
+from .conftest import Target, eventually, serving, wait_status
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_payload_the_tool_schema_refuses_is_refused_at_submit_naming_the_field(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         with pytest.raises(InvalidRequestError, match=r"^payload\.message: required$"):
             await engine.task_submit("echo", {})
         with pytest.raises(InvalidRequestError, match=r"^payload\.message: 5 is not of type 'string'$"):
@@ -39,9 +37,9 @@ async def test_a_payload_the_tool_schema_refuses_is_refused_at_submit_naming_the
 
 
 async def test_unknown_task_types_and_bad_parameters_are_refused_with_the_field(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         with pytest.raises(InvalidRequestError, match=r"^task_type: unknown task type 'nope' \(no tool"):
             await engine.task_submit("nope", {})
         with pytest.raises(InvalidRequestError, match=r"^retry_policy\.max_retries: "):
@@ -64,9 +62,9 @@ async def test_unknown_task_types_and_bad_parameters_are_refused_with_the_field(
 
 
 async def test_a_failing_attempt_is_retried_with_exponential_backoff_then_succeeds(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit(
             "flaky", {"key": "k", "failures": 2}, retry_policy={"max_retries": 3, "backoff_factor": 0.05}
         )
@@ -86,9 +84,9 @@ async def test_a_failing_attempt_is_retried_with_exponential_backoff_then_succee
 
 
 async def test_retries_run_out_and_the_default_policy_comes_from_the_tool(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit(
             "flaky", {"key": "out", "failures": 9}, retry_policy={"max_retries": 1, "backoff_factor": 0.001}
         )
@@ -102,8 +100,8 @@ async def test_retries_run_out_and_the_default_policy_comes_from_the_tool(
         assert safe["retry_policy"] == {"max_retries": 3, "backoff_factor": 1.0, "backoff": "exponential"}
 
 
-async def test_cancelling_a_queued_task_means_it_never_runs(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_cancelling_a_queued_task_means_it_never_runs(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()
         answer = await engine.task_submit("echo", {"message": "never"})
         cancelled = await engine.task_cancel(answer["task_id"], reason="changed my mind")
@@ -117,9 +115,9 @@ async def test_cancelling_a_queued_task_means_it_never_runs(db_path: Path, fake:
 
 
 async def test_cancelling_a_running_task_cancels_its_call_and_waits_for_it(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit("slow_cleanup", {"key": "r"})
         call = await fake.wait_started("r")
         outcome: dict[str, object] = {}
@@ -141,8 +139,8 @@ async def test_cancelling_a_running_task_cancels_its_call_and_waits_for_it(
     assert call.outcome == "cancelled"
 
 
-async def test_a_forced_cancel_does_not_wait_for_the_cleanup(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_a_forced_cancel_does_not_wait_for_the_cleanup(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         answer = await engine.task_submit("slow_cleanup", {"key": "f"})
         call = await fake.wait_started("f")
         with trio.fail_after(1):
@@ -163,8 +161,10 @@ async def test_a_forced_cancel_does_not_wait_for_the_cleanup(db_path: Path, fake
         assert (await engine.task_status(answer["task_id"]))["status"] == "cancelled"
 
 
-async def test_task_priority_with_requeue_moves_the_task_at_once(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_task_priority_with_requeue_moves_the_task_at_once(
+    database: Target, fake: FakeExecutor
+) -> None:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()
         for key in "abc":
             await engine.task_submit("echo", {"message": key}, task_id=key)
@@ -179,9 +179,9 @@ async def test_task_priority_with_requeue_moves_the_task_at_once(db_path: Path, 
 
 
 async def test_task_retry_creates_a_linked_task_and_counts_the_chain(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         original = await engine.task_submit("flaky", {"key": "x", "failures": 2}, priority=2.0, tags=["t"])
         await wait_status(engine, original["task_id"], "failed")
         first = await engine.task_retry(original["task_id"])
@@ -202,8 +202,8 @@ async def test_task_retry_creates_a_linked_task_and_counts_the_chain(
             await engine.task_retry(original["task_id"], {"delay": -1})
 
 
-async def test_task_list_filters_and_pages(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_task_list_filters_and_pages(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         for index in range(5):
             await engine.task_submit(
                 "echo",
@@ -228,7 +228,7 @@ async def test_task_list_filters_and_pages(db_path: Path, fake: FakeExecutor) ->
         assert (await engine.task_list(worker_filter="other"))["total_count"] == 0
 
 
-async def test_an_engine_not_serving_refuses_calls(db_path: Path, fake: FakeExecutor) -> None:
-    engine = Engine(db_path, fake)
+async def test_an_engine_not_serving_refuses_calls(database: Target, fake: FakeExecutor) -> None:
+    engine = Engine(database, fake)
     with pytest.raises(QueueUnavailableError, match="not running"):
         await engine.task_list()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from shared.schema import ToolSpec, build_tool_spec
 from trio_worker.taskqueue import get_engine, set_engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 
-from .conftest import serving, wait_status, wait_workflow
+from .conftest import Target, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor
 
 pytestmark = pytest.mark.anyio
@@ -139,9 +138,9 @@ async def call(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_every_tool_works_through_its_schema(
-    specs: dict[str, ToolSpec], db_path: Path, fake: FakeExecutor
+    specs: dict[str, ToolSpec], database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         set_engine(engine)
         try:
             t = specs

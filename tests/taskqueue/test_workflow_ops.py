@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ import trio
 
 from trio_worker.taskqueue.errors import ConflictError, InvalidRequestError, NotFoundError
 
-from .conftest import eventually, serving, wait_status, wait_workflow
+from .conftest import Target, eventually, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -39,9 +38,9 @@ DIAMOND: list[dict[str, Any]] = [
 
 
 async def test_a_diamond_runs_its_middle_steps_in_parallel_and_passes_data(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         submitted = await engine.workflow_submit("diamond", DIAMOND, workflow_id="wf1", tags=["demo"])
         assert submitted["levels"] == [["a"], ["b", "c"], ["d", "e"]]
         b = await fake.wait_started("b")
@@ -132,9 +131,9 @@ async def test_a_diamond_runs_its_middle_steps_in_parallel_and_passes_data(
     ],
 )
 async def test_invalid_graphs_are_refused_at_submit_naming_the_problem(
-    db_path: Path, fake: FakeExecutor, steps: list[dict[str, Any]], message: str
+    database: Target, fake: FakeExecutor, steps: list[dict[str, Any]], message: str
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         with pytest.raises(InvalidRequestError) as refused:
             await engine.workflow_submit("bad", steps)
         assert str(refused.value).startswith(message), str(refused.value)
@@ -143,9 +142,9 @@ async def test_invalid_graphs_are_refused_at_submit_naming_the_problem(
 
 
 async def test_a_reference_may_stand_where_the_schema_wants_another_type(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         steps = [
             {"step_id": "one", "action": "add", "inputs": {"a": 1, "b": 0}},
             {
@@ -160,9 +159,9 @@ async def test_a_reference_may_stand_where_the_schema_wants_another_type(
 
 
 async def test_a_failed_step_fails_its_dependants_while_independent_steps_finish(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         steps = [
             {"step_id": "bad", "action": "flaky", "inputs": {"key": "bad", "failures": 5}},
             {"step_id": "after", "action": "echo", "inputs": {"message": "x"}, "depends_on": ["bad"]},
@@ -193,8 +192,8 @@ async def test_a_failed_step_fails_its_dependants_while_independent_steps_finish
     assert [call.key for call in fake.calls if call.name == "echo"] == ["echo"]  # only side2 ran
 
 
-async def test_a_reference_that_does_not_resolve_fails_the_step(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_a_reference_that_does_not_resolve_fails_the_step(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         steps = [
             {"step_id": "a", "action": "add", "inputs": {"a": 1, "b": 2}},
             {"step_id": "b", "action": "echo", "inputs": {"message": "${steps.a.output.total}"}},
@@ -208,9 +207,9 @@ async def test_a_reference_that_does_not_resolve_fails_the_step(db_path: Path, f
 
 
 async def test_cancelling_a_workflow_stops_its_running_step_and_skips_the_rest(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         steps = [
             {"step_id": "a", "action": "gate", "inputs": {"key": "a"}},
             {"step_id": "b", "action": "echo", "inputs": {"message": "${steps.a.output.key}"}},
@@ -230,8 +229,8 @@ async def test_cancelling_a_workflow_stops_its_running_step_and_skips_the_rest(
             await engine.workflow_cancel("nope")
 
 
-async def test_a_workflow_waits_for_the_workflows_it_depends_on(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_a_workflow_waits_for_the_workflows_it_depends_on(database: Target, fake: FakeExecutor) -> None:
+    async with serving(database, fake) as engine:
         await engine.workflow_submit(
             "first", [{"step_id": "s", "action": "gate", "inputs": {"key": "first"}}], workflow_id="w1"
         )
@@ -286,7 +285,7 @@ async def test_a_workflow_waits_for_the_workflows_it_depends_on(db_path: Path, f
 
 
 async def test_the_graph_renders_as_json_dot_and_mermaid_with_the_measured_critical_path(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
     clock = ManualClock()
     steps = [
@@ -295,7 +294,7 @@ async def test_the_graph_renders_as_json_dot_and_mermaid_with_the_measured_criti
         {"step_id": "c", "action": "gate", "inputs": {"key": "c"}, "depends_on": ["a"]},
         {"step_id": "d", "action": "gate", "inputs": {"key": "d"}, "depends_on": ["b", "c"]},
     ]
-    async with serving(db_path, fake, clock=clock) as engine:
+    async with serving(database, fake, clock=clock) as engine:
         await engine.workflow_submit('graph "quoted"', steps, workflow_id="g")
         unknown = await engine.workflow_dependencies("g")
         assert unknown["critical_path"]["steps"] is None  # nothing measured yet: no guess
@@ -351,12 +350,12 @@ async def test_the_graph_renders_as_json_dot_and_mermaid_with_the_measured_criti
 
 
 async def test_recent_workflows_are_the_newest_with_their_graphs_and_a_large_one_without(
-    db_path: Path, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
+    database: Target, fake: FakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trio_worker.taskqueue import workflow_ops
 
     monkeypatch.setattr(workflow_ops, "RECENT_GRAPH_STEPS", 4)
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.queue_pause()
         await engine.workflow_submit("diamond", DIAMOND, workflow_id="big")  # 5 steps: over the limit
         steps = [
@@ -435,8 +434,10 @@ def check_mermaid(text: str, *, nodes: int, edges: int) -> None:
         assert source in declared and target in declared
 
 
-async def test_workflow_list_pages_and_refuses_limits_out_of_range(db_path: Path, fake: FakeExecutor) -> None:
-    async with serving(db_path, fake) as engine:
+async def test_workflow_list_pages_and_refuses_limits_out_of_range(
+    database: Target, fake: FakeExecutor
+) -> None:
+    async with serving(database, fake) as engine:
         for index in range(3):
             await engine.workflow_submit(
                 f"w{index}",
@@ -464,9 +465,9 @@ async def _all_completed(engine: Any, ids: list[str]) -> bool:
 
 
 async def test_a_forced_workflow_cancel_returns_before_the_step_stopped(
-    db_path: Path, fake: FakeExecutor
+    database: Target, fake: FakeExecutor
 ) -> None:
-    async with serving(db_path, fake) as engine:
+    async with serving(database, fake) as engine:
         await engine.workflow_submit(
             "slow", [{"step_id": "s", "action": "slow_cleanup", "inputs": {"key": "s"}}], workflow_id="ws"
         )

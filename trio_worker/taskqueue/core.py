@@ -13,6 +13,11 @@ state is made under the commit lock: it builds a ``Changes`` (see ``state.py``) 
 
 Reads do not take the lock: they see the last committed state.
 
+On a shared (PostgreSQL) database, memory is a mirror of the database and several engines commit
+(``sharing.py``): the three guarantees hold per engine, every write is checked against the revision it
+read (a transition decided on a stale mirror is re-read and decided again: ``Committer.decide``), and the
+rows a tool answers about are read from the database.
+
 Cancelling the engine (``serve``) stops everything without writing — the next start recovers.
 
 The parts, each in its own module and each told here what it needs:
@@ -39,21 +44,22 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import trio
 
 from . import protocol_transitions as ptr
 from . import queries, retention
 from .committer import Committer
+from .db import Db, SharedStore, StoreError, Write, open_store
 from .errors import NotFoundError, QueueUnavailableError
 from .executor import Executor
+from .leases import DEFAULT_LEASE_SECONDS
 from .models import TASK_REF_PATTERN, TERMINAL_TASK_STATUSES, check_id
 from .protocol_view import WIRE_STATUS, detailed_view
 from .records import LogLine, StepRecord, TaskRecord, WorkflowRecord
@@ -62,12 +68,15 @@ from .router_cache import RouterCache
 from .runner import Run, Runner
 from .scheduler import Scheduler
 from .scheduling import estimate_starts, mean_durations, waiting_reason
+from .sharing import Sharing, engine_id
 from .sizes import DEFAULT_STEP_MAX_BYTES
-from .state import Changes, State
-from .store import Store, Synchronous
-from .views import executor_view, iso, log_view, task_summary
+from .state import Changes, SharedState, State
+from .store import Synchronous
+from .views import log_view, task_summary, workers_view
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
+
+T = TypeVar("T")
 
 CANCEL_WAIT = 20.0
 """``task_cancel`` waits this long for a running call to stop in its worker before recording it cancelled."""
@@ -87,7 +96,7 @@ class EngineCore:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: str | Path,
         executor: Executor,
         *,
         clock: Callable[[], float] = time.time,
@@ -97,8 +106,11 @@ class EngineCore:
         task_retention: float = DEFAULT_TASK_RETENTION,
         step_max_bytes: int = DEFAULT_STEP_MAX_BYTES,
         on_protocol_change: Callable[[dict[str, Any]], None] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = db_path
+        self.engine_id = engine_id()
+        """This engine's id (host, pid, random): ``claimed_by`` of the tasks it starts."""
         self.task_ttl = float(task_ttl)
         self.task_retention = float(task_retention)
         self.step_max_bytes = int(step_max_bytes)
@@ -107,9 +119,16 @@ class EngineCore:
         """Task id -> (record, DetailedTask) of ended protocol tasks, most recently used last."""
         self._clock = clock
         self._rng = rng or random.Random()
-        self._store = Store(self.db_path, synchronous=synchronous)
-        self._state = State()
-        self._committer = Committer(self._store, self._changes, self._committed)
+        self._store = open_store(db_path, synchronous=synchronous, engine_id=self.engine_id)
+        shared = self._store.shared
+        self._state = SharedState() if shared else State()
+        self._committer = Committer(
+            self._store,
+            self._changes,
+            self._committed,
+            announce=self._announce if shared else None,
+            refresh=self._refresh_changes if shared else None,
+        )
         self._router = RouterCache(executor)
         self._runner = Runner(
             executor,
@@ -121,6 +140,22 @@ class EngineCore:
             on_change=self._progress_changed if on_protocol_change is not None else None,
         )
         self._scheduler = Scheduler(self._state, self._committer, self._router, self._runner)
+        self._sharing: Sharing | None = None
+        """The mirror, leases and claims of a shared database (``None`` on SQLite)."""
+        if shared:
+            self._sharing = Sharing(
+                cast(SharedStore, self._store),
+                self._state,
+                self._committer,
+                self._runner,
+                engine_id=self.engine_id,
+                lease_seconds=lease_seconds,
+                clock=clock,
+                wake=self.wake,
+                protocol_changed=self._changed_elsewhere if on_protocol_change is not None else None,
+                forget=self._forget,
+            )
+            self._scheduler.claim = self._sharing.claim_queued
         self._serving = False
         self._started = False
         self.expired = 0
@@ -160,14 +195,22 @@ class EngineCore:
         self._started = True
         try:
             await self._store.open()
-            recovered = await recover(self._store, self._clock, self._rng)
-            self._state.restore(recovered.state)
-            self._scheduler.restore(recovered.durations, recovered.waits)
+            if self._sharing is None:
+                recovered = await recover(self._store, self._clock, self._rng)
+                self._state.restore(recovered.state)
+                self._scheduler.restore(recovered.durations, recovered.waits)
+            else:
+                snapshot = await self._sharing.start()
+                self._scheduler.restore(snapshot.durations, {})
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._committer.serve)
                 await nursery.start(self._runner.serve)
                 nursery.start_soon(self._scheduler.serve)
                 nursery.start_soon(self._serve_sweeps)
+                if self._sharing is not None:
+                    await self._sharing.settle_expired()
+                    await self._advance_workflows()
+                    nursery.start_soon(self._sharing.serve)
                 self._serving = True
                 task_status.started()
         finally:
@@ -178,6 +221,43 @@ class EngineCore:
     def wake(self) -> None:
         """Ask the scheduler to look at the queue again soon."""
         self._scheduler.wake()
+
+    # -- a shared database (see sharing.py) --
+
+    @property
+    def shared(self) -> bool:
+        """True when other engines may share this engine's database (PostgreSQL)."""
+        return self._sharing is not None
+
+    def _announce(self, c: Changes) -> list[Write]:
+        assert self._sharing is not None
+        return self._sharing.announce(c)
+
+    async def _refresh_changes(self, c: Changes) -> None:
+        assert self._sharing is not None
+        await self._sharing.mirror.refresh_changes(c)
+
+    def _forget(self, task_id: str) -> None:
+        self._ended.pop(task_id, None)
+
+    def _changed_elsewhere(self, task: TaskRecord) -> None:
+        self._notify(self._render(task))
+
+    async def _decide(self, decide: Callable[[], Awaitable[T]]) -> T:
+        """``decide()`` under the commit lock, again while a shared row changed under it
+        (``Committer.decide``)."""
+        return await self._committer.decide(decide)
+
+    async def _stopped_elsewhere(self, task_id: str) -> None:
+        """Wait until a task running on another engine is no longer running (woken by the mirror)."""
+        assert self._sharing is not None
+        while (await self._find_task(task_id)).status == "running":
+            await self._sharing.wait_changed(1.0)
+
+    async def _advance_workflows(self) -> None:
+        assert self._sharing is not None
+        # no catalog: like recovery, this runs before the worker is READY, when the router cannot answer
+        await self._sharing.advance_workflows(self._changes, None)
 
     def hold(self) -> None:
         """Start no new attempt from now on; the attempts running go on to their end. The worker calls
@@ -191,7 +271,12 @@ class EngineCore:
 
     def _changes(self, catalog: dict[str, dict[str, Any]] | None = None) -> Changes:
         return Changes(
-            self._state, self._clock(), rng=self._rng, catalog=catalog, step_limit=self.step_max_bytes
+            self._state,
+            self._clock(),
+            rng=self._rng,
+            catalog=catalog,
+            step_limit=self.step_max_bytes,
+            owner=self.engine_id,
         )
 
     def _committed(self, c: Changes) -> None:
@@ -221,11 +306,18 @@ class EngineCore:
     def _render(self, task: TaskRecord) -> dict[str, Any]:
         """The ``DetailedTask`` of a protocol task now (an ended one is kept in the small cache)."""
         run = self._runner.running.get(task.task_id) if task.status == "running" else None
+        if run is not None:
+            message = run.status_message()
+        elif task.status == "running" and task.progress_message is not None:  # running on another engine:
+            percent = f" ({task.progress:.0f}%)" if task.progress else ""  # as it last wrote it
+            message = f"{task.progress_message}{percent}"
+        else:
+            message = None
         view = detailed_view(
             task,
             now=self._clock(),
             ttl=self.task_ttl,
-            status_message=run.status_message() if run is not None else None,
+            status_message=message,
             updated_at=run.changed_at if run is not None else None,
         )
         if task.status in TERMINAL_TASK_STATUSES:
@@ -251,7 +343,7 @@ class EngineCore:
         """Delete the rows whose retention ran out (see ``retention.py``); returns how many tasks went.
 
         Raises:
-            sqlite3.Error: the database refused a batch.
+            StoreError: the database refused a batch.
         """
         deleted = await retention.sweep(
             self._store, self._committer.lock, self._clock(), self.task_ttl, self.task_retention
@@ -272,19 +364,20 @@ class EngineCore:
                 count = await self.sweep()
                 if count:
                     logger.info("task queue: deleted %d expired task(s)", count)
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 logger.warning("task queue: the retention sweep failed: %s", exc)
             await trio.sleep(interval)
 
     async def _find_task(self, task_id: Any) -> TaskRecord:
-        """The task as committed now: from memory while unfinished, else from the database. Call it
-        under the lock to decide on a transition (a record read before taking the lock may be stale).
+        """The task as committed now: from memory while unfinished, else from the database (always from
+        the database when it is shared: another engine may have changed it). Call it under the lock to
+        decide on a transition (a record read before taking the lock may be stale).
 
         Raises:
             InvalidRequestError: ``task_id`` is not a task id. NotFoundError: there is no such task.
         """
         check_id(task_id, "task_id", TASK_REF_PATTERN)
-        task = self._state.tasks.get(task_id)
+        task = None if self._sharing is not None else self._state.tasks.get(task_id)
         if task is None:
             task = await self._store.read(lambda conn: queries.get_task(conn, task_id))
         if task is None:
@@ -296,7 +389,7 @@ class EngineCore:
         progress messages not yet written are written first."""
         await self._runner.flush()
 
-        def read(conn: sqlite3.Connection) -> dict[str, list[LogLine]]:
+        def read(conn: Db) -> dict[str, list[LogLine]]:
             return {task_id: queries.task_logs(conn, task_id) for task_id in task_ids}
 
         lines = await self._store.read(read)
@@ -363,7 +456,7 @@ class EngineCore:
             if candidate in self._state.tasks or candidate in self._state.workflows:
                 continue
 
-            def probe(conn: sqlite3.Connection, value: str = candidate) -> bool:
+            def probe(conn: Db, value: str = candidate) -> bool:
                 return exists(conn, value)
 
             if not await self._store.read(probe):
@@ -371,7 +464,7 @@ class EngineCore:
 
     async def _find_workflow(self, workflow_id: Any) -> tuple[WorkflowRecord, dict[str, StepRecord]]:
         check_id(workflow_id, "workflow_id")
-        workflow = self._state.workflows.get(workflow_id)
+        workflow = None if self._sharing is not None else self._state.workflows.get(workflow_id)
         if workflow is not None:
             return workflow, dict(self._state.steps.get(workflow_id, {}))
         found = await self._store.read(lambda conn: queries.get_workflow(conn, workflow_id))
@@ -393,39 +486,11 @@ class EngineCore:
                     f"worker_id: no executor {worker_id!r} (neither a live worker process nor registered)"
                 )
         totals = await self._store.read(queries.worker_totals)
-        everyone = self._scheduler.executors()
-        views = []
-        for executor in executors:
-            running_ids = sorted(
-                r.task.task_id for r in self._runner.running.values() if r.executor_id == executor.worker_id
-            )
-            waiting = sum(
-                1
-                for t in self._state.tasks.values()
-                if t.status == "queued"
-                and t.task_type in executor.capabilities
-                and not any(
-                    o.routable and t.task_type in o.capabilities
-                    for o in everyone
-                    if o.worker_id != executor.worker_id
-                )
-            )
-            registration = self._state.registrations.get(executor.worker_id)
-            views.append(
-                executor_view(
-                    executor,
-                    running_task_ids=running_ids,
-                    totals=totals.get(executor.worker_id),
-                    waiting=waiting,
-                    registration=None
-                    if registration is None
-                    else {
-                        "resource_limits": registration.resource_limits,
-                        "metadata": registration.metadata,
-                        "registered_at": iso(registration.registered_at),
-                    },
-                )
-            )
+        running = [(r.task.task_id, r.executor_id) for r in self._runner.running.values()]
+        queued = [t for t in self._state.tasks.values() if t.status == "queued"]
+        views = workers_view(
+            executors, self._scheduler.executors(), running, queued, self._state.registrations, totals
+        )
         return {
             "workers": views,
             "total_workers": len(views),

@@ -18,7 +18,8 @@ from .workflow_ops import WorkflowOperations
 
 
 class Engine(TaskOperations, QueueOperations, ExecutorOperations, WorkflowOperations, ProtocolOperations):
-    """A durable priority task queue and workflow engine on one SQLite database.
+    """A durable priority task queue and workflow engine on one SQLite database, or on a PostgreSQL
+    database it may share with other engines (``db_path`` a ``postgresql://`` URL; see ``sharing.py``).
 
     ``serve`` opens the database, recovers and runs the scheduler; the tool methods (``task_submit`` ...
     ``workflow_result``), the protocol-task operations (``protocol_create`` ... ``protocol_cancel``) and
@@ -28,12 +29,14 @@ class Engine(TaskOperations, QueueOperations, ExecutorOperations, WorkflowOperat
     still commits (the database wait is shielded) and raises ``Cancelled`` afterwards.
 
     Constructor: ``Engine(db_path, executor, *, clock=time.time, synchronous="FULL", rng=None,
-    task_ttl=3600, task_retention=604800, step_max_bytes=1048576, on_protocol_change=None)`` — ``clock`` gives the wall-clock
+    task_ttl=3600, task_retention=604800, step_max_bytes=1048576, on_protocol_change=None,
+    lease_seconds=30)`` — ``clock`` gives the wall-clock
     times recorded and reported, ``synchronous`` the SQLite sync level (``FULL``: a commit is synced before
     it is acknowledged), ``rng`` the source of retry jitter, ``task_ttl`` and ``task_retention`` the
     seconds protocol tasks and finished queue tasks/workflows are kept after they end (0: forever; see
     ``retention.py``), ``step_max_bytes`` the largest input or output of a workflow step (``sizes.py``),
-    ``on_protocol_change`` the hook told of protocol task changes (see ``core.py``).
+    ``on_protocol_change`` the hook told of protocol task changes (see ``core.py``), ``lease_seconds``
+    how long a task this engine started stays its own without a renewal (a shared database: ``leases.py``).
     """
 
 

@@ -41,7 +41,8 @@ class ExecutorOperations(EngineCore):
         meta = check_object(metadata, "metadata")
         catalog = await self._router.catalog_quietly() or {}
         await self._router.refresh_workers(0.0)
-        async with self._committer.lock:
+
+        async def decide() -> tuple[Registration | None, Registration]:
             existing = self._state.registrations.get(worker_id)
             registration = Registration(
                 worker_id, caps, int(max_concurrent_tasks), limits, meta, self._clock()
@@ -49,6 +50,9 @@ class ExecutorOperations(EngineCore):
             c = self._changes()
             c.put_registration(worker_id, registration)
             await self._committer.commit(c)
+            return existing, registration
+
+        existing, registration = await self._decide(decide)
         view = next(e for e in self._scheduler.executors() if e.worker_id == worker_id)
         return {
             "success": True,
@@ -78,7 +82,8 @@ class ExecutorOperations(EngineCore):
         self._require_serving()
         check_id(worker_id, "worker_id")
         await self._router.refresh_workers(0.0)
-        async with self._committer.lock:
+
+        async def decide() -> None:
             if worker_id not in self._state.registrations:
                 live = any(str(w.get("id")) == worker_id for w in self._router.workers)
                 raise NotFoundError(
@@ -92,6 +97,8 @@ class ExecutorOperations(EngineCore):
             c = self._changes()
             c.put_registration(worker_id, None)
             await self._committer.commit(c)
+
+        await self._decide(decide)
         executors = self._scheduler.executors()
         stranded = sum(
             1

@@ -2,8 +2,9 @@
 
 ``protocol_create`` queues a protocol task (``origin = "mcp"``) in the group commit, like ``task_submit``
 but leaner: no schema check (the worker validates the arguments when it runs), no start estimate, no wait
-for the dispatch. ``protocol_get`` answers from memory while the task is unfinished, from a small cache of
-rendered ended tasks, else from the database. ``protocol_update`` and ``protocol_cancel`` acknowledge only
+for the dispatch. ``protocol_get`` answers from memory while the task is unfinished (from the database
+on a shared one, where another engine may change it), from a small cache of rendered ended tasks, else
+from the database. ``protocol_update`` and ``protocol_cancel`` acknowledge only
 after their change is committed.
 
 Only protocol tasks are visible here: a queue task's id answers "unknown task", as does an id that was
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import sqlite3
 from typing import Any
 
 from shared.errors import INVALID_PARAMS, ClientRequestError
@@ -24,7 +24,9 @@ from . import protocol_transitions as ptr
 from . import queries
 from . import transitions as tr
 from .core import EngineCore
+from .db import DuplicateError, StoreError
 from .errors import QueueUnavailableError
+from .models import TERMINAL_TASK_STATUSES
 from .protocol_view import expired, task_view
 from .records import TaskRecord
 from .state import Changes
@@ -95,9 +97,9 @@ class ProtocolOperations(EngineCore):
                 task = await self._committer.transact(
                     functools.partial(record, task_id=new_protocol_task_id())
                 )
-            except (_IdTaken, sqlite3.IntegrityError):
+            except (_IdTaken, DuplicateError):
                 continue
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
             return task_view(task, now=self._clock(), ttl=self.task_ttl)
         raise QueueUnavailableError("could not draw a free task id")
@@ -111,11 +113,11 @@ class ProtocolOperations(EngineCore):
             ClientRequestError: -32602, unknown task (or another principal's) or expired task.
         """
         self._require_serving()
-        live = self._live(task_id)
+        live = None if self.shared else self._live(task_id)  # shared: another engine may change it
         if live is not None:
             _check_owner(live, owner)
             return self._render(live)
-        cached = self._ended.get(task_id)
+        cached = self._ended.get(task_id)  # an ended task no longer changes
         if cached is not None:
             _check_owner(cached[0], owner)
             self._check_expiry(cached[0])
@@ -140,13 +142,16 @@ class ProtocolOperations(EngineCore):
         if not isinstance(input_responses, dict):
             raise ClientRequestError("inputResponses: must be an object", INVALID_PARAMS)
         _check_owner(await self._lookup(task_id), owner)
-        async with self._committer.lock:
-            current = self._live(task_id)
+
+        async def decide() -> None:
+            current = await self._current(task_id)
             if current is None or current.status != "input_required":
-                return {}
+                return
             c = self._changes()
             if ptr.answer(c, current, input_responses):
                 await self._committer.commit(c)
+
+        await self._decide(decide)
         return {}
 
     async def protocol_cancel(self, task_id: str, owner: str | None = None) -> dict[str, Any]:
@@ -160,10 +165,11 @@ class ProtocolOperations(EngineCore):
         """
         self._require_serving()
         _check_owner(await self._lookup(task_id), owner)
-        async with self._committer.lock:
-            current = self._live(task_id)
+
+        async def decide() -> None:
+            current = await self._current(task_id)
             if current is None:
-                return {}
+                return
             run = self._runner.running.get(task_id) if current.status == "running" else None
             c = self._changes()
             if run is not None:
@@ -171,9 +177,11 @@ class ProtocolOperations(EngineCore):
                 tr.cancel(c, current, CANCEL_REASON, attempt_open=True)
                 await self._committer.commit(c)
                 run.scope.cancel()
-            else:
+            else:  # queued, input_required, or running on another engine (which stops it when told)
                 tr.cancel(c, current, CANCEL_REASON)
                 await self._committer.commit(c)
+
+        await self._decide(decide)
         return {}
 
     # -- lookup --
@@ -182,6 +190,16 @@ class ProtocolOperations(EngineCore):
         """The unfinished protocol task of that id, from memory."""
         task = self._state.tasks.get(task_id) if isinstance(task_id, str) else None
         return task if task is not None and task.origin == ptr.ORIGIN else None
+
+    async def _current(self, task_id: str) -> TaskRecord | None:
+        """The unfinished protocol task of that id as committed now (from the database when it is
+        shared); ``None`` once it ended. Call it under the lock."""
+        if not self.shared:
+            return self._live(task_id)
+        task = await self._store.read(lambda conn: queries.get_task(conn, task_id))
+        if task is None or task.origin != ptr.ORIGIN or task.status in TERMINAL_TASK_STATUSES:
+            return None
+        return task
 
     async def _lookup(self, task_id: Any) -> TaskRecord:
         live = self._live(task_id)

@@ -144,22 +144,22 @@ def answer(c: Changes, task: TaskRecord, responses: dict[str, Any]) -> bool:
     return True
 
 
-def interrupted(c: Changes, task: TaskRecord) -> None:
-    """Recovery of a protocol task that was running when the engine stopped: queued again at once when its
-    tool is idempotent or read-only (``run_again``; nothing is consumed), else failed — it must not run
-    twice."""
-    error = f"interrupted: the task queue stopped while attempt {task.attempts} was running"
+def interrupted(c: Changes, task: TaskRecord, error: str | None = None, why: str | None = None) -> None:
+    """Recovery of a protocol task that was running when the engine stopped (or whose engine lost its
+    lease: ``error`` and ``why`` say so): queued again at once when its tool is idempotent or read-only
+    (``run_again``; nothing is consumed), else failed — it must not run twice."""
+    error = error or f"interrupted: the task queue stopped while attempt {task.attempts} was running"
     c.write(rows.close_open_attempts(task.task_id, c.now, "interrupted", error))
     if task.run_again:
         _queue_again(c, task)
         c.log(task.task_id, f"{error}; its tool may run again: queued again", "warning")
         return
+    why = why or f"the server restarted while task {task.task_id} was running"
     fail(
         c,
         task,
         INTERNAL_ERROR,
-        f"the server restarted while task {task.task_id} was running; tool {task.task_type!r} is neither "
-        "idempotent nor read-only, so it was not run again",
+        f"{why}; tool {task.task_type!r} is neither idempotent nor read-only, so it was not run again",
     )
 
 

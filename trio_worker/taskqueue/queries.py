@@ -1,18 +1,23 @@
-"""The reads of the task queue's database: each a plain function of a connection, run on the database
-thread through ``Store.read`` (``await store.read(lambda conn: get_task(conn, task_id))``).
+"""The reads of the task queue's database: each a plain function of a connection (``db.Db``), run on a
+thread of the store through ``Store.read`` (``await store.read(lambda conn: get_task(conn, task_id))``).
 
 They only read: every change goes through ``rows.py`` statements in a ``Store.write`` transaction. A read
-sees the last committed state (WAL readers never wait for a writer).
+sees the last committed state (SQLite's WAL readers and PostgreSQL's snapshots never wait for a writer).
+
+The SQL is the same on SQLite and PostgreSQL except in three places, each a helper here: a list
+parameter (``in_list``: ``json_each`` / ``= ANY``), "has all these tags" (``_tags_filter``) and the hour
+of a time (``_hour``). Counting a condition is ``SUM(CASE ...)`` (portable); every subquery in ``FROM``
+has an alias (PostgreSQL 15 wants one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .db import POSTGRESQL, Db
 from .records import Attempt, LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
 from .rows import from_row
 
@@ -56,7 +61,48 @@ DURATION_SAMPLES = 50
 """How many of a task type's latest successful runs its average execution time is taken over."""
 
 
-def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
+def count_if(condition: str) -> str:
+    """SQL counting the rows where ``condition`` holds (``NULL`` over no rows, as ``SUM``)."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+_COUNT_COMPLETED = count_if("status = 'completed'")
+_COUNT_FAILED = count_if("status = 'failed'")
+_COUNT_CANCELLED = count_if("status = 'cancelled'")
+_OUTCOME_COMPLETED = "outcome = 'completed'"
+_OUTCOME_FAILED = "outcome IN ('failed', 'interrupted')"
+_OUTCOME_CANCELLED = "outcome = 'cancelled'"
+
+
+def in_list(conn: Db, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """The clause ``column`` is one of ``values`` (one parameter, whatever their number), and its
+    parameters."""
+    if conn.dialect == POSTGRESQL:
+        return f"{column} = ANY(?)", (list(values),)
+    return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(values)),)
+
+
+def _tags_filter(conn: Db, table: str) -> str:
+    """The clause "``table.tags`` holds every tag of the JSON list parameter"."""
+    if conn.dialect == POSTGRESQL:
+        return f"{table}.tags::jsonb @> ?::jsonb"
+    return (
+        "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted "
+        f"WHERE wanted.value NOT IN (SELECT value FROM json_each({table}.tags)))"
+    )
+
+
+def _hour(conn: Db, column: str) -> str:
+    """The UTC hour (whole hours since the epoch) of an epoch-seconds ``column``."""
+    if conn.dialect == POSTGRESQL:
+        return f"CAST(FLOOR({column} / 3600) AS BIGINT)"
+    return f"CAST({column} / 3600 AS INTEGER)"
+
+
+def load_snapshot(conn: Db, *, history: bool = True) -> Snapshot:
+    """Everything unfinished, the registrations and the settings; with ``history``, also the next
+    submission number, the measured durations and the open attempts (the scans of the whole tables a
+    start needs, and a reload of a shared engine's mirror does not)."""
     tasks = [
         from_row(TaskRecord, row)
         for row in conn.execute(
@@ -76,6 +122,8 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
     ]
     registrations = [from_row(Registration, row) for row in conn.execute("SELECT * FROM executors")]
     settings = {row["key"]: json.loads(row["value"]) for row in conn.execute("SELECT * FROM settings")}
+    if not history:
+        return Snapshot(tasks, workflows, steps, registrations, settings, 1, {}, {})
     next_seq = 1 + max(
         conn.execute("SELECT COALESCE(MAX(seq), 0) FROM tasks").fetchone()[0],
         conn.execute("SELECT COALESCE(MAX(order_seq), 0) FROM tasks").fetchone()[0],
@@ -86,7 +134,7 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
         "SELECT task_type, ended_at - started_at AS d FROM ("
         " SELECT task_type, started_at, ended_at, ROW_NUMBER() OVER ("
         "  PARTITION BY task_type ORDER BY ended_at DESC) AS n"
-        " FROM attempts WHERE outcome = 'completed') WHERE n <= ? ORDER BY ended_at",
+        " FROM attempts WHERE outcome = 'completed') AS recent WHERE n <= ? ORDER BY ended_at",
         (DURATION_SAMPLES,),
     ):
         durations.setdefault(row["task_type"], []).append(max(0.0, row["d"]))
@@ -97,22 +145,24 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
     return Snapshot(tasks, workflows, steps, registrations, settings, next_seq, durations, open_attempts)
 
 
-def get_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+def get_task(conn: Db, task_id: str) -> TaskRecord | None:
     row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     return None if row is None else from_row(TaskRecord, row)
 
 
-def task_exists(conn: sqlite3.Connection, task_id: str) -> bool:
+def task_exists(conn: Db, task_id: str) -> bool:
     return conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None
 
 
-def workflow_exists(conn: sqlite3.Connection, workflow_id: str) -> bool:
+def workflow_exists(conn: Db, workflow_id: str) -> bool:
     return (
         conn.execute("SELECT 1 FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone() is not None
     )
 
 
-def _filters(table: str, statuses: list[str] | None, tags: list[str] | None) -> tuple[list[str], list[Any]]:
+def _filters(
+    conn: Db, table: str, statuses: list[str] | None, tags: list[str] | None
+) -> tuple[list[str], list[Any]]:
     """The clauses (and their parameters) of a status filter and an all-of-these-tags filter on ``table``."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -120,10 +170,7 @@ def _filters(table: str, statuses: list[str] | None, tags: list[str] | None) -> 
         clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
     if tags:
-        clauses.append(
-            "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted "
-            f"WHERE wanted.value NOT IN (SELECT value FROM json_each({table}.tags)))"
-        )
+        clauses.append(_tags_filter(conn, table))
         params.append(json.dumps(tags))
     return clauses, params
 
@@ -132,8 +179,8 @@ def _where(clauses: list[str]) -> str:
     return (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
 
-def _task_filters(query: TaskQuery) -> tuple[str, list[Any]]:
-    clauses, params = _filters("tasks", query.statuses, query.tags)
+def _task_filters(conn: Db, query: TaskQuery) -> tuple[str, list[Any]]:
+    clauses, params = _filters(conn, "tasks", query.statuses, query.tags)
     if query.worker_id is not None:
         clauses.append("worker_id = ?")
         params.append(query.worker_id)
@@ -143,9 +190,9 @@ def _task_filters(query: TaskQuery) -> tuple[str, list[Any]]:
     return _where(clauses), params
 
 
-def list_tasks(conn: sqlite3.Connection, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+def list_tasks(conn: Db, query: TaskQuery) -> tuple[list[TaskRecord], int]:
     """Tasks matching ``query``, newest first, and how many match in all."""
-    where, params = _task_filters(query)
+    where, params = _task_filters(conn, query)
     total = conn.execute(f"SELECT COUNT(*) FROM tasks{where}", params).fetchone()[0]
     rows = conn.execute(
         f"SELECT * FROM tasks{where} ORDER BY seq DESC LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
@@ -153,7 +200,7 @@ def list_tasks(conn: sqlite3.Connection, query: TaskQuery) -> tuple[list[TaskRec
     return [from_row(TaskRecord, row) for row in rows], int(total)
 
 
-def matching_task_ids(conn: sqlite3.Connection, statuses: Sequence[str]) -> list[str]:
+def matching_task_ids(conn: Db, statuses: Sequence[str]) -> list[str]:
     rows = conn.execute(
         f"SELECT task_id FROM tasks WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq",
         list(statuses),
@@ -161,7 +208,7 @@ def matching_task_ids(conn: sqlite3.Connection, statuses: Sequence[str]) -> list
     return [row[0] for row in rows]
 
 
-def attempt_counts(conn: sqlite3.Connection, task_ids: Sequence[str]) -> dict[str, int]:
+def attempt_counts(conn: Db, task_ids: Sequence[str]) -> dict[str, int]:
     """How many attempts each of these tasks had (tasks that were deleted are left out)."""
     if not task_ids:
         return {}
@@ -172,35 +219,38 @@ def attempt_counts(conn: sqlite3.Connection, task_ids: Sequence[str]) -> dict[st
     return {row[0]: int(row[1]) for row in rows}
 
 
-def task_logs(conn: sqlite3.Connection, task_id: str, limit: int = 500) -> list[LogLine]:
+def task_logs(conn: Db, task_id: str, limit: int = 500) -> list[LogLine]:
     """The latest ``limit`` log lines of a task, oldest first."""
     rows = conn.execute(
-        "SELECT * FROM (SELECT * FROM task_logs WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+        "SELECT * FROM (SELECT * FROM task_logs WHERE task_id = ? ORDER BY id DESC LIMIT ?) AS latest "
+        "ORDER BY id",
         (task_id, limit),
     )
     return [LogLine(row["task_id"], row["at"], row["level"], row["message"]) for row in rows]
 
 
-def task_attempts(conn: sqlite3.Connection, task_id: str) -> list[Attempt]:
+def task_attempts(conn: Db, task_id: str) -> list[Attempt]:
     rows = conn.execute("SELECT * FROM attempts WHERE task_id = ? ORDER BY id", (task_id,))
     return [from_row(Attempt, row) for row in rows]
 
 
-def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def status_counts(conn: Db) -> dict[str, int]:
     return {row[0]: row[1] for row in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status")}
 
 
-def averages(conn: sqlite3.Connection, since: float | None = None) -> dict[str, Any]:
+def averages(conn: Db, since: float | None = None) -> dict[str, Any]:
     """Average wait (submission to first start) and execution time (successful runs), with sample sizes."""
+    started = "" if since is None else " AND first_started_at >= ?"
+    ended = "" if since is None else " AND ended_at >= ?"
+    window = () if since is None else (since,)
     wait = conn.execute(
         "SELECT AVG(first_started_at - submitted_at), COUNT(*) FROM tasks "
-        "WHERE first_started_at IS NOT NULL AND (? IS NULL OR first_started_at >= ?)",
-        (since, since),
+        f"WHERE first_started_at IS NOT NULL{started}",
+        window,
     ).fetchone()
     execution = conn.execute(
-        "SELECT AVG(ended_at - started_at), COUNT(*) FROM attempts "
-        "WHERE outcome = 'completed' AND (? IS NULL OR ended_at >= ?)",
-        (since, since),
+        f"SELECT AVG(ended_at - started_at), COUNT(*) FROM attempts WHERE outcome = 'completed'{ended}",
+        window,
     ).fetchone()
     return {
         "average_wait_time": wait[0],
@@ -210,7 +260,7 @@ def averages(conn: sqlite3.Connection, since: float | None = None) -> dict[str, 
     }
 
 
-def finished_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
+def finished_since(conn: Db, since: float) -> dict[str, int]:
     """How many tasks reached each terminal state at or after ``since``."""
     rows = conn.execute(
         "SELECT status, COUNT(*) FROM tasks WHERE ended_at >= ? "
@@ -220,21 +270,20 @@ def finished_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
     return {row[0]: row[1] for row in rows}
 
 
-def first_activity(conn: sqlite3.Connection) -> float | None:
+def first_activity(conn: Db) -> float | None:
     """The earliest submission still in the database (throughput windows do not reach before it)."""
     value = conn.execute(
         "SELECT MIN(t) FROM (SELECT MIN(submitted_at) AS t FROM tasks "
-        "UNION ALL SELECT MIN(started_at) FROM attempts)"
+        "UNION ALL SELECT MIN(started_at) FROM attempts) AS firsts"
     ).fetchone()[0]
     return None if value is None else float(value)
 
 
-def hourly(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
+def hourly(conn: Db, since: float) -> list[dict[str, Any]]:
     """Per hour since ``since`` (UTC hours, oldest first): finished tasks per status and average times."""
     rows = conn.execute(
-        "SELECT CAST(ended_at / 3600 AS INTEGER) AS hour, "
-        "SUM(status = 'completed') AS completed, SUM(status = 'failed') AS failed, "
-        "SUM(status = 'cancelled') AS cancelled, "
+        f"SELECT {_hour(conn, 'ended_at')} AS hour, "
+        f"{_COUNT_COMPLETED} AS completed, {_COUNT_FAILED} AS failed, {_COUNT_CANCELLED} AS cancelled, "
         "AVG(CASE WHEN first_started_at IS NOT NULL THEN first_started_at - submitted_at END) AS wait, "
         "AVG(CASE WHEN status = 'completed' THEN ended_at - started_at END) AS execution "
         "FROM tasks WHERE ended_at >= ? GROUP BY hour ORDER BY hour",
@@ -243,42 +292,40 @@ def hourly(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def by_task_type(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def by_task_type(conn: Db) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT task_type, COUNT(*) AS total, SUM(status = 'completed') AS completed, "
-        "SUM(status = 'failed') AS failed, SUM(status = 'cancelled') AS cancelled, "
+        f"SELECT task_type, COUNT(*) AS total, {_COUNT_COMPLETED} AS completed, "
+        f"{_COUNT_FAILED} AS failed, {_COUNT_CANCELLED} AS cancelled, "
         "AVG(CASE WHEN status = 'completed' THEN ended_at - started_at END) AS execution "
         "FROM tasks GROUP BY task_type ORDER BY task_type"
     )
     return [dict(row) for row in rows]
 
 
-def worker_totals(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+def worker_totals(conn: Db) -> dict[str, dict[str, Any]]:
     """Per executor: finished attempts by outcome and the average successful execution time."""
     rows = conn.execute(
-        "SELECT worker_id, SUM(outcome = 'completed') AS completed, "
-        "SUM(outcome IN ('failed', 'interrupted')) AS failed, SUM(outcome = 'cancelled') AS cancelled, "
+        f"SELECT worker_id, {count_if(_OUTCOME_COMPLETED)} AS completed, "
+        f"{count_if(_OUTCOME_FAILED)} AS failed, {count_if(_OUTCOME_CANCELLED)} AS cancelled, "
         "AVG(CASE WHEN outcome = 'completed' THEN ended_at - started_at END) AS execution "
         "FROM attempts WHERE worker_id IS NOT NULL AND ended_at IS NOT NULL GROUP BY worker_id"
     )
     return {row["worker_id"]: dict(row) for row in rows}
 
 
-def get_workflow(
-    conn: sqlite3.Connection, workflow_id: str
-) -> tuple[WorkflowRecord, list[StepRecord]] | None:
+def get_workflow(conn: Db, workflow_id: str) -> tuple[WorkflowRecord, list[StepRecord]] | None:
     row = conn.execute("SELECT * FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone()
     if row is None:
         return None
     return from_row(WorkflowRecord, row), _steps_of(conn, workflow_id)
 
 
-def _steps_of(conn: sqlite3.Connection, workflow_id: str) -> list[StepRecord]:
+def _steps_of(conn: Db, workflow_id: str) -> list[StepRecord]:
     steps = conn.execute("SELECT * FROM steps WHERE workflow_id = ? ORDER BY position", (workflow_id,))
     return [from_row(StepRecord, step) for step in steps]
 
 
-def workflow_statuses(conn: sqlite3.Connection, workflow_ids: Iterable[str]) -> dict[str, str]:
+def workflow_statuses(conn: Db, workflow_ids: Iterable[str]) -> dict[str, str]:
     ids = list(workflow_ids)
     if not ids:
         return {}
@@ -289,10 +336,10 @@ def workflow_statuses(conn: sqlite3.Connection, workflow_ids: Iterable[str]) -> 
 
 
 def list_workflows(
-    conn: sqlite3.Connection, query: WorkflowQuery
+    conn: Db, query: WorkflowQuery
 ) -> tuple[list[tuple[WorkflowRecord, list[StepRecord]]], int]:
     """Workflows matching ``query``, newest first, each with its steps, and how many match in all."""
-    clauses, params = _filters("workflows", query.statuses, query.tags)
+    clauses, params = _filters(conn, "workflows", query.statuses, query.tags)
     if query.peer is not None:
         clauses.append(
             "EXISTS (SELECT 1 FROM steps s WHERE s.workflow_id = workflows.workflow_id AND s.worker_id = ?)"

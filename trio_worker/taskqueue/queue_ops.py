@@ -3,13 +3,13 @@ the supervisor polls for /status, /metrics and ``top`` (the ``tasks:stats`` entr
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
 from . import queries
 from . import transitions as tr
 from .core import EngineCore
+from .db import Db
 from .errors import InvalidRequestError
 from .models import TASK_STATUSES, TERMINAL_TASK_STATUSES, check_reason, check_statuses
 from .views import iso, rounded, seconds
@@ -71,7 +71,7 @@ class QueueOperations(EngineCore):
         self._require_serving()
         now = self._clock()
 
-        def gather(conn: sqlite3.Connection) -> dict[str, Any]:
+        def gather(conn: Db) -> dict[str, Any]:
             first = queries.first_activity(conn)
             windows = {}
             for name, span in (("last_minute", 60.0), ("last_5_minutes", 300.0), ("last_hour", 3600.0)):
@@ -151,13 +151,16 @@ class QueueOperations(EngineCore):
         """Stop starting tasks (running ones go on); submissions are still accepted. Survives restarts."""
         self._require_serving()
         reason = check_reason(reason)
-        async with self._committer.lock:
+
+        async def decide() -> tuple[bool, dict[str, Any]]:
             already = self._state.paused is not None
             if not already:
                 c = self._changes()
                 c.set_paused({"reason": reason, "since": c.now})
                 await self._committer.commit(c)
-            paused = self._state.paused or {}
+            return already, self._state.paused or {}
+
+        already, paused = await self._decide(decide)
         return {
             "success": True,
             "paused": True,
@@ -172,7 +175,8 @@ class QueueOperations(EngineCore):
         """Start tasks again. ``reorder_by_priority``: queued tasks whose priority was changed with
         ``requeue=false`` take the place of their current priority; otherwise the order stays as it was."""
         self._require_serving()
-        async with self._committer.lock:
+
+        async def decide() -> tuple[dict[str, Any] | None, int]:
             paused = self._state.paused
             c = self._changes()
             reordered = 0
@@ -182,9 +186,12 @@ class QueueOperations(EngineCore):
                         c.put_task(replace(task, order_priority=task.priority))
                         c.log(task.task_id, f"reordered by its priority {task.priority:g} on resume")
                         reordered += 1
-            if paused is not None:
+            if paused is not None or self.shared:  # (another engine's pause may not have reached memory)
                 c.set_paused(None)
             await self._committer.commit(c)
+            return paused, reordered
+
+        paused, reordered = await self._decide(decide)
         await self._scheduler.dispatch()
         return {
             "success": True,
@@ -212,7 +219,8 @@ class QueueOperations(EngineCore):
                     f"status_filter: {unclearable} tasks cannot be cleared; cancel them with task_cancel"
                 )
         finished = [s for s in statuses if s != "queued"]
-        async with self._committer.lock:
+
+        async def decide() -> tuple[int, int]:
             queued = [t for t in self._state.queued()] if "queued" in statuses else []
             doomed = (
                 await self._store.read(lambda conn: queries.matching_task_ids(conn, finished))
@@ -233,10 +241,13 @@ class QueueOperations(EngineCore):
             for task_id in doomed:
                 c.delete_task(task_id)
             await self._committer.commit(c)
+            return len(queued), len(doomed)
+
+        cancelled, deleted = await self._decide(decide)
         return {
             "success": True,
             "status_filter": statuses,
-            "cancelled": len(queued),
-            "deleted": len(doomed),
-            "cleared": len(queued) + len(doomed),
+            "cancelled": cancelled,
+            "deleted": deleted,
+            "cleared": cancelled + deleted,
         }

@@ -27,6 +27,11 @@ class TaskRecord:
     it waits for while ``input_required`` (``pending``: key -> input request; ``asked``: key -> digest),
     whether it may run again after a crash (``run_again``) and, when it failed, its JSON-RPC error object
     (``error_object``). ``updated_at`` is the time of its last transition.
+
+    ``rev`` is the revision of the row this record was read as (0: never written); a transition writes
+    it only if the row still has that revision (see ``state.Changes``). ``claimed_by`` is the engine that
+    started its latest attempt, and ``cancel_requested`` the reason of a cancel that waits for the engine
+    running it (a shared store: see ``docs/architecture.md``).
     """
 
     task_id: str
@@ -69,11 +74,15 @@ class TaskRecord:
     run_again: bool = False
     updated_at: float | None = None
     error_object: dict[str, Any] | None = None
+    rev: int = 0
+    claimed_by: str | None = None
+    cancel_requested: str | None = None
 
 
 @dataclass(slots=True)
 class WorkflowRecord:
-    """One workflow: a DAG of steps, each run as a task once its dependencies have completed."""
+    """One workflow: a DAG of steps, each run as a task once its dependencies have completed. ``rev``:
+    as ``TaskRecord.rev``; every change of one of its steps writes the workflow too."""
 
     workflow_id: str
     seq: int
@@ -88,6 +97,7 @@ class WorkflowRecord:
     ended_at: float | None = None
     error: str | None = None
     cancel_reason: str | None = None
+    rev: int = 0
 
 
 @dataclass(slots=True)

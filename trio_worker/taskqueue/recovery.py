@@ -25,11 +25,25 @@ from dataclasses import dataclass
 
 from . import protocol_transitions as ptr
 from . import transitions as tr
+from .db import Store
 from .queries import load_snapshot, workflow_statuses
 from .state import Changes, State
-from .store import Store
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
+
+
+def advance_workflows(c: Changes, known: dict[str, str]) -> None:
+    """Start what became ready in every unfinished workflow: a pending one whose dependencies completed
+    (``known``: the statuses of dependencies that are no longer unfinished), the ready steps of a running
+    one."""
+    for workflow in list(c.active_workflows()):
+        current = c.workflow(workflow.workflow_id)
+        if current is None:
+            continue
+        if current.status == "pending":
+            tr.start_workflow_if_ready(c, current, known)
+        elif current.status == "running":
+            tr.advance_workflow(c, workflow.workflow_id)
 
 
 @dataclass(slots=True)
@@ -48,7 +62,7 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
     """Load the unfinished work from ``store`` and settle what the last stop interrupted.
 
     Raises:
-        sqlite3.Error: the database could not be read, or refused the recovery's transaction (nothing
+        StoreError: the database could not be read, or refused the recovery's transaction (nothing
             of it was written).
     """
     snapshot = await store.read(load_snapshot)
@@ -75,14 +89,7 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
             ptr.interrupted(c, task)
         elif task.status == "running":
             tr.interrupted(c, task)
-    for workflow in list(state.workflows.values()):
-        current = c.workflow(workflow.workflow_id)
-        if current is None:
-            continue
-        if current.status == "pending":
-            tr.start_workflow_if_ready(c, current, known)
-        elif current.status == "running":
-            tr.advance_workflow(c, workflow.workflow_id)
+    advance_workflows(c, known)
     await store.write(c.writes())
     c.apply()
     now = clock()

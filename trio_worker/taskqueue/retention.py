@@ -18,14 +18,12 @@ the rest.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 
 import trio
 
-from .rows import Write
-from .store import Store
+from .db import Db, Store, Write
+from .queries import in_list
 
 SWEEP_BATCH = 500
 """At most this many tasks (and this many workflows) are deleted in one transaction."""
@@ -53,7 +51,7 @@ class Expired:
 
 
 def find_expired(
-    conn: sqlite3.Connection, now: float, task_ttl: float, task_retention: float, limit: int = SWEEP_BATCH
+    conn: Db, now: float, task_ttl: float, task_retention: float, limit: int = SWEEP_BATCH
 ) -> Expired:
     """The next batch of expired rows (a read, on the database thread)."""
     tasks: list[str] = []
@@ -85,28 +83,29 @@ def find_expired(
             )
         ]
         if workflows:
-            tasks += [
-                row[0]
-                for row in conn.execute(
-                    "SELECT task_id FROM tasks WHERE workflow_id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(workflows),),
-                )
-            ]
+            clause, params = in_list(conn, "workflow_id", workflows)
+            tasks += [row[0] for row in conn.execute(f"SELECT task_id FROM tasks WHERE {clause}", params)]
     return Expired(tasks, workflows)
 
 
-def delete_writes(expired: Expired) -> list[Write]:
-    """The statements that delete one batch: tasks with their attempts and logs, workflows with steps."""
+def delete_writes(conn: Db, expired: Expired) -> list[Write]:
+    """The statements that delete one batch: tasks with their attempts and logs, workflows with steps
+    (``conn``: only its dialect is used)."""
     writes: list[Write] = []
     if expired.tasks:
-        ids = (json.dumps(expired.tasks),)
+        clause, params = in_list(conn, "task_id", expired.tasks)
         for table in ("task_logs", "attempts", "tasks"):
-            writes.append((f"DELETE FROM {table} WHERE task_id IN (SELECT value FROM json_each(?))", ids))
+            writes.append((f"DELETE FROM {table} WHERE {clause}", params))
     if expired.workflows:
-        ids = (json.dumps(expired.workflows),)
+        clause, params = in_list(conn, "workflow_id", expired.workflows)
         for table in ("steps", "workflows"):
-            writes.append((f"DELETE FROM {table} WHERE workflow_id IN (SELECT value FROM json_each(?))", ids))
+            writes.append((f"DELETE FROM {table} WHERE {clause}", params))
     return writes
+
+
+def _batch(conn: Db, now: float, task_ttl: float, task_retention: float) -> tuple[Expired, list[Write]]:
+    found = find_expired(conn, now, task_ttl, task_retention)
+    return found, delete_writes(conn, found)
 
 
 async def sweep(
@@ -115,14 +114,14 @@ async def sweep(
     """Delete every row expired at ``now``, batch by batch; returns the ids of the deleted tasks.
 
     Raises:
-        sqlite3.Error: the database refused a batch (the batches before it are deleted).
+        StoreError: the database refused a batch (the batches before it are deleted).
     """
     deleted: list[str] = []
     while True:
         async with lock:
-            found = await store.read(lambda conn: find_expired(conn, now, task_ttl, task_retention))
+            found, writes = await store.read(lambda conn: _batch(conn, now, task_ttl, task_retention))
             if not found.tasks and not found.workflows:
                 return deleted
-            await store.write(delete_writes(found))
+            await store.write(writes)
         deleted += found.tasks
         await trio.lowlevel.checkpoint()

@@ -1,26 +1,30 @@
 """The records as rows: how a record becomes a row and back, and the statements that write rows.
 
 Every function here is pure: it builds a ``Write`` (one SQL statement and its parameters) and touches no
-database. ``Changes.writes()`` gathers them for one transaction and ``Store.write`` runs that transaction
-on the database thread. Reading rows back into records is ``from_row``, used by ``queries.py``.
+database. ``Changes.writes()`` gathers them for one transaction and the store runs that transaction on its
+own thread. Reading rows back into records is ``from_row``, used by ``queries.py``. The statements are
+the same for SQLite and PostgreSQL (``?`` placeholders; ``INSERT ... ON CONFLICT`` is in both).
 
 A record's columns are its dataclass fields, in order; the fields in ``_JSON_FIELDS`` are stored as JSON
 text (``None`` stays SQL ``NULL`` for those in ``_NULLABLE_JSON``).
+
+Checked writes: a task or workflow is written with the revision it was read at plus one
+(``Changes.put_task``), and the upsert changes the row only if it still has the revision before
+(``WHERE rev = excluded.rev - 1``). A store that sees one of the ``CHECKED`` statements change no row
+fails the transaction with ``StaleError``: someone else changed that row since it was read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from .db import Write as Write
 from .records import Attempt, LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
 
 T = TypeVar("T")
-Write = tuple[str, tuple[Any, ...]]
-"""One SQL statement and its parameters; ``Store.write`` runs a batch of them as one transaction."""
 
 _JSON_FIELDS = {
     "payload",
@@ -59,7 +63,7 @@ def _to_row(record: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def from_row(cls: type[T], row: sqlite3.Row) -> T:
+def from_row(cls: type[T], row: Any) -> T:
     """The record of class ``cls`` a row of its table holds."""
     kwargs = {}
     for name in columns(cls):
@@ -77,30 +81,34 @@ def _insert(table: str, cls: type[Any]) -> str:
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
-def _upsert(table: str, cls: type[Any], keys: Sequence[str]) -> str:
+def _upsert(table: str, cls: type[Any], keys: Sequence[str], *, checked: bool = False) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns(cls) if c not in keys)
-    return f"{_insert(table, cls)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    where = f" WHERE {table}.rev = excluded.rev - 1" if checked else ""
+    return f"{_insert(table, cls)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}{where}"
 
 
-_PUT_TASK = _upsert("tasks", TaskRecord, ["task_id"])
+_PUT_TASK = _upsert("tasks", TaskRecord, ["task_id"], checked=True)
 _INSERT_TASK = _insert("tasks", TaskRecord)
-_PUT_WORKFLOW = _upsert("workflows", WorkflowRecord, ["workflow_id"])
+_PUT_WORKFLOW = _upsert("workflows", WorkflowRecord, ["workflow_id"], checked=True)
+CHECKED = frozenset({_PUT_TASK, _PUT_WORKFLOW})
+"""The statements that must change exactly one row (else the row changed since it was read)."""
 _PUT_STEP = _upsert("steps", StepRecord, ["workflow_id", "step_id"])
 _PUT_EXECUTOR = _upsert("executors", Registration, ["worker_id"])
 _ADD_ATTEMPT = _insert("attempts", Attempt)
 
 
 def put_task(task: TaskRecord) -> Write:
-    """Insert or replace a task's whole row."""
+    """Insert a task's row, or replace it if it still has the revision ``task.rev - 1`` (checked)."""
     return _PUT_TASK, _to_row(task)
 
 
 def insert_task(task: TaskRecord) -> Write:
-    """Insert a new task's row; fails with ``sqlite3.IntegrityError`` if its id is taken."""
+    """Insert a new task's row; the store fails with ``DuplicateError`` if its id is taken."""
     return _INSERT_TASK, _to_row(task)
 
 
 def put_workflow(workflow: WorkflowRecord) -> Write:
+    """As ``put_task``, for a workflow (checked)."""
     return _PUT_WORKFLOW, _to_row(workflow)
 
 

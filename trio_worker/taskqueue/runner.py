@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,11 +30,12 @@ from . import protocol_transitions as ptr
 from . import rows
 from . import transitions as tr
 from .committer import Committer
+from .db import Store, StoreError
 from .executor import Executor, ToolCallRefused
+from .leases import settle
 from .records import LogLine, TaskRecord
 from .router_cache import RouterCache
 from .state import Changes
-from .store import Store
 
 logger = logging.getLogger("mcp_supervisor.taskqueue")
 
@@ -49,7 +49,8 @@ PROGRESS_LOG_LIMIT = 200
 
 Outcome = tuple[str, Any]
 """How an attempt ended: ``("result", reply)`` (a CallToolResult, or a protocol task's ``input_required``
-reply), ``("refused", ToolCallRefused)``, ``("error", message)`` or ``("cancelled", None)``."""
+reply), ``("refused", ToolCallRefused)``, ``("error", message)``, ``("cancelled", None)`` or
+``("interrupted", None)`` (stopped because this engine lost its lease)."""
 
 
 @dataclass(eq=False)
@@ -74,6 +75,8 @@ class Run:
     """The status message ``on_change`` was last called with (protocol tasks)."""
     changed_at: float | None = None
     """When its progress last changed (the engine's clock)."""
+    abandoned: bool = False
+    """Stopped because this engine lost its lease (``leases.py``): settled as interrupted, not cancelled."""
 
     def status_message(self) -> str | None:
         """The tool's latest progress message, with its percentage when it gave a total: ``copying (40%)``."""
@@ -130,10 +133,13 @@ class Runner:
             self.running.clear()
 
     def start(self, task: TaskRecord, executor_id: str) -> None:
-        """Run an attempt that was committed as started (``task`` is the running task)."""
+        """Run an attempt that was committed as started (``task`` is the running task). A runner that has
+        stopped (the engine is being cancelled while the commit finished) starts nothing: the attempt stays
+        running in the database, as after a crash, for the next engine to settle."""
+        if self._nursery is None:
+            return
         run = Run(task, executor_id)
         self.running[task.task_id] = run
-        assert self._nursery is not None
         self._nursery.start_soon(self._run_attempt, run, name=f"taskqueue attempt {task.task_id}")
 
     def counts(self) -> dict[str, int]:
@@ -173,7 +179,7 @@ class Runner:
                 logger.exception("task queue: the executor raised for task %s", task.task_id)
                 outcome = ("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
             if run.scope.cancelled_caught:
-                outcome = ("cancelled", None)
+                outcome = ("interrupted", None) if run.abandoned else ("cancelled", None)
             await self._finish_attempt(run, outcome)
         finally:
             if self.running.get(task.task_id) is run:
@@ -230,7 +236,7 @@ class Runner:
             if writes:
                 try:
                     await self._store.write(writes)
-                except sqlite3.Error as exc:
+                except StoreError as exc:
                     logger.warning("task queue: cannot write progress: %s", exc)
         if self._on_change is not None:
             for run in list(self.running.values()):
@@ -257,7 +263,9 @@ def record_end(run: Run, outcome: Outcome, c: Changes) -> int:
         )
     else:
         current = replace(current, progress=run.progress, progress_message=run.message)
-        if current.origin == ptr.ORIGIN:
+        if kind == "interrupted":
+            settle(c, current)
+        elif current.origin == ptr.ORIGIN:
             _record_protocol_end(c, current, run, outcome)
         elif kind == "cancelled":
             tr.cancel(c, current, run.cancel_reason or "cancelled")

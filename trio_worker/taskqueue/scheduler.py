@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
@@ -57,6 +57,9 @@ class Scheduler:
         self._wakeup = trio.Event()
         self.held = False
         """Start nothing more: the worker is draining (a reload or a stop) and lets what runs finish."""
+        self.claim: Callable[[Callable[[], list[ExecutorView]]], Awaitable[None]] | None = None
+        """On a shared database, how queued tasks are claimed from it (``Sharing.claim_queued``) instead
+        of being planned from memory."""
 
     def wake(self) -> None:
         """Ask the scheduler to look at the queue again soon."""
@@ -109,6 +112,9 @@ class Scheduler:
         if self.held or self._state.paused is not None or not self._state.order:
             return
         await self._router.refresh_workers()
+        if self.claim is not None:
+            await self.claim(self.executors)
+            return
         await self._committer.transact(self._record_dispatch, dispatch=True, background=True)
 
     def _record_dispatch(self, c: Changes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -113,6 +114,17 @@ class State:
         return seq
 
 
+class SharedState(State):
+    """The state of an engine that shares its database (PostgreSQL): a mirror of the database, and
+    submission numbers from the wall clock (microseconds, increasing in this engine) so that tasks
+    submitted one after the other through different engines keep their order."""
+
+    def take_seq(self) -> int:
+        seq = max(self.next_seq, int(time.time() * 1_000_000))
+        self.next_seq = seq + 1
+        return seq
+
+
 def _order_key(task: TaskRecord) -> tuple[float, int, str]:
     return (-task.order_priority, task.order_seq, task.task_id)
 
@@ -146,6 +158,11 @@ class Changes:
     ``catalog`` (tool name -> catalog entry, or ``None`` when unknown) is used to check the inputs of
     workflow steps as they become ready, and ``step_limit`` (bytes, or ``None``: no limit) bounds each step's
     input and output (``sizes.py``); ``rng`` draws retry jitter.
+
+    Revisions: the first ``put_task`` (``put_workflow``) of a record in a ``Changes`` gives it the
+    revision it was read at plus one, which ``rows.put_task`` writes only over that earlier revision; a
+    change of a step writes its workflow too (``writes``), so that concurrent changes of one workflow by
+    two engines cannot both commit.
     """
 
     def __init__(
@@ -156,9 +173,12 @@ class Changes:
         rng: random.Random,
         catalog: dict[str, dict[str, Any]] | None,
         step_limit: int | None = None,
+        owner: str | None = None,
     ) -> None:
         self.state = state
         self.now = now
+        self.owner = owner
+        """The id of the engine recording these changes (``TaskRecord.claimed_by`` of what it starts)."""
         self.rng = rng
         self.catalog = catalog
         self.step_limit = step_limit
@@ -238,12 +258,20 @@ class Changes:
     # -- recording --
 
     def put_task(self, task: TaskRecord) -> None:
-        """Record a new version of a task; its ``updated_at`` becomes this transition's time."""
-        if task.updated_at != self.now:
-            task = replace(task, updated_at=self.now)
+        """Record a new version of a task; its ``updated_at`` becomes this transition's time and its
+        ``rev`` the next revision of the one it was read at."""
+        prior = self.tasks.get(task.task_id)
+        rev = prior.rev if prior is not None else task.rev + 1
+        if task.updated_at != self.now or task.rev != rev:
+            task = replace(task, updated_at=self.now, rev=rev)
         self.tasks[task.task_id] = task
 
     def put_workflow(self, workflow: WorkflowRecord) -> None:
+        """Record a new version of a workflow (its ``rev`` as in ``put_task``)."""
+        prior = self.workflows.get(workflow.workflow_id)
+        rev = prior.rev if prior is not None else workflow.rev + 1
+        if workflow.rev != rev:
+            workflow = replace(workflow, rev=rev)
         self.workflows[workflow.workflow_id] = workflow
 
     def put_step(self, step: StepRecord) -> None:
@@ -267,7 +295,13 @@ class Changes:
     # -- committing --
 
     def writes(self) -> list[rows.Write]:
-        """Every statement of this unit of work, for one transaction."""
+        """Every statement of this unit of work, for one transaction (a changed step's workflow is
+        written too; see the class)."""
+        for workflow_id, _ in self.steps:
+            if workflow_id not in self.workflows:
+                workflow = self.state.workflows.get(workflow_id)
+                if workflow is not None:
+                    self.put_workflow(workflow)
         writes = [
             rows.insert_task(task) if task.task_id in self.created else rows.put_task(task)
             for task in self.tasks.values()
@@ -285,6 +319,14 @@ class Changes:
         writes += self.extra
         writes += rows.delete_tasks(self.deleted)
         return writes
+
+    def changed_ids(self) -> tuple[list[str], list[str], bool]:
+        """What this unit of work changes, for the other engines of a shared database: the task ids
+        (deleted ones too), the workflow ids (call after ``writes``, which adds the workflows of changed
+        steps) and whether the pause or a registration changed."""
+        tasks = [*self.tasks, *self.deleted]
+        workflows = list(dict.fromkeys([*self.workflows, *(workflow_id for workflow_id, _ in self.steps)]))
+        return tasks, workflows, self.paused is not _UNCHANGED or bool(self.registrations)
 
     def apply(self) -> None:
         """Make the committed changes the state; call only after ``writes()`` was committed."""

@@ -1,7 +1,7 @@
 """The task queue's SQLite database, run on one dedicated thread so the Trio loop never waits on disk.
 
-One ``Store`` owns one thread and one ``sqlite3`` connection, opened on that thread and never used from
-another. The Trio side hands it jobs (``write``, ``read``) and waits on a ``trio.Event`` the thread sets
+One ``SqliteStore`` (the ``db.Store`` of a path) owns one thread and one ``sqlite3`` connection, opened on
+that thread and never used from another. The Trio side hands it jobs (``write``, ``read``) and waits on a ``trio.Event`` the thread sets
 through the Trio token, so the event loop keeps running while SQLite writes and syncs.
 
 Durability: WAL journal, ``synchronous=FULL`` by default — each commit is synced to the WAL file before
@@ -19,6 +19,10 @@ and shared-memory files the database's own mode.
 Cancellation: a database job that has started always finishes; a caller cancelled while waiting for it
 gets ``trio.Cancelled`` after the job completed (the wait is shielded), so an acknowledged write and the
 caller's view of it cannot disagree.
+
+Errors: ``sqlite3`` errors become ``db.StoreError`` (a taken primary key ``DuplicateError``, a checked
+write that changed no row ``StaleError`` — which only a bug could cause here: this engine is the only
+writer and its memory is the truth).
 
 What runs on the thread lives elsewhere: the tables in ``schema.py``, the statements that write rows in
 ``rows.py``, the reads in ``queries.py``.
@@ -40,27 +44,37 @@ import trio
 
 from shared.statedir import lock_path
 
+from .db import SQLITE, Db, DuplicateError, StaleError, StoreError, Write
 from .errors import QueueUnavailableError
-from .rows import Write
-from .schema import ensure_schema
+from .rows import CHECKED
+from .schema import ensure_sqlite
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
 
 
-class Store:
+class SqliteConnection(sqlite3.Connection):
+    """A ``sqlite3`` connection that says its dialect (``db.Db``)."""
+
+    dialect = SQLITE
+
+
+class SqliteStore:
     """The database of one engine: a dedicated thread with its own connection.
 
     ``open`` must be awaited (on the Trio thread) before anything else and ``close`` at the end; every
     other coroutine runs one job on the database thread and returns its result.
     """
 
+    shared = False
+
     def __init__(self, path: Path, *, synchronous: Synchronous = "FULL") -> None:
         self.path = Path(path)
+        self.name = str(self.path)
         self.synchronous = synchronous
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None  # touched only on the database thread
+        self._conn: SqliteConnection | None = None  # touched only on the database thread
         self._lock_file: int | None = None
 
     # -- lifecycle --
@@ -122,7 +136,9 @@ class Store:
         self._lock_file = fd
         _private_files(self.path)
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=True, factory=SqliteConnection
+            )
         except sqlite3.Error as exc:
             raise QueueUnavailableError(f"database: cannot open {self.path}: {exc}") from None
         conn.row_factory = sqlite3.Row
@@ -133,7 +149,7 @@ class Store:
                 raise QueueUnavailableError(f"database: {self.path} cannot use WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA busy_timeout = 5000")
-            ensure_schema(conn, self.path)
+            ensure_sqlite(conn, str(self.path))
         except sqlite3.Error as exc:
             raise QueueUnavailableError(f"database: cannot use {self.path}: {exc}") from None
 
@@ -165,12 +181,19 @@ class Store:
             raise value
         return value  # type: ignore[no-any-return]
 
-    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only ``query(connection)`` on the database thread."""
+    async def read(self, query: Callable[[Db], T]) -> T:
+        """Run a read-only ``query(connection)`` on the database thread.
+
+        Raises:
+            StoreError: the database refused the query.
+        """
 
         def job() -> T:
             assert self._conn is not None
-            return query(self._conn)
+            try:
+                return query(self._conn)
+            except sqlite3.Error as exc:
+                raise _mapped(exc) from None
 
         return await self._run(job)
 
@@ -178,7 +201,8 @@ class Store:
         """Run ``writes`` as one transaction and commit it (synced to disk as ``synchronous`` says).
 
         Raises:
-            sqlite3.Error: nothing was written (the transaction was rolled back).
+            StoreError: nothing was written (the transaction was rolled back); ``DuplicateError`` for a
+                taken primary key, ``StaleError`` for a checked write that changed no row.
         """
         batch = list(writes)
         if not batch:
@@ -188,14 +212,25 @@ class Store:
     def _apply(self, writes: list[Write]) -> None:
         conn = self._conn
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in writes:
-                conn.execute(sql, params)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in writes:
+                    if conn.execute(sql, params).rowcount == 0 and sql in CHECKED:
+                        raise StaleError(f"database: a row changed since it was read ({sql.split()[2]})")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _mapped(exc) from None
+
+
+def _mapped(exc: sqlite3.Error) -> StoreError:
+    """The store's error for a ``sqlite3`` one."""
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateError(str(exc))
+    return StoreError(str(exc))
 
 
 def _private_files(path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -13,6 +12,7 @@ import trio
 from . import queries
 from . import transitions as tr
 from .core import CANCEL_WAIT, EngineCore
+from .db import DuplicateError, StoreError
 from .errors import ConflictError, InvalidRequestError, QueueUnavailableError
 from .models import (
     MAX_PRIORITY,
@@ -34,6 +34,7 @@ from .payload import check_arguments
 from .protocol_transitions import ORIGIN
 from .queries import TaskQuery
 from .records import TaskRecord
+from .runner import Run
 from .scheduling import mean_durations
 from .state import Changes
 from .views import attempt_view, iso, page_view, rounded, seconds, task_detail
@@ -115,18 +116,20 @@ class TaskOperations(EngineCore):
             candidate = chosen if chosen is not None else new_task_id()
             try:
                 await self._committer.transact(functools.partial(record, task_id=candidate))
-            except sqlite3.IntegrityError:
+            except DuplicateError:
                 if chosen is not None:
                     raise ConflictError(f"task_id: a task {chosen!r} already exists") from None
                 continue  # a generated id that is taken (astronomically rare): draw another
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 raise QueueUnavailableError(f"database: cannot commit: {exc}") from None
             task_id = candidate
             break
         else:
             raise QueueUnavailableError("task_id: could not draw a free task id")
         await self._scheduler.dispatch()
-        task = await self._find_task(task_id)
+        # as this engine just committed and dispatched it (on a shared database, the database would cost
+        # a round trip for an answer one moment newer)
+        task = self._state.tasks.get(task_id) or await self._find_task(task_id)
         positions, estimates = await self._place(task)
         summary = self._summary(task, positions, estimates)
         return {
@@ -190,39 +193,56 @@ class TaskOperations(EngineCore):
         reason = check_reason(reason) or "cancelled by task_cancel"
         task = await self._find_task(task_id)
         catalog = await self._router.catalog_quietly() if task.workflow_id else None
-        async with self._committer.lock:
-            task = await self._find_task(task.task_id)
-            previous = task.status
-            if task.status in TERMINAL_TASK_STATUSES:
-                return _not_cancelled(task, previous)
-            run = self._runner.running.get(task.task_id)
-            if task.status == "queued" or run is None:
-                c = self._changes(catalog)
-                tr.cancel(c, task, reason)
+        previous = task.status
+
+        async def decide() -> dict[str, Any] | Run | None:
+            nonlocal previous
+            current = await self._find_task(task.task_id)
+            previous = current.status
+            if current.status in TERMINAL_TASK_STATUSES:
+                return _not_cancelled(current, previous)
+            run = self._runner.running.get(current.task_id)
+            elsewhere = current.status == "running" and run is None and self.shared
+            c = self._changes(catalog)
+            if current.status != "running" or (run is None and (force or not elsewhere)):
+                tr.cancel(c, current, reason)  # not running here: nothing to wait for
                 await self._committer.commit(c)
-                return _cancelled(task.task_id, previous, reason, forced=False)
+                return _cancelled(current.task_id, previous, reason, forced=force and elsewhere)
+            if run is None:  # running on another engine: it stops the call and records the end
+                c.put_task(replace(current, cancel_requested=reason))
+                c.log(current.task_id, f"cancel requested: {reason}", "warning")
+                await self._committer.commit(c)
+                return None
             run.cancel_reason = reason
             if force:
-                c = self._changes(catalog)
-                tr.cancel(c, task, reason, attempt_open=True)
+                tr.cancel(c, current, reason, attempt_open=True)
                 await self._committer.commit(c)
                 run.scope.cancel()
-                return _cancelled(task.task_id, previous, reason, forced=True)
+                return _cancelled(current.task_id, previous, reason, forced=True)
             run.scope.cancel()
+            return run
+
+        decided = await self._decide(decide)
+        if isinstance(decided, dict):
+            return decided
         with trio.move_on_after(CANCEL_WAIT):
-            await run.done.wait()
-        if not run.done.is_set():
-            async with self._committer.lock:
-                current = self._state.tasks.get(task.task_id)
-                if current is not None and current.status == "running":
-                    c = self._changes(catalog)
-                    tr.cancel(
-                        c,
-                        current,
-                        f"{reason} (the worker did not confirm within {CANCEL_WAIT:g} s)",
-                        attempt_open=True,
-                    )
-                    await self._committer.commit(c)
+            if decided is not None:
+                await decided.done.wait()
+            else:
+                await self._stopped_elsewhere(task.task_id)
+        if decided is None or not decided.done.is_set():
+
+            async def give_up() -> None:
+                current = await self._find_task(task.task_id)
+                if current.status not in ("running", "queued"):
+                    return
+                c = self._changes(catalog)
+                late = f"{reason} (the worker did not confirm within {CANCEL_WAIT:g} s)"
+                local = self._runner.running.get(current.task_id) is not None
+                tr.cancel(c, current, late if current.status == "running" else reason, attempt_open=local)
+                await self._committer.commit(c)
+
+            await self._decide(give_up)
         final = await self._find_task(task.task_id)
         if final.status != "cancelled":
             return _not_cancelled(final, previous)
@@ -282,9 +302,10 @@ class TaskOperations(EngineCore):
         """
         self._require_serving()
         check_range(new_priority, "new_priority", -MAX_PRIORITY, MAX_PRIORITY)
-        task = await self._find_task(task_id)
-        async with self._committer.lock:
-            task = await self._find_task(task.task_id)
+        found = await self._find_task(task_id)
+
+        async def decide() -> tuple[TaskRecord, TaskRecord, int | None]:
+            task = await self._find_task(found.task_id)
             if task.status in TERMINAL_TASK_STATUSES:
                 raise ConflictError(
                     f"task_id: task {task.task_id!r} is {task.status}; only a queued or running task's "
@@ -304,6 +325,9 @@ class TaskOperations(EngineCore):
                 + (" (requeued)" if requeue else " (kept its place)"),
             )
             await self._committer.commit(c)
+            return task, changed, old_position
+
+        task, changed, old_position = await self._decide(decide)
         new_position = {t.task_id: i + 1 for i, t in enumerate(self._state.queued())}.get(task.task_id)
         return {
             "success": True,
@@ -388,7 +412,8 @@ class TaskOperations(EngineCore):
         if entry is None:
             raise InvalidRequestError(f"task_id: its task type {original.task_type!r} is no longer a tool")
         check_arguments(entry.get("inputSchema"), original.payload, "payload")
-        async with self._committer.lock:
+
+        async def decide() -> TaskRecord:
             new_id = await self._new_id("task", queries.task_exists)
             c = self._changes()
             retry = tr.new_task(
@@ -411,6 +436,9 @@ class TaskOperations(EngineCore):
             )
             c.log(original.task_id, f"retried as {new_id}")
             await self._committer.commit(c)
+            return retry
+
+        retry = await self._decide(decide)
         await self._scheduler.dispatch()
         current = await self._find_task(retry.task_id)
         positions, estimates = await self._queue_info()

@@ -117,6 +117,8 @@ def start_attempt(c: Changes, task: TaskRecord, executor_id: str) -> TaskRecord:
         progress=0.0,
         progress_message=None,
         error=None,
+        claimed_by=c.owner,
+        cancel_requested=None,
     )
     c.put_task(running)
     c.write(rows.add_attempt(Attempt(task.task_id, attempt, task.task_type, executor_id, c.now)))
@@ -218,10 +220,11 @@ def cancel(c: Changes, task: TaskRecord, reason: str, *, attempt_open: bool = Fa
     task_ended(c, cancelled)
 
 
-def interrupted(c: Changes, task: TaskRecord) -> None:
-    """Recovery of a task that was running when the task queue stopped: the run counts as an attempt;
-    re-queued with backoff while retries are left, else failed."""
-    error = f"interrupted: the task queue stopped while attempt {task.attempts} was running"
+def interrupted(c: Changes, task: TaskRecord, error: str | None = None) -> None:
+    """Recovery of a task that was running when the task queue stopped (or whose engine lost its lease:
+    ``error`` says so): the run counts as an attempt; re-queued with backoff while retries are left, else
+    failed."""
+    error = error or f"interrupted: the task queue stopped while attempt {task.attempts} was running"
     c.write(rows.close_open_attempts(task.task_id, c.now, "interrupted", error))
     retries_used = task.attempts - 1
     if retries_used < task.max_retries:

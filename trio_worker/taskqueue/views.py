@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .records import Attempt, LogLine, StepRecord, TaskRecord, WorkflowRecord
+from .records import Attempt, LogLine, Registration, StepRecord, TaskRecord, WorkflowRecord
 from .scheduling import ExecutorView
 from .sizes import clipped
 
@@ -214,3 +214,46 @@ def workflow_summary(workflow: WorkflowRecord, steps: list[dict[str, Any]], now:
         "error": workflow.error,
         "cancel_reason": workflow.cancel_reason,
     }
+
+
+def workers_view(
+    executors: list[ExecutorView],
+    everyone: list[ExecutorView],
+    running: list[tuple[str, str]],
+    queued: list[TaskRecord],
+    registrations: dict[str, Registration],
+    totals: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """``worker_status``'s entries for ``executors`` (among ``everyone``): ``running`` is (task id,
+    executor id) of the attempts in progress, ``queued`` the queued tasks (each counted as waiting for
+    an executor when no other routable one could take it), ``totals`` the history by executor."""
+    views = []
+    for executor in executors:
+        running_ids = sorted(task_id for task_id, on in running if on == executor.worker_id)
+        waiting = sum(
+            1
+            for t in queued
+            if t.task_type in executor.capabilities
+            and not any(
+                o.routable and t.task_type in o.capabilities
+                for o in everyone
+                if o.worker_id != executor.worker_id
+            )
+        )
+        registration = registrations.get(executor.worker_id)
+        views.append(
+            executor_view(
+                executor,
+                running_task_ids=running_ids,
+                totals=totals.get(executor.worker_id),
+                waiting=waiting,
+                registration=None
+                if registration is None
+                else {
+                    "resource_limits": registration.resource_limits,
+                    "metadata": registration.metadata,
+                    "registered_at": iso(registration.registered_at),
+                },
+            )
+        )
+    return views

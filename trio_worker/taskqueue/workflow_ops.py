@@ -31,6 +31,7 @@ from .payload import check_arguments
 from .queries import WorkflowQuery
 from .records import StepRecord, WorkflowRecord
 from .render import Node, to_dot, to_mermaid
+from .runner import Run
 from .scheduling import mean_durations
 from .sizes import clipped
 from .views import page_view, rounded, seconds, step_view, workflow_summary
@@ -106,7 +107,10 @@ class WorkflowOperations(EngineCore):
                     status="pending",
                 )
             )
-        async with self._committer.lock:
+        chosen = workflow_id
+
+        async def decide() -> str:
+            workflow_id = chosen
             if workflow_id is None:
                 workflow_id = await self._new_id("wf", queries.workflow_exists)
             elif workflow_id in self._state.workflows or await self._store.read(
@@ -141,8 +145,15 @@ class WorkflowOperations(EngineCore):
             c.put_workflow(workflow)
             for record in records:
                 c.put_step(replace(record, workflow_id=workflow_id))
+            for dependency in deps:  # written too: an engine ending it concurrently must see this one
+                running = c.workflow(dependency)
+                if running is not None:
+                    c.put_workflow(running)
             tr.start_workflow_if_ready(c, workflow, known)
             await self._committer.commit(c)
+            return workflow_id
+
+        workflow_id = await self._decide(decide)
         await self._scheduler.dispatch()
         current, current_steps = await self._find_workflow(workflow_id)
         return {
@@ -241,26 +252,42 @@ class WorkflowOperations(EngineCore):
         reason = check_reason(reason) or "cancelled by workflow_cancel"
         workflow, _ = await self._find_workflow(workflow_id)
         catalog = await self._router.catalog_quietly()
-        async with self._committer.lock:
+        why = f"workflow cancelled ({reason})"
+
+        async def decide() -> tuple[list[Run], list[str]] | None:
             current = self._state.workflows.get(workflow.workflow_id)
             if current is None:
-                return {
-                    "success": False,
-                    "workflow_id": workflow.workflow_id,
-                    "status": workflow.status,
-                    "message": f"the workflow already ended: {workflow.status}",
-                }
+                return None
             c = self._changes(catalog)
             to_stop = tr.cancel_workflow(c, current, reason, force=force)
+            elsewhere = []
+            for task_id in to_stop:
+                task = c.task(task_id)
+                if task_id not in self._runner.running and task is not None and task.status == "running":
+                    c.put_task(replace(task, cancel_requested=why))  # runs on another engine: ask it
+                    elsewhere.append(task_id)
             await self._committer.commit(c)
             runs = [self._runner.running[t] for t in to_stop if t in self._runner.running]
             for run in runs:
-                run.cancel_reason = f"workflow cancelled ({reason})"
+                run.cancel_reason = why
                 run.scope.cancel()
+            return runs, elsewhere
+
+        decided = await self._decide(decide)
+        if decided is None:
+            return {
+                "success": False,
+                "workflow_id": workflow.workflow_id,
+                "status": workflow.status,
+                "message": f"the workflow already ended: {workflow.status}",
+            }
+        runs, elsewhere = decided
         if not force:
             with trio.move_on_after(CANCEL_WAIT):
                 for run in runs:
                     await run.done.wait()
+                for task_id in elsewhere:
+                    await self._stopped_elsewhere(task_id)
         final, steps = await self._find_workflow(workflow.workflow_id)
         return {
             "success": True,

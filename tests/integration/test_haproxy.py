@@ -5,11 +5,11 @@ socket replaced (``tests/integration/balancer.py``); the fronts are configured a
 (``public_url`` naming the file's public host, ``max_connections_per_client`` raised). Clients send the
 public name as their ``Host`` and connect to the balancer on loopback.
 
-How "no call that had not reached the dead front is lost" is checked
-(``test_a_kill_9_of_one_front_under_load_loses_no_call_that_had_not_reached_it``): every call of the
-load is a ``tools/call`` of ``lb_call``, which is neither idempotent nor read-only, on a connection of
-its own, numbered, and the tool notes the number and its supervisor in a file as the first thing it
-does. After the run each call is in one of two sets:
+How "no call that had not reached the dead front is lost" is checked (``run_load`` and ``Load.lost``,
+for a kill -9 and for a SIGTERM of one front): every call of the load is a ``tools/call`` of ``lb_call``,
+which is neither idempotent nor read-only, on a connection of its own, numbered, and the tool notes the
+number and its supervisor in a file as the first thing it does. After the run each call is in one of two
+sets:
 
 - *answered*: a result, from the supervisor the file says ran it, and the file has exactly one line for
   it: whatever HAProxy retried ran once;
@@ -37,7 +37,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,7 +53,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RunningSupervisor, spawn_supervisor, text
-from tests.integration.balancer import PUBLIC_HOST, SHIPPED, Balancer, haproxy_binary, start_balancer
+from tests.integration.balancer import PUBLIC_HOST, SHIPPED, Balancer, LogLine, haproxy_binary, start_balancer
 from tests.tasks_client import TasksExtension, get_task, start_task_call, wait_for_task
 
 pytestmark = pytest.mark.anyio
@@ -267,6 +267,32 @@ async def test_each_session_stays_on_the_front_that_opened_it(
     assert "Session termination failed" not in caplog.text
 
 
+async def test_a_draining_front_keeps_its_sessions_and_takes_nothing_new(deployment: Deployment) -> None:
+    """``set server ... state drain`` (how docs/scaling.md takes a front out): the front's open session
+    still reaches it, while new stateless calls and new sessions go to the other front."""
+    http, transport = public_client(deployment.balancer.url)
+    async with http, Client(transport, mode="legacy") as kept:
+        owner = (await kept.call_tool("lb_whoami", {})).structured_content["supervisor"]
+        name = deployment.front_named(owner)
+        deployment.balancer.admin(f"set server supervisors/{name} state drain")
+        try:
+            deployment.balancer.wait_for_states({name: "DRAIN"})
+            assert (await kept.call_tool("lb_whoami", {})).structured_content["supervisor"] == owner
+            other_http, other_transport = public_client(deployment.balancer.url)
+            async with other_http, Client(other_transport, mode="legacy") as new_session:
+                assert (await new_session.call_tool("lb_whoami", {})).structured_content[
+                    "supervisor"
+                ] != owner
+            headers, body = modern_post("tools/call", {"name": "lb_whoami", "arguments": {}})
+            async with httpx.AsyncClient(timeout=30) as raw:
+                for _ in range(4):
+                    answer = await raw.post(deployment.balancer.url, headers=headers, content=body)
+                    assert answer.json()["result"]["structuredContent"]["supervisor"] != owner
+        finally:
+            deployment.balancer.admin(f"set server supervisors/{name} state ready")
+            deployment.balancer.wait_for_states({name: "UP"})
+
+
 async def test_host_origin_paths_and_body_size_behind_the_balancer(deployment: Deployment) -> None:
     """The fronts accept the public name (public_url) and nothing else; only /mcp and the OAuth metadata
     go through; an oversized body is refused by the balancer before it reaches a front."""
@@ -374,16 +400,57 @@ async def test_a_read_is_sent_again_after_its_front_dies_but_a_call_never(tmp_pa
     assert survivor.pid not in arrivals(notes).get(1, [])
 
 
-async def test_a_kill_9_of_one_front_under_load_loses_no_call_that_had_not_reached_it(tmp_path: Path) -> None:
-    """See the module's docstring for the check. Besides the load, calls that hold until released are
-    made until one is running on the front to be killed: it ends at once with 502 (not a hang), and the
-    ones held on the other front finish when released. Once the balancer marks the dead front down,
-    every new call succeeds on the other front."""
-    deployment = deploy(tmp_path)
-    balancer, (doomed, survivor) = deployment.balancer, deployment.fronts
-    notes, release = tmp_path / "arrivals", tmp_path / "release"
-    outcomes: dict[int, tuple[float, int, str, Any]] = {}
+@dataclass
+class Load:
+    """What ``run_load`` saw: every call's outcome, by number, and what the tool and HAProxy noted."""
+
+    outcomes: dict[int, tuple[float, int, str, Any]]
     """call number -> (when it was sent, HTTP status, X-Request-ID, the result or the body)."""
+    held: list[int]
+    """The numbers of the held calls, in order; the last one ran on the front that was stopped."""
+    down_at: float
+    """When the balancer showed that front down."""
+    ran: dict[int, list[int]]
+    """``lb_call``'s notes (``arrivals``)."""
+    logged: dict[str, LogLine]
+
+    def lost(self, survivor: int) -> list[Any]:
+        """The calls neither answered (by the front that ran them, which ran them once) nor failed with a
+        502 sent to front1 (HAProxy's log) and run nowhere else: see the module's docstring."""
+        lost: list[Any] = []
+        for n, (_, status, request_id, result) in sorted(self.outcomes.items()):
+            if status == 200:
+                if self.ran.get(n) != [result["supervisor"]]:
+                    lost.append((n, "answered by", result, "ran at", self.ran.get(n)))
+                continue
+            line = self.logged.get(request_id)
+            reached_front1 = (
+                status == 502
+                and line is not None
+                and line.server == "front1"
+                and line.connect_ms >= 0
+                and line.termination.startswith("S")
+                and survivor not in self.ran.get(n, [])
+            )
+            if not reached_front1:
+                lost.append((n, status, line, self.ran.get(n)))
+        return lost
+
+    def after_down(self) -> list[tuple[float, int, str, Any]]:
+        return [outcome for outcome in self.outcomes.values() if outcome[0] > self.down_at]
+
+
+async def run_load(
+    deployment: Deployment, directory: Path, stop: Callable[[RunningSupervisor], object]
+) -> Load:
+    """``CLIENTS`` callers make numbered ``lb_call`` calls through the balancer, each on a connection of
+    its own (see the module's docstring), until each front has answered 20; then calls that hold until
+    released are made until one runs on front1; ``stop(front1)``; the held calls are released; the load
+    goes on until ``CALLS_AFTER_DOWN`` calls were sent after the balancer showed front1 down. Bounded by
+    ``MAX_CALLS`` and a deadline. The balancer and the fronts are stopped before it returns."""
+    balancer, (first, second) = deployment.balancer, deployment.fronts
+    notes, release = directory / "arrivals", directory / "release"
+    outcomes: dict[int, tuple[float, int, str, Any]] = {}
     numbers = iter(range(MAX_CALLS))
     held: list[int] = []
     down_at: list[float] = []
@@ -408,56 +475,61 @@ async def test_a_kill_9_of_one_front_under_load_loses_no_call_that_had_not_reach
         )
 
     try:
-        # one connection per call (see the module's docstring)
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=60, limits=limits) as http:
             with anyio.fail_after(90):
                 async with anyio.create_task_group() as tasks:
                     for _ in range(CLIENTS):
                         tasks.start_soon(caller, http)
-                    while served_by(doomed.pid) < 20 or served_by(survivor.pid) < 20:
+                    while served_by(first.pid) < 20 or served_by(second.pid) < 20:
                         await anyio.sleep(0.01)
-                    for n in range(MAX_CALLS, MAX_CALLS + 10):  # held calls, until one runs on the doomed
+                    for n in range(MAX_CALLS, MAX_CALLS + 10):  # held calls, until one runs on front1
                         held.append(n)
                         tasks.start_soon(partial(call, http, n, hold=str(release)))
                         while n not in (ran := arrivals(notes)):
                             await anyio.sleep(0.005)
-                        if ran[n] == [doomed.pid]:
+                        if ran[n] == [first.pid]:
                             break
-                    kill_tree(doomed)
+                    stop(first)
                     release.touch()
-                    while balancer.server_states()["front1"] != "DOWN":
+                    while not balancer.server_states()["front1"].startswith("DOWN"):
                         await anyio.sleep(0.01)
                     down_at.append(time.monotonic())
     finally:
         tear_down(deployment)
+    return Load(outcomes, held, down_at[0], arrivals(notes), balancer.requests())
 
-    ran = arrivals(notes)
-    logged = balancer.requests()
-    lost = []
-    for n, (_, status, request_id, result) in sorted(outcomes.items()):
-        if status == 200:
-            assert ran.get(n) == [result["supervisor"]], (
-                f"call {n}: answered by {result}, ran at {ran.get(n)}"
-            )
-            continue
-        line = logged.get(request_id)
-        reached_the_dead_one = (
-            status == 502
-            and line is not None
-            and line.server == "front1"
-            and line.connect_ms >= 0
-            and line.termination.startswith("S")
-            and survivor.pid not in ran.get(n, [])
-        )
-        if not reached_the_dead_one:
-            lost.append((n, status, line, ran.get(n)))
-    assert not lost, f"calls lost without having reached the dead front: {lost}"
-    assert ran[held[-1]] == [doomed.pid] and outcomes[held[-1]][1] == 502, "the held call on the dead front"
-    assert all(outcomes[n][1] == 200 for n in held[:-1]), "a call held on the other front failed"
-    after_down = [outcome for outcome in outcomes.values() if outcome[0] > down_at[0]]
+
+async def test_a_kill_9_of_one_front_under_load_loses_no_call_that_had_not_reached_it(tmp_path: Path) -> None:
+    """See the module's docstring for the check. The call held on the killed front ends at once with 502
+    (not a hang), the ones held on the other finish when released; once the balancer marks the dead
+    front down, every new call succeeds on the other front."""
+    deployment = deploy(tmp_path)
+    doomed, survivor = deployment.fronts
+    load = await run_load(deployment, tmp_path, kill_tree)
+    assert not load.lost(survivor.pid), (
+        f"calls lost without having reached the dead front: {load.lost(survivor.pid)}"
+    )
+    assert load.ran[load.held[-1]] == [doomed.pid] and load.outcomes[load.held[-1]][1] == 502
+    assert all(load.outcomes[n][1] == 200 for n in load.held[:-1]), "a call held on the other front failed"
+    after_down = load.after_down()
     assert len(after_down) >= CALLS_AFTER_DOWN
     assert all(status == 200 and result["supervisor"] == survivor.pid for _, status, _, result in after_down)
+
+
+async def test_a_stopped_front_finishes_every_call_it_started_and_takes_no_new_one(tmp_path: Path) -> None:
+    """SIGTERM of one front under the same load: every call that reached its workers is answered (the
+    held one too, once released), none gets an error from it (it stops accepting before it drains, so a
+    call is either run or refused, and a refused one goes to the other front), and it exits cleanly."""
+    deployment = deploy(tmp_path)
+    stopped, survivor = deployment.fronts
+    load = await run_load(deployment, tmp_path, lambda front: front.process.send_signal(signal.SIGTERM))
+    assert not load.lost(survivor.pid), f"calls lost: {load.lost(survivor.pid)}"
+    started_there = [n for n, at in load.ran.items() if stopped.pid in at]
+    assert load.held[-1] in started_there
+    assert all(load.outcomes[n][1] == 200 for n in started_there), "the stopped front cut a call it started"
+    assert all(status == 200 for _, status, _, _ in load.after_down())
+    assert stopped.process.returncode == 0
 
 
 async def test_the_dead_fronts_sessions_get_a_clean_404_from_the_other(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import RunningSupervisor, spawn_supervisor, text
+from tests.conftest import RunningSupervisor, assert_gone, spawn_supervisor, text
 from tests.integration.balancer import PUBLIC_HOST, SHIPPED, Balancer, LogLine, haproxy_binary, start_balancer
 from tests.tasks_client import TasksExtension, get_task, start_task_call, wait_for_task
 
@@ -113,11 +113,15 @@ def deploy(directory: Path, *args: str) -> Deployment:
 
 
 def stop_fronts(fronts: list[RunningSupervisor]) -> None:
+    """Stop the fronts still running (by pid; ``stop`` checks that no child outlived them), check that
+    nothing outlived the ones that were killed, and remove their logs."""
     for front in fronts:
         if front.process.poll() is None:
             front.stop()
         else:
             front.process.wait()
+            assert_gone(front.children)
+        front.log_path.unlink(missing_ok=True)
 
 
 def tear_down(deployment: Deployment) -> None:

@@ -450,7 +450,14 @@ class Supervisor:
         logger.info("serving MCP on http://%s:%d/mcp", f"[{host}]" if ":" in host else host, port)
 
         def stop_serving() -> None:
+            # Stop accepting before the workers are drained, not at uvicorn's next tick (0.1 s later): a
+            # request accepted in between found no worker to run it. Closing the listener makes a balancer
+            # retry elsewhere; an idle keep-alive connection closes, a busy one after its answer.
             server.should_exit = True
+            for listener in server.servers:
+                listener.close()
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
 
         def cut_serving() -> None:
             for task in list(server.server_state.tasks):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -400,8 +401,8 @@ class Settings(BaseModel):
             )
         for key in ("public_url", "auth_issuer", "auth_audience", "auth_jwks_url", "auth_introspection_url"):
             value = getattr(self, key)
-            if value is not None and not value.startswith(("http://", "https://")):
-                raise ValueError(f"{key} = {value!r} is not an http(s) URL")
+            if value is not None and not _http_url(value):
+                raise ValueError(f"{key} = {value!r} is not an http(s) URL with a host")
         return self
 
     @property
@@ -437,3 +438,15 @@ class Settings(BaseModel):
             return self.max_worker_rss
         workers = max(1, sum(self.worker_counts().values()) + int(self.task_queue))
         return max(MIN_DEFAULT_WORKER_RSS, total_memory // 4 // workers)
+
+
+def _http_url(value: str) -> bool:
+    """Whether ``value`` is an http(s) URL naming a host (and a valid port, if any)."""
+    if not value.startswith(("http://", "https://")):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        return False
+    return bool(parts.hostname)

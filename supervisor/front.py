@@ -37,7 +37,6 @@ from mcp.server.subscriptions import (
     SubscriptionBus,
     ToolsListChanged,
 )
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -57,7 +56,7 @@ from .forwarding import LOG_LEVEL_KEY, call_with_input, connection_state
 from .front_kinds import kind_handlers, send_in_background
 from .front_tasks import TASK, CallPlanner, register_task_methods
 from .header_values import TrimmedMcpHeaders
-from .host_guard import HostGuard
+from .host_guard import HostGuard, transport_security
 from .input_required import InputFlow
 from .listing import ToolListing
 from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
@@ -72,8 +71,6 @@ from .types import SupervisorView
 logger = logging.getLogger("mcp_supervisor.front")
 
 SERVER_NAME = "mcp-supervisor"
-LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 HTTP_PATHS = ("/mcp", "/healthz", "/readyz", "/status", "/metrics", "/ui", "/ui/workflows")
 
 
@@ -230,18 +227,6 @@ def listen_handler(
     streams = TaskStreams()
     router.on_task_changed = streams.publish
     return TaskListenHandler(events, streams)
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection: loopback Host and Origin values plus the configured extras."""
-    hosts = [*LOOPBACK_HOSTS, *settings.allowed_hosts]
-    origins = [*LOOPBACK_ORIGINS, *settings.allowed_origins]
-    if settings.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-        hosts.append(f"{settings.host}:*")
-        origins.append(f"http://{settings.host}:*")
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
 
 
 def build_http_app(

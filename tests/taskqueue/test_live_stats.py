@@ -14,7 +14,7 @@ from trio_worker.taskqueue.current import set_engine
 from trio_worker.taskqueue.errors import QueueUnavailableError
 from trio_worker.taskqueue.state import Changes, State
 
-from .conftest import Target, expire_leases, serving, wait_status, wait_workflow
+from .conftest import Target, eventually, expire_leases, serving, wait_status, wait_workflow
 from .fakes import FakeExecutor, ManualClock, standard_executor
 from .test_protocol_tasks import add_protocol_tools, create, wait_wire
 from .test_scheduling import task
@@ -87,6 +87,11 @@ async def test_unfinished_tasks_are_counted_by_status_and_origin_and_finished_on
             engine, (await engine.workflow_list())["workflows"][0]["workflow_id"], "completed"
         )
 
+        # on a shared database a read may see the workflow's end committed a moment before this engine's
+        # memory applied it (the mirror): the counts are memory's, so wait for the step's end there
+        await eventually(
+            lambda: engine.live_stats()["tasks"]["running"] == by_origin(mcp=1), "the step's end in memory"
+        )
         stats = engine.live_stats()
         assert stats["paused"] is False and stats["pause_reason"] is None
         assert stats["tasks"]["input_required"] == by_origin()

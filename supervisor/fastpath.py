@@ -42,7 +42,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.shared.inbound import (
@@ -64,7 +63,7 @@ from shared.results import call_error_result
 
 from .auth.caller import call_meta, scopes_of
 from .auth.caller import current as current_principal
-from .fastpath_checks import HeaderCheck, NotFast, ParamsCheck
+from .fastpath_checks import HeaderCheck, NotFast, ParamsCheck, decode_envelope
 from .fastpath_render import InvalidResult, ResultRenderer
 from .fastpath_session import SessionPath
 from .fastpath_stream import ResponseStream, answer_json, progress_token
@@ -81,7 +80,6 @@ from .tasks_front import PLAIN, TASK
 logger = logging.getLogger("mcp_supervisor.fastpath")
 
 _METHODS = frozenset({"tools/call", "tools/list", *TASK_PARAMS_KEYS})
-_ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAMS_KEYS = {
     "tools/call": frozenset({"name", "arguments", "_meta"}),
     "tools/list": frozenset({"_meta"}),
@@ -255,16 +253,7 @@ class FastPath:
         Raises:
             NotFast: anything the SDK answers with an error, or serves with an event stream.
         """
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise NotFast from None
-        if (
-            not isinstance(decoded, dict)
-            or decoded.get("jsonrpc") != "2.0"
-            or decoded.keys() - _ENVELOPE_KEYS
-        ):
-            raise NotFast
+        decoded = decode_envelope(body)
         request_id = decoded.get("id")
         params = decoded.get("params")
         if (

@@ -25,6 +25,25 @@ class NotFast(Exception):
     """The request leaves the fast path for the SDK."""
 
 
+ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
+
+
+def decode_envelope(body: bytes) -> dict[str, Any]:
+    """The JSON-RPC request object of ``body``.
+
+    Raises:
+        NotFast: not JSON, not an object, not ``"jsonrpc": "2.0"``, or a member beyond the envelope's
+            (the SDK then answers it, with its own error).
+    """
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise NotFast from None
+    if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0" or decoded.keys() - ENVELOPE_KEYS:
+        raise NotFast
+    return decoded
+
+
 class HeaderCheck:
     """The SDK's header checks. ``allowed_hosts`` and ``allowed_origins`` are its
     ``TransportSecuritySettings`` lists (exact values, or ``base:*`` for any port)."""

@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
@@ -41,7 +40,7 @@ from starlette.types import Send
 from shared.errors import CallError, error_object
 from shared.results import call_error_result
 
-from .fastpath_checks import NotFast, ParamsCheck
+from .fastpath_checks import NotFast, ParamsCheck, decode_envelope
 from .fastpath_render import InvalidResult, ResultRenderer
 from .fastpath_session_stream import RequestChannel, SessionStream
 from .fastpath_tasks import FastTasks
@@ -51,7 +50,6 @@ from .sdk_sessions import Session
 
 logger = logging.getLogger("mcp_supervisor.fastpath")
 
-_ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAMS_KEYS = {
     "tools/call": frozenset({"name", "arguments", "_meta"}),
     "tools/list": frozenset({"_meta"}),
@@ -101,16 +99,7 @@ class SessionPath:
         Raises:
             NotFast: anything else (the SDK answers it).
         """
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise NotFast from None
-        if (
-            not isinstance(decoded, dict)
-            or decoded.get("jsonrpc") != "2.0"
-            or decoded.keys() - _ENVELOPE_KEYS
-        ):
-            raise NotFast
+        decoded = decode_envelope(body)
         method = decoded.get("method")
         params = decoded.get("params")
         if "id" not in decoded:

@@ -251,13 +251,4 @@ class Mirror:
 
 def loaded_state(snapshot: Any) -> SharedState:
     """The mirror of a database snapshot (``queries.load_snapshot``)."""
-    state = SharedState(
-        tasks={task.task_id: task for task in snapshot.tasks},
-        workflows={workflow.workflow_id: workflow for workflow in snapshot.workflows},
-        registrations={r.worker_id: r for r in snapshot.registrations},
-        paused=snapshot.settings.get("paused"),
-        next_seq=snapshot.next_seq,
-    )
-    for step in snapshot.steps:
-        state.steps.setdefault(step.workflow_id, {})[step.step_id] = step
-    return state
+    return SharedState.from_snapshot(snapshot)

@@ -66,15 +66,7 @@ async def recover(store: Store, clock: Callable[[], float], rng: random.Random) 
             of it was written).
     """
     snapshot = await store.read(load_snapshot)
-    state = State(
-        tasks={task.task_id: task for task in snapshot.tasks},
-        workflows={workflow.workflow_id: workflow for workflow in snapshot.workflows},
-        registrations={r.worker_id: r for r in snapshot.registrations},
-        paused=snapshot.settings.get("paused"),
-        next_seq=snapshot.next_seq,
-    )
-    for step in snapshot.steps:
-        state.steps.setdefault(step.workflow_id, {})[step.step_id] = step
+    state = State.from_snapshot(snapshot)
     pending_dependencies = {
         dependency
         for workflow in state.workflows.values()

@@ -17,7 +17,7 @@ import bisect
 import random
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Self
 
 from . import rows
 from .models import TERMINAL_TASK_STATUSES
@@ -50,6 +50,21 @@ class State:
 
     finished: dict[tuple[str, str], int] = field(default_factory=dict)
     """How many tasks ended by ``(status, origin)`` since this state was loaded (``Changes.apply``)."""
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Any) -> Self:
+        """The state of a database snapshot (``queries.load_snapshot``): its unfinished work, the
+        registrations, the pause, the next submission number."""
+        state = cls(
+            tasks={task.task_id: task for task in snapshot.tasks},
+            workflows={workflow.workflow_id: workflow for workflow in snapshot.workflows},
+            registrations={r.worker_id: r for r in snapshot.registrations},
+            paused=snapshot.settings.get("paused"),
+            next_seq=snapshot.next_seq,
+        )
+        for step in snapshot.steps:
+            state.steps.setdefault(step.workflow_id, {})[step.step_id] = step
+        return state
 
     def __post_init__(self) -> None:
         self.order = sorted(_order_key(t) for t in self.tasks.values() if t.status == "queued")

@@ -171,6 +171,20 @@ class RunningSupervisor:
         self.wait_for(ready, "/readyz to answer 200", START_DEADLINE)
         self.children = [child.pid for child in psutil.Process(self.pid).children(recursive=True)]
 
+    def kill_tree(self) -> list[int]:
+        """SIGKILL the supervisor and every process under it at once, by pid (each worker has a session
+        of its own, so a process group would not reach them); returns the pids, which ``stop`` then
+        checks are gone."""
+        everyone = [self.pid, *(child.pid for child in psutil.Process(self.pid).children(recursive=True))]
+        for pid in everyone:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(10)
+        self.children = everyone
+        return everyone
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the supervisor, wait for it, and check none of its children outlived it."""
         if self.process.poll() is None:

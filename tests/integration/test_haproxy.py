@@ -46,7 +46,6 @@ from typing import Any
 import anyio
 import httpx
 import httpx2
-import psutil
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -127,20 +126,6 @@ def stop_fronts(fronts: list[RunningSupervisor]) -> None:
 def tear_down(deployment: Deployment) -> None:
     deployment.balancer.stop()
     stop_fronts(deployment.fronts)
-
-
-def kill_tree(front: RunningSupervisor) -> list[int]:
-    """SIGKILL the supervisor and every process under it (workers and spares, each in a session of its
-    own), by pid; returns the pids."""
-    everyone = [front.pid, *(child.pid for child in psutil.Process(front.pid).children(recursive=True))]
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    front.process.wait(10)
-    front.children = everyone
-    return everyone
 
 
 @pytest.fixture(scope="module")
@@ -392,7 +377,7 @@ async def test_a_read_is_sent_again_after_its_front_dies_but_a_call_never(tmp_pa
                 while balancer.admin("show sess").count("be=supervisors srv=front1") < 2:
                     await anyio.sleep(0.01)  # both requests are in progress on front1
                 balancer.admin("enable server supervisors/front2")
-                kill_tree(doomed)
+                doomed.kill_tree()
     finally:
         tear_down(deployment)
     assert answers["list"].status_code == 200
@@ -510,7 +495,7 @@ async def test_a_kill_9_of_one_front_under_load_loses_no_call_that_had_not_reach
     front down, every new call succeeds on the other front."""
     deployment = deploy(tmp_path)
     doomed, survivor = deployment.fronts
-    load = await run_load(deployment, tmp_path, kill_tree)
+    load = await run_load(deployment, tmp_path, RunningSupervisor.kill_tree)
     assert not load.lost(survivor.pid), (
         f"calls lost without having reached the dead front: {load.lost(survivor.pid)}"
     )
@@ -556,7 +541,7 @@ async def test_the_dead_fronts_sessions_get_a_clean_404_from_the_other(tmp_path:
                 if len(sessions) == 2:
                     break
             assert set(sessions) == {doomed.pid, survivor.pid}, "ten sessions all opened on one front"
-            kill_tree(doomed)
+            doomed.kill_tree()
             lost_client, lost_id = sessions[doomed.pid]
             # at once, before the balancer has noticed: the request is refused by the dead front, sent to
             # the other one (redispatch), which does not know the session
@@ -628,7 +613,7 @@ async def test_a_task_made_through_the_dead_front_is_answered_by_the_other(
             ]
             await wait_for_task(client.session, running, frozenset({"working"}))
             balancer.admin("enable server supervisors/front2")
-            kill_tree(doomed)
+            doomed.kill_tree()
             balancer.wait_for_states({"front1": "DOWN", "front2": "UP"})
             assert (await get_task(client.session, str(done)))["status"] == "completed"
             assert (await wait_for_task(client.session, running, deadline=30))["status"] == "completed"

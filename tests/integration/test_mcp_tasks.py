@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import httpx
-import psutil
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -205,14 +204,7 @@ async def test_every_task_survives_a_kill_9_of_every_process_and_none_runs_twice
                 kinds[created["taskId"]] = tool
             first.wait_for(lambda: log.exists() and len(log.read_text().split()) >= 40, "tasks to be running")
     finally:
-        everyone = [first.pid, *(child.pid for child in psutil.Process(first.pid).children(recursive=True))]
-        for pid in everyone:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        first.process.wait(10)
-        first.children = everyone
+        first.kill_tree()
         first.stop()
     ran_before = Counter(log.read_text().split())
     second = spawn_supervisor(*args)

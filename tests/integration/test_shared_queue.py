@@ -6,14 +6,11 @@ its workers mid-run leaves every task in exactly one terminal state, with no non
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
-import psutil
 import pytest
 from mcp import Client
 
@@ -49,19 +46,6 @@ def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def queue_worker_pid(server: RunningSupervisor) -> int:
     return int(server.worker("trio-queue")["pid"])
-
-
-def kill_everything(server: RunningSupervisor) -> None:
-    """SIGKILL the supervisor and every process under it at once (each worker has a session of its own,
-    so every pid is signalled, not a process group)."""
-    everyone = [server.pid, *(child.pid for child in psutil.Process(server.pid).children(recursive=True))]
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    server.process.wait(10)
-    server.children = everyone
 
 
 @pytest.fixture
@@ -116,7 +100,7 @@ async def test_a_kill_9_of_one_supervisor_leaves_every_task_in_one_terminal_stat
 
         doomed.wait_for(doomed_runs_some, "the supervisor to be killed to run some of the tasks")
     finally:
-        kill_everything(doomed)
+        doomed.kill_tree()
         doomed.stop()
     ran_before = Counter(log.read_text().split())
     async with tasks_client(survivor) as client:

@@ -1,7 +1,10 @@
 """``TrioZmqSocket``: a ``ZmqSocketCore`` on the Trio loop (pyzmq has no Trio backend).
 
-One task runs ``pump``, which waits for the socket's ``ZMQ_FD`` with ``trio.lowlevel.wait_readable``
-inside a cancel scope; waking the pump is cancelling that scope.
+One task runs ``pump``, which waits for the socket's ``ZMQ_FD`` with ``trio.lowlevel.wait_readable``.
+Waking the pump is ``trio.lowlevel.notify_closing`` on that descriptor: the wait ends with
+``ClosedResourceError`` and the pump drains (or, after ``close``, returns). A wake is rare (a send that found
+a message waiting, or the outbox), while a cancel scope around every wait, the way to wake it before, cost
+more than the rest of a message's handling (measured with callgrind: docs/performance-changes.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ class TrioZmqSocket(ZmqSocketCore):
 
     def __init__(self, socket: zmq.Socket[bytes], *, multipart: bool = True) -> None:
         super().__init__(socket, multipart=multipart)
-        self._wait_scope: trio.CancelScope | None = None
+        self._waiting = False
+        """The pump is in ``wait_readable``."""
 
     async def pump(self, on_message: MessageHandler) -> None:
         """Receive messages and hand each to ``on_message`` (synchronously) until ``close``; flush the
@@ -26,6 +30,7 @@ class TrioZmqSocket(ZmqSocketCore):
         Cancellation: raises ``trio.Cancelled`` promptly when cancelled; messages not yet received stay in
         the socket, and the socket stays open.
         """
+        fd = self._fd
         while True:
             again = self.drain(on_message)
             if self._closed:
@@ -33,13 +38,17 @@ class TrioZmqSocket(ZmqSocketCore):
             if again:
                 await trio.lowlevel.checkpoint()
                 continue
+            self._waiting = True
             try:
-                with trio.CancelScope() as scope:
-                    self._wait_scope = scope
-                    await trio.lowlevel.wait_readable(self._fd)
+                await trio.lowlevel.wait_readable(fd)
+            except trio.ClosedResourceError:
+                pass  # _wake: drain now (or return, closed)
             finally:
-                self._wait_scope = None
+                self._waiting = False
 
     def _wake(self) -> None:
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()
+        # notify_closing ends the wait and takes the descriptor out of Trio's epoll set; the next wait puts
+        # it back. The descriptor stays open (close() closes it right after, with no checkpoint between).
+        if self._waiting:
+            self._waiting = False
+            trio.lowlevel.notify_closing(self._fd)

@@ -5,9 +5,14 @@ Waking the pump is ``trio.lowlevel.notify_closing`` on that descriptor: the wait
 ``ClosedResourceError`` and the pump drains (or, after ``close``, returns). A wake is rare (a send that found
 a message waiting, or the outbox), while a cancel scope around every wait, the way to wake it before, cost
 more than the rest of a message's handling (measured with callgrind: docs/performance-changes.md).
+
+Between two waits the pump always drains first, so a send made while it is not waiting leaves
+``ZMQ_EVENTS`` to that drain (``ZmqSocketCore._waiting``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import trio
 import zmq
@@ -20,12 +25,14 @@ class TrioZmqSocket(ZmqSocketCore):
 
     def __init__(self, socket: zmq.Socket[bytes], *, multipart: bool = True) -> None:
         super().__init__(socket, multipart=multipart)
-        self._waiting = False
-        """The pump is in ``wait_readable``."""
+        self._waiting = False  # True only while the pump is in wait_readable
 
-    async def pump(self, on_message: MessageHandler) -> None:
+    async def pump(self, on_message: MessageHandler, until: Callable[[], bool] | None = None) -> None:
         """Receive messages and hand each to ``on_message`` (synchronously) until ``close``; flush the
         outbox meanwhile. Returns at once when the socket is already closed.
+
+        With ``until``, also returns after a round of messages when ``until()`` is true; the socket is then
+        read by nobody until ``pump`` is called again (from this task or another), which carries on.
 
         Cancellation: raises ``trio.Cancelled`` promptly when cancelled; messages not yet received stay in
         the socket, and the socket stays open.
@@ -33,7 +40,7 @@ class TrioZmqSocket(ZmqSocketCore):
         fd = self._fd
         while True:
             again = self.drain(on_message)
-            if self._closed:
+            if self._closed or (until is not None and until()):
                 return
             if again:
                 await trio.lowlevel.checkpoint()

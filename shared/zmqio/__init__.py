@@ -3,14 +3,16 @@
 pyzmq's own asyncio integration costs a future per send and per receive, and it has no Trio backend. This
 package drives a non-blocking socket through ``ZMQ_FD`` instead. That descriptor is edge-triggered and only
 says "``ZMQ_EVENTS`` may have changed", so the pump receives while ``ZMQ_EVENTS`` says a message waits, and
-``send`` re-checks ``ZMQ_EVENTS`` because a send can consume the edge that announced an incoming message.
+``send`` re-checks ``ZMQ_EVENTS`` because a send can consume the edge that announced an incoming message
+(unless the pump is sure to drain before it waits again: it is handling messages, or, on Trio, not waiting).
 
 Modules (import the one your loop needs; this package imports neither, so the supervisor never loads Trio
 and a Trio worker never loads asyncio machinery):
 
 - ``core``: ``ZmqSocketCore``, everything that does not depend on the loop; ``connect_dealer``.
 - ``asyncio_socket``: ``AsyncioZmqSocket`` (``loop.add_reader``; ``start()``, handler given to ``__init__``).
-- ``trio_socket``: ``TrioZmqSocket`` (``trio.lowlevel.wait_readable``; ``await pump(handler)``).
+- ``trio_socket``: ``TrioZmqSocket`` (``trio.lowlevel.wait_readable``; ``await pump(handler)``, which may also
+  return between rounds for another task to carry on: ``until``).
 
 The contract, the same for both:
 

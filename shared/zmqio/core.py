@@ -59,6 +59,9 @@ class ZmqSocketCore(ABC):
         self._closed = False
         self._handling = False
         """True while ``drain`` hands messages to the handler; it checks ``ZMQ_EVENTS`` again afterwards."""
+        self._waiting = True
+        """False while the shim's pump is sure to call ``drain`` before it waits for the fd again (Trio's pump
+        between two waits); a send then leaves ``ZMQ_EVENTS`` to that ``drain`` instead of reading it."""
 
     @abstractmethod
     def _wake(self) -> None:
@@ -85,8 +88,8 @@ class ZmqSocketCore(ABC):
                 self._outbox.append(frames)
         else:
             self._outbox.append(frames)
-        if self._handling:
-            return  # sent from the handler: ``drain`` checks ``ZMQ_EVENTS`` again before it returns
+        if self._handling or not self._waiting:
+            return  # ``drain`` checks ``ZMQ_EVENTS`` again before the pump waits
         if self._outbox or self._events() & _POLLIN:
             self._wake()
 

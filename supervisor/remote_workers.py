@@ -4,7 +4,7 @@ A remote worker is routed to like a local one once its READY is accepted (``link
 is not the arbiter's child: nothing here signals a process. What the router does instead:
 
 - it leaves when its connection goes: a send refused with ``EHOSTUNREACH`` (the node closed it, or ZeroMQ's
-  transport heartbeat did) drops it at once, and silence for the liveness window (a stopped node, a cut
+  transport heartbeat did) drops it at once, once what the connection delivered before was read, and silence for the liveness window (a stopped node, a cut
   link) drops it at the next heartbeat tick. Dropping answers every call it held now, with
   ``WorkerLostError`` (retried on another worker when the entry is read-only or idempotent), and sends
   STOP so that a node that still hears it joins again with a new connection;
@@ -60,6 +60,8 @@ class RemoteWorkers:
         self._send = send
         self._drop = drop
         self._stopping = False
+        self.receive_waiting: Callable[[], None] = lambda: None
+        """Hands the messages the listener has already received to the router (set by the router)."""
 
     def links(self) -> list[WorkerLink]:
         """The connected remote workers, by node and worker id."""
@@ -99,6 +101,9 @@ class RemoteWorkers:
             asyncio.get_running_loop().call_soon(self._unreachable, identity)
 
     def _unreachable(self, identity: bytes) -> None:
+        # libzmq refuses sends to a peer whose connection closed while its last messages still wait to be
+        # read: read them first, so that a node's LEAVING just before its close makes this a goodbye
+        self.receive_waiting()
         link = self._links.get(identity)
         if link is not None:
             self._leave(link, f"{describe(link)} lost its connection (node gone, or the link closed)")

@@ -74,7 +74,7 @@ from .quarantine import Quarantine, QuarantinePolicy, suspects
 from .remote_workers import RemoteWorkers
 from .router_types import FrameSocket, LogCallback, ProgressCallback, RequestCallback, SocketOpener
 from .stats import CallStats, outcome_of
-from .worker_listener import ListenOptions, open_worker_sockets
+from .worker_listener import ListenOptions, WorkerSockets, open_worker_sockets
 from .worker_requests import WorkerRequests
 
 __all__ = ["Router", "WorkerLink"]
@@ -156,6 +156,8 @@ class Router:
             ConfigError: the tcp listener for remote workers cannot be bound, or its keys read.
         """
         self._socket = self._open_socket(self._on_frames)
+        if isinstance(self._socket, WorkerSockets):
+            self.remote.receive_waiting = self._socket.receive_waiting
         loop = self._loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._liveness.serve()),

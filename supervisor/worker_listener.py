@@ -154,6 +154,12 @@ class WorkerSockets:
         else:
             self._local.send(frames)
 
+    def receive_waiting(self) -> None:
+        """Hand what the tcp listener has already received to the router now (``RemoteWorkers``: a peer's
+        last messages are read before its connection is called lost)."""
+        if self._remote is not None:
+            self._remote.receive_waiting()
+
     def close(self) -> None:
         """Close the sockets, stop the authenticator and end the context; idempotent."""
         self._local.close()

@@ -48,6 +48,12 @@ class AsyncioZmqSocket(ZmqSocketCore):
             self._loop.remove_reader(self._fd)
         super().close(linger)
 
+    def receive_waiting(self) -> None:
+        """Hand the messages already waiting in the socket to the handler now, as the reader callback
+        would (up to a round; the rest at the loop's next turn). A no-op before ``start`` or once closed."""
+        if self._loop is not None:
+            self._drain()
+
     def _wake(self) -> None:
         if not self._drain_scheduled and self._loop is not None and not self._closed:
             self._drain_scheduled = True

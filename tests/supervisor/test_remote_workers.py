@@ -233,6 +233,23 @@ async def test_a_worker_that_left_and_closes_its_connection_is_a_goodbye_not_an_
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_leaving_still_unread_when_the_connection_closes_is_read_first_a_goodbye(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # libzmq refuses a send (EHOSTUNREACH) to a peer whose connection closed while its last messages still
+    # wait in the listener: the router must read them before it calls the peer lost
+    async with running_router(["trio"], listen=LISTEN) as (router, socket):
+        worker = remote(socket, "node-a", "node-a:trio-0", 42, "echo")
+        waiting = [Leaving("node stopping")]
+        router.remote.receive_waiting = lambda: [worker.send(waiting.pop()) for _ in list(waiting)]
+        with caplog.at_level(logging.INFO, "mcp_supervisor.router"):
+            router.remote.send_failed(worker.identity, zmq.ZMQError(errno.EHOSTUNREACH))
+            await asyncio.sleep(0)
+        assert waiting == [] and router.remote.links() == []
+        assert "node-a:trio-0 (pid 42 on node-a) left" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_a_call_lost_with_the_last_worker_of_a_pool_only_nodes_fill_is_retried_on_the_next(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -283,6 +283,13 @@ async def run(suite: Suite) -> Section:
             f"(without the fast path {fmt_us(_cpu_per_call(through_sdk, top))})",
         ),
         ContextRow(
+            f"tail of the bare ASGI app at {top} connections: p99 ÷ p50 (the machine's and wrk's own tail)",
+            ratio(bare.p99(top), bare.p50(top)),
+            "÷ its p50, same run",
+            f"p99 {fmt_us(bare.p99(top))}, p50 {fmt_us(bare.p50(top))}; the SDK-only server's p99 ÷ p50: "
+            f"{fmt_ratio(ratio(sdk.p99(top), sdk.p50(top)))}",
+        ),
+        ContextRow(
             f"load generator headroom: bare ASGI app at {top} connections",
             ratio(bare.rate(top), supervisor.rate(top)),
             "÷ supervisor",

@@ -1,9 +1,9 @@
 """The pictures of ``python -m supervisor top``: a header (with the task queue's line), a workers table,
 a tools table and the tool modules' load errors, drawn with rich from a status document and its ``Rates``.
 
-Pure functions (``render_header``, ``render_queue``, ``render_workers``, ``render_tools``,
-``render_quarantined``, ``render_load_errors``, ``render_frame`` and the ``format_*`` helpers), so they are tested without a
-terminal and without a supervisor.
+Pure functions (``render_header``, ``render_queue``, ``render_workers``, ``render_remote_workers``,
+``render_tools``, ``render_quarantined``, ``render_load_errors``, ``render_frame`` and the ``format_*``
+helpers), so they are tested without a terminal and without a supervisor.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -92,6 +93,20 @@ WORKER_COLUMNS = (
     "ID", "RUNTIME", "PID", "STATE", "CORE", "CPU%", "MEM MB", "FDS", "THR", "INFL", "SERVED", "FAILED",
     "CALLS/S", "RESTARTS", "UP",
 )  # fmt: skip
+WORKER_COLUMNS_DROPPED_FIRST = (
+    "THR",
+    "FDS",
+    "CORE",
+    "UP",
+    "MEM MB",
+    "CPU%",
+    "RUNTIME",
+    "CALLS/S",
+    "RESTARTS",
+)
+"""The workers table's columns a narrow terminal drops, first to last, until the rest fits: ID, PID, STATE,
+in flight, served and failed stay (an 80-column terminal shows them without an ellipsis)."""
+REMOTE_COLUMNS = ("ID", "NODE", "POOL", "PID", "STATE", "IN FLIGHT", "SERVED", "FAILED")
 TOOL_COLUMNS = ("TOOL", "RUNTIME", "CALLS", "CALLS/S", "P50 MS", "P99 MS", "ERRORS")
 
 
@@ -190,15 +205,16 @@ def render_queue(queue: dict[str, Any] | None) -> Text | None:
     return line
 
 
-def render_workers(status: dict[str, Any], rates: Rates) -> Table:
+def render_workers(status: dict[str, Any], rates: Rates) -> RenderableType:
     """One row per worker (current, candidate and retiring ones), in the order of the document:
     id, runtime, pid, state, cores, CPU %, memory MB, fds, threads, in flight, served, failed, calls/s,
-    restarts, uptime and the last exit."""
-    table = _table("workers", WORKER_COLUMNS, text={"ID", "RUNTIME", "STATE"}, last="LAST EXIT")
+    restarts, uptime and the last exit; in a terminal too narrow for all of them, the columns of
+    ``WORKER_COLUMNS_DROPPED_FIRST`` are left out in that order until the others fit."""
+    rows: list[list[str | Text]] = []
     for worker in status.get("workers", []):
         state = str(worker.get("state", "?"))
         failed = int(worker.get("calls_failed") or 0)
-        table.add_row(
+        rows.append([
             str(worker.get("id")),
             str(worker.get("runtime")),
             _value(worker.get("pid")),
@@ -215,9 +231,75 @@ def render_workers(status: dict[str, Any], rates: Rates) -> Table:
             _value(worker.get("restarts")),
             format_duration(worker.get("uptime_seconds")) if worker.get("pid") is not None else "-",
             Text(str(worker.get("last_exit") or ""), style="dim"),
+        ])  # fmt: skip
+    return _FittedTable(
+        "workers", WORKER_COLUMNS, WORKER_COLUMNS_DROPPED_FIRST, rows, "no workers",
+        text={"ID", "RUNTIME", "STATE"}, last="LAST EXIT",
+    )  # fmt: skip
+
+
+UNBOUNDED = 100_000
+"""A width no terminal has: what a table measures in it is the width it takes uncut."""
+
+
+class _FittedTable:
+    """A ``_table`` that keeps the columns that fit the width it is drawn in, leaving out those of
+    ``dropped_first`` in that order while they do not; each row has a cell per column and one for ``last``."""
+
+    def __init__(
+        self,
+        title: str,
+        columns: Sequence[str],
+        dropped_first: Sequence[str],
+        rows: list[list[str | Text]],
+        caption: str,
+        *,
+        text: Collection[str],
+        last: str,
+    ) -> None:
+        self.title, self.columns, self.dropped_first = title, list(columns), dropped_first
+        self.rows, self.caption, self.text, self.last = rows, caption, text, last
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        kept = list(range(len(self.columns)))
+        for name in self.dropped_first:
+            # the width the kept columns take uncut, with the folding last one reduced to its header
+            probe = self._table(kept, last_cells=False)
+            if Measurement.get(console, options.update_width(UNBOUNDED), probe).maximum <= options.max_width:
+                break
+            kept.remove(self.columns.index(name))
+        yield self._table(kept)
+
+    def _table(self, kept: list[int], last_cells: bool = True) -> Table:
+        table = _table(self.title, [self.columns[index] for index in kept], self.text, self.last)
+        for row in self.rows:
+            table.add_row(*(row[index] for index in kept), row[-1] if last_cells else "")
+        if not self.rows:
+            table.caption = self.caption
+        return table
+
+
+def render_remote_workers(status: dict[str, Any]) -> Table | None:
+    """One row per worker of a remote node (docs/scaling.md), by node: id, node, pool, its pid on that
+    node's host, state, in flight, served, failed and its tools; ``None`` when no node is connected."""
+    remote = status.get("remote_workers") or []
+    if not remote:
+        return None
+    table = _table("remote workers", REMOTE_COLUMNS, text={"ID", "NODE", "POOL", "STATE"}, last="TOOLS")
+    for worker in remote:
+        state = str(worker.get("state", "?"))
+        failed = int(worker.get("calls_failed") or 0)
+        table.add_row(
+            str(worker.get("id")),
+            str(worker.get("node")),
+            str(worker.get("pool")),
+            _value(worker.get("pid")),
+            Text(state, style=STATE_STYLES.get(state, "")),
+            _value(worker.get("in_flight")),
+            _value(worker.get("calls_served")),
+            Text(str(failed), style="red" if failed else ""),
+            Text(" ".join(str(tool) for tool in worker.get("tools") or []), style="dim"),
         )
-    if not status.get("workers"):
-        table.caption = "no workers"
     return table
 
 
@@ -286,14 +368,13 @@ def render_frame(
     current: dict[str, Any], previous: dict[str, Any] | None = None, source: str = ""
 ) -> RenderableType:
     """One whole frame for ``current``, with rates against ``previous`` (``-`` without one): header,
-    workers, tools and, if any, quarantined tools and load errors."""
+    workers, remote workers if any, tools and, if any, quarantined tools and load errors."""
     rates = compute_rates(previous, current)
-    parts: list[RenderableType] = [
-        render_header(current, rates, source),
-        render_workers(current, rates),
-        Text(""),
-        render_tools(current, rates),
-    ]
+    parts: list[RenderableType] = [render_header(current, rates, source), render_workers(current, rates)]
+    remote = render_remote_workers(current)
+    if remote is not None:
+        parts += [Text(""), remote]
+    parts += [Text(""), render_tools(current, rates)]
     for extra in (render_quarantined(current), render_load_errors(current)):
         if extra is not None:
             parts += [Text(""), extra]

@@ -489,3 +489,52 @@ def test_issue_17_quarantined_tools_are_listed_and_absent_when_there_are_none() 
     assert "crash (asyncio, worker deaths 3): tried again in 2m05s" in text
     assert top_render.render_quarantined(status()) is None
     assert "quarantined tools" not in text_of(top_render.render_frame(status()))
+
+
+def test_the_workers_of_remote_nodes_have_a_table_of_their_own_only_when_connected() -> None:
+    document = status()
+    document["remote_workers"] = [
+        {
+            "id": "node-a:trio-0",
+            "node": "node-a",
+            "pool": "trio",
+            "pid": 4242,
+            "state": "draining",
+            "in_flight": 2,
+            "calls_served": 17,
+            "calls_failed": 1,
+            "tools": ["remote_where", "remote_hold"],
+        }
+    ]
+    text = text_of(top_render.render_frame(document))
+    assert "remote workers" in text
+    assert row(text, "node-a:trio-0") == [
+        "node-a:trio-0", "node-a", "trio", "4242", "draining", "2", "17", "1", "remote_where remote_hold",
+    ]  # fmt: skip
+    assert top_render.render_remote_workers(status()) is None
+    assert "remote workers" not in text_of(top_render.render_frame(status()))
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_a_narrow_terminal_leaves_columns_out_rather_than_cutting_the_ones_that_matter(width: int) -> None:
+    document = status(
+        workers=[
+            worker("asyncio-spare-0", 1234567, calls_served=123456, in_flight=12, calls_failed=3),
+            worker("trio-queue", 2345678, last_exit="killed by SIGKILL", restarts=4),
+        ]
+    )
+    console = Console(record=True, width=width)
+    console.print(top_render.render_workers(document, top_rates.compute_rates(None, document)))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    header = cells(next(line for line in text.splitlines() if line.strip().startswith("ID")))
+    assert header[:2] == ["ID", "PID"] or header[:3] == ["ID", "RUNTIME", "PID"]
+    spare = dict(zip(header, row(text, "asyncio-spare-0"), strict=False))
+    assert (spare["PID"], spare["STATE"], spare["INFL"], spare["SERVED"], spare["FAILED"]) == (
+        "1234567", "ready", "12", "123456", "3",
+    )  # fmt: skip
+    assert "killed by" in text and "SIGKILL" in text  # the last column folds
+    wide = Console(record=True, width=160)
+    wide.print(top_render.render_workers(document, top_rates.compute_rates(None, document)))
+    wide_text = wide.export_text()
+    assert all(name in wide_text for name in top_render.WORKER_COLUMNS)  # all of them when they fit

@@ -20,6 +20,7 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.requests import Request
 from fastapi.responses import JSONResponse, Response
 
 from .router import Router
@@ -86,8 +87,9 @@ def add_dashboard(app: FastAPI, router: Router, supervisor: SupervisorView) -> N
         return JSONResponse(body, headers={**SECURITY_HEADERS, **NO_STORE})
 
     @app.get(UI_PATH + "/{name:path}", include_in_schema=False)
-    async def ui_file(name: str) -> Response:
+    async def ui_file(request: Request) -> Response:
         """One of the page's files; 404 for any other name."""
+        name = request.path_params["name"]
         if name not in files or name == "index.html":
             return Response("not found\n", status_code=404, media_type="text/plain", headers=SECURITY_HEADERS)
         return file_response(name)

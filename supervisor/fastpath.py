@@ -68,9 +68,9 @@ from .fastpath_render import InvalidResult, ResultRenderer
 from .fastpath_session import SessionPath
 from .fastpath_stream import ResponseStream, answer_json, progress_token
 from .fastpath_tasks import TASK_PARAMS_KEYS, FastTasks
+from .http_stats import HTTPStats
 from .input_required import InputFlow, InputRound
 from .listing import ToolListing
-from .metrics import HTTPStats
 from .pagination import DEFAULT_PAGE_SIZE
 from .request_body import read_body, replaying
 from .router import Router

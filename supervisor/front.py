@@ -39,7 +39,6 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -57,9 +56,10 @@ from .front_kinds import kind_handlers, send_in_background
 from .front_tasks import TASK, CallPlanner, register_task_methods
 from .header_values import TrimmedMcpHeaders
 from .host_guard import HostGuard, transport_security
+from .http_stats import HTTPStats, HTTPStatsMiddleware
 from .input_required import InputFlow
 from .listing import ToolListing
-from .metrics import HTTPStats, HTTPStatsMiddleware, build_registry
+from .metrics_page import MetricsPage
 from .router import Router
 from .sdk_sessions import SessionTable
 from .session_caps import CappedSessionManager
@@ -250,13 +250,21 @@ def build_http_app(
         async with manager.run():
             yield
 
-    app = FastAPI(title=SERVER_NAME, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No OpenAPI document or docs pages: not part of the product, and the schema is memory built on demand.
+    app = FastAPI(
+        title=SERVER_NAME,
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.router.routes.append(Route("/mcp", StreamableHTTPASGIApp(manager), methods=["GET", "POST", "DELETE"]))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> JSONResponse:
         """Liveness: 200 while the supervisor's event loop answers."""
-        return {"status": "ok"}
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -274,14 +282,15 @@ def build_http_app(
 
     http_stats = HTTPStats() if settings.enable_metrics else None
     if http_stats is not None:
-        registry = build_registry(supervisor, http_stats)
+        page = MetricsPage(supervisor, http_stats)
 
         @app.get("/metrics")
         async def metrics() -> Response:
             """Prometheus text format (prometheus-client)."""
             if supervisor.queue_status is not None:
                 await supervisor.queue_status.refresh(router)
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            body, media_type = page.render()
+            return Response(body, media_type=media_type)
 
         app.add_middleware(HTTPStatsMiddleware, stats=http_stats, paths=frozenset(HTTP_PATHS))
 

@@ -81,3 +81,11 @@ async def test_metrics_are_served_by_default(runtime_dir: Path) -> None:
     assert metrics.status_code == 200
     assert 'mcp_supervisor_http_requests_total{method="GET",path="/healthz",status="200"} 1.0' in metrics.text
     assert 'mcp_supervisor_worker_ready{runtime="trio",worker="trio-0"} 0.0' in metrics.text
+
+
+async def test_no_openapi_document_or_docs_pages_are_served(runtime_dir: Path) -> None:
+    """Not part of the product; the schema would be built, and kept, at the first request."""
+    async with http_client({}, runtime_dir) as client:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.get("/healthz")).json() == {"status": "ok"}

@@ -32,6 +32,10 @@ NOT_AT_START = (
     "supervisor.top",
     "supervisor.top_render",
     "supervisor.top_rates",
+    "pydantic.v1",  # FastAPI checks a route's typed parameters and response model against it
+    "prometheus_client",  # imported by the first scrape of /metrics (supervisor/metrics_page.py)
+    "supervisor.metrics",
+    "tomllib",  # only to read a configuration file
 )
 """Top-level modules and supervisor modules the supervisor must not load to serve."""
 
@@ -48,6 +52,22 @@ def test_the_supervisor_starts_without_the_commands_libraries_or_a_worker_runtim
 
 SERVING_STACK = ("mcp", "mcp_types", "uvicorn", "starlette", "pydantic", "zmq", "supervisor.app")
 """What serving needs and the ``ctl`` and ``top`` commands do not: they only talk to the control socket."""
+
+
+SCRAPE = """
+    from supervisor.http_stats import HTTPStats
+    from supervisor.metrics_page import MetricsPage
+    text, media_type = MetricsPage(supervisor, HTTPStats()).render()
+    assert media_type.startswith("text/plain") and b"mcp_supervisor_" in text, text[:200]
+    supervisor.runtime_dir.cleanup()
+"""
+"""What ``GET /metrics`` runs on a supervisor built as above."""
+
+
+def test_the_first_scrape_loads_prometheus_client() -> None:
+    """What the start-up probe must not see is what ``/metrics`` loads, so the check above can fail."""
+    loaded = modules_loaded_by(START_UP.replace("    supervisor.runtime_dir.cleanup()", SCRAPE))
+    assert {"prometheus_client", "supervisor.metrics"} <= set(loaded_among(loaded, NOT_AT_START))
 
 
 def test_ctl_and_top_run_without_the_serving_stack() -> None:

@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from shared.errors import NoWorkerError
 from supervisor.auth.middleware import AuthStats
 from supervisor.connections import ConnectionTable
-from supervisor.metrics import HTTPStats, build_registry
+from supervisor.http_stats import HTTPStats
+from supervisor.metrics import build_registry
 from supervisor.quarantine import QuarantinePolicy
 from supervisor.queue_status import MIN_INTERVAL, QueueStatus
 from tests.supervisor.fakes import running_router

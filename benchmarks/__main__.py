@@ -71,9 +71,9 @@ BENCHMARKS: dict[str, str] = {
     "routing": "benchmarks.routing",
     "memory": "benchmarks.memory",
 }
-OVERALL_DEADLINE = {False: 360.0, True: 180.0}
+OVERALL_DEADLINE = {False: 720.0, True: 360.0}
 """The whole run, seconds (full, ``--quick``); what has not run by then is reported as not run."""
-BENCHMARK_DEADLINE = 150.0
+BENCHMARK_DEADLINE = 240.0
 """One benchmark, seconds."""
 
 logger = logging.getLogger("benchmarks")

@@ -354,7 +354,7 @@ def render(sections: list[Section], info: RunInfo, *, for_docs: bool, chart_path
             "```sh",
             "apt-get install -y wrk                      # the HTTP load generator",
             ".venv/bin/pip install -e '.[bench]'         # matplotlib, py-spy, httpx",
-            f"{COMMAND}                  # every benchmark, about 4 minutes on 2 cores",
+            f"{COMMAND}                  # every benchmark, about 7 minutes on 2 cores",
             f"{COMMAND} --quick          # shorter runs",
             f"{COMMAND} --only e2e       # one benchmark (hop, e2e, cpu, isolation, recovery, taskqueue, mcptasks, routing, memory)",
             "```",

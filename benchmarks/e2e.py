@@ -330,8 +330,12 @@ async def run(suite: Suite) -> Section:
                 f"| {fmt_us(_cpu_per_call(figures, top))} |"
             )
     cores = ", ".join(
-        f"{figures.server.name}: " + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())
-        for figures in (*measured, bare)
+        f"{figures.server.name}{'' if figures.load is None else f' ({key})'}: "
+        + ", ".join(f"{name} {used:.2f}" for name, used in figures.cpu.items())
+        for key, figures in [
+            *(("", f) for f in (*measured, bare)),
+            *((shape.key, shape.figures[0]) for shape in shapes),
+        ]
     )
     section.details += ["", f"CPU cores used at {top} connections (CPU s ÷ wall s, per process): {cores}."]
     return section

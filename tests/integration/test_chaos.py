@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from shared.protocol import ORPHAN_MISSES
-from tests.conftest import assert_gone, call_during, text
+from tests.conftest import SPARES, assert_gone, call_during, text
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ def test_sigkill_of_the_supervisor_leaves_no_worker_behind(supervisor_factory: A
 async def test_a_stopped_worker_is_replaced_and_the_other_runtime_is_unaffected(
     supervisor_factory: Any,
 ) -> None:
-    server = supervisor_factory("--tools", "tests.integration.call_tools")
+    server = supervisor_factory("--tools", "tests.integration.call_tools", *SPARES)
     stopped_pid = server.worker("trio-0")["pid"]
     spare = server.wait_for(
         lambda: (w := server.worker("trio-spare-0"))["state"] == "spare" and w, "the trio spare", deadline=40

@@ -6,6 +6,12 @@ is marked ``slow`` at collection, by what it does rather than by name (see ``is_
 under ``tests/integration/`` and ``tests/conformance/``. ``pytest -m "not slow"`` is the unit tier,
 plain ``pytest`` runs everything.
 
+Spares: the supervisors the tests start keep no warm spare workers (``MCP_SUPERVISOR_SPARE_WORKERS=0``
+in ``spawn_supervisor``'s and ``stdio_server``'s environment), since each spare is one more interpreter
+competing for the machine's cores and most tests never lose a worker. A test about spares, or whose
+assertions rely on a spare being promoted, asks for them: ``--spare-workers 1`` (a flag beats the
+environment) or ``env={"MCP_SUPERVISOR_SPARE_WORKERS": "1"}``; ``SPARES`` holds the flag.
+
 Hypothesis: the profile named by ``HYPOTHESIS_PROFILE`` decides how many examples a ``@given`` test runs:
 ``dev`` (the default) is quick, ``ci`` (set by ``.ci/run``) runs the full counts.
 """
@@ -227,6 +233,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+NO_SPARES = {"MCP_SUPERVISOR_SPARE_WORKERS": "0"}
+"""The tests' default: no warm spares (see the module docstring); a test's own env or flags override it."""
+
+SPARES = ("--spare-workers", "1")
+"""The flags of a test that needs the product's default of one warm spare per pool."""
+
 TEST_WORKER_ENV = "PATH,HOME,LANG,LC_*,TZ,TMPDIR,PYTHON*,VIRTUAL_ENV,XDG_*,STATE_DIRECTORY,IT_*"
 """The ``worker_env`` of the tests' supervisors: the defaults plus ``IT_*``, the markers test tools read."""
 
@@ -271,6 +283,7 @@ def spawn_supervisor(
             **os.environ,
             "XDG_STATE_HOME": _test_state_home(),
             "MCP_SUPERVISOR_WORKER_ENV": TEST_WORKER_ENV,
+            **NO_SPARES,
             **(env or {}),
         },
     )
@@ -363,7 +376,7 @@ async def eventually(predicate: Callable[[], object], what: str, deadline: float
 
 def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str] | None = None) -> Any:
     """How a desktop client starts the supervisor over stdio: with ``tools``, a task database of its
-    own, and quiet logs on stderr."""
+    own, no warm spares unless ``env`` asks for them, and quiet logs on stderr."""
     from mcp import StdioServerParameters
     from mcp.client.stdio import get_default_environment
 
@@ -382,6 +395,7 @@ def stdio_server(tools: str = "tests.integration.call_tools", env: dict[str, str
         ],  # fmt: skip
         cwd=str(REPO),
         env={
+            **NO_SPARES,
             **(env or {**get_default_environment(), "XDG_STATE_HOME": _test_state_home()}),
             "MCP_SUPERVISOR_WORKER_ENV": TEST_WORKER_ENV,
         },

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import RunningSupervisor, spawn_supervisor
+from tests.conftest import SPARES, RunningSupervisor, spawn_supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,7 @@ MODES = ["legacy", "2026-07-28"]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningSupervisor]:
-    running = spawn_supervisor("--tools", "tests.integration.call_tools")
+    running = spawn_supervisor("--tools", "tests.integration.call_tools", *SPARES)  # test_health_endpoints
     yield running
     assert running.stop() == 0
 

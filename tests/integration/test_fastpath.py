@@ -185,11 +185,14 @@ STREAM_CASES = [
 
 @contextlib.contextmanager
 def fast_and_sdk(*args: str) -> Iterator[tuple[RunningSupervisor, RunningSupervisor]]:
-    """Two supervisors started with ``args``: one with the fast path, one with ``fast_path = false``."""
-    fast = spawn_supervisor(*args)
+    """Two supervisors started with ``args`` (at once: the second need not wait for the first to be
+    ready): one with the fast path, one with ``fast_path = false``."""
+    fast = spawn_supervisor(*args, wait=False)
     try:
-        sdk = spawn_supervisor(*args, env={"MCP_SUPERVISOR_FAST_PATH": "false"})
+        sdk = spawn_supervisor(*args, env={"MCP_SUPERVISOR_FAST_PATH": "false"}, wait=False)
         try:
+            fast.wait_ready()
+            sdk.wait_ready()
             yield fast, sdk
         finally:
             sdk.stop()

@@ -101,9 +101,11 @@ async def test_another_supervisor_sharing_the_key_accepts_the_state_and_a_foreig
     supervisor_factory: Any,
 ) -> None:
     shared = {"MCP_SUPERVISOR_STATE_KEYS": "k" * 40}
-    one = supervisor_factory(*TOOLS, env=shared)
-    other = supervisor_factory(*TOOLS, env=shared)
-    foreign = supervisor_factory(*TOOLS, env={"MCP_SUPERVISOR_STATE_KEYS": "f" * 40})
+    one = supervisor_factory(*TOOLS, env=shared, wait=False)  # the three start at once
+    other = supervisor_factory(*TOOLS, env=shared, wait=False)
+    foreign = supervisor_factory(*TOOLS, env={"MCP_SUPERVISOR_STATE_KEYS": "f" * 40}, wait=False)
+    for server in (one, other, foreign):
+        server.wait_ready()
     first = await first_round(one, "it_ask_user")
     result = await retry(other, "it_ask_user", first)
     assert isinstance(result, types.CallToolResult) and result.is_error is False

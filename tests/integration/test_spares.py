@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.conftest import assert_gone, text
+from tests.conftest import SPARES, assert_gone, text
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,9 @@ def ready_spare(server: Any, pool: str, not_pid: int | None = None) -> dict[str,
 async def test_a_killed_worker_is_replaced_by_its_spare_with_the_same_tools_and_a_fresh_state(
     supervisor_factory: Any,
 ) -> None:
-    server = supervisor_factory("--tools", "tests.integration.call_tools", env={"IT_SPARE_PROBE": "allowed"})
+    server = supervisor_factory(
+        "--tools", "tests.integration.call_tools", *SPARES, env={"IT_SPARE_PROBE": "allowed"}
+    )
     spare = ready_spare(server, "asyncio")
     old = server.worker("asyncio-0")
     assert spare["pid"] != old["pid"] and spare["tools"] == old["tools"]

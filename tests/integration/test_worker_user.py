@@ -27,7 +27,7 @@ import psutil
 import pytest
 from mcp import Client
 
-from tests.conftest import REPO, RunningSupervisor, spawn_supervisor, stdio_server
+from tests.conftest import REPO, SPARES, RunningSupervisor, spawn_supervisor, stdio_server
 from tests.integration.test_taskqueue import tool, wait_for_task
 from tests.unprivileged import needs_root, reachable
 
@@ -68,7 +68,9 @@ def place() -> Iterator[Place]:
 
 @pytest.fixture(scope="module")
 def server(place: Place) -> Iterator[RunningSupervisor]:
-    running = spawn_supervisor("--tools", "tests.integration.user_tools", *place.arguments(), wrap=reachable)
+    running = spawn_supervisor(  # with spares: they must drop to the worker user too
+        "--tools", "tests.integration.user_tools", *SPARES, *place.arguments(), wrap=reachable
+    )
     yield running
     running.stop()
 

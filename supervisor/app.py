@@ -12,19 +12,16 @@ made the p99 under load.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import sniffio
-import uvicorn
 from mcp.server.stdio import stdio_server
 from starlette.types import ASGIApp
 
@@ -40,7 +37,7 @@ from .containment import refuse_peer
 from .control import CommandError, ControlServer, Handler
 from .fastpath import FastPathStats
 from .front import build_http_app, build_mcp_server
-from .front_protocol import guarded_protocol
+from .http_serving import FRONT_LINGER, http_server
 from .quarantine import quarantine_policy
 from .queue_status import QueueStatus
 from .router import Router
@@ -88,36 +85,8 @@ READY_TIMEOUT = 60.0
 """systemd gets READY=1 once every runtime has announced itself or failed, or after this long anyway."""
 STATUS_INTERVAL = 5.0
 """How often the STATUS= line is refreshed."""
-FRONT_LINGER = 1.0
-"""After the calls are drained, how long the front may take to close its connections by itself."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 """Both ask for the same graceful stop."""
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, bound before any worker starts so that a busy port fails fast.
-
-    Raises:
-        ConfigError: one line naming the address and the reason.
-    """
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise ConfigError(f"invalid host = {host!r}: {exc.strerror}") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"port {port} on {host} is already in use; stop the other server or choose another --port"
-            ) from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.setblocking(False)
-    return sock
 
 
 def install_signal_handlers(
@@ -136,33 +105,6 @@ def _succeeded(failure: str | None) -> str:
     if failure is not None:
         raise CommandError(failure)
     return "done"
-
-
-class _UvicornServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the supervisor's loop owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def http_server(app: ASGIApp, settings: Settings, connections: ConnectionTable) -> uvicorn.Server:
-    """The uvicorn server ``run_http`` runs ``app`` on, with every module it serves with imported: its
-    connections counted in ``connections`` under the header and body deadlines (``front_protocol``)."""
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        http=guarded_protocol(connections, settings.header_timeout, settings.body_timeout),
-        ws="none",  # MCP has no WebSocket transport: no library, and an upgrade would leave the table
-        limit_concurrency=None,  # the connection table counts connections instead (connections.py)
-        timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),  # type: ignore[arg-type]  # a float works
-        server_header=False,
-        proxy_headers=False,  # the loopback admin exception reads the client address: no X-Forwarded-*
-    )
-    config.load()  # the imports uvicorn would make in serve(), made now so that the heap's freeze covers them
-    return _UvicornServer(config)
 
 
 class Supervisor:

@@ -174,8 +174,11 @@ class Arbiter:
         self._stopping = True
         if self._rss_task is not None:
             self._rss_task.cancel()
-        await self.spares.close("supervisor stopping")
-        clean = await self._drain_and_stop(self.all_workers(), grace, "supervisor stopping")
+        # the spares stop while the calls drain: their exit must not eat into the calls' grace
+        _, clean = await asyncio.gather(
+            self.spares.close("supervisor stopping"),
+            self._drain_and_stop(self.all_workers(), grace, "supervisor stopping"),
+        )
         await self.containment.sweep()
         for worker in self.all_workers():
             worker.state = "stopped"

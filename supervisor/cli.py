@@ -187,9 +187,10 @@ def serve(argv: list[str]) -> None:
     from shared.errors import ConfigError
     from shared.logformat import configure_logging
 
-    from .app import Supervisor, bind_socket
+    from .app import Supervisor
     from .auth.setup import exposure_warning
     from .config_load import load_settings
+    from .http_serving import bind_socket
 
     overrides = {
         "host": args.host,

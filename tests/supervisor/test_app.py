@@ -15,6 +15,9 @@ import pytest
 
 from supervisor.app import STOP_SIGNALS, Supervisor, install_signal_handlers
 from supervisor.config_load import load_settings
+from supervisor.connections import ConnectionTable
+from supervisor.draining import STOP_WAIT
+from supervisor.http_serving import FRONT_LINGER, http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +92,12 @@ async def test_no_openapi_document_or_docs_pages_are_served(runtime_dir: Path) -
         for path in ("/openapi.json", "/docs", "/redoc"):
             assert (await client.get(path)).status_code == 404, path
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+def test_uvicorn_never_cancels_a_call_before_the_supervisors_own_stop_decides() -> None:
+    # Supervisor._finish drains the calls for shutdown_grace, STOPs (then kills) the workers and lets the
+    # front linger; only then is what is left on the front cancelled. uvicorn's own graceful timeout
+    # running out first would cancel a call the arbiter is still counting, making a forced stop look clean.
+    settings = load_settings(overrides={"shutdown_grace": 0.5})
+    server = http_server(lambda scope, receive, send: None, settings, ConnectionTable(10, 10))  # type: ignore[arg-type, return-value]
+    assert server.config.timeout_graceful_shutdown >= 0.5 + 2 * STOP_WAIT + 2 * FRONT_LINGER

@@ -8,7 +8,8 @@ from tests.shared.test_import_light import modules_loaded_by
 
 START_UP = """
 import tempfile
-from supervisor.app import Supervisor, http_server
+from supervisor.app import Supervisor
+from supervisor.http_serving import http_server
 from supervisor.cli import build_parser
 from supervisor.config_load import load_settings
 

@@ -163,6 +163,23 @@ async def test_stop_stops_a_ready_spare_with_STOP_and_kills_one_still_starting()
         assert len(h.os.processes) == count  # nothing started again
 
 
+async def test_stop_drains_the_calls_while_a_spare_takes_its_time_to_exit() -> None:
+    # the calls' grace counts from the stop, not from when the spares are gone (a slow spare made
+    # uvicorn's own shutdown cancel a call before the drain could count it as cut)
+    async with running(spare_workers=1) as h:
+        slot = await ready_slot(h)
+        slow = await ready_spare(h)
+        h.os.ignore_stop.add(slow.pid)  # exits only when killed, STOP_WAIT after its STOP
+        h.router.in_flight[slot.pid] = {7}
+        stopping = asyncio.ensure_future(h.arbiter.stop(5.0))
+        await eventually(lambda: (slot.pid,) in h.router.told("drain"), "the slot's calls to drain")
+        assert (slow.pid, "supervisor stopping") in h.router.told("stop") and slow.returncode is None
+        h.router.in_flight[slot.pid] = set()
+        h.clock.advance(0.02)
+        assert await stopping is True  # the spare was killed: not a call cut short
+        assert slow.signals == [signal.SIGKILL]
+
+
 async def test_a_reload_replaces_the_spare_and_scaling_to_zero_stops_it() -> None:
     async with running(spare_workers=1) as h:
         await ready_slot(h)

@@ -175,9 +175,11 @@ class Arbiter:
         if self._rss_task is not None:
             self._rss_task.cancel()
         # the spares stop while the calls drain: their exit must not eat into the calls' grace
+        spares = self.spares.workers()
+        serving = [worker for worker in self.all_workers() if worker not in spares]
         _, clean = await asyncio.gather(
             self.spares.close("supervisor stopping"),
-            self._drain_and_stop(self.all_workers(), grace, "supervisor stopping"),
+            self._drain_and_stop(serving, grace, "supervisor stopping"),
         )
         await self.containment.sweep()
         for worker in self.all_workers():

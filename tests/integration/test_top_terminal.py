@@ -143,12 +143,15 @@ def test_the_live_view_follows_a_worker_replaced_under_it_and_q_leaves_it(
         ),
         "asyncio-0 replaced",
     )
+    # a frame may be drawn from a status taken while the new worker was still starting: wait for it ready
     screen = top.wait_for(
-        lambda s: (row := worker_row(s, "asyncio-0")) is not None and row[2] == str(replaced["pid"]),
-        "the new asyncio-0 without a key pressed",
+        lambda s: (
+            (row := worker_row(s, "asyncio-0")) is not None
+            and row[2:4] == [str(replaced["pid"]), "ready"]
+            and row[13] == "1"
+        ),  # RESTARTS: the kill counted
+        "the new asyncio-0 ready, without a key pressed",
     )
-    row = worker_row(screen, "asyncio-0")
-    assert row is not None and row[3] == "ready" and row[13] == "1"  # RESTARTS: the kill counted
     assert str(pid) not in [cell for r in rows_of(screen, "asyncio-0") for cell in r]
 
     top.resize(80)  # an operator's 80-column terminal: columns are left out, none is cut

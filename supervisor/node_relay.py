@@ -184,8 +184,9 @@ class Relay:
         self._socket.send([frame])
 
     def leave(self, reason: str) -> None:
-        """Tell the front to route the worker no new call; never join again."""
-        if self.state == "joined" and self._socket is not None:
+        """Tell the front to route the worker no new call; never join again. Also while joining: the front
+        may have accepted the READY before its first frame here (a front that has not answers STOP)."""
+        if self.state in ("joining", "joined") and self._socket is not None:
             self._socket.send([encode(Leaving(reason))])
         if self.state != "closed":
             self.state = "leaving"

@@ -182,6 +182,18 @@ async def test_leaving_tells_the_front_and_never_joins_again() -> None:
         await front.nothing(1.0)
 
 
+async def test_leaving_before_the_front_first_answered_still_tells_it() -> None:
+    # the front may have accepted the READY and routed to the worker before its first frame reaches the
+    # node: a node stopped in that moment must still say goodbye, or the front logs the worker as lost
+    async with relayed() as (relay, front, _, _):
+        relay.join()
+        identity, ready = await front.receive()
+        assert isinstance(ready, Ready) and relay.state == "joining"
+        relay.leave("its node is stopping")
+        assert (await front.receive()) == (identity, Leaving("its node is stopping"))
+        assert relay.state == "leaving"
+
+
 async def test_a_silent_front_is_left_and_joined_again() -> None:
     async with relayed() as (relay, front, _, _):
         await join(relay, front)

@@ -178,7 +178,8 @@ async def test_stop_drains_the_calls_while_a_spare_takes_its_time_to_exit() -> N
         h.clock.advance(0.02)
         assert await stopping is True  # the spare was killed: not a call cut short
         assert slow.signals == [signal.SIGKILL]
-        assert h.router.told("drain").count((slow.pid,)) == 1  # the spares' own stop, not the calls' drain too
+        # the spares' own stop drained and stopped it, not the calls' drain too
+        assert h.router.told("drain").count((slow.pid,)) == 1
         assert h.router.told("stop").count((slow.pid, "supervisor stopping")) == 1
 
 

@@ -86,6 +86,17 @@ def _value(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _state(document: dict[str, Any]) -> Text:
+    """A worker's state, coloured (``STATE_STYLES``)."""
+    state = str(document.get("state", "?"))
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def _count_of_errors(count: int) -> Text:
+    """An error count, red unless it is 0."""
+    return Text(str(count), style="red" if count else "")
+
+
 # -- rendering -----------------------------------------------------------------------------------------
 
 
@@ -212,13 +223,11 @@ def render_workers(status: dict[str, Any], rates: Rates) -> RenderableType:
     ``WORKER_COLUMNS_DROPPED_FIRST`` are left out in that order until the others fit."""
     rows: list[list[str | Text]] = []
     for worker in status.get("workers", []):
-        state = str(worker.get("state", "?"))
-        failed = int(worker.get("calls_failed") or 0)
         rows.append([
             str(worker.get("id")),
             str(worker.get("runtime")),
             _value(worker.get("pid")),
-            Text(state, style=STATE_STYLES.get(state, "")),
+            _state(worker),
             format_cores(worker.get("cpu_affinity")),
             format_number(worker.get("cpu_percent")),
             format_mb(worker.get("rss_bytes")),
@@ -226,7 +235,7 @@ def render_workers(status: dict[str, Any], rates: Rates) -> RenderableType:
             _value(worker.get("threads")),
             _value(worker.get("in_flight")),
             _value(worker.get("calls_served")),
-            Text(str(failed), style="red" if failed else ""),
+            _count_of_errors(int(worker.get("calls_failed") or 0)),
             format_number(rates.workers.get(worker_key(worker))),
             _value(worker.get("restarts")),
             format_duration(worker.get("uptime_seconds")) if worker.get("pid") is not None else "-",
@@ -287,17 +296,15 @@ def render_remote_workers(status: dict[str, Any]) -> Table | None:
         return None
     table = _table("remote workers", REMOTE_COLUMNS, text={"ID", "NODE", "POOL", "STATE"}, last="TOOLS")
     for worker in remote:
-        state = str(worker.get("state", "?"))
-        failed = int(worker.get("calls_failed") or 0)
         table.add_row(
             str(worker.get("id")),
             str(worker.get("node")),
             str(worker.get("pool")),
             _value(worker.get("pid")),
-            Text(state, style=STATE_STYLES.get(state, "")),
+            _state(worker),
             _value(worker.get("in_flight")),
             _value(worker.get("calls_served")),
-            Text(str(failed), style="red" if failed else ""),
+            _count_of_errors(int(worker.get("calls_failed") or 0)),
             Text(" ".join(str(tool) for tool in worker.get("tools") or []), style="dim"),
         )
     return table
@@ -323,7 +330,7 @@ def render_tools(status: dict[str, Any], rates: Rates) -> Table:
             format_number(rate),
             format_ms(figures.get("p50_ms")),
             format_ms(figures.get("p99_ms")),
-            Text(str(errors), style="red" if errors else ""),
+            _count_of_errors(errors),
             Text(
                 " ".join(f"{outcome}={count}" for outcome, count in sorted(outcomes.items()) if count),
                 style="dim",

@@ -115,3 +115,18 @@ async def start_task_call(client: Any, tool: str, arguments: dict[str, Any] | No
     if answer.get("resultType") != "task":
         raise AssertionError(f"{tool} did not create a task: {answer}")
     return answer
+
+
+def assert_ended_as_recovery_allows(final: dict[str, dict[str, Any]], tools: dict[str, str]) -> None:
+    """Every task of ``final`` (task id → its last ``tasks/get``) ended after a crash as the recovery rules
+    allow for its tool (``tools``: task id → tool name): ``tk_again`` (idempotent) completed, run again;
+    any other completed, or failed with -32603 saying the server restarted."""
+    assert all(task["status"] in TERMINAL for task in final.values())
+    for task_id, tool in tools.items():
+        task = final[task_id]
+        if tool == "tk_again":
+            assert task["status"] == "completed", task
+        else:
+            assert task["status"] in ("completed", "failed"), task
+            if task["status"] == "failed":
+                assert task["error"]["code"] == -32603 and "restarted" in task["error"]["message"], task
